@@ -1,0 +1,360 @@
+//! The domain of the signup/verify flow: validated values at the edge,
+//! requests, responses with the status/code table of `spec/flows.md`, and
+//! the session a browser carries.
+
+use std::fmt;
+
+/// Why a value from outside was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not an email address.
+    #[error("not an email address: {0:?} (expected local@domain.tld)")]
+    Email(String),
+    /// Not a six-digit code.
+    #[error("not a code: {0:?} (expected exactly 6 digits)")]
+    Otp(String),
+    /// Not a temp_id.
+    #[error("not a temp_id: {0:?} (expected temp_<unix secs>_<8 lowercase hex>)")]
+    TempId(String),
+}
+
+/// An email address, trimmed and lower-cased, so that `Ana@X.org` and
+/// `ana@x.org` are one registration.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses and normalises an address.
+    pub fn parse(raw: &str) -> Result<Email, ParseError> {
+        let s = raw.trim().to_ascii_lowercase();
+        let bad = || ParseError::Email(raw.to_string());
+        let (local, domain) = s.split_once('@').ok_or_else(bad)?;
+        let fine = |part: &str| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c))
+        };
+        let labels_fine = domain.split('.').count() >= 2
+            && domain.split('.').all(|l| !l.is_empty() && fine(l));
+        if s.len() > 254 || !fine(local) || !labels_fine {
+            return Err(bad());
+        }
+        Ok(Email(s))
+    }
+    /// The normalised address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A one-time code: exactly six ASCII digits. Its `Debug` hides the digits
+/// so that a code never reaches a log by accident.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Otp([u8; 6]);
+
+impl Otp {
+    /// Parses six digits, nothing else.
+    pub fn parse(raw: &str) -> Result<Otp, ParseError> {
+        let bytes: [u8; 6] = raw
+            .as_bytes()
+            .try_into()
+            .map_err(|_| ParseError::Otp(raw.to_string()))?;
+        if !bytes.iter().all(u8::is_ascii_digit) {
+            return Err(ParseError::Otp(raw.to_string()));
+        }
+        Ok(Otp(bytes))
+    }
+    /// The code for a number below one million (higher digits are dropped).
+    pub fn from_number(n: u64) -> Otp {
+        let mut digits = [b'0'; 6];
+        let mut n = n % 1_000_000;
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        Otp(digits)
+    }
+    /// The six digits, for an email body or a form; never for a log line.
+    pub fn digits(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("only ASCII digits are stored")
+    }
+}
+
+impl fmt::Debug for Otp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Otp(******)")
+    }
+}
+
+/// A pending registration's id, `temp_<unix secs>_<8 lowercase hex>`, as the
+/// app of the incident makes them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TempId(String);
+
+impl TempId {
+    /// The id made at `unix_secs` with 32 random bits.
+    pub fn new(unix_secs: u64, random: u32) -> TempId {
+        TempId(format!("temp_{unix_secs}_{random:08x}"))
+    }
+    /// Parses an id in the app's format.
+    pub fn parse(raw: &str) -> Result<TempId, ParseError> {
+        let bad = || ParseError::TempId(raw.to_string());
+        let rest = raw.strip_prefix("temp_").ok_or_else(bad)?;
+        let (secs, hex) = rest.split_once('_').ok_or_else(bad)?;
+        let secs_fine = !secs.is_empty() && secs.bytes().all(|b| b.is_ascii_digit());
+        let hex_fine = hex.len() == 8 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if !secs_fine || !hex_fine {
+            return Err(bad());
+        }
+        Ok(TempId(raw.to_string()))
+    }
+    /// The id as stored and shown.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TempId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A request as the browser sends it: raw form fields, validated by the
+/// handler so that bad input gets a `bad_request` answer, not a panic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// `POST /signup`
+    Signup {
+        /// The address to register.
+        email: String,
+        /// The chosen password.
+        password: String,
+    },
+    /// `POST /verify`; the form carries the email as a hidden field.
+    Verify {
+        /// The address whose code the user types.
+        email: String,
+        /// What the user typed.
+        otp: String,
+    },
+}
+
+impl Request {
+    /// The email field as sent.
+    pub fn email(&self) -> &str {
+        match self {
+            Request::Signup { email, .. } | Request::Verify { email, .. } => email,
+        }
+    }
+}
+
+/// The error (or success) code of a response; the table of `flows.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Code {
+    /// 200: done.
+    Ok,
+    /// 200: a repeated verify of a finished signup.
+    AlreadyVerified,
+    /// 400: the code does not match.
+    InvalidOtp,
+    /// 400: the session holds no pending registration.
+    SessionMissing,
+    /// 400: a malformed field.
+    BadRequest,
+    /// 404: no pending registration for what the request names.
+    NoRegistration,
+    /// 410: the code is older than `otp_ttl`.
+    OtpExpired,
+    /// 423: too many wrong codes for this registration.
+    Locked,
+    /// 429: duplicate or too frequent request.
+    TooManyRequests,
+    /// 500: an unhandled failure.
+    ServerError,
+    /// 503: a transient failure; nothing was changed; retry.
+    Retry,
+}
+
+impl Code {
+    /// Every code, in table order.
+    pub const ALL: [Code; 11] = [
+        Code::Ok,
+        Code::AlreadyVerified,
+        Code::InvalidOtp,
+        Code::SessionMissing,
+        Code::BadRequest,
+        Code::NoRegistration,
+        Code::OtpExpired,
+        Code::Locked,
+        Code::TooManyRequests,
+        Code::ServerError,
+        Code::Retry,
+    ];
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> u16 {
+        match self {
+            Code::Ok | Code::AlreadyVerified => 200,
+            Code::InvalidOtp | Code::SessionMissing | Code::BadRequest => 400,
+            Code::NoRegistration => 404,
+            Code::OtpExpired => 410,
+            Code::Locked => 423,
+            Code::TooManyRequests => 429,
+            Code::ServerError => 500,
+            Code::Retry => 503,
+        }
+    }
+    /// The code as it appears in responses, scenario files and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::Ok => "ok",
+            Code::AlreadyVerified => "already_verified",
+            Code::InvalidOtp => "invalid_otp",
+            Code::SessionMissing => "session_missing",
+            Code::BadRequest => "bad_request",
+            Code::NoRegistration => "no_registration",
+            Code::OtpExpired => "otp_expired",
+            Code::Locked => "locked",
+            Code::TooManyRequests => "too_many_requests",
+            Code::ServerError => "server_error",
+            Code::Retry => "retry",
+        }
+    }
+    /// 200 of either kind.
+    pub fn is_success(self) -> bool {
+        self.status() == 200
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a handler answers. The new session, if any, travels separately in
+/// the [`Session`] the handler was given (Flask's rule: a cookie is set
+/// whenever the handler changed the session, whatever the status).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The code; the status follows from it.
+    pub code: Code,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl Response {
+    /// A response with `code` and `message`.
+    pub fn new(code: Code, message: impl Into<String>) -> Response {
+        Response { code, message: message.into() }
+    }
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        self.code.status()
+    }
+}
+
+/// The session keys the flows use (Flask's `session['temp_user_id']` and
+/// `session['email']`), with Flask's `modified` flag: any write marks it,
+/// even one that leaves the value as it was.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Session {
+    temp_user_id: Option<String>,
+    email: Option<String>,
+    modified: bool,
+}
+
+impl Session {
+    /// A session with these values, as loaded from a cookie or the server.
+    pub fn loaded(temp_user_id: Option<String>, email: Option<String>) -> Session {
+        Session { temp_user_id, email, modified: false }
+    }
+    /// `session.get('temp_user_id')`
+    pub fn temp_user_id(&self) -> Option<&str> {
+        self.temp_user_id.as_deref()
+    }
+    /// `session.get('email')`
+    pub fn email(&self) -> Option<&str> {
+        self.email.as_deref()
+    }
+    /// `session['temp_user_id'] = id`
+    pub fn set_temp_user_id(&mut self, id: &str) {
+        self.temp_user_id = Some(id.to_string());
+        self.modified = true;
+    }
+    /// `session['email'] = email`
+    pub fn set_email(&mut self, email: &str) {
+        self.email = Some(email.to_string());
+        self.modified = true;
+    }
+    /// Pops the OTP keys (the seed's `clear_otp_session`).
+    pub fn clear(&mut self) {
+        self.temp_user_id = None;
+        self.email = None;
+        self.modified = true;
+    }
+    /// Whether a handler wrote to the session.
+    pub fn is_modified(&self) -> bool {
+        self.modified
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_normalised_and_validated() {
+        assert_eq!(Email::parse("  Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
+        for bad in ["", "ana", "ana@", "@x.org", "ana@x", "a b@x.org", "ana@x..org", "ana@@x.org"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn otp_is_exactly_six_digits_and_hidden_in_debug() {
+        assert_eq!(Otp::parse("012345").unwrap().digits(), "012345");
+        for bad in ["12345", "1234567", "12345a", "", "١٢٣٤٥٦"] {
+            assert!(Otp::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(Otp::from_number(42).digits(), "000042");
+        assert_eq!(Otp::from_number(1_234_567).digits(), "234567");
+        assert!(!format!("{:?}", Otp::parse("987654").unwrap()).contains("987654"));
+    }
+
+    #[test]
+    fn temp_id_matches_the_apps_format() {
+        let id = TempId::new(1753562929, 0x84249ea7);
+        assert_eq!(id.as_str(), "temp_1753562929_84249ea7");
+        assert_eq!(TempId::parse(id.as_str()).unwrap(), id);
+        assert_eq!(TempId::new(5, 0xab).as_str(), "temp_5_000000ab");
+        for bad in ["temp_1_84249EA7", "temp__84249ea7", "temp_1_84249ea", "tmp_1_84249ea7", "temp_1x_84249ea7"] {
+            assert!(TempId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn codes_carry_the_statuses_of_the_table() {
+        let statuses: Vec<u16> = Code::ALL.iter().map(|c| c.status()).collect();
+        assert_eq!(statuses, [200, 200, 400, 400, 400, 404, 410, 423, 429, 500, 503]);
+        assert!(Code::AlreadyVerified.is_success() && !Code::Retry.is_success());
+    }
+
+    #[test]
+    fn any_session_write_marks_it_modified() {
+        let mut s = Session::loaded(Some("temp_1_0000000a".into()), None);
+        assert!(!s.is_modified());
+        s.set_temp_user_id("temp_1_0000000a");
+        assert!(s.is_modified());
+        let mut cleared = Session::default();
+        cleared.clear();
+        assert!(cleared.is_modified() && cleared.temp_user_id().is_none());
+    }
+}

@@ -1,0 +1,152 @@
+//! `idempotent`: the design this project recommends.
+//!
+//! - One pending row per email (the email is the key), so a duplicate
+//!   signup cannot make a second registration.
+//! - Signup runs in one `BEGIN IMMEDIATE` transaction that reuses the
+//!   pending row and its code while the code is fresh: every email the user
+//!   holds carries the one valid code. The mail goes out inside the
+//!   transaction, before COMMIT, so a crash leaves either no row or a row
+//!   whose code was mailed.
+//! - Verify is keyed by the form's (email, code), never by the session;
+//!   it counts the attempt before comparing (in constant time), creates the
+//!   account with `ON CONFLICT DO NOTHING` and deletes the pending row, all
+//!   in one transaction. Attempt limits live in the database, so they hold
+//!   across workers.
+//! - Codes are stored as an HMAC bound to the address; the mailed code is
+//!   derived from the secret, so it can be re-sent without being stored.
+//! - Any database failure rolls back and answers 503 `retry`.
+
+use rusqlite::params;
+
+use super::{answer_db_error, new_temp_id, FlowConfig, Handled};
+use crate::crypto::{code_mac, constant_time_eq, derive_code, password_hash};
+use crate::domain::{Code, Email, Otp, Response, Session, TempId};
+use crate::ports::{Mail, Ports};
+use crate::store::DbError;
+
+/// One pending row per email; accounts keep the MAC of the code that
+/// verified them, to answer a repeated verify.
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS temp_registrations (
+    email TEXT PRIMARY KEY,
+    temp_id TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    otp_mac TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sends INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS users (
+    email TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    otp_mac TEXT NOT NULL
+);";
+
+/// How often one code may be mailed: a duplicate signup re-sends it, a
+/// flood of them does not turn the server into a mail cannon.
+pub const MAX_SENDS: i64 = 5;
+
+fn retry(_: DbError) -> Handled {
+    Ok(Response::new(Code::Retry, "The service is busy; nothing was changed. Please retry."))
+}
+
+pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email, password: &str) -> Handled {
+    let db = env.db();
+    let e = email.as_str();
+    let hash = password_hash(&cfg.secret, e, password);
+    let mut issued: Option<TempId> = None;
+    let result = db.immediate(|db| {
+        if db.query_first("SELECT 1 FROM users WHERE email = ?1", params![e])?.is_some() {
+            return Ok(Response::new(Code::BadRequest, "This email already has an account; please sign in."));
+        }
+        let now = env.now_ms();
+        let pending = db.query_first(
+            "SELECT temp_id, created_at, attempts, sends FROM temp_registrations WHERE email = ?1",
+            params![e],
+        )?;
+        let temp_id = match pending {
+            Some(row) if now.saturating_sub(row.int(1) as u64) < cfg.otp_ttl_ms => {
+                if row.int(2) >= i64::from(cfg.max_attempts) {
+                    return Ok(Response::new(Code::Locked, "Too many wrong codes; wait for this code to expire, then sign up again."));
+                }
+                if row.int(3) >= MAX_SENDS {
+                    return Ok(Response::new(Code::TooManyRequests, "This code was sent several times already; please check your inbox."));
+                }
+                db.execute(
+                    "UPDATE temp_registrations SET password_hash = ?2, sends = sends + 1 WHERE email = ?1",
+                    params![e, hash],
+                )?;
+                TempId::parse(row.text(0)).map_err(|err| DbError::Other(err.to_string()))?
+            }
+            _ => {
+                let temp_id = new_temp_id(env);
+                let otp = derive_code(&cfg.secret, e, temp_id.as_str());
+                db.execute(
+                    "INSERT INTO temp_registrations (email, temp_id, password_hash, otp_mac, created_at, attempts, sends)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, 1)
+                     ON CONFLICT (email) DO UPDATE SET temp_id = excluded.temp_id,
+                       password_hash = excluded.password_hash, otp_mac = excluded.otp_mac,
+                       created_at = excluded.created_at, attempts = 0, sends = 1",
+                    params![e, temp_id.as_str(), hash, code_mac(&cfg.secret, e, &otp), now as i64],
+                )?;
+                temp_id
+            }
+        };
+        let otp = derive_code(&cfg.secret, e, temp_id.as_str());
+        env.send_mail(Mail { to: email.clone(), otp, temp_id: temp_id.clone() });
+        issued = Some(temp_id);
+        Ok(Response::new(Code::Ok, format!("Verification code sent to {email}")))
+    });
+    if let (Ok(r), Some(temp_id)) = (&result, &issued) {
+        if r.code == Code::Ok {
+            // Only a hint for the browser; verify never trusts it.
+            session.set_temp_user_id(temp_id.as_str());
+            session.set_email(e);
+        }
+    }
+    answer_db_error(result, retry)
+}
+
+pub(super) fn verify(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email, otp: &Otp) -> Handled {
+    let db = env.db();
+    let e = email.as_str();
+    let submitted = code_mac(&cfg.secret, e, otp);
+    let result = db.immediate(|db| {
+        let pending = db.query_first(
+            "SELECT otp_mac, created_at, attempts, password_hash FROM temp_registrations WHERE email = ?1",
+            params![e],
+        )?;
+        let Some(row) = pending else {
+            let account = db.query_first("SELECT otp_mac FROM users WHERE email = ?1", params![e])?;
+            return Ok(match account {
+                Some(acc) if constant_time_eq(acc.text(0).as_bytes(), submitted.as_bytes()) => {
+                    Response::new(Code::AlreadyVerified, "This email is already verified; please sign in.")
+                }
+                Some(_) => Response::new(Code::InvalidOtp, "That code is not right."),
+                None => Response::new(Code::NoRegistration, format!("No pending registration for {email}; please sign up again.")),
+            });
+        };
+        if row.int(2) >= i64::from(cfg.max_attempts) {
+            return Ok(Response::new(Code::Locked, "Too many wrong codes; wait for this code to expire, then sign up again."));
+        }
+        if env.now_ms().saturating_sub(row.int(1) as u64) >= cfg.otp_ttl_ms {
+            return Ok(Response::new(Code::OtpExpired, "This code has expired; please sign up again."));
+        }
+        // Count first: concurrent guesses each see the others' attempts.
+        db.execute("UPDATE temp_registrations SET attempts = attempts + 1 WHERE email = ?1", params![e])?;
+        if !constant_time_eq(row.text(0).as_bytes(), submitted.as_bytes()) {
+            let left = i64::from(cfg.max_attempts) - row.int(2) - 1;
+            return Ok(Response::new(Code::InvalidOtp, format!("That code is not right; {left} attempts left.")));
+        }
+        db.execute(
+            "INSERT INTO users (email, password_hash, otp_mac) VALUES (?1, ?2, ?3) ON CONFLICT (email) DO NOTHING",
+            params![e, row.text(3), row.text(0)],
+        )?;
+        db.execute("DELETE FROM temp_registrations WHERE email = ?1", params![e])?;
+        Ok(Response::new(Code::Ok, "Email verified; your account is ready."))
+    });
+    if matches!(&result, Ok(r) if r.code == Code::Ok) {
+        session.clear();
+    }
+    answer_db_error(result, retry)
+}

@@ -1,0 +1,258 @@
+//! The three variants of the signup/verify flow behind one interface
+//! ([`Variant::handle`]), exactly as `spec/flows.md` describes them.
+//!
+//! Each flow is straight-line code over [`Ports`]; every port call is a step.
+
+mod idempotent;
+mod naive;
+mod seed_fix;
+
+pub use idempotent::MAX_SENDS;
+pub use seed_fix::DEDUP_WINDOW_MS;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::domain::{Code, Email, Otp, Request, Response, Session, TempId};
+use crate::ports::Ports;
+use crate::store::DbError;
+
+/// Settings shared by every variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowConfig {
+    /// Lifetime of a code, in milliseconds.
+    pub otp_ttl_ms: u64,
+    /// Wrong codes allowed per pending registration.
+    pub max_attempts: u32,
+    /// The server's secret (password hashes, code MACs).
+    pub secret: Vec<u8>,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig { otp_ttl_ms: 10 * 60 * 1000, max_attempts: 5, secret: b"otpsim-server-secret".to_vec() }
+    }
+}
+
+/// The seed fix's four parts, each of which can be switched off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SeedFixSwitches {
+    /// Step 1: the per-worker lock and 2 s window.
+    pub dedup: bool,
+    /// Step 2: clear the session's OTP keys first.
+    pub clear_session: bool,
+    /// Step 4: prefer the database's temp_id for the email.
+    pub db_check: bool,
+    /// Verify: look the temp_id up by the session's email.
+    pub fallback: bool,
+}
+
+impl SeedFixSwitches {
+    /// The fix as shipped.
+    pub const ALL_ON: SeedFixSwitches = SeedFixSwitches { dedup: true, clear_session: true, db_check: true, fallback: true };
+    /// The switch names, in the order variant strings list them.
+    pub const NAMES: [&'static str; 4] = ["dedup", "clear_session", "db_check", "fallback"];
+
+    fn switch(&mut self, name: &str) -> Option<&mut bool> {
+        match name {
+            "dedup" => Some(&mut self.dedup),
+            "clear_session" => Some(&mut self.clear_session),
+            "db_check" => Some(&mut self.db_check),
+            "fallback" => Some(&mut self.fallback),
+            _ => None,
+        }
+    }
+
+    /// All 16 combinations, the shipped fix first.
+    pub fn all_combinations() -> Vec<SeedFixSwitches> {
+        (0..16u8)
+            .map(|off| {
+                let mut s = SeedFixSwitches::ALL_ON;
+                for (i, name) in Self::NAMES.iter().enumerate() {
+                    if off & (1 << i) != 0 {
+                        *s.switch(name).expect("a listed name") = false;
+                    }
+                }
+                s
+            })
+            .collect()
+    }
+}
+
+/// Which flow a deployment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Variant {
+    /// The app before its fix.
+    Naive,
+    /// The fix as the seed describes it, some switches possibly off.
+    SeedFix(SeedFixSwitches),
+    /// The design this project recommends.
+    Idempotent,
+}
+
+/// A variant string that names no variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown variant {given:?}: {why}; expected naive, idempotent, seed_fix, or seed_fix followed by switches to turn off, e.g. seed_fix-dedup-fallback (switches: dedup, clear_session, db_check, fallback)")]
+pub struct VariantError {
+    given: String,
+    why: String,
+}
+
+impl FromStr for Variant {
+    type Err = VariantError;
+    fn from_str(s: &str) -> Result<Variant, VariantError> {
+        let err = |why: String| VariantError { given: s.to_string(), why };
+        let mut parts = s.split('-');
+        match parts.next() {
+            Some("naive") | Some("idempotent") if s.contains('-') => {
+                Err(err("only seed_fix has switches".to_string()))
+            }
+            Some("naive") => Ok(Variant::Naive),
+            Some("idempotent") => Ok(Variant::Idempotent),
+            Some("seed_fix") => {
+                let mut switches = SeedFixSwitches::ALL_ON;
+                for name in parts {
+                    match switches.switch(name) {
+                        Some(on) if *on => *on = false,
+                        Some(_) => return Err(err(format!("switch {name:?} is named twice"))),
+                        None => return Err(err(format!("no switch {name:?}"))),
+                    }
+                }
+                Ok(Variant::SeedFix(switches))
+            }
+            _ => Err(err("no such variant".to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Variant::Naive => f.write_str("naive"),
+            Variant::Idempotent => f.write_str("idempotent"),
+            Variant::SeedFix(switches) => {
+                f.write_str("seed_fix")?;
+                let mut s = *switches;
+                for name in SeedFixSwitches::NAMES {
+                    if !*s.switch(name).expect("a listed name") {
+                        write!(f, "-{name}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The handler's worker died: the request gets no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerCrashed;
+
+/// What a handler produces: a response, or nothing because its worker died.
+pub type Handled = Result<Response, WorkerCrashed>;
+
+impl Variant {
+    /// The variants a newcomer compares: naive, the shipped fix, idempotent.
+    pub const MAIN: [Variant; 3] = [Variant::Naive, Variant::SeedFix(SeedFixSwitches::ALL_ON), Variant::Idempotent];
+
+    /// The tables this variant needs.
+    pub fn schema(&self) -> &'static str {
+        match self {
+            Variant::Naive | Variant::SeedFix(_) => naive::SCHEMA,
+            Variant::Idempotent => idempotent::SCHEMA,
+        }
+    }
+
+    /// Handles one request. `session` is the session the request carried;
+    /// the handler's changes to it are the new cookie (or server session).
+    pub fn handle<E: Ports>(&self, env: &E, cfg: &FlowConfig, session: &mut Session, request: &Request) -> Handled {
+        match request {
+            Request::Signup { email, password } => {
+                let email = match Email::parse(email) {
+                    Ok(e) => e,
+                    Err(e) => return Ok(Response::new(Code::BadRequest, e.to_string())),
+                };
+                if password.is_empty() {
+                    return Ok(Response::new(Code::BadRequest, "A password is required."));
+                }
+                match self {
+                    Variant::Naive => naive::signup(env, cfg, session, &email, password),
+                    Variant::SeedFix(s) => seed_fix::signup(env, cfg, *s, session, &email, password),
+                    Variant::Idempotent => idempotent::signup(env, cfg, session, &email, password),
+                }
+            }
+            Request::Verify { email, otp } => {
+                let otp = match Otp::parse(otp) {
+                    Ok(o) => o,
+                    Err(e) => return Ok(Response::new(Code::BadRequest, e.to_string())),
+                };
+                match self {
+                    // The app reads the registration from the session and
+                    // ignores the form's email.
+                    Variant::Naive => naive::verify(env, cfg, session, &otp),
+                    Variant::SeedFix(s) => seed_fix::verify(env, cfg, *s, session, &otp),
+                    Variant::Idempotent => match Email::parse(email) {
+                        Ok(email) => idempotent::verify(env, cfg, session, &email, &otp),
+                        Err(e) => Ok(Response::new(Code::BadRequest, e.to_string())),
+                    },
+                }
+            }
+        }
+    }
+}
+
+/// A fresh `temp_<unix secs>_<8 hex>` and six random digits, as the app
+/// makes them.
+fn new_temp_id(env: &impl Ports) -> TempId {
+    TempId::new(env.now_ms() / 1000, env.random_u64() as u32)
+}
+
+/// Turns a flow body's database error into the answer the flow gives, and
+/// a crash into no answer at all.
+fn answer_db_error(result: Result<Response, DbError>, on_error: impl FnOnce(DbError) -> Handled) -> Handled {
+    match result {
+        Ok(response) => Ok(response),
+        Err(DbError::Crashed) => Err(WorkerCrashed),
+        Err(e) => on_error(e),
+    }
+}
+
+fn not_found(temp_id: &str) -> Response {
+    Response::new(Code::NoRegistration, format!("No temp_registration found for temp_id: {temp_id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variant_strings_round_trip() {
+        for s in ["naive", "idempotent", "seed_fix", "seed_fix-dedup", "seed_fix-dedup-clear_session-db_check-fallback"] {
+            assert_eq!(s.parse::<Variant>().unwrap().to_string(), s);
+        }
+        let v: Variant = "seed_fix-fallback-dedup".parse().unwrap();
+        assert_eq!(v.to_string(), "seed_fix-dedup-fallback");
+    }
+
+    #[test]
+    fn bad_variant_strings_are_explained() {
+        for (s, why) in [
+            ("seed_fix-locks", "no switch \"locks\""),
+            ("seed_fix-dedup-dedup", "named twice"),
+            ("naive-dedup", "only seed_fix"),
+            ("Naive", "no such variant"),
+            ("", "no such variant"),
+        ] {
+            let err = s.parse::<Variant>().unwrap_err().to_string();
+            assert!(err.contains(why) && err.contains("expected naive"), "{s:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn there_are_sixteen_distinct_ablations() {
+        let all = SeedFixSwitches::all_combinations();
+        assert_eq!(all[0], SeedFixSwitches::ALL_ON);
+        let names: std::collections::BTreeSet<String> = all.iter().map(|s| Variant::SeedFix(*s).to_string()).collect();
+        assert_eq!(names.len(), 16);
+    }
+}

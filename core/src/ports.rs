@@ -1,0 +1,74 @@
+//! The ports a flow runs against: database, clock, randomness, mail and the
+//! worker process's own memory. Each call is one step at which a scheduler
+//! may run another request; nothing else in a flow can observe the world.
+
+use std::collections::BTreeMap;
+
+use crate::domain::{Email, Otp, TempId};
+use crate::platform::Platform;
+use crate::store::Db;
+
+/// An email carrying a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// The recipient.
+    pub to: Email,
+    /// The code in the body.
+    pub otp: Otp,
+    /// The registration the code belongs to (for traces; never shown to
+    /// the user by the flows).
+    pub temp_id: TempId,
+}
+
+/// The seed fix's per-email entry in `_request_locks`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestLock {
+    /// A signup for the email is running on this worker.
+    pub held: bool,
+    /// When the last signup for the email started on this worker (unix ms).
+    pub last_started_ms: Option<u64>,
+}
+
+/// What one worker process keeps in memory; lost when it crashes. Ordered
+/// maps only, so that nothing depends on hash order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerMemory {
+    /// The seed fix's `_request_locks`.
+    pub request_locks: BTreeMap<Email, RequestLock>,
+}
+
+/// Everything a handler may touch.
+pub trait Ports {
+    /// The concurrency backend the ports are built on.
+    type Platform: Platform;
+    /// The shared database, through this request's hook.
+    fn db(&self) -> Db<'_, Self::Platform>;
+    /// Now, in unix milliseconds.
+    fn now_ms(&self) -> u64;
+    /// 64 random bits from the run's seeded generator.
+    fn random_u64(&self) -> u64;
+    /// Hands an email to the mail system; blocks for the SMTP latency.
+    fn send_mail(&self, mail: Mail);
+    /// Runs `f` on this worker's memory (one step).
+    fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> R;
+}
+
+/// SplitMix64: a small, fast, seedable generator, so a run's randomness is
+/// a function of its seed alone.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    /// A generator seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64(seed)
+    }
+    /// The next 64 bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,360 @@
+//! The database port: one SQLite database over rusqlite, shared by every
+//! worker of a deployment, where each SQL statement is one step.
+//!
+//! A [`Store`] owns the connection; a request talks to it through a [`Db`]
+//! handle that carries the request's [`StatementHook`]. The hook is how a
+//! harness sees and steers each statement: it traces it, yields to the
+//! scheduler, injects a fault, or kills the worker right after it.
+//!
+//! SQLite's write lock is modelled explicitly: `BEGIN IMMEDIATE` makes the
+//! request the writer until `COMMIT` or rollback, and any statement of
+//! another request meanwhile waits as SQLite's busy handler does (through
+//! [`StatementHook::wait_for_lock`]) and fails with [`DbError::Busy`] when
+//! the hook gives up. Readers are blocked too, which is stricter than WAL
+//! but never hides a race between writers. A store opened on a file per
+//! thread (`otpsim stress`) leaves all of this to SQLite itself.
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, ToSql};
+
+use crate::platform::{Lock, Platform};
+
+/// Why a statement failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DbError {
+    /// SQLITE_BUSY: the database was locked for longer than the busy timeout.
+    #[error("database is locked (SQLITE_BUSY)")]
+    Busy,
+    /// SQLITE_IOERR: a disk I/O error.
+    #[error("disk I/O error (SQLITE_IOERR)")]
+    Io,
+    /// SQLITE_FULL: the disk is full.
+    #[error("database or disk is full (SQLITE_FULL)")]
+    Full,
+    /// A constraint (UNIQUE, NOT NULL, …) refused the statement.
+    #[error("constraint failed: {0}")]
+    Constraint(String),
+    /// The worker process died during or right after the statement; its
+    /// open transaction is rolled back and its request gets no answer.
+    #[error("the worker crashed")]
+    Crashed,
+    /// Anything else SQLite reported.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(err: rusqlite::Error) -> DbError {
+        match err.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => DbError::Busy,
+            Some(ErrorCode::SystemIoFailure) => DbError::Io,
+            Some(ErrorCode::DiskFull) => DbError::Full,
+            Some(ErrorCode::ConstraintViolation) => DbError::Constraint(err.to_string()),
+            _ => DbError::Other(err.to_string()),
+        }
+    }
+}
+
+/// What a harness does around each statement of one request.
+pub trait StatementHook {
+    /// Who is asking, for the write lock: distinct for concurrent requests.
+    fn requester(&self) -> u64;
+    /// Before a statement runs. An error is the statement's outcome (an
+    /// injected fault) and the statement does not run.
+    fn before(&self, sql: &str) -> Result<(), DbError> {
+        let _ = sql;
+        Ok(())
+    }
+    /// After the statement ran. `Err(DbError::Crashed)` kills the worker
+    /// right after it (a committed COMMIT stays committed).
+    fn after(&self, sql: &str, outcome: &Result<usize, DbError>) -> Result<(), DbError> {
+        let _ = (sql, outcome);
+        Ok(())
+    }
+    /// Another request holds the write lock: wait before try `attempt`
+    /// (1-based) and say whether to try again; `false` means the busy
+    /// timeout ran out.
+    fn wait_for_lock(&self, attempt: u32) -> bool;
+}
+
+/// A hook that only yields while waiting for the lock: for running the
+/// flows directly on a platform, with no world around them.
+#[derive(Debug)]
+pub struct YieldingHook<P> {
+    requester: u64,
+    _platform: std::marker::PhantomData<fn() -> P>,
+}
+
+impl<P: Platform> YieldingHook<P> {
+    /// The hook of request `requester`.
+    pub fn new(requester: u64) -> Self {
+        YieldingHook { requester, _platform: std::marker::PhantomData }
+    }
+}
+
+impl<P: Platform> StatementHook for YieldingHook<P> {
+    fn requester(&self) -> u64 {
+        self.requester
+    }
+    fn wait_for_lock(&self, attempt: u32) -> bool {
+        P::yield_now();
+        attempt < 1000
+    }
+}
+
+/// One row of a result, as SQLite's dynamic values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(Vec<Value>);
+
+impl Row {
+    /// Column `i` as text, or `""` if it is not text.
+    pub fn text(&self, i: usize) -> &str {
+        match self.0.get(i) {
+            Some(Value::Text(s)) => s,
+            _ => "",
+        }
+    }
+    /// Column `i` as an integer, or 0 if it is not one.
+    pub fn int(&self, i: usize) -> i64 {
+        match self.0.get(i) {
+            Some(Value::Integer(n)) => *n,
+            _ => 0,
+        }
+    }
+}
+
+struct Inner {
+    conn: Connection,
+    writer: Option<u64>,
+}
+
+/// The shared database.
+pub struct Store<P: Platform> {
+    inner: P::Mutex<Inner>,
+}
+
+impl<P: Platform> std::fmt::Debug for Store<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl<P: Platform> Store<P> {
+    /// A fresh in-memory database with `schema` applied.
+    pub fn open_in_memory(schema: &str) -> Result<Self, DbError> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(schema)?;
+        Ok(Self::from_connection(conn))
+    }
+
+    /// A database file in WAL mode with a busy timeout, `schema` applied if
+    /// its tables are missing: what one worker of a real deployment opens.
+    pub fn open_file(path: &std::path::Path, schema: &str, busy_timeout_ms: u64) -> Result<Self, DbError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_millis(busy_timeout_ms))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(schema)?;
+        Ok(Self::from_connection(conn))
+    }
+
+    /// Wraps an open connection.
+    pub fn from_connection(conn: Connection) -> Self {
+        Store { inner: P::Mutex::new(Inner { conn, writer: None }) }
+    }
+
+    /// Reads the database outside any request: no hook, no step. For
+    /// invariant checks and reports.
+    pub fn inspect<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, DbError> {
+        self.inner.with(|inner| f(&inner.conn)).map_err(DbError::from)
+    }
+
+    /// The handle through which one request's statements go.
+    pub fn db<'a>(&'a self, hook: &'a dyn StatementHook) -> Db<'a, P> {
+        Db { store: self, hook }
+    }
+}
+
+/// One request's view of the [`Store`]: every statement passes its hook.
+pub struct Db<'a, P: Platform> {
+    store: &'a Store<P>,
+    hook: &'a dyn StatementHook,
+}
+
+impl<P: Platform> Db<'_, P> {
+    /// Runs one statement and returns the number of rows it changed.
+    pub fn execute(&self, sql: &str, params: &[&dyn ToSql]) -> Result<usize, DbError> {
+        self.step(sql, |conn| Ok(conn.prepare_cached(sql)?.execute(params)?)).map(|(n, _)| n)
+    }
+
+    /// Runs one query and returns its rows.
+    pub fn query(&self, sql: &str, params: &[&dyn ToSql]) -> Result<Vec<Row>, DbError> {
+        self.step(sql, |conn| {
+            let mut stmt = conn.prepare_cached(sql)?;
+            let width = stmt.column_count();
+            let rows = stmt
+                .query_map(params, |r| (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>().map(Row))?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+        .map(|(_, rows)| rows)
+    }
+
+    /// Runs one query and returns its first row, if any.
+    pub fn query_first(&self, sql: &str, params: &[&dyn ToSql]) -> Result<Option<Row>, DbError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction: committed when it
+    /// returns `Ok`, rolled back when it (or the COMMIT) fails or the
+    /// worker crashes inside it.
+    pub fn immediate<R>(&self, body: impl FnOnce(&Self) -> Result<R, DbError>) -> Result<R, DbError> {
+        let me = self.hook.requester();
+        let outcome = self
+            .step("BEGIN IMMEDIATE", |conn| Ok(conn.execute_batch("BEGIN IMMEDIATE").map(|()| 0)?))
+            .and_then(|_| body(self))
+            .and_then(|value| {
+                self.step("COMMIT", |conn| Ok(conn.execute_batch("COMMIT").map(|()| 0)?))
+                    .map(|_| value)
+            });
+        // After a failed BEGIN or COMMIT, a crash, or an error the body
+        // returned, the transaction is still open: roll it
+        // back as SQLite does when the statement fails or the process dies.
+        // A crash right after a successful COMMIT finds nothing to undo.
+        self.store.inner.with(|inner| {
+            if inner.writer == Some(me) {
+                if !inner.conn.is_autocommit() {
+                    let _ = inner.conn.execute_batch("ROLLBACK");
+                }
+                inner.writer = None;
+            }
+        });
+        outcome
+    }
+
+    fn step<T>(&self, sql: &str, mut run: impl FnMut(&Connection) -> Result<T, DbError>) -> Result<(usize, T), DbError>
+    where
+        T: Counted,
+    {
+        self.hook.before(sql)?;
+        let me = self.hook.requester();
+        let mut attempt = 0;
+        let outcome = loop {
+            let tried = self.store.inner.with(|inner| match inner.writer {
+                Some(writer) if writer != me => None,
+                _ => {
+                    let result = run(&inner.conn);
+                    if sql == "BEGIN IMMEDIATE" && result.is_ok() {
+                        inner.writer = Some(me);
+                    } else if sql == "COMMIT" && result.is_ok() {
+                        inner.writer = None;
+                    }
+                    Some(result)
+                }
+            });
+            match tried {
+                Some(result) => break result,
+                None => {
+                    attempt += 1;
+                    if !self.hook.wait_for_lock(attempt) {
+                        break Err(DbError::Busy);
+                    }
+                }
+            }
+        };
+        let counted = outcome.as_ref().map(Counted::count).map_err(Clone::clone);
+        self.hook.after(sql, &counted)?;
+        outcome.map(|t| (t.count(), t))
+    }
+}
+
+/// What a statement's outcome counts, for the hook's trace.
+trait Counted {
+    fn count(&self) -> usize;
+}
+
+impl Counted for usize {
+    fn count(&self) -> usize {
+        *self
+    }
+}
+
+impl Counted for Vec<Row> {
+    fn count(&self) -> usize {
+        self.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::Std;
+    use rusqlite::params;
+
+    struct Faulty {
+        id: u64,
+        fail_on: &'static str,
+    }
+
+    impl StatementHook for Faulty {
+        fn requester(&self) -> u64 {
+            self.id
+        }
+        fn before(&self, sql: &str) -> Result<(), DbError> {
+            if sql.starts_with(self.fail_on) {
+                Err(DbError::Io)
+            } else {
+                Ok(())
+            }
+        }
+        fn wait_for_lock(&self, attempt: u32) -> bool {
+            attempt < 3
+        }
+    }
+
+    fn store() -> Store<Std> {
+        Store::open_in_memory("CREATE TABLE t(x INTEGER UNIQUE);").unwrap()
+    }
+
+    fn count(store: &Store<Std>) -> i64 {
+        store.inspect(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))).unwrap()
+    }
+
+    #[test]
+    fn a_failed_commit_rolls_the_transaction_back() {
+        let store = store();
+        let hook = Faulty { id: 1, fail_on: "COMMIT" };
+        let db = store.db(&hook);
+        let outcome = db.immediate(|db| db.execute("INSERT INTO t VALUES (?1)", params![1]));
+        assert_eq!(outcome, Err(DbError::Io));
+        assert_eq!(count(&store), 0);
+        // The write lock is free again.
+        let ok = YieldingHook::<Std>::new(2);
+        store.db(&ok).execute("INSERT INTO t VALUES (?1)", params![2]).unwrap();
+        assert_eq!(count(&store), 1);
+    }
+
+    #[test]
+    fn other_requests_wait_for_the_writer_then_time_out_busy() {
+        let store = store();
+        let writer = YieldingHook::<Std>::new(1);
+        let other = Faulty { id: 2, fail_on: "never" };
+        let seen = store.db(&writer).immediate(|db| {
+            db.execute("INSERT INTO t VALUES (?1)", params![1])?;
+            Ok(store.db(&other).query("SELECT x FROM t", params![]))
+        });
+        assert_eq!(seen, Ok(Err(DbError::Busy)));
+        assert_eq!(store.db(&other).query("SELECT x FROM t", params![]).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn sqlite_errors_map_to_typed_errors() {
+        let store = store();
+        let hook = YieldingHook::<Std>::new(1);
+        let db = store.db(&hook);
+        db.execute("INSERT INTO t VALUES (?1)", params![7]).unwrap();
+        assert!(matches!(db.execute("INSERT INTO t VALUES (?1)", params![7]), Err(DbError::Constraint(_))));
+        let row = db.query_first("SELECT x, 'a' FROM t", params![]).unwrap().unwrap();
+        assert_eq!((row.int(0), row.text(1)), (7, "a"));
+    }
+}

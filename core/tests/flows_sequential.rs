@@ -1,0 +1,265 @@
+//! Each variant on a real SQLite database, one request at a time, with the
+//! browser's cookie handled by hand: the happy path, every code a variant
+//! can answer, and the incident replayed step by step.
+
+use otpsim_core::local::Local;
+use otpsim_core::platform::Std;
+use otpsim_core::{Code, Request, Response, Session, Variant};
+
+const ANA: &str = "ana@example.com";
+
+fn deploy(variant: &str, workers: usize) -> Local<Std> {
+    Local::new(variant.parse().unwrap(), workers, 7).unwrap()
+}
+
+fn signup(email: &str) -> Request {
+    Request::Signup { email: email.into(), password: "s3cret!".into() }
+}
+
+fn verify(email: &str, otp: &str) -> Request {
+    Request::Verify { email: email.into(), otp: otp.into() }
+}
+
+/// A browser's cookie jar for one site: a response replaces the cookie
+/// only when its handler changed the session (Flask's rule).
+#[derive(Default)]
+struct Browser {
+    cookie: Session,
+}
+
+impl Browser {
+    /// Sends `request` to `worker` and applies the response's cookie.
+    fn send(&mut self, local: &Local<Std>, worker: usize, request: &Request) -> Response {
+        let (response, cookie) = send_detached(local, worker, &self.cookie, request);
+        if let Some(cookie) = cookie {
+            self.cookie = cookie;
+        }
+        response
+    }
+}
+
+/// Sends a request carrying `cookie` and returns the response with the new
+/// cookie, if any, without applying it: the caller decides arrival order.
+fn send_detached(local: &Local<Std>, worker: usize, cookie: &Session, request: &Request) -> (Response, Option<Session>) {
+    let mut session = Session::loaded(cookie.temp_user_id().map(Into::into), cookie.email().map(Into::into));
+    let response = local.handle(worker, &mut session, request).expect("no crash without a fault plan");
+    let cookie = session.is_modified().then(|| Session::loaded(session.temp_user_id().map(Into::into), session.email().map(Into::into)));
+    (response, cookie)
+}
+
+fn code_of(local: &Local<Std>) -> String {
+    local.latest_code(ANA).expect("a code was mailed").digits().to_string()
+}
+
+fn wrong_code(local: &Local<Std>) -> String {
+    let right: u32 = code_of(local).parse().unwrap();
+    format!("{:06}", (right + 1) % 1_000_000)
+}
+
+#[test]
+fn every_variant_completes_the_happy_path() {
+    for variant in Variant::MAIN {
+        let local = deploy(&variant.to_string(), 1);
+        let mut b = Browser::default();
+        assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok, "{variant}");
+        assert_eq!(local.pending_count(ANA), 1, "{variant}");
+        assert_eq!(local.outbox().len(), 1, "{variant}");
+        let r = b.send(&local, 0, &verify(ANA, &code_of(&local)));
+        assert_eq!((r.code, r.status()), (Code::Ok, 200), "{variant}: {}", r.message);
+        assert_eq!((local.pending_count(ANA), local.account_count(ANA)), (0, 1), "{variant}");
+        assert_eq!(b.cookie.temp_user_id(), None, "{variant}: the session is cleared");
+    }
+}
+
+#[test]
+fn every_variant_refuses_malformed_fields() {
+    for variant in Variant::MAIN {
+        let local = deploy(&variant.to_string(), 1);
+        let mut b = Browser::default();
+        for request in [
+            signup("not-an-email"),
+            Request::Signup { email: ANA.into(), password: String::new() },
+            verify(ANA, "12345"),
+            verify(ANA, "abcdef"),
+        ] {
+            let r = b.send(&local, 0, &request);
+            assert_eq!(r.code, Code::BadRequest, "{variant} {request:?}");
+            assert!(!r.message.is_empty());
+        }
+        assert_eq!(local.pending_count(ANA), 0);
+    }
+}
+
+#[test]
+fn naive_reproduces_the_incident() {
+    let local = deploy("naive", 1);
+    let mut b = Browser::default();
+    // Two signups leave the browser with the same cookie (none)…
+    let (first, first_cookie) = send_detached(&local, 0, &b.cookie, &signup(ANA));
+    local.advance_ms(3000);
+    let (second, second_cookie) = send_detached(&local, 0, &b.cookie, &signup(ANA));
+    assert_eq!((first.code, second.code), (Code::Ok, Code::Ok));
+    // …and their responses arrive in the other order: the first one last.
+    b.cookie = second_cookie.unwrap();
+    b.cookie = first_cookie.unwrap();
+    let stale = b.cookie.temp_user_id().unwrap().to_string();
+    assert!(stale.starts_with("temp_1753562929_"), "{stale}");
+    // The user types the code of the newest email, which they really have.
+    let r = b.send(&local, 0, &verify(ANA, &code_of(&local)));
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.code, Code::NoRegistration);
+    assert_eq!(r.message, format!("No temp_registration found for temp_id: {stale}"));
+    assert_eq!(local.account_count(ANA), 0);
+}
+
+#[test]
+fn naive_answers_each_of_its_codes() {
+    let local = deploy("naive", 1);
+    let mut b = Browser::default();
+    assert_eq!(b.send(&local, 0, &verify(ANA, "123456")).code, Code::SessionMissing);
+    b.send(&local, 0, &signup(ANA));
+    assert_eq!(b.send(&local, 0, &verify(ANA, &wrong_code(&local))).code, Code::InvalidOtp);
+    local.advance_ms(10 * 60 * 1000);
+    assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::OtpExpired);
+    b.send(&local, 0, &signup(ANA));
+    assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::Ok);
+    // Naive lets an account's email sign up again; verifying that second
+    // registration hits the UNIQUE email of `users` and escapes as a 500.
+    b.send(&local, 0, &signup(ANA));
+    let r = b.send(&local, 0, &verify(ANA, &code_of(&local)));
+    assert_eq!((r.code, r.message.as_str()), (Code::ServerError, "Internal Server Error"));
+}
+
+#[test]
+fn seed_fix_answers_429_inside_two_seconds_on_the_same_worker_only() {
+    let local = deploy("seed_fix", 2);
+    let mut b = Browser::default();
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
+    local.advance_ms(1999);
+    let r = b.send(&local, 0, &signup(ANA));
+    assert_eq!((r.code, r.status(), r.message.as_str()), (Code::TooManyRequests, 429, "Please wait before trying again"));
+    // The lock table is per process: another worker lets it through.
+    assert_eq!(b.send(&local, 1, &signup(ANA)).code, Code::Ok);
+    local.advance_ms(1);
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
+    let without_dedup = deploy("seed_fix-dedup", 1);
+    b.send(&without_dedup, 0, &signup(ANA));
+    assert_eq!(b.send(&without_dedup, 0, &signup(ANA)).code, Code::Ok);
+}
+
+#[test]
+fn seed_fix_fallback_recovers_the_incident_and_without_it_does_not() {
+    for (variant, expected) in [("seed_fix", Code::Ok), ("seed_fix-fallback", Code::NoRegistration)] {
+        let local = deploy(variant, 1);
+        let mut b = Browser::default();
+        let (_, first_cookie) = send_detached(&local, 0, &b.cookie, &signup(ANA));
+        local.advance_ms(3000);
+        let (_, second_cookie) = send_detached(&local, 0, &b.cookie, &signup(ANA));
+        b.cookie = second_cookie.unwrap();
+        b.cookie = first_cookie.unwrap();
+        let r = b.send(&local, 0, &verify(ANA, &code_of(&local)));
+        assert_eq!(r.code, expected, "{variant}: {}", r.message);
+    }
+}
+
+#[test]
+fn seed_fix_answers_each_of_its_codes() {
+    let local = deploy("seed_fix", 1);
+    let mut b = Browser::default();
+    assert_eq!(b.send(&local, 0, &verify(ANA, "123456")).code, Code::SessionMissing);
+    b.send(&local, 0, &signup(ANA));
+    let old_cookie = Session::loaded(b.cookie.temp_user_id().map(Into::into), None);
+    assert_eq!(b.send(&local, 0, &verify(ANA, &wrong_code(&local))).code, Code::InvalidOtp);
+    local.advance_ms(10 * 60 * 1000);
+    assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::OtpExpired);
+    b.send(&local, 0, &signup(ANA));
+    assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::Ok);
+    // A stale cookie without the email key: no row, nothing to fall back on.
+    let (r, _) = send_detached(&local, 0, &old_cookie, &verify(ANA, "123456"));
+    assert_eq!(r.code, Code::NoRegistration);
+    local.advance_ms(2000);
+    b.send(&local, 0, &signup(ANA));
+    let r = b.send(&local, 0, &verify(ANA, &code_of(&local)));
+    assert_eq!(r.code, Code::ServerError);
+    assert!(r.message.contains("database error"), "{}", r.message);
+    assert_eq!(local.account_count(ANA), 1, "the best-effort cleanup removed nothing it did not insert");
+}
+
+#[test]
+fn idempotent_reuses_the_pending_registration_for_a_duplicate_signup() {
+    let local = deploy("idempotent", 2);
+    let (mut tab1, mut tab2) = (Browser::default(), Browser::default());
+    tab1.send(&local, 0, &signup(ANA));
+    local.advance_ms(3000);
+    tab2.send(&local, 1, &signup(ANA));
+    let mails = local.outbox();
+    assert_eq!(mails.len(), 2, "the duplicate re-sends the code");
+    assert_eq!(mails[0].otp, mails[1].otp, "…the same code");
+    assert_eq!(mails[0].temp_id, mails[1].temp_id);
+    assert_eq!(tab1.cookie.temp_user_id(), tab2.cookie.temp_user_id());
+    assert_eq!(local.pending_count(ANA), 1);
+    // Either email's code works from either tab.
+    assert_eq!(tab1.send(&local, 1, &verify(ANA, mails[0].otp.digits())).code, Code::Ok);
+}
+
+#[test]
+fn idempotent_answers_already_verified_only_to_the_right_code() {
+    let local = deploy("idempotent", 1);
+    let mut b = Browser::default();
+    b.send(&local, 0, &signup(ANA));
+    let code = code_of(&local);
+    assert_eq!(b.send(&local, 0, &verify(ANA, &code)).code, Code::Ok);
+    let again = b.send(&local, 0, &verify(ANA, &code));
+    assert_eq!((again.code, again.status()), (Code::AlreadyVerified, 200));
+    assert_eq!(b.send(&local, 0, &verify(ANA, &wrong_code(&local))).code, Code::InvalidOtp);
+    assert_eq!(local.account_count(ANA), 1);
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::BadRequest, "an account exists");
+}
+
+#[test]
+fn idempotent_never_accepts_a_wrong_code_and_locks_after_max_attempts() {
+    let local = deploy("idempotent", 1);
+    let mut b = Browser::default();
+    b.send(&local, 0, &signup(ANA));
+    let max = local.config.max_attempts;
+    for n in 0..max {
+        let r = b.send(&local, 0, &verify(ANA, &wrong_code(&local)));
+        assert_eq!(r.code, Code::InvalidOtp, "attempt {n}");
+    }
+    let r = b.send(&local, 0, &verify(ANA, &code_of(&local)));
+    assert_eq!((r.code, r.status()), (Code::Locked, 423), "even the right code once locked");
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Locked, "a new signup cannot reset the counter");
+    assert_eq!(local.account_count(ANA), 0);
+    // Once the code expires, a new signup starts over.
+    local.advance_ms(local.config.otp_ttl_ms);
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
+    assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::Ok);
+}
+
+#[test]
+fn idempotent_answers_each_of_its_codes() {
+    let local = deploy("idempotent", 1);
+    let mut b = Browser::default();
+    assert_eq!(b.send(&local, 0, &verify(ANA, "123456")).code, Code::NoRegistration);
+    assert_eq!(b.send(&local, 0, &verify("nope", "123456")).code, Code::BadRequest);
+    b.send(&local, 0, &signup(ANA));
+    local.advance_ms(local.config.otp_ttl_ms);
+    assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::OtpExpired);
+    for _ in 0..otpsim_core::flows::MAX_SENDS {
+        assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
+    }
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::TooManyRequests);
+    assert_eq!(local.outbox().len() as i64, 1 + otpsim_core::flows::MAX_SENDS);
+}
+
+#[test]
+fn a_broken_database_is_a_500_for_naive_and_a_clean_503_for_idempotent() {
+    for (variant, expected) in [("naive", Code::ServerError), ("seed_fix", Code::ServerError), ("idempotent", Code::Retry)] {
+        let local = deploy(variant, 1);
+        local.store().inspect(|c| c.execute_batch("DROP TABLE temp_registrations")).unwrap();
+        let r = Browser::default().send(&local, 0, &signup(ANA));
+        assert_eq!(r.code, expected, "{variant}");
+        assert!(!r.message.to_lowercase().contains("select") && !r.message.contains("temp_registrations"), "{variant}: raw SQL leaked: {}", r.message);
+        assert!(local.outbox().is_empty(), "{variant}: no code mailed");
+    }
+}

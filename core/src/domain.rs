@@ -29,14 +29,9 @@ impl Email {
         let s = raw.trim().to_ascii_lowercase();
         let bad = || ParseError::Email(raw.to_string());
         let (local, domain) = s.split_once('@').ok_or_else(bad)?;
-        let fine = |part: &str| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c))
-        };
-        let labels_fine = domain.split('.').count() >= 2
-            && domain.split('.').all(|l| !l.is_empty() && fine(l));
+        let fine =
+            |part: &str| !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || "._%+-".contains(c));
+        let labels_fine = domain.split('.').count() >= 2 && domain.split('.').all(|l| !l.is_empty() && fine(l));
         if s.len() > 254 || !fine(local) || !labels_fine {
             return Err(bad());
         }
@@ -253,7 +248,10 @@ pub struct Response {
 impl Response {
     /// A response with `code` and `message`.
     pub fn new(code: Code, message: impl Into<String>) -> Response {
-        Response { code, message: message.into() }
+        Response {
+            code,
+            message: message.into(),
+        }
     }
     /// The HTTP status.
     pub fn status(&self) -> u16 {
@@ -274,7 +272,11 @@ pub struct Session {
 impl Session {
     /// A session with these values, as loaded from a cookie or the server.
     pub fn loaded(temp_user_id: Option<String>, email: Option<String>) -> Session {
-        Session { temp_user_id, email, modified: false }
+        Session {
+            temp_user_id,
+            email,
+            modified: false,
+        }
     }
     /// `session.get('temp_user_id')`
     pub fn temp_user_id(&self) -> Option<&str> {
@@ -313,7 +315,16 @@ mod tests {
     #[test]
     fn email_is_normalised_and_validated() {
         assert_eq!(Email::parse("  Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
-        for bad in ["", "ana", "ana@", "@x.org", "ana@x", "a b@x.org", "ana@x..org", "ana@@x.org"] {
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@x.org",
+            "ana@x",
+            "a b@x.org",
+            "ana@x..org",
+            "ana@@x.org",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -335,7 +346,13 @@ mod tests {
         assert_eq!(id.as_str(), "temp_1753562929_84249ea7");
         assert_eq!(TempId::parse(id.as_str()).unwrap(), id);
         assert_eq!(TempId::new(5, 0xab).as_str(), "temp_5_000000ab");
-        for bad in ["temp_1_84249EA7", "temp__84249ea7", "temp_1_84249ea", "tmp_1_84249ea7", "temp_1x_84249ea7"] {
+        for bad in [
+            "temp_1_84249EA7",
+            "temp__84249ea7",
+            "temp_1_84249ea",
+            "tmp_1_84249ea7",
+            "temp_1x_84249ea7",
+        ] {
             assert!(TempId::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

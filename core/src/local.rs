@@ -48,7 +48,9 @@ impl<P: Platform> Local<P> {
             seed,
             next_request: AtomicU64::new(1),
             outbox: P::Mutex::new(Vec::new()),
-            memories: (0..workers.max(1)).map(|_| P::Mutex::new(WorkerMemory::default())).collect(),
+            memories: (0..workers.max(1))
+                .map(|_| P::Mutex::new(WorkerMemory::default()))
+                .collect(),
         })
     }
 
@@ -82,7 +84,8 @@ impl<P: Platform> Local<P> {
     /// The code in the newest email to `email`.
     pub fn latest_code(&self, email: &str) -> Option<Otp> {
         let email = Email::parse(email).ok()?;
-        self.outbox.with(|o| o.iter().rev().find(|m| m.to == email).map(|m| m.otp.clone()))
+        self.outbox
+            .with(|o| o.iter().rev().find(|m| m.to == email).map(|m| m.otp.clone()))
     }
 
     /// How many pending registrations exist for `email`.

@@ -88,7 +88,10 @@ pub struct YieldingHook<P> {
 impl<P: Platform> YieldingHook<P> {
     /// The hook of request `requester`.
     pub fn new(requester: u64) -> Self {
-        YieldingHook { requester, _platform: std::marker::PhantomData }
+        YieldingHook {
+            requester,
+            _platform: std::marker::PhantomData,
+        }
     }
 }
 
@@ -160,7 +163,9 @@ impl<P: Platform> Store<P> {
 
     /// Wraps an open connection.
     pub fn from_connection(conn: Connection) -> Self {
-        Store { inner: P::Mutex::new(Inner { conn, writer: None }) }
+        Store {
+            inner: P::Mutex::new(Inner { conn, writer: None }),
+        }
     }
 
     /// Reads the database outside any request: no hook, no step. For
@@ -184,7 +189,8 @@ pub struct Db<'a, P: Platform> {
 impl<P: Platform> Db<'_, P> {
     /// Runs one statement and returns the number of rows it changed.
     pub fn execute(&self, sql: &str, params: &[&dyn ToSql]) -> Result<usize, DbError> {
-        self.step(sql, |conn| Ok(conn.prepare_cached(sql)?.execute(params)?)).map(|(n, _)| n)
+        self.step(sql, |conn| Ok(conn.prepare_cached(sql)?.execute(params)?))
+            .map(|(n, _)| n)
     }
 
     /// Runs one query and returns its rows.
@@ -193,7 +199,12 @@ impl<P: Platform> Db<'_, P> {
             let mut stmt = conn.prepare_cached(sql)?;
             let width = stmt.column_count();
             let rows = stmt
-                .query_map(params, |r| (0..width).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>().map(Row))?
+                .query_map(params, |r| {
+                    (0..width)
+                        .map(|i| r.get::<_, Value>(i))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(Row)
+                })?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
@@ -211,7 +222,9 @@ impl<P: Platform> Db<'_, P> {
     pub fn immediate<R>(&self, body: impl FnOnce(&Self) -> Result<R, DbError>) -> Result<R, DbError> {
         let me = self.hook.requester();
         let outcome = self
-            .step("BEGIN IMMEDIATE", |conn| Ok(conn.execute_batch("BEGIN IMMEDIATE").map(|()| 0)?))
+            .step("BEGIN IMMEDIATE", |conn| {
+                Ok(conn.execute_batch("BEGIN IMMEDIATE").map(|()| 0)?)
+            })
             .and_then(|_| body(self))
             .and_then(|value| {
                 self.step("COMMIT", |conn| Ok(conn.execute_batch("COMMIT").map(|()| 0)?))
@@ -317,13 +330,18 @@ mod tests {
     }
 
     fn count(store: &Store<Std>) -> i64 {
-        store.inspect(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))).unwrap()
+        store
+            .inspect(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
+            .unwrap()
     }
 
     #[test]
     fn a_failed_commit_rolls_the_transaction_back() {
         let store = store();
-        let hook = Faulty { id: 1, fail_on: "COMMIT" };
+        let hook = Faulty {
+            id: 1,
+            fail_on: "COMMIT",
+        };
         let db = store.db(&hook);
         let outcome = db.immediate(|db| db.execute("INSERT INTO t VALUES (?1)", params![1]));
         assert_eq!(outcome, Err(DbError::Io));
@@ -338,7 +356,10 @@ mod tests {
     fn other_requests_wait_for_the_writer_then_time_out_busy() {
         let store = store();
         let writer = YieldingHook::<Std>::new(1);
-        let other = Faulty { id: 2, fail_on: "never" };
+        let other = Faulty {
+            id: 2,
+            fail_on: "never",
+        };
         let seen = store.db(&writer).immediate(|db| {
             db.execute("INSERT INTO t VALUES (?1)", params![1])?;
             Ok(store.db(&other).query("SELECT x FROM t", params![]))
@@ -353,7 +374,10 @@ mod tests {
         let hook = YieldingHook::<Std>::new(1);
         let db = store.db(&hook);
         db.execute("INSERT INTO t VALUES (?1)", params![7]).unwrap();
-        assert!(matches!(db.execute("INSERT INTO t VALUES (?1)", params![7]), Err(DbError::Constraint(_))));
+        assert!(matches!(
+            db.execute("INSERT INTO t VALUES (?1)", params![7]),
+            Err(DbError::Constraint(_))
+        ));
         let row = db.query_first("SELECT x, 'a' FROM t", params![]).unwrap().unwrap();
         assert_eq!((row.int(0), row.text(1)), (7, "a"));
     }

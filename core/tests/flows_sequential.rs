@@ -13,11 +13,17 @@ fn deploy(variant: &str, workers: usize) -> Local<Std> {
 }
 
 fn signup(email: &str) -> Request {
-    Request::Signup { email: email.into(), password: "s3cret!".into() }
+    Request::Signup {
+        email: email.into(),
+        password: "s3cret!".into(),
+    }
 }
 
 fn verify(email: &str, otp: &str) -> Request {
-    Request::Verify { email: email.into(), otp: otp.into() }
+    Request::Verify {
+        email: email.into(),
+        otp: otp.into(),
+    }
 }
 
 /// A browser's cookie jar for one site: a response replaces the cookie
@@ -40,10 +46,19 @@ impl Browser {
 
 /// Sends a request carrying `cookie` and returns the response with the new
 /// cookie, if any, without applying it: the caller decides arrival order.
-fn send_detached(local: &Local<Std>, worker: usize, cookie: &Session, request: &Request) -> (Response, Option<Session>) {
+fn send_detached(
+    local: &Local<Std>,
+    worker: usize,
+    cookie: &Session,
+    request: &Request,
+) -> (Response, Option<Session>) {
     let mut session = Session::loaded(cookie.temp_user_id().map(Into::into), cookie.email().map(Into::into));
-    let response = local.handle(worker, &mut session, request).expect("no crash without a fault plan");
-    let cookie = session.is_modified().then(|| Session::loaded(session.temp_user_id().map(Into::into), session.email().map(Into::into)));
+    let response = local
+        .handle(worker, &mut session, request)
+        .expect("no crash without a fault plan");
+    let cookie = session
+        .is_modified()
+        .then(|| Session::loaded(session.temp_user_id().map(Into::into), session.email().map(Into::into)));
     (response, cookie)
 }
 
@@ -66,7 +81,11 @@ fn every_variant_completes_the_happy_path() {
         assert_eq!(local.outbox().len(), 1, "{variant}");
         let r = b.send(&local, 0, &verify(ANA, &code_of(&local)));
         assert_eq!((r.code, r.status()), (Code::Ok, 200), "{variant}: {}", r.message);
-        assert_eq!((local.pending_count(ANA), local.account_count(ANA)), (0, 1), "{variant}");
+        assert_eq!(
+            (local.pending_count(ANA), local.account_count(ANA)),
+            (0, 1),
+            "{variant}"
+        );
         assert_eq!(b.cookie.temp_user_id(), None, "{variant}: the session is cleared");
     }
 }
@@ -78,7 +97,10 @@ fn every_variant_refuses_malformed_fields() {
         let mut b = Browser::default();
         for request in [
             signup("not-an-email"),
-            Request::Signup { email: ANA.into(), password: String::new() },
+            Request::Signup {
+                email: ANA.into(),
+                password: String::new(),
+            },
             verify(ANA, "12345"),
             verify(ANA, "abcdef"),
         ] {
@@ -118,7 +140,10 @@ fn naive_answers_each_of_its_codes() {
     let mut b = Browser::default();
     assert_eq!(b.send(&local, 0, &verify(ANA, "123456")).code, Code::SessionMissing);
     b.send(&local, 0, &signup(ANA));
-    assert_eq!(b.send(&local, 0, &verify(ANA, &wrong_code(&local))).code, Code::InvalidOtp);
+    assert_eq!(
+        b.send(&local, 0, &verify(ANA, &wrong_code(&local))).code,
+        Code::InvalidOtp
+    );
     local.advance_ms(10 * 60 * 1000);
     assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::OtpExpired);
     b.send(&local, 0, &signup(ANA));
@@ -127,7 +152,10 @@ fn naive_answers_each_of_its_codes() {
     // registration hits the UNIQUE email of `users` and escapes as a 500.
     b.send(&local, 0, &signup(ANA));
     let r = b.send(&local, 0, &verify(ANA, &code_of(&local)));
-    assert_eq!((r.code, r.message.as_str()), (Code::ServerError, "Internal Server Error"));
+    assert_eq!(
+        (r.code, r.message.as_str()),
+        (Code::ServerError, "Internal Server Error")
+    );
 }
 
 #[test]
@@ -137,7 +165,10 @@ fn seed_fix_answers_429_inside_two_seconds_on_the_same_worker_only() {
     assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
     local.advance_ms(1999);
     let r = b.send(&local, 0, &signup(ANA));
-    assert_eq!((r.code, r.status(), r.message.as_str()), (Code::TooManyRequests, 429, "Please wait before trying again"));
+    assert_eq!(
+        (r.code, r.status(), r.message.as_str()),
+        (Code::TooManyRequests, 429, "Please wait before trying again")
+    );
     // The lock table is per process: another worker lets it through.
     assert_eq!(b.send(&local, 1, &signup(ANA)).code, Code::Ok);
     local.advance_ms(1);
@@ -169,7 +200,10 @@ fn seed_fix_answers_each_of_its_codes() {
     assert_eq!(b.send(&local, 0, &verify(ANA, "123456")).code, Code::SessionMissing);
     b.send(&local, 0, &signup(ANA));
     let old_cookie = Session::loaded(b.cookie.temp_user_id().map(Into::into), None);
-    assert_eq!(b.send(&local, 0, &verify(ANA, &wrong_code(&local))).code, Code::InvalidOtp);
+    assert_eq!(
+        b.send(&local, 0, &verify(ANA, &wrong_code(&local))).code,
+        Code::InvalidOtp
+    );
     local.advance_ms(10 * 60 * 1000);
     assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::OtpExpired);
     b.send(&local, 0, &signup(ANA));
@@ -182,7 +216,11 @@ fn seed_fix_answers_each_of_its_codes() {
     let r = b.send(&local, 0, &verify(ANA, &code_of(&local)));
     assert_eq!(r.code, Code::ServerError);
     assert!(r.message.contains("database error"), "{}", r.message);
-    assert_eq!(local.account_count(ANA), 1, "the best-effort cleanup removed nothing it did not insert");
+    assert_eq!(
+        local.account_count(ANA),
+        1,
+        "the best-effort cleanup removed nothing it did not insert"
+    );
 }
 
 #[test]
@@ -211,9 +249,16 @@ fn idempotent_answers_already_verified_only_to_the_right_code() {
     assert_eq!(b.send(&local, 0, &verify(ANA, &code)).code, Code::Ok);
     let again = b.send(&local, 0, &verify(ANA, &code));
     assert_eq!((again.code, again.status()), (Code::AlreadyVerified, 200));
-    assert_eq!(b.send(&local, 0, &verify(ANA, &wrong_code(&local))).code, Code::InvalidOtp);
+    assert_eq!(
+        b.send(&local, 0, &verify(ANA, &wrong_code(&local))).code,
+        Code::InvalidOtp
+    );
     assert_eq!(local.account_count(ANA), 1);
-    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::BadRequest, "an account exists");
+    assert_eq!(
+        b.send(&local, 0, &signup(ANA)).code,
+        Code::BadRequest,
+        "an account exists"
+    );
 }
 
 #[test]
@@ -227,8 +272,16 @@ fn idempotent_never_accepts_a_wrong_code_and_locks_after_max_attempts() {
         assert_eq!(r.code, Code::InvalidOtp, "attempt {n}");
     }
     let r = b.send(&local, 0, &verify(ANA, &code_of(&local)));
-    assert_eq!((r.code, r.status()), (Code::Locked, 423), "even the right code once locked");
-    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Locked, "a new signup cannot reset the counter");
+    assert_eq!(
+        (r.code, r.status()),
+        (Code::Locked, 423),
+        "even the right code once locked"
+    );
+    assert_eq!(
+        b.send(&local, 0, &signup(ANA)).code,
+        Code::Locked,
+        "a new signup cannot reset the counter"
+    );
     assert_eq!(local.account_count(ANA), 0);
     // Once the code expires, a new signup starts over.
     local.advance_ms(local.config.otp_ttl_ms);
@@ -254,12 +307,23 @@ fn idempotent_answers_each_of_its_codes() {
 
 #[test]
 fn a_broken_database_is_a_500_for_naive_and_a_clean_503_for_idempotent() {
-    for (variant, expected) in [("naive", Code::ServerError), ("seed_fix", Code::ServerError), ("idempotent", Code::Retry)] {
+    for (variant, expected) in [
+        ("naive", Code::ServerError),
+        ("seed_fix", Code::ServerError),
+        ("idempotent", Code::Retry),
+    ] {
         let local = deploy(variant, 1);
-        local.store().inspect(|c| c.execute_batch("DROP TABLE temp_registrations")).unwrap();
+        local
+            .store()
+            .inspect(|c| c.execute_batch("DROP TABLE temp_registrations"))
+            .unwrap();
         let r = Browser::default().send(&local, 0, &signup(ANA));
         assert_eq!(r.code, expected, "{variant}");
-        assert!(!r.message.to_lowercase().contains("select") && !r.message.contains("temp_registrations"), "{variant}: raw SQL leaked: {}", r.message);
+        assert!(
+            !r.message.to_lowercase().contains("select") && !r.message.contains("temp_registrations"),
+            "{variant}: raw SQL leaked: {}",
+            r.message
+        );
         assert!(local.outbox().is_empty(), "{variant}: no code mailed");
     }
 }

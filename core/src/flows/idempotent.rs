@@ -47,10 +47,19 @@ CREATE TABLE IF NOT EXISTS users (
 pub const MAX_SENDS: i64 = 5;
 
 fn retry(_: DbError) -> Handled {
-    Ok(Response::new(Code::Retry, "The service is busy; nothing was changed. Please retry."))
+    Ok(Response::new(
+        Code::Retry,
+        "The service is busy; nothing was changed. Please retry.",
+    ))
 }
 
-pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email, password: &str) -> Handled {
+pub(super) fn signup(
+    env: &impl Ports,
+    cfg: &FlowConfig,
+    session: &mut Session,
+    email: &Email,
+    password: &str,
+) -> Handled {
     let db = env.db();
     let e = email.as_str();
     let hash = password_hash(&cfg.secret, e, password);
@@ -123,20 +132,35 @@ pub(super) fn verify(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                     Response::new(Code::AlreadyVerified, "This email is already verified; please sign in.")
                 }
                 Some(_) => Response::new(Code::InvalidOtp, "That code is not right."),
-                None => Response::new(Code::NoRegistration, format!("No pending registration for {email}; please sign up again.")),
+                None => Response::new(
+                    Code::NoRegistration,
+                    format!("No pending registration for {email}; please sign up again."),
+                ),
             });
         };
         if row.int(2) >= i64::from(cfg.max_attempts) {
-            return Ok(Response::new(Code::Locked, "Too many wrong codes; wait for this code to expire, then sign up again."));
+            return Ok(Response::new(
+                Code::Locked,
+                "Too many wrong codes; wait for this code to expire, then sign up again.",
+            ));
         }
         if env.now_ms().saturating_sub(row.int(1) as u64) >= cfg.otp_ttl_ms {
-            return Ok(Response::new(Code::OtpExpired, "This code has expired; please sign up again."));
+            return Ok(Response::new(
+                Code::OtpExpired,
+                "This code has expired; please sign up again.",
+            ));
         }
         // Count first: concurrent guesses each see the others' attempts.
-        db.execute("UPDATE temp_registrations SET attempts = attempts + 1 WHERE email = ?1", params![e])?;
+        db.execute(
+            "UPDATE temp_registrations SET attempts = attempts + 1 WHERE email = ?1",
+            params![e],
+        )?;
         if !constant_time_eq(row.text(0).as_bytes(), submitted.as_bytes()) {
             let left = i64::from(cfg.max_attempts) - row.int(2) - 1;
-            return Ok(Response::new(Code::InvalidOtp, format!("That code is not right; {left} attempts left.")));
+            return Ok(Response::new(
+                Code::InvalidOtp,
+                format!("That code is not right; {left} attempts left."),
+            ));
         }
         db.execute(
             "INSERT INTO users (email, password_hash, otp_mac) VALUES (?1, ?2, ?3) ON CONFLICT (email) DO NOTHING",

@@ -30,7 +30,11 @@ pub struct FlowConfig {
 
 impl Default for FlowConfig {
     fn default() -> Self {
-        FlowConfig { otp_ttl_ms: 10 * 60 * 1000, max_attempts: 5, secret: b"otpsim-server-secret".to_vec() }
+        FlowConfig {
+            otp_ttl_ms: 10 * 60 * 1000,
+            max_attempts: 5,
+            secret: b"otpsim-server-secret".to_vec(),
+        }
     }
 }
 
@@ -49,7 +53,12 @@ pub struct SeedFixSwitches {
 
 impl SeedFixSwitches {
     /// The fix as shipped.
-    pub const ALL_ON: SeedFixSwitches = SeedFixSwitches { dedup: true, clear_session: true, db_check: true, fallback: true };
+    pub const ALL_ON: SeedFixSwitches = SeedFixSwitches {
+        dedup: true,
+        clear_session: true,
+        db_check: true,
+        fallback: true,
+    };
     /// The switch names, in the order variant strings list them.
     pub const NAMES: [&'static str; 4] = ["dedup", "clear_session", "db_check", "fallback"];
 
@@ -101,12 +110,13 @@ pub struct VariantError {
 impl FromStr for Variant {
     type Err = VariantError;
     fn from_str(s: &str) -> Result<Variant, VariantError> {
-        let err = |why: String| VariantError { given: s.to_string(), why };
+        let err = |why: String| VariantError {
+            given: s.to_string(),
+            why,
+        };
         let mut parts = s.split('-');
         match parts.next() {
-            Some("naive") | Some("idempotent") if s.contains('-') => {
-                Err(err("only seed_fix has switches".to_string()))
-            }
+            Some("naive") | Some("idempotent") if s.contains('-') => Err(err("only seed_fix has switches".to_string())),
             Some("naive") => Ok(Variant::Naive),
             Some("idempotent") => Ok(Variant::Idempotent),
             Some("seed_fix") => {
@@ -127,20 +137,23 @@ impl FromStr for Variant {
 
 impl fmt::Display for Variant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Variant::Naive => f.write_str("naive"),
-            Variant::Idempotent => f.write_str("idempotent"),
+        let name = match self {
+            Variant::Naive => "naive".to_string(),
+            Variant::Idempotent => "idempotent".to_string(),
             Variant::SeedFix(switches) => {
-                f.write_str("seed_fix")?;
                 let mut s = *switches;
-                for name in SeedFixSwitches::NAMES {
-                    if !*s.switch(name).expect("a listed name") {
-                        write!(f, "-{name}")?;
+                let mut name = "seed_fix".to_string();
+                for switch in SeedFixSwitches::NAMES {
+                    if !*s.switch(switch).expect("a listed name") {
+                        name.push('-');
+                        name.push_str(switch);
                     }
                 }
-                Ok(())
+                name
             }
-        }
+        };
+        // `pad`, so that `{:<12}` lines up tables.
+        f.pad(&name)
     }
 }
 
@@ -153,7 +166,11 @@ pub type Handled = Result<Response, WorkerCrashed>;
 
 impl Variant {
     /// The variants a newcomer compares: naive, the shipped fix, idempotent.
-    pub const MAIN: [Variant; 3] = [Variant::Naive, Variant::SeedFix(SeedFixSwitches::ALL_ON), Variant::Idempotent];
+    pub const MAIN: [Variant; 3] = [
+        Variant::Naive,
+        Variant::SeedFix(SeedFixSwitches::ALL_ON),
+        Variant::Idempotent,
+    ];
 
     /// The tables this variant needs.
     pub fn schema(&self) -> &'static str {
@@ -218,7 +235,10 @@ fn answer_db_error(result: Result<Response, DbError>, on_error: impl FnOnce(DbEr
 }
 
 fn not_found(temp_id: &str) -> Response {
-    Response::new(Code::NoRegistration, format!("No temp_registration found for temp_id: {temp_id}"))
+    Response::new(
+        Code::NoRegistration,
+        format!("No temp_registration found for temp_id: {temp_id}"),
+    )
 }
 
 #[cfg(test)]
@@ -227,7 +247,13 @@ mod tests {
 
     #[test]
     fn variant_strings_round_trip() {
-        for s in ["naive", "idempotent", "seed_fix", "seed_fix-dedup", "seed_fix-dedup-clear_session-db_check-fallback"] {
+        for s in [
+            "naive",
+            "idempotent",
+            "seed_fix",
+            "seed_fix-dedup",
+            "seed_fix-dedup-clear_session-db_check-fallback",
+        ] {
             assert_eq!(s.parse::<Variant>().unwrap().to_string(), s);
         }
         let v: Variant = "seed_fix-fallback-dedup".parse().unwrap();

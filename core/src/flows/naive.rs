@@ -38,7 +38,13 @@ fn server_error(_: DbError) -> Handled {
     Ok(Response::new(Code::ServerError, "Internal Server Error"))
 }
 
-pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email, password: &str) -> Handled {
+pub(super) fn signup(
+    env: &impl Ports,
+    cfg: &FlowConfig,
+    session: &mut Session,
+    email: &Email,
+    password: &str,
+) -> Handled {
     answer_db_error(
         (|| {
             let temp_id = new_temp_id(env);
@@ -48,9 +54,19 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
             let hash = password_hash(&cfg.secret, email.as_str(), password);
             db.execute(
                 INSERT_PENDING,
-                params![temp_id.as_str(), email.as_str(), hash, otp.digits(), env.now_ms() as i64],
+                params![
+                    temp_id.as_str(),
+                    email.as_str(),
+                    hash,
+                    otp.digits(),
+                    env.now_ms() as i64
+                ],
             )?;
-            env.send_mail(Mail { to: email.clone(), otp, temp_id: temp_id.clone() });
+            env.send_mail(Mail {
+                to: email.clone(),
+                otp,
+                temp_id: temp_id.clone(),
+            });
             session.set_temp_user_id(temp_id.as_str());
             session.set_email(email.as_str());
             Ok(Response::new(Code::Ok, format!("Verification code sent to {email}")))
@@ -61,7 +77,10 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
 
 pub(super) fn verify(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, otp: &Otp) -> Handled {
     let Some(temp_id) = session.temp_user_id().map(str::to_string) else {
-        return Ok(Response::new(Code::SessionMissing, "No signup in progress in this session; please sign up again."));
+        return Ok(Response::new(
+            Code::SessionMissing,
+            "No signup in progress in this session; please sign up again.",
+        ));
     };
     answer_db_error(
         (|| {
@@ -82,12 +101,24 @@ pub(super) fn verify(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
 }
 
 /// The app's checks of a stored plaintext code: expiry, then equality.
-pub(super) fn check_code(env: &impl Ports, cfg: &FlowConfig, created_at_ms: i64, stored: &str, otp: &Otp) -> Option<Response> {
+pub(super) fn check_code(
+    env: &impl Ports,
+    cfg: &FlowConfig,
+    created_at_ms: i64,
+    stored: &str,
+    otp: &Otp,
+) -> Option<Response> {
     if env.now_ms().saturating_sub(created_at_ms as u64) >= cfg.otp_ttl_ms {
-        return Some(Response::new(Code::OtpExpired, "This code has expired; please sign up again."));
+        return Some(Response::new(
+            Code::OtpExpired,
+            "This code has expired; please sign up again.",
+        ));
     }
     if !constant_time_eq(stored.as_bytes(), otp.digits().as_bytes()) {
-        return Some(Response::new(Code::InvalidOtp, "That code is not right; check the latest email."));
+        return Some(Response::new(
+            Code::InvalidOtp,
+            "That code is not right; check the latest email.",
+        ));
     }
     None
 }

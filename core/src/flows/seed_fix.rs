@@ -6,11 +6,11 @@ use rusqlite::params;
 
 use super::naive::{check_code, DELETE_BY_EMAIL, DELETE_BY_TEMP_ID, INSERT_PENDING, INSERT_USER, SELECT_BY_TEMP_ID};
 use super::{answer_db_error, new_temp_id, not_found, FlowConfig, Handled, SeedFixSwitches, WorkerCrashed};
-use crate::platform::Platform;
-use crate::store::{Db, DbError};
 use crate::crypto::password_hash;
 use crate::domain::{Code, Email, Otp, Response, Session};
+use crate::platform::Platform;
 use crate::ports::{Mail, Ports};
+use crate::store::{Db, DbError};
 
 /// The report's "2-second minimum delay between requests".
 pub const DEDUP_WINDOW_MS: u64 = 2000;
@@ -29,7 +29,9 @@ pub(super) fn signup(
         let now = env.now_ms();
         let allowed = env.with_memory(|memory| {
             let lock = memory.request_locks.entry(email.clone()).or_default();
-            let recent = lock.last_started_ms.is_some_and(|t| now.saturating_sub(t) < DEDUP_WINDOW_MS);
+            let recent = lock
+                .last_started_ms
+                .is_some_and(|t| now.saturating_sub(t) < DEDUP_WINDOW_MS);
             if lock.held || recent {
                 return false;
             }
@@ -68,10 +70,20 @@ fn signup_locked(
         let hash = password_hash(&cfg.secret, email.as_str(), password);
         db.execute(
             INSERT_PENDING,
-            params![temp_id.as_str(), email.as_str(), hash, otp.digits(), env.now_ms() as i64],
+            params![
+                temp_id.as_str(),
+                email.as_str(),
+                hash,
+                otp.digits(),
+                env.now_ms() as i64
+            ],
         )?;
         inserted = true;
-        env.send_mail(Mail { to: email.clone(), otp: otp.clone(), temp_id: temp_id.clone() });
+        env.send_mail(Mail {
+            to: email.clone(),
+            otp: otp.clone(),
+            temp_id: temp_id.clone(),
+        });
         let mut chosen = temp_id.as_str().to_string();
         if switches.db_check {
             if let Some(row) = db.query_first(SELECT_ID_BY_EMAIL, params![email.as_str()])? {
@@ -89,13 +101,26 @@ fn signup_locked(
     })();
     answer_db_error(result, |_| {
         let undo = inserted.then_some((DELETE_BY_TEMP_ID, temp_id.as_str()));
-        undo_then_fail(&db, undo, "Registration failed because of a database error; please try again.")
+        undo_then_fail(
+            &db,
+            undo,
+            "Registration failed because of a database error; please try again.",
+        )
     })
 }
 
-pub(super) fn verify(env: &impl Ports, cfg: &FlowConfig, switches: SeedFixSwitches, session: &mut Session, otp: &Otp) -> Handled {
+pub(super) fn verify(
+    env: &impl Ports,
+    cfg: &FlowConfig,
+    switches: SeedFixSwitches,
+    session: &mut Session,
+    otp: &Otp,
+) -> Handled {
     let Some(mut temp_id) = session.temp_user_id().map(str::to_string) else {
-        return Ok(Response::new(Code::SessionMissing, "No signup in progress in this session; please sign up again."));
+        return Ok(Response::new(
+            Code::SessionMissing,
+            "No signup in progress in this session; please sign up again.",
+        ));
     };
     let db = env.db();
     let mut inserted_user: Option<String> = None;
@@ -124,7 +149,11 @@ pub(super) fn verify(env: &impl Ports, cfg: &FlowConfig, switches: SeedFixSwitch
     })();
     answer_db_error(result, |_| {
         let undo = inserted_user.as_deref().map(|email| (DELETE_USER, email));
-        undo_then_fail(&db, undo, "Verification failed because of a database error; please try again.")
+        undo_then_fail(
+            &db,
+            undo,
+            "Verification failed because of a database error; please try again.",
+        )
     })
 }
 

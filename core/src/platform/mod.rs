@@ -7,7 +7,6 @@
 //! never hold a lock across a step by accident, and the three backends need
 //! not agree on guard types.
 
-
 /// A mutual-exclusion lock whose critical section is a closure.
 pub trait Lock<T>: Send + Sync {
     /// Wraps `value`.
@@ -32,11 +31,7 @@ pub trait Platform: Send + Sync + Sized + 'static {
     fn condvar() -> Self::Condvar;
     /// Blocks while `blocked` holds for the mutex's value, re-checking it
     /// after every notification.
-    fn wait_while<T: Send>(
-        mutex: &Self::Mutex<T>,
-        condvar: &Self::Condvar,
-        blocked: impl FnMut(&mut T) -> bool,
-    );
+    fn wait_while<T: Send>(mutex: &Self::Mutex<T>, condvar: &Self::Condvar, blocked: impl FnMut(&mut T) -> bool);
     /// Wakes every task waiting on `condvar`.
     fn notify_all(condvar: &Self::Condvar);
     /// Starts a task.

@@ -1,17 +1,21 @@
-//! The otpsim command line: a thin layer over `otpsim-core` and `otpsim-sim`.
+//! The otpsim command line: a thin layer over `otpsim-sim`.
+//!
+//! Exit codes: 0 when every expectation holds, 1 when one does not, 2 on
+//! invalid input (a scenario file, a flag).
 
-use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use otpsim_core::local::Local;
-use otpsim_core::platform::Std;
-use otpsim_core::{Request, Session, Variant};
+use otpsim_core::Variant;
+use otpsim_sim::check::{check, CheckRow};
+use otpsim_sim::explore::{replay, Failure, Strategy};
+use otpsim_sim::{Scenario, ScenarioError};
 
 #[derive(Parser)]
-#[command(
-    name = "otpsim",
-    version,
-    about = "Deterministic concurrency tests for signup and email-OTP flows"
-)]
+#[command(name = "otpsim", version, about = "Deterministic concurrency tests for signup and email-OTP flows")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,48 +23,206 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Replays the seed incident by hand on each variant: two signups 3 s
-    /// apart whose responses arrive in the other order, then a verify with
-    /// the newest code.
-    Demo,
+    /// Explores every scenario and compares what each variant does with
+    /// what the file expects.
+    Check {
+        /// Scenario files, or folders of them (*.toml).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Overrides each file's [explore] seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The scheduler: pct1..pct10, random or dfs.
+        #[arg(long, default_value = "pct3", value_parser = parse_strategy)]
+        strategy: Strategy,
+    },
+    /// Prints the trace of the first schedule that breaks an invariant, or
+    /// of the schedule the seed names.
+    Replay {
+        /// The scenario file.
+        file: PathBuf,
+        /// The variant, e.g. naive, seed_fix-dedup, idempotent.
+        #[arg(long, value_parser = parse_variant)]
+        variant: Variant,
+        /// Replays this schedule instead of searching.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The scheduler: pct1..pct10, random or dfs.
+        #[arg(long, default_value = "pct3", value_parser = parse_strategy)]
+        strategy: Strategy,
+        /// For a fault at statement = "every": the position to replay.
+        #[arg(long, default_value_t = 1)]
+        position: u32,
+    },
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().command {
-        Command::Demo => demo(),
+fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    s.parse()
+}
+
+fn parse_variant(s: &str) -> Result<Variant, String> {
+    s.parse().map_err(|e: otpsim_core::flows::VariantError| e.to_string())
+}
+
+/// Bad input: reported, exit code 2.
+#[derive(Debug)]
+struct InvalidInput(String);
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-fn demo() -> Result<()> {
-    for variant in Variant::MAIN {
-        let local = Local::<Std>::new(variant, 1, 1)?;
-        let signup = Request::Signup {
-            email: "ana@example.com".into(),
-            password: "s3cret!".into(),
-        };
-        let mut first = Session::default();
-        let mut second = Session::default();
-        local
-            .handle(0, &mut first, &signup)
-            .map_err(|_| anyhow::anyhow!("worker crashed"))?;
-        local.advance_ms(3000);
-        local
-            .handle(0, &mut second, &signup)
-            .map_err(|_| anyhow::anyhow!("worker crashed"))?;
-        // The slow first response arrives last: its cookie wins.
-        let mut cookie = if first.is_modified() { first } else { second };
-        let otp = local
-            .latest_code("ana@example.com")
-            .map(|o| o.digits().to_string())
-            .unwrap_or_default();
-        let verify = Request::Verify {
-            email: "ana@example.com".into(),
-            otp,
-        };
-        let r = local
-            .handle(0, &mut cookie, &verify)
-            .map_err(|_| anyhow::anyhow!("worker crashed"))?;
-        println!("{variant:<12} verify -> {} {}: {}", r.status(), r.code, r.message);
+impl std::error::Error for InvalidInput {}
+
+fn main() -> ExitCode {
+    // clap exits with 2 on a bad flag, as the project's convention asks.
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Check { paths, seed, strategy } => run_check(&paths, seed, strategy),
+        Command::Replay { file, variant, seed, strategy, position } => run_replay(&file, variant, seed, strategy, position),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<InvalidInput>().is_some() || e.downcast_ref::<ScenarioError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+/// The scenario files under `paths`, sorted, folders searched one level
+/// deep and recursively.
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found = Vec::new();
+            collect_toml(path, &mut found)?;
+            if found.is_empty() {
+                bail!(InvalidInput(format!("{}: no *.toml scenario files in this folder", path.display())));
+            }
+            files.extend(found);
+        } else if path.is_file() {
+            files.push(path.clone());
+        } else {
+            bail!(InvalidInput(format!("{}: no such file or folder", path.display())));
+        }
+    }
+    Ok(files)
+}
+
+fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    entries.sort();
+    for path in entries {
+        if path.is_dir() {
+            collect_toml(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "toml") {
+            out.push(path);
+        }
     }
     Ok(())
+}
+
+fn load(path: &Path) -> Result<Arc<Scenario>> {
+    Ok(Arc::new(Scenario::load(path)?))
+}
+
+fn run_check(paths: &[PathBuf], seed: Option<u64>, strategy: Strategy) -> Result<ExitCode> {
+    let files = scenario_files(paths)?;
+    // Load everything first: one bad file stops the run before any work.
+    let scenarios = files.iter().map(|f| load(f)).collect::<Result<Vec<_>>>()?;
+    let (mut passed, mut failed) = (0, 0);
+    for scenario in &scenarios {
+        println!("{}  ({})", scenario.path.display(), scenario.name);
+        for row in check(scenario, strategy, seed) {
+            print_row(scenario, &row, strategy);
+            if row.holds() {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn print_row(scenario: &Scenario, row: &CheckRow, strategy: Strategy) {
+    let verdict = if row.holds() { "ok" } else { "UNEXPECTED" };
+    let schedules = row.exploration.schedules;
+    let expected = row.expected.to_string();
+    println!("  {:<16} expected {expected:<24} found {:<24} {schedules:>4} schedules  {verdict}", row.variant.to_string(), row.found());
+    if !row.holds() {
+        match row.failure() {
+            Some(f) => {
+                for v in &f.violations {
+                    println!("    {}: {}", v.invariant, v.why);
+                }
+                println!("    replay: {}", replay_command(scenario, f));
+            }
+            None => println!(
+                "    no schedule broke it; explore more with: otpsim check {} --strategy {strategy} --seed <another>",
+                scenario.path.display()
+            ),
+        }
+    }
+}
+
+fn replay_command(scenario: &Scenario, f: &Failure) -> String {
+    let mut cmd = format!(
+        "otpsim replay {} --variant {} --strategy {} --seed {}",
+        scenario.path.display(),
+        f.variant,
+        f.strategy,
+        f.seed
+    );
+    if scenario.faults.iter().any(|s| s.statement == otpsim_sim::scenario::StatementChoice::Every) {
+        cmd.push_str(&format!(" --position {}", f.position));
+    }
+    cmd
+}
+
+fn run_replay(file: &Path, variant: Variant, seed: Option<u64>, strategy: Strategy, position: u32) -> Result<ExitCode> {
+    let scenario = load(file)?;
+    if position == 0 {
+        bail!(InvalidInput("--position counts from 1".to_string()));
+    }
+    let (seed, position) = match seed {
+        Some(seed) => (seed, position),
+        None => {
+            let exploration = otpsim_sim::explore::explore(&scenario, variant, strategy, scenario.schedules, scenario.seed, |found| !found.is_empty());
+            match exploration.failures.first() {
+                Some(f) => (f.seed, f.position),
+                None => {
+                    println!(
+                        "no schedule of {} ({strategy}, seeds {}..{}) broke a checked invariant; the first one:",
+                        exploration.schedules,
+                        scenario.seed,
+                        scenario.seed + u64::from(scenario.schedules) - 1
+                    );
+                    (scenario.seed, position)
+                }
+            }
+        }
+    };
+    let (outcome, violations) = replay(&scenario, variant, strategy, seed, position);
+    println!("# {} | variant {variant} | {strategy} seed {seed}", scenario.name);
+    print!("{}", outcome.trace);
+    if violations.is_empty() {
+        println!("no invariant broken");
+    }
+    for v in &violations {
+        println!("VIOLATED {}: {}", v.invariant, v.why);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,1 +1,16 @@
-pub fn x() {}
+//! otpsim-sim: the simulated world the flows of `otpsim-core` run in, the
+//! scenario files that describe it, the invariants checked on its traces,
+//! and the explorers that run it under many schedules.
+
+#![warn(missing_docs)]
+
+pub mod check;
+pub mod explore;
+pub mod invariant;
+pub mod scenario;
+pub mod trace;
+pub mod world;
+
+pub use invariant::{Invariant, Violation};
+pub use scenario::{Expectation, Scenario, ScenarioError};
+pub use trace::Trace;

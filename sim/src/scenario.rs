@@ -1,0 +1,604 @@
+//! Scenario files, format 1 (`spec/scenario-format.md`): loading and
+//! validation. Every error names the file, line and column and says what
+//! was expected; nothing is silently ignored.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use otpsim_core::{Email, Otp, Variant};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::invariant::Invariant;
+
+/// A scenario that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ScenarioError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// How the app keeps sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionMode {
+    /// Flask's signed cookie: the browser keeps the last cookie to arrive.
+    Cookie,
+    /// Server-side sessions keyed by a session-id cookie; the last save wins.
+    Server,
+}
+
+/// The deployment under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// Server processes, 1..=8.
+    pub workers: usize,
+    /// Where sessions live.
+    pub session: SessionMode,
+    /// How long an SMTP send blocks the handler.
+    pub mail_latency_ms: u64,
+    /// Lifetime of a code.
+    pub otp_ttl_ms: u64,
+    /// Wrong codes allowed per pending registration.
+    pub max_attempts: u32,
+}
+
+/// Which request kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `POST /signup`
+    Signup,
+    /// `POST /verify`
+    Verify,
+}
+
+/// Which code a verify types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtpChoice {
+    /// The newest email for the address in the browser's inbox.
+    Latest,
+    /// The oldest.
+    First,
+    /// A code no email carried.
+    Wrong,
+    /// Six digits, as written.
+    Literal(Otp),
+}
+
+/// One `[[request]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSpec {
+    /// Simulated send time.
+    pub at_ms: u64,
+    /// The browser (cookie jar and inbox).
+    pub browser: String,
+    /// Signup or verify.
+    pub kind: Kind,
+    /// The address.
+    pub email: Email,
+    /// The password (signup).
+    pub password: String,
+    /// The code (verify).
+    pub otp: OtpChoice,
+    /// Identical copies sent at the same instant.
+    pub repeat: u32,
+    /// A pinned worker, or round-robin.
+    pub worker: Option<usize>,
+    /// Extra time before the response arrives.
+    pub response_delay_ms: u64,
+    /// Extra time before this request's email arrives.
+    pub email_delay_ms: u64,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// An SQL statement fails with this error.
+    Db(DbFault),
+    /// The worker dies right after the statement.
+    Crash,
+    /// The request's email is never delivered.
+    Mail,
+}
+
+/// The SQLite errors a `db` fault can raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DbFault {
+    /// SQLITE_BUSY
+    Busy,
+    /// SQLITE_IOERR
+    Io,
+    /// SQLITE_FULL
+    Full,
+}
+
+/// Which statement a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StatementChoice {
+    /// The n-th (1-based).
+    Nth(u32),
+    /// Each position in turn, one run per position.
+    Every,
+}
+
+/// One `[[fault]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultSpec {
+    /// What it does.
+    pub kind: FaultKind,
+    /// 0-based index into [`Scenario::requests`].
+    pub request: usize,
+    /// Which statement (db and crash).
+    pub statement: StatementChoice,
+}
+
+/// What a variant is expected to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expectation {
+    /// No explored schedule violates a checked invariant.
+    Pass,
+    /// Some schedule violates some checked invariant.
+    Fail,
+    /// Some schedule violates this one.
+    FailOn(Invariant),
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expectation::Pass => f.pad("pass"),
+            Expectation::Fail => f.pad("fail"),
+            Expectation::FailOn(i) => f.pad(&format!("fail:{i}")),
+        }
+    }
+}
+
+/// A loaded, validated scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// Its name.
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// The deployment.
+    pub deployment: Deployment,
+    /// The requests, in file order.
+    pub requests: Vec<RequestSpec>,
+    /// The faults.
+    pub faults: Vec<FaultSpec>,
+    /// Interleavings tried per variant.
+    pub schedules: u32,
+    /// Base seed.
+    pub seed: u64,
+    /// The invariants checked.
+    pub invariants: Vec<Invariant>,
+    /// Expected outcome per variant, in file order.
+    pub expect: Vec<(Variant, Expectation)>,
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let bytes = std::fs::read(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read the file: {e}"),
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let valid = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or("");
+            Loader { path, text: valid }.error(at, "the file is not UTF-8 text; expected a TOML scenario")
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates scenario text; `path` is only for messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+        Loader { path, text }.scenario()
+    }
+}
+
+// ---- raw TOML shape -------------------------------------------------------
+
+type S<T> = Spanned<T>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: S<String>,
+    description: Option<String>,
+    deployment: Option<S<RawDeployment>>,
+    #[serde(default, rename = "request")]
+    requests: Vec<S<RawRequest>>,
+    #[serde(default, rename = "fault")]
+    faults: Vec<S<RawFault>>,
+    explore: Option<RawExplore>,
+    check: Option<RawCheck>,
+    expect: S<BTreeMap<String, S<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDeployment {
+    workers: Option<S<i64>>,
+    session: Option<S<String>>,
+    mail_latency: Option<S<String>>,
+    otp_ttl: Option<S<String>>,
+    max_attempts: Option<S<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequest {
+    at: S<String>,
+    browser: Option<S<String>>,
+    kind: S<String>,
+    email: S<String>,
+    password: Option<S<String>>,
+    otp: Option<S<String>>,
+    repeat: Option<S<i64>>,
+    worker: Option<S<i64>>,
+    response_delay: Option<S<String>>,
+    email_delay: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    kind: S<String>,
+    request: S<i64>,
+    statement: Option<S<toml::Value>>,
+    error: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExplore {
+    schedules: Option<S<i64>>,
+    seed: Option<S<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    invariants: S<Vec<S<String>>>,
+}
+
+// ---- validation -----------------------------------------------------------
+
+struct Loader<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Loader<'_> {
+    fn error(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ScenarioError { file: self.path.to_path_buf(), line, column, message: message.into() }
+    }
+
+    fn at<T>(&self, value: &S<T>, message: impl Into<String>) -> ScenarioError {
+        self.error(value.span().start, message)
+    }
+
+    fn scenario(&self) -> Result<Scenario, ScenarioError> {
+        let raw: RawScenario = toml::from_str(self.text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            self.error(offset, e.message().trim_end().to_string())
+        })?;
+        if raw.name.get_ref().trim().is_empty() {
+            return Err(self.at(&raw.name, "`name` is empty; expected a one-line title"));
+        }
+        let deployment = self.deployment(raw.deployment.as_ref())?;
+        let mut requests = Vec::new();
+        for r in &raw.requests {
+            requests.push(self.request(r, &deployment)?);
+        }
+        if requests.is_empty() {
+            return Err(self.error(0, "no [[request]]; expected at least one"));
+        }
+        let faults = raw.faults.iter().map(|f| self.fault(f, &requests)).collect::<Result<Vec<_>, _>>()?;
+        if let Some(second) = raw.faults.iter().zip(&faults).filter(|(_, f)| f.statement == StatementChoice::Every).nth(1) {
+            return Err(self.at(second.0, "only one fault may use statement = \"every\""));
+        }
+        let (schedules, seed) = match &raw.explore {
+            None => (200, 1),
+            Some(e) => (
+                match &e.schedules {
+                    Some(s) => self.int_in(s, 1, 1_000_000, "`schedules`")? as u32,
+                    None => 200,
+                },
+                match &e.seed {
+                    Some(s) => self.int_in(s, 0, i64::MAX, "`seed`")? as u64,
+                    None => 1,
+                },
+            ),
+        };
+        let invariants = match &raw.check {
+            None => Invariant::ALL.to_vec(),
+            Some(c) => {
+                let mut list = Vec::new();
+                for name in c.invariants.get_ref() {
+                    let inv = self.invariant(name)?;
+                    if list.contains(&inv) {
+                        return Err(self.at(name, format!("invariant {inv} is listed twice")));
+                    }
+                    list.push(inv);
+                }
+                if list.is_empty() {
+                    return Err(self.at(&c.invariants, "`invariants` is empty; expected at least one name"));
+                }
+                list
+            }
+        };
+        let mut expect = Vec::new();
+        for (name, value) in raw.expect.get_ref() {
+            let variant: Variant = name.parse().map_err(|e| self.at(value, format!("in [expect]: {e}")))?;
+            let expectation = match value.get_ref().as_str() {
+                "pass" => Expectation::Pass,
+                "fail" => Expectation::Fail,
+                other => match other.strip_prefix("fail:") {
+                    Some(inv) => {
+                        let inv = self.invariant(&S::new(value.span(), inv.to_string()))?;
+                        if !invariants.contains(&inv) {
+                            return Err(self.at(value, format!("expects a failure of {inv}, which [check] does not check")));
+                        }
+                        Expectation::FailOn(inv)
+                    }
+                    None => {
+                        return Err(self.at(value, format!("{other:?}: expected \"pass\", \"fail\" or \"fail:<invariant>\"")))
+                    }
+                },
+            };
+            expect.push((variant, expectation));
+        }
+        if expect.is_empty() {
+            return Err(self.at(&raw.expect, "[expect] names no variant; expected e.g. naive = \"fail\""));
+        }
+        // File order, not the map's alphabetical order.
+        expect.sort_by_key(|(v, _)| {
+            let name = v.to_string();
+            raw.expect.get_ref().get(&name).map_or(usize::MAX, |s| s.span().start)
+        });
+        Ok(Scenario {
+            path: self.path.to_path_buf(),
+            name: raw.name.into_inner(),
+            description: raw.description.unwrap_or_default(),
+            deployment,
+            requests,
+            faults,
+            schedules,
+            seed,
+            invariants,
+            expect,
+        })
+    }
+
+    fn invariant(&self, name: &S<String>) -> Result<Invariant, ScenarioError> {
+        name.get_ref().parse().map_err(|e: String| self.at(name, e))
+    }
+
+    fn int_in(&self, value: &S<i64>, min: i64, max: i64, what: &str) -> Result<i64, ScenarioError> {
+        let n = *value.get_ref();
+        if n < min || n > max {
+            return Err(self.at(value, format!("{what} is {n}; expected {min} to {max}")));
+        }
+        Ok(n)
+    }
+
+    fn duration(&self, value: &S<String>, what: &str) -> Result<u64, ScenarioError> {
+        parse_duration(value.get_ref()).ok_or_else(|| {
+            self.at(value, format!("{what} {:?} is not a duration; expected e.g. \"0s\", \"1500ms\", \"3s\", \"2m\"", value.get_ref()))
+        })
+    }
+
+    fn opt_duration(&self, value: &Option<S<String>>, what: &str, default: u64) -> Result<u64, ScenarioError> {
+        value.as_ref().map_or(Ok(default), |v| self.duration(v, what))
+    }
+
+    fn deployment(&self, raw: Option<&S<RawDeployment>>) -> Result<Deployment, ScenarioError> {
+        let empty = RawDeployment::default();
+        let d = raw.map_or(&empty, |r| r.get_ref());
+        let session = match &d.session {
+            None => SessionMode::Cookie,
+            Some(s) => match s.get_ref().as_str() {
+                "cookie" => SessionMode::Cookie,
+                "server" => SessionMode::Server,
+                other => return Err(self.at(s, format!("session {other:?}; expected \"cookie\" or \"server\""))),
+            },
+        };
+        Ok(Deployment {
+            workers: match &d.workers {
+                Some(w) => self.int_in(w, 1, 8, "`workers`")? as usize,
+                None => 1,
+            },
+            session,
+            mail_latency_ms: self.opt_duration(&d.mail_latency, "`mail_latency`", 0)?,
+            otp_ttl_ms: self.opt_duration(&d.otp_ttl, "`otp_ttl`", 10 * 60 * 1000)?,
+            max_attempts: match &d.max_attempts {
+                Some(m) => self.int_in(m, 1, 1000, "`max_attempts`")? as u32,
+                None => 5,
+            },
+        })
+    }
+
+    fn request(&self, raw: &S<RawRequest>, deployment: &Deployment) -> Result<RequestSpec, ScenarioError> {
+        let r = raw.get_ref();
+        let kind = match r.kind.get_ref().as_str() {
+            "signup" => Kind::Signup,
+            "verify" => Kind::Verify,
+            other => return Err(self.at(&r.kind, format!("kind {other:?}; expected \"signup\" or \"verify\""))),
+        };
+        let email = Email::parse(r.email.get_ref()).map_err(|e| self.at(&r.email, e.to_string()))?;
+        let otp = match (&r.otp, kind) {
+            (Some(o), Kind::Signup) => return Err(self.at(o, "`otp` is for verify requests only")),
+            (None, _) => OtpChoice::Latest,
+            (Some(o), Kind::Verify) => match o.get_ref().as_str() {
+                "latest" => OtpChoice::Latest,
+                "first" => OtpChoice::First,
+                "wrong" => OtpChoice::Wrong,
+                digits => OtpChoice::Literal(Otp::parse(digits).map_err(|_| {
+                    self.at(o, format!("otp {digits:?}; expected \"latest\", \"first\", \"wrong\" or six digits"))
+                })?),
+            },
+        };
+        if let (Some(p), Kind::Verify) = (&r.password, kind) {
+            return Err(self.at(p, "`password` is for signup requests only"));
+        }
+        let password = r.password.as_ref().map_or("s3cret!".to_string(), |p| p.get_ref().clone());
+        if password.is_empty() {
+            return Err(self.at(r.password.as_ref().expect("set"), "`password` is empty; leave it out for the default"));
+        }
+        let worker = match &r.worker {
+            Some(w) => Some(self.int_in(w, 0, deployment.workers as i64 - 1, "`worker`")? as usize),
+            None => None,
+        };
+        let browser = match &r.browser {
+            Some(b) if b.get_ref().trim().is_empty() => return Err(self.at(b, "`browser` is empty; expected a name such as \"b1\"")),
+            Some(b) => b.get_ref().clone(),
+            None => "b1".to_string(),
+        };
+        Ok(RequestSpec {
+            at_ms: self.duration(&r.at, "`at`")?,
+            browser,
+            kind,
+            email,
+            password,
+            otp,
+            repeat: match &r.repeat {
+                Some(n) => self.int_in(n, 1, 100, "`repeat`")? as u32,
+                None => 1,
+            },
+            worker,
+            response_delay_ms: self.opt_duration(&r.response_delay, "`response_delay`", 0)?,
+            email_delay_ms: self.opt_duration(&r.email_delay, "`email_delay`", 0)?,
+        })
+    }
+
+    fn fault(&self, raw: &S<RawFault>, requests: &[RequestSpec]) -> Result<FaultSpec, ScenarioError> {
+        let f = raw.get_ref();
+        let request = self.int_in(&f.request, 1, requests.len() as i64, "`request` (a 1-based position in the file)")? as usize - 1;
+        let kind = match f.kind.get_ref().as_str() {
+            "db" => {
+                let Some(error) = &f.error else {
+                    return Err(self.at(raw, "a db fault needs `error`: \"busy\", \"io\" or \"full\""));
+                };
+                FaultKind::Db(match error.get_ref().as_str() {
+                    "busy" => DbFault::Busy,
+                    "io" => DbFault::Io,
+                    "full" => DbFault::Full,
+                    other => return Err(self.at(error, format!("error {other:?}; expected \"busy\", \"io\" or \"full\""))),
+                })
+            }
+            "crash" => FaultKind::Crash,
+            "mail" => FaultKind::Mail,
+            other => return Err(self.at(&f.kind, format!("fault kind {other:?}; expected \"db\", \"crash\" or \"mail\""))),
+        };
+        if let (Some(e), false) = (&f.error, matches!(kind, FaultKind::Db(_))) {
+            return Err(self.at(e, "`error` is for db faults only"));
+        }
+        let statement = match (&f.statement, kind) {
+            (Some(s), FaultKind::Mail) => return Err(self.at(s, "`statement` is for db and crash faults only")),
+            (None, FaultKind::Mail) => StatementChoice::Nth(0),
+            (None, _) => return Err(self.at(raw, "this fault needs `statement`: a 1-based position or \"every\"")),
+            (Some(s), _) => match s.get_ref() {
+                toml::Value::Integer(n) if (1..=64).contains(n) => StatementChoice::Nth(*n as u32),
+                toml::Value::String(e) if e == "every" => StatementChoice::Every,
+                other => return Err(self.at(s, format!("statement {other}; expected a position from 1 to 64 or \"every\""))),
+            },
+        };
+        if kind == FaultKind::Mail && requests[request].kind != Kind::Signup {
+            return Err(self.at(&f.request, "a mail fault must name a signup request (verify sends no email)"));
+        }
+        Ok(FaultSpec { kind, request, statement })
+    }
+}
+
+/// "0s", "1500ms", "3s", "2m", "1h".
+pub fn parse_duration(text: &str) -> Option<u64> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
+}
+
+/// Milliseconds as the shortest duration text that parses back.
+pub fn format_duration(ms: u64) -> String {
+    match ms {
+        0 => "0s".to_string(),
+        ms if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        ms if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        ms => format!("{ms}ms"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::parse(Path::new("t.toml"), text)
+    }
+
+    const MINIMAL: &str = "name = \"n\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"a@x.org\"\n[expect]\nnaive = \"pass\"\n";
+
+    #[test]
+    fn a_minimal_file_takes_the_documented_defaults() {
+        let s = load(MINIMAL).unwrap();
+        assert_eq!(s.deployment, Deployment { workers: 1, session: SessionMode::Cookie, mail_latency_ms: 0, otp_ttl_ms: 600_000, max_attempts: 5 });
+        assert_eq!((s.schedules, s.seed, s.invariants.len()), (200, 1, 7));
+        assert_eq!(s.requests[0].browser, "b1");
+        assert_eq!(s.requests[0].repeat, 1);
+    }
+
+    #[test]
+    fn errors_point_at_the_line_and_column() {
+        let cases = [
+            (MINIMAL.replace("at = \"0s\"", "at = \"soon\""), 3, 6, "not a duration"),
+            (MINIMAL.replace("kind = \"signup\"", "kind = \"signup\"\ncolour = 1"), 5, 1, "unknown field"),
+            (MINIMAL.replace("a@x.org", "nobody"), 5, 9, "not an email"),
+            (MINIMAL.replace("naive = \"pass\"", "naive = \"maybe\""), 7, 9, "expected \"pass\""),
+            (MINIMAL.replace("naive =", "naïve ="), 7, 9, "unknown variant"),
+            (format!("{MINIMAL}[[fault]]\nkind = \"db\"\nrequest = 2\nstatement = 1\nerror = \"io\"\n"), 10, 11, "expected 1 to 1"),
+            (MINIMAL.replace("[expect]", "[deployment]\nworkers = 9\n[expect]"), 7, 11, "expected 1 to 8"),
+            (MINIMAL.replace("at = \"0s\"\n", ""), 2, 1, "missing field `at`"),
+        ];
+        for (text, line, column, what) in cases {
+            let e = load(&text).unwrap_err();
+            assert!(e.message.contains(what), "{e}");
+            assert_eq!((e.line, e.column), (line, column), "{e}");
+            assert!(e.to_string().starts_with(&format!("t.toml:{line}:{column}: ")));
+        }
+    }
+
+    #[test]
+    fn durations_parse_and_print_back() {
+        for (text, ms) in [("0s", 0), ("1500ms", 1500), ("3s", 3000), ("2m", 120_000), ("1h", 3_600_000)] {
+            assert_eq!(parse_duration(text), Some(ms));
+            assert_eq!(parse_duration(&format_duration(ms)), Some(ms));
+        }
+        for bad in ["", "3", "s", "1.5s", "-1s", "3 s", "3sec"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The trace of one run: every request, handler step, SQL statement,
+//! session load/save, mail and response, with simulated time, browser and
+//! worker, in the order it happened. The invariants are checked on it, and
+//! its text form is what `otpsim replay` prints, byte for byte the same for
+//! the same file, variant and seed.
+//!
+//! Codes are carried (the checker needs them) but never printed: a mail is
+//! named by its number, a typed code by where it came from.
+
+use std::fmt::{self, Write as _};
+
+use otpsim_core::{Code, Email, Otp};
+
+use crate::scenario::Kind;
+
+/// Where the code a verify typed came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CodeSource {
+    /// From mail number `n` (1-based) in the browser's inbox.
+    Mail(usize),
+    /// A code no email carried (`otp = "wrong"`, or no email had arrived).
+    Wrong,
+    /// Digits written in the scenario.
+    Literal,
+}
+
+/// A database state when no request was in flight.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbState {
+    /// `(email, temp_id)` of every pending registration, sorted.
+    pub pending: Vec<(String, String)>,
+    /// Every account's email, sorted.
+    pub accounts: Vec<String>,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum What {
+    /// A browser sent a request.
+    Sent {
+        /// Signup or verify.
+        kind: Kind,
+        /// The form's email.
+        email: Email,
+        /// The typed code (verify); never printed.
+        otp: Option<Otp>,
+        /// Where it came from (verify).
+        source: Option<CodeSource>,
+        /// What the request's cookie held.
+        cookie: String,
+    },
+    /// The handler loaded a server-side session.
+    SessionLoad(String),
+    /// The handler saved a server-side session.
+    SessionSave(String),
+    /// The handler read or wrote its worker's memory.
+    Memory,
+    /// An SQL statement ran.
+    Sql {
+        /// The statement, whitespace folded.
+        sql: String,
+        /// Rows, or the error.
+        outcome: String,
+    },
+    /// An injected fault made a statement fail.
+    Fault {
+        /// 1-based position among the request's statements.
+        statement: u32,
+        /// The error.
+        error: String,
+    },
+    /// The handler handed an email to the mail system.
+    MailSent {
+        /// 1-based mail number.
+        mail: usize,
+        /// The recipient.
+        to: Email,
+        /// The code; never printed.
+        otp: Otp,
+        /// The registration it belongs to.
+        temp_id: String,
+        /// Lost by a `mail` fault.
+        lost: bool,
+    },
+    /// The handler waited on the clock (SMTP latency, a busy database).
+    Waited(&'static str),
+    /// An email reached the browser's inbox.
+    MailDelivered {
+        /// Its number.
+        mail: usize,
+    },
+    /// The handler answered.
+    Answered {
+        /// The code (and so the status).
+        code: Code,
+        /// The message for people.
+        message: String,
+        /// The cookie the response sets, if any.
+        set_cookie: Option<String>,
+    },
+    /// The worker died; the request gets no answer.
+    Crashed,
+    /// The handler panicked.
+    Panicked(String),
+    /// A response reached the browser.
+    Delivered {
+        /// What the browser's cookie holds now.
+        cookie_now: String,
+    },
+    /// No request was in flight: the database as it stood.
+    Quiescent(DbState),
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Simulated time since the scenario started.
+    pub at_ms: u64,
+    /// 1-based request number (copies numbered in send order), if any.
+    pub request: Option<usize>,
+    /// The browser involved, if any.
+    pub browser: Option<String>,
+    /// The worker involved, if any.
+    pub worker: Option<usize>,
+    /// What happened.
+    pub what: What,
+}
+
+/// Every event of one run, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// The events.
+    pub events: Vec<Event>,
+}
+
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = format!("{}.{:03}s", self.at_ms / 1000, self.at_ms % 1000);
+        let who = match (&self.browser, self.worker) {
+            (Some(b), Some(w)) => format!("{b} w{w}"),
+            (Some(b), None) => b.clone(),
+            (None, Some(w)) => format!("w{w}"),
+            (None, None) => String::new(),
+        };
+        let req = self.request.map_or(String::new(), |r| format!("#{r}"));
+        write!(f, "{secs:>9} {who:<7} {req:<4} ")?;
+        match &self.what {
+            What::Sent { kind, email, source, cookie, .. } => {
+                let kind = match kind {
+                    Kind::Signup => "signup",
+                    Kind::Verify => "verify",
+                };
+                write!(f, "-> POST /{kind} email={email}")?;
+                match source {
+                    Some(CodeSource::Mail(n)) => write!(f, " otp=<code of mail {n}>")?,
+                    Some(CodeSource::Wrong) => write!(f, " otp=<a code no email carried>")?,
+                    Some(CodeSource::Literal) => write!(f, " otp=<digits from the scenario>")?,
+                    None => {}
+                }
+                write!(f, " cookie={cookie}")
+            }
+            What::SessionLoad(s) => write!(f, "session load {s}"),
+            What::SessionSave(s) => write!(f, "session save {s}"),
+            What::Memory => write!(f, "worker memory: _request_locks"),
+            What::Sql { sql, outcome } => write!(f, "SQL {sql} -> {outcome}"),
+            What::Fault { statement, error } => write!(f, "FAULT statement {statement} fails: {error}"),
+            What::MailSent { mail, to, temp_id, lost, .. } => {
+                write!(f, "mail {mail} to {to} for {temp_id} sent")?;
+                if *lost {
+                    write!(f, " (FAULT: never delivered)")?;
+                }
+                Ok(())
+            }
+            What::Waited(why) => write!(f, "waits: {why}"),
+            What::MailDelivered { mail } => write!(f, "<- mail {mail} arrives"),
+            What::Answered { code, message, set_cookie } => {
+                write!(f, "answers {} {code}: {message}", code.status())?;
+                if let Some(c) = set_cookie {
+                    write!(f, " [Set-Cookie {c}]")?;
+                }
+                Ok(())
+            }
+            What::Crashed => write!(f, "CRASH: the worker dies; no answer"),
+            What::Panicked(m) => write!(f, "PANIC in the handler: {m}"),
+            What::Delivered { cookie_now } => write!(f, "<- response arrives; cookie now {cookie_now}"),
+            What::Quiescent(db) => {
+                let pending: Vec<String> = db.pending.iter().map(|(e, t)| format!("{e}={t}")).collect();
+                write!(f, "db: pending [{}]; accounts [{}]", pending.join(", "), db.accounts.join(", "))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = String::new();
+        for e in &self.events {
+            writeln!(text, "{e}")?;
+        }
+        f.write_str(&text)
+    }
+}

@@ -1,0 +1,551 @@
+//! The simulated world of one run: browsers with a cookie jar and an inbox,
+//! workers with their own memory, the network, the mail system, one SQLite
+//! database, a virtual clock and the fault plan. The flows of
+//! `otpsim-core` run in it unchanged, one shuttle task per request.
+//!
+//! The clock moves only when every live handler waits on it (SMTP latency,
+//! the busy handler); then the driver jumps to the next due event.
+//! Events due at the same instant (two responses, two emails) are applied
+//! by racing tasks, so the scheduler chooses their order.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use otpsim_core::local::EPOCH_UNIX_MS;
+use otpsim_core::platform::{Lock, Platform, Shuttle};
+use otpsim_core::ports::SplitMix64;
+use otpsim_core::{
+    Db, DbError, Email, FlowConfig, Mail, Otp, Ports, Request, Session, StatementHook, Store, Variant, WorkerMemory,
+};
+
+use crate::scenario::{DbFault, FaultKind, Kind, OtpChoice, Scenario, SessionMode};
+use crate::trace::{CodeSource, DbState, Event, Trace, What};
+
+type P = Shuttle;
+
+/// SQLite's busy timeout as Python's `sqlite3` sets it: 5 s.
+const BUSY_TIMEOUT_MS: u64 = 5000;
+
+/// A fault as one run applies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ActiveFault {
+    /// What it does.
+    pub kind: FaultKind,
+    /// 0-based index of the request in the file (its first copy).
+    pub request: usize,
+    /// 1-based statement (db, crash).
+    pub statement: u32,
+}
+
+/// Everything one run needs.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    /// The scenario.
+    pub scenario: Arc<Scenario>,
+    /// The variant every worker runs.
+    pub variant: Variant,
+    /// The faults.
+    pub faults: Vec<ActiveFault>,
+    /// Seeds the run's randomness (temp_ids, codes).
+    pub seed: u64,
+}
+
+/// What one run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// The events.
+    pub trace: Trace,
+    /// Whether every fault of the plan fired.
+    pub faults_fired: bool,
+}
+
+/// One request as sent: a copy of a `[[request]]`.
+#[derive(Debug, Clone)]
+struct Planned {
+    id: usize,
+    spec: usize,
+    first_copy: bool,
+    at_ms: u64,
+    worker: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Cookie {
+    None,
+    Session(Option<String>, Option<String>),
+    Sid(u64),
+}
+
+impl Cookie {
+    fn describe(&self) -> String {
+        match self {
+            Cookie::None => "(none)".to_string(),
+            Cookie::Session(t, e) => describe_session(t.as_deref(), e.as_deref()),
+            Cookie::Sid(sid) => format!("sid={sid}"),
+        }
+    }
+}
+
+fn describe_session(temp: Option<&str>, email: Option<&str>) -> String {
+    match (temp, email) {
+        (None, None) => "{}".to_string(),
+        (t, e) => format!("{{temp_user_id={}, email={}}}", t.unwrap_or("-"), e.unwrap_or("-")),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Browser {
+    cookie: Option<Cookie>,
+    inbox: Vec<usize>,
+}
+
+#[derive(Debug)]
+enum Delivery {
+    Response { request: usize, browser: String, set_cookie: Option<Cookie> },
+    Mail { mail: usize, browser: String },
+}
+
+struct State {
+    now_ms: u64,
+    running: usize,
+    sleepers: Vec<u64>,
+    trace: Vec<Event>,
+    browsers: BTreeMap<String, Browser>,
+    server_sessions: BTreeMap<u64, (Option<String>, Option<String>)>,
+    next_sid: u64,
+    mails: Vec<(Email, Otp)>,
+    deliveries: Vec<(u64, Delivery)>,
+    rng: SplitMix64,
+    memories: Vec<WorkerMemory>,
+    faults_fired: usize,
+    /// Handlers finished, and how many had when the database was last
+    /// read: a quiescent point is recorded only if one finished since.
+    finished: usize,
+    finished_at_snapshot: usize,
+}
+
+struct World {
+    plan: RunPlan,
+    config: FlowConfig,
+    store: Store<P>,
+    planned: Vec<Planned>,
+    state: <P as Platform>::Mutex<State>,
+    clock: <P as Platform>::Condvar,
+}
+
+impl World {
+    fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        self.state.with(f)
+    }
+
+    fn event(s: &mut State, request: Option<&Planned>, browser: Option<&str>, what: What) {
+        let worker = request.map(|p| p.worker);
+        s.trace.push(Event { at_ms: s.now_ms, request: request.map(|p| p.id), browser: browser.map(str::to_string), worker, what });
+    }
+
+    fn fault(&self, request: &Planned, statement: Option<u32>, kind: impl Fn(FaultKind) -> bool) -> Option<FaultKind> {
+        if !request.first_copy {
+            return None;
+        }
+        self.plan
+            .faults
+            .iter()
+            .find(|f| f.request == request.spec && kind(f.kind) && statement.is_none_or(|n| n == f.statement))
+            .map(|f| f.kind)
+    }
+
+    /// Blocks the calling handler for `ms` of simulated time.
+    fn sleep(&self, ms: u64) {
+        let wake = self.with(|s| {
+            s.running -= 1;
+            let wake = s.now_ms + ms;
+            s.sleepers.push(wake);
+            wake
+        });
+        P::notify_all(&self.clock);
+        P::wait_while(&self.state, &self.clock, |s| s.now_ms < wake);
+    }
+
+    fn snapshot(&self) -> DbState {
+        let read = self.store.inspect(|c| {
+            let mut pending = Vec::new();
+            let mut stmt = c.prepare("SELECT email, temp_id FROM temp_registrations ORDER BY email, temp_id")?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                pending.push(row?);
+            }
+            let mut stmt = c.prepare("SELECT email FROM users ORDER BY email")?;
+            let accounts = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            Ok(DbState { pending, accounts })
+        });
+        read.expect("every variant has these tables")
+    }
+}
+
+/// The ports of one request inside the world.
+struct SimPorts<'w> {
+    world: &'w World,
+    request: &'w Planned,
+    statements: Cell<u32>,
+    busy_waited_ms: Cell<u64>,
+}
+
+impl SimPorts<'_> {
+    fn spec(&self) -> &crate::scenario::RequestSpec {
+        &self.world.plan.scenario.requests[self.request.spec]
+    }
+}
+
+impl StatementHook for SimPorts<'_> {
+    fn requester(&self) -> u64 {
+        self.request.id as u64
+    }
+    fn before(&self, _sql: &str) -> Result<(), DbError> {
+        let n = self.statements.get() + 1;
+        self.statements.set(n);
+        let Some(FaultKind::Db(error)) = self.world.fault(self.request, Some(n), |k| matches!(k, FaultKind::Db(_))) else {
+            return Ok(());
+        };
+        let error = match error {
+            DbFault::Busy => DbError::Busy,
+            DbFault::Io => DbError::Io,
+            DbFault::Full => DbError::Full,
+        };
+        self.world.with(|s| {
+            s.faults_fired += 1;
+            World::event(s, Some(self.request), None, What::Fault { statement: n, error: error.to_string() });
+        });
+        Err(error)
+    }
+    fn after(&self, sql: &str, outcome: &Result<usize, DbError>) -> Result<(), DbError> {
+        let crash = self.world.fault(self.request, Some(self.statements.get()), |k| k == FaultKind::Crash).is_some();
+        self.world.with(|s| {
+            let outcome = match outcome {
+                Ok(_) if sql == "BEGIN IMMEDIATE" || sql == "COMMIT" => "ok".to_string(),
+                Ok(n) => format!("{n} row{}", if *n == 1 { "" } else { "s" }),
+                Err(e) => format!("ERROR {e}"),
+            };
+            World::event(s, Some(self.request), None, What::Sql { sql: fold_whitespace(sql), outcome });
+            if crash {
+                s.faults_fired += 1;
+            }
+        });
+        if crash {
+            return Err(DbError::Crashed);
+        }
+        Ok(())
+    }
+    fn wait_for_lock(&self, attempt: u32) -> bool {
+        // SQLite's busy handler: back off, doubling, until the timeout.
+        let backoff = 10u64 << attempt.min(9).saturating_sub(1);
+        let waited = self.busy_waited_ms.get() + backoff;
+        if waited > BUSY_TIMEOUT_MS {
+            return false;
+        }
+        self.busy_waited_ms.set(waited);
+        if attempt == 1 {
+            self.world.with(|s| World::event(s, Some(self.request), None, What::Waited("the database is locked by another request")));
+        }
+        self.world.sleep(backoff);
+        true
+    }
+}
+
+impl Ports for SimPorts<'_> {
+    type Platform = P;
+    fn db(&self) -> Db<'_, P> {
+        self.world.store.db(self)
+    }
+    fn now_ms(&self) -> u64 {
+        self.world.with(|s| EPOCH_UNIX_MS + s.now_ms)
+    }
+    fn random_u64(&self) -> u64 {
+        self.world.with(|s| s.rng.next_u64())
+    }
+    fn send_mail(&self, mail: Mail) {
+        let lost = self.world.fault(self.request, None, |k| k == FaultKind::Mail).is_some();
+        let latency = self.world.plan.scenario.deployment.mail_latency_ms;
+        let browser = self.spec().browser.clone();
+        let arrives = self.world.with(|s| {
+            s.mails.push((mail.to.clone(), mail.otp.clone()));
+            let number = s.mails.len();
+            World::event(
+                s,
+                Some(self.request),
+                None,
+                What::MailSent { mail: number, to: mail.to, otp: mail.otp, temp_id: mail.temp_id.to_string(), lost },
+            );
+            if lost {
+                s.faults_fired += 1;
+            } else {
+                let at = s.now_ms + latency + self.spec().email_delay_ms;
+                s.deliveries.push((at, Delivery::Mail { mail: number, browser }));
+            }
+        });
+        let () = arrives;
+        if latency > 0 {
+            self.world.with(|s| World::event(s, Some(self.request), None, What::Waited("SMTP send")));
+            self.world.sleep(latency);
+        }
+    }
+    fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> R {
+        self.world.with(|s| {
+            World::event(s, Some(self.request), None, What::Memory);
+            f(&mut s.memories[self.request.worker])
+        })
+    }
+}
+
+fn fold_whitespace(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Expands copies, orders by time then file order, and routes round-robin.
+fn plan_requests(scenario: &Scenario) -> Vec<Planned> {
+    let mut order: Vec<(u64, usize, u32)> = Vec::new();
+    for (i, r) in scenario.requests.iter().enumerate() {
+        for copy in 0..r.repeat {
+            order.push((r.at_ms, i, copy));
+        }
+    }
+    order.sort();
+    let workers = scenario.deployment.workers;
+    let mut next_worker = 0;
+    order
+        .into_iter()
+        .enumerate()
+        .map(|(n, (at_ms, spec, copy))| {
+            let worker = scenario.requests[spec].worker.unwrap_or_else(|| {
+                let w = next_worker % workers;
+                next_worker += 1;
+                w
+            });
+            Planned { id: n + 1, spec, first_copy: copy == 0, at_ms, worker }
+        })
+        .collect()
+}
+
+/// Runs the plan once. Call it inside a shuttle execution: the scheduler
+/// of that execution decides every interleaving.
+pub fn run(plan: &RunPlan) -> RunOutcome {
+    let scenario = &plan.scenario;
+    let config = FlowConfig {
+        otp_ttl_ms: scenario.deployment.otp_ttl_ms,
+        max_attempts: scenario.deployment.max_attempts,
+        ..FlowConfig::default()
+    };
+    let store = Store::<P>::open_in_memory(plan.variant.schema()).expect("an in-memory database opens");
+    let world = Arc::new(World {
+        plan: plan.clone(),
+        config,
+        store,
+        planned: plan_requests(scenario),
+        state: <P as Platform>::Mutex::new(State {
+            now_ms: 0,
+            running: 0,
+            sleepers: Vec::new(),
+            trace: Vec::new(),
+            browsers: BTreeMap::new(),
+            server_sessions: BTreeMap::new(),
+            next_sid: 1,
+            mails: Vec::new(),
+            deliveries: Vec::new(),
+            rng: SplitMix64::new(plan.seed),
+            memories: vec![WorkerMemory::default(); scenario.deployment.workers],
+            faults_fired: 0,
+            finished: 0,
+            finished_at_snapshot: 0,
+        }),
+        clock: P::condvar(),
+    });
+    drive(&world);
+    let faults_fired = world.with(|s| s.faults_fired >= plan.faults.len());
+    let trace = Trace { events: world.with(|s| std::mem::take(&mut s.trace)) };
+    RunOutcome { trace, faults_fired }
+}
+
+fn drive(world: &Arc<World>) {
+    let mut next_send = 0;
+    let mut handlers = Vec::new();
+    loop {
+        P::wait_while(&world.state, &world.clock, |s| s.running > 0);
+        let idle = world.with(|s| s.sleepers.is_empty());
+        if idle {
+            let changed = world.with(|s| s.finished != s.finished_at_snapshot);
+            if changed {
+                let db = world.snapshot();
+                world.with(|s| {
+                    World::event(s, None, None, What::Quiescent(db));
+                    s.finished_at_snapshot = s.finished;
+                });
+            }
+        }
+        let next = world.with(|s| {
+            let deliveries = s.deliveries.iter().map(|(at, _)| *at);
+            let sleepers = s.sleepers.iter().copied();
+            let send = world.planned.get(next_send).map(|p| p.at_ms);
+            deliveries.chain(sleepers).chain(send).min()
+        });
+        let Some(now) = next else { break };
+        world.with(|s| s.now_ms = s.now_ms.max(now));
+
+        // 1. Deliveries due now, in an order the scheduler picks.
+        let due: Vec<Delivery> = world.with(|s| {
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut s.deliveries).into_iter().partition(|(at, _)| *at <= now);
+            s.deliveries = later;
+            due.into_iter().map(|(_, d)| d).collect()
+        });
+        if due.len() == 1 {
+            let d = due.into_iter().next().expect("one");
+            world.with(|s| deliver(s, d));
+        } else {
+            let racers: Vec<_> = due
+                .into_iter()
+                .map(|d| {
+                    let w = Arc::clone(world);
+                    P::spawn(move || w.with(|s| deliver(s, d)))
+                })
+                .collect();
+            racers.into_iter().for_each(P::join);
+        }
+
+        // 2. Handlers whose wait is over.
+        world.with(|s| {
+            let before = s.sleepers.len();
+            s.sleepers.retain(|wake| *wake > now);
+            s.running += before - s.sleepers.len();
+        });
+        P::notify_all(&world.clock);
+
+        // 3. Requests sent now.
+        while let Some(p) = world.planned.get(next_send).filter(|p| p.at_ms <= now) {
+            next_send += 1;
+            let (request, cookie) = world.with(|s| send(world, s, p));
+            let w = Arc::clone(world);
+            let id = p.id;
+            handlers.push(P::spawn(move || handle(&w, id, request, cookie)));
+        }
+    }
+    handlers.into_iter().for_each(P::join);
+}
+
+fn deliver(s: &mut State, delivery: Delivery) {
+    match delivery {
+        Delivery::Response { request, browser, set_cookie } => {
+            let b = s.browsers.entry(browser.clone()).or_default();
+            if let Some(c) = set_cookie {
+                b.cookie = Some(c);
+            }
+            let cookie_now = b.cookie.as_ref().map_or("(none)".to_string(), Cookie::describe);
+            s.trace.push(Event { at_ms: s.now_ms, request: Some(request), browser: Some(browser), worker: None, what: What::Delivered { cookie_now } });
+        }
+        Delivery::Mail { mail, browser } => {
+            s.browsers.entry(browser.clone()).or_default().inbox.push(mail);
+            s.trace.push(Event { at_ms: s.now_ms, request: None, browser: Some(browser), worker: None, what: What::MailDelivered { mail } });
+        }
+    }
+}
+
+/// The browser sends `p`: the code is picked from the inbox as it stands
+/// now, the cookie is whatever the jar holds now.
+fn send(world: &World, s: &mut State, p: &Planned) -> (Request, Cookie) {
+    let spec = &world.plan.scenario.requests[p.spec];
+    let browser = s.browsers.entry(spec.browser.clone()).or_default();
+    let cookie = browser.cookie.clone().unwrap_or(Cookie::None);
+    let for_email: Vec<usize> = browser.inbox.iter().copied().filter(|m| s.mails[m - 1].0 == spec.email).collect();
+    let (otp, source) = match (&spec.kind, &spec.otp) {
+        (Kind::Signup, _) => (None, None),
+        (Kind::Verify, OtpChoice::Literal(o)) => (Some(o.clone()), Some(CodeSource::Literal)),
+        (Kind::Verify, choice) => {
+            let picked = match choice {
+                OtpChoice::Latest => for_email.last(),
+                OtpChoice::First => for_email.first(),
+                _ => None,
+            };
+            match picked {
+                Some(&m) => (Some(s.mails[m - 1].1.clone()), Some(CodeSource::Mail(m))),
+                None => (Some(wrong_code(s)), Some(CodeSource::Wrong)),
+            }
+        }
+    };
+    let request = match spec.kind {
+        Kind::Signup => Request::Signup { email: spec.email.to_string(), password: spec.password.clone() },
+        Kind::Verify => Request::Verify {
+            email: spec.email.to_string(),
+            otp: otp.as_ref().map(|o| o.digits().to_string()).unwrap_or_default(),
+        },
+    };
+    World::event(
+        s,
+        Some(p),
+        Some(&spec.browser),
+        What::Sent { kind: spec.kind, email: spec.email.clone(), otp, source, cookie: cookie.describe() },
+    );
+    s.running += 1;
+    (request, cookie)
+}
+
+/// A code that no email sent so far carried (one sent later may, with
+/// probability one in a million per email).
+fn wrong_code(s: &State) -> Otp {
+    (0..)
+        .map(|n| Otp::from_number(999_999 - n))
+        .find(|o| !s.mails.iter().any(|(_, m)| m == o))
+        .expect("fewer than a million emails")
+}
+
+fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
+    let p = &world.planned[id - 1];
+    let spec = &world.plan.scenario.requests[p.spec];
+    let server = world.plan.scenario.deployment.session == SessionMode::Server;
+    let mut session = match &cookie {
+        Cookie::Session(t, e) => Session::loaded(t.clone(), e.clone()),
+        Cookie::Sid(sid) => world.with(|s| {
+            let (t, e) = s.server_sessions.get(sid).cloned().unwrap_or_default();
+            World::event(s, Some(p), None, What::SessionLoad(describe_session(t.as_deref(), e.as_deref())));
+            Session::loaded(t, e)
+        }),
+        Cookie::None => Session::default(),
+    };
+    let ports = SimPorts { world, request: p, statements: Cell::new(0), busy_waited_ms: Cell::new(0) };
+    let handled = world.plan.variant.handle(&ports, &world.config, &mut session, &request);
+    world.with(|s| {
+        match handled {
+            Ok(response) => {
+                let set_cookie = session.is_modified().then(|| {
+                    let pair = (session.temp_user_id().map(str::to_string), session.email().map(str::to_string));
+                    if server {
+                        let sid = match cookie {
+                            Cookie::Sid(sid) => sid,
+                            _ => {
+                                s.next_sid += 1;
+                                s.next_sid - 1
+                            }
+                        };
+                        World::event(s, Some(p), None, What::SessionSave(describe_session(pair.0.as_deref(), pair.1.as_deref())));
+                        s.server_sessions.insert(sid, pair);
+                        Cookie::Sid(sid)
+                    } else {
+                        Cookie::Session(pair.0, pair.1)
+                    }
+                });
+                World::event(
+                    s,
+                    Some(p),
+                    None,
+                    What::Answered { code: response.code, message: response.message, set_cookie: set_cookie.as_ref().map(Cookie::describe) },
+                );
+                let at = s.now_ms + spec.response_delay_ms;
+                s.deliveries.push((at, Delivery::Response { request: id, browser: spec.browser.clone(), set_cookie }));
+            }
+            Err(otpsim_core::WorkerCrashed) => {
+                World::event(s, Some(p), None, What::Crashed);
+                // A fresh process: the lock table is gone.
+                s.memories[p.worker] = WorkerMemory::default();
+            }
+        }
+        s.running -= 1;
+        s.finished += 1;
+    });
+    P::notify_all(&world.clock);
+}

@@ -11,11 +11,15 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use otpsim_core::Variant;
 use otpsim_sim::check::{check, CheckRow};
-use otpsim_sim::explore::{replay, Failure, Strategy};
+use otpsim_sim::explore::{explore, replay, Failure, Strategy};
 use otpsim_sim::{Scenario, ScenarioError};
 
 #[derive(Parser)]
-#[command(name = "otpsim", version, about = "Deterministic concurrency tests for signup and email-OTP flows")]
+#[command(
+    name = "otpsim",
+    version,
+    about = "Deterministic concurrency tests for signup and email-OTP flows"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,9 +48,13 @@ enum Command {
         /// The variant, e.g. naive, seed_fix-dedup, idempotent.
         #[arg(long, value_parser = parse_variant)]
         variant: Variant,
-        /// Replays this schedule instead of searching.
+        /// The scheduler's seed (default: the file's [explore] seed).
         #[arg(long)]
         seed: Option<u64>,
+        /// Replays this schedule (0-based) of the seed's sequence instead of
+        /// searching for the first that breaks an invariant.
+        #[arg(long)]
+        schedule: Option<u64>,
         /// The scheduler: pct1..pct10, random or dfs.
         #[arg(long, default_value = "pct3", value_parser = parse_strategy)]
         strategy: Strategy,
@@ -81,7 +89,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Check { paths, seed, strategy } => run_check(&paths, seed, strategy),
-        Command::Replay { file, variant, seed, strategy, position } => run_replay(&file, variant, seed, strategy, position),
+        Command::Replay {
+            file,
+            variant,
+            seed,
+            schedule,
+            strategy,
+            position,
+        } => run_replay(&file, variant, seed, schedule, strategy, position),
     };
     match outcome {
         Ok(code) => code,
@@ -105,7 +120,10 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             let mut found = Vec::new();
             collect_toml(path, &mut found)?;
             if found.is_empty() {
-                bail!(InvalidInput(format!("{}: no *.toml scenario files in this folder", path.display())));
+                bail!(InvalidInput(format!(
+                    "{}: no *.toml scenario files in this folder",
+                    path.display()
+                )));
             }
             files.extend(found);
         } else if path.is_file() {
@@ -154,14 +172,22 @@ fn run_check(paths: &[PathBuf], seed: Option<u64>, strategy: Strategy) -> Result
         }
     }
     println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn print_row(scenario: &Scenario, row: &CheckRow, strategy: Strategy) {
     let verdict = if row.holds() { "ok" } else { "UNEXPECTED" };
     let schedules = row.exploration.schedules;
     let expected = row.expected.to_string();
-    println!("  {:<16} expected {expected:<24} found {:<24} {schedules:>4} schedules  {verdict}", row.variant.to_string(), row.found());
+    println!(
+        "  {:<16} expected {expected:<24} found {:<24} {schedules:>4} schedules  {verdict}",
+        row.variant.to_string(),
+        row.found()
+    );
     if !row.holds() {
         match row.failure() {
             Some(f) => {
@@ -180,43 +206,63 @@ fn print_row(scenario: &Scenario, row: &CheckRow, strategy: Strategy) {
 
 fn replay_command(scenario: &Scenario, f: &Failure) -> String {
     let mut cmd = format!(
-        "otpsim replay {} --variant {} --strategy {} --seed {}",
+        "otpsim replay {} --variant {} --strategy {} --seed {} --schedule {}",
         scenario.path.display(),
         f.variant,
         f.strategy,
-        f.seed
+        f.seed,
+        f.schedule
     );
-    if scenario.faults.iter().any(|s| s.statement == otpsim_sim::scenario::StatementChoice::Every) {
+    if scenario
+        .faults
+        .iter()
+        .any(|s| s.statement == otpsim_sim::scenario::StatementChoice::Every)
+    {
         cmd.push_str(&format!(" --position {}", f.position));
     }
     cmd
 }
 
-fn run_replay(file: &Path, variant: Variant, seed: Option<u64>, strategy: Strategy, position: u32) -> Result<ExitCode> {
+fn run_replay(
+    file: &Path,
+    variant: Variant,
+    seed: Option<u64>,
+    schedule: Option<u64>,
+    strategy: Strategy,
+    position: u32,
+) -> Result<ExitCode> {
     let scenario = load(file)?;
     if position == 0 {
         bail!(InvalidInput("--position counts from 1".to_string()));
     }
-    let (seed, position) = match seed {
-        Some(seed) => (seed, position),
+    let seed = seed.unwrap_or(scenario.seed);
+    let (schedule, position) = match schedule {
+        Some(schedule) => (schedule, position),
         None => {
-            let exploration = otpsim_sim::explore::explore(&scenario, variant, strategy, scenario.schedules, scenario.seed, |found| !found.is_empty());
+            let exploration = explore(&scenario, variant, strategy, scenario.schedules, seed, |found| {
+                !found.is_empty()
+            });
             match exploration.failures.first() {
-                Some(f) => (f.seed, f.position),
+                Some(f) => (f.schedule, f.position),
                 None => {
                     println!(
-                        "no schedule of {} ({strategy}, seeds {}..{}) broke a checked invariant; the first one:",
-                        exploration.schedules,
-                        scenario.seed,
-                        scenario.seed + u64::from(scenario.schedules) - 1
+                        "no schedule of {} ({strategy}, seed {seed}) broke a checked invariant; here is the first one",
+                        exploration.schedules
                     );
-                    (scenario.seed, position)
+                    (0, position)
                 }
             }
         }
     };
-    let (outcome, violations) = replay(&scenario, variant, strategy, seed, position);
-    println!("# {} | variant {variant} | {strategy} seed {seed}", scenario.name);
+    let Some((outcome, violations)) = replay(&scenario, variant, strategy, seed, schedule, position) else {
+        bail!(InvalidInput(format!(
+            "{strategy} with seed {seed} has no schedule {schedule}"
+        )));
+    };
+    println!(
+        "# {} | variant {variant} | {strategy} seed {seed} schedule {schedule}",
+        scenario.name
+    );
     print!("{}", outcome.trace);
     if violations.is_empty() {
         println!("no invariant broken");

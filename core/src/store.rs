@@ -65,8 +65,9 @@ pub trait StatementHook {
         let _ = sql;
         Ok(())
     }
-    /// After the statement ran. `Err(DbError::Crashed)` kills the worker
-    /// right after it (a committed COMMIT stays committed).
+    /// After the statement ran, still holding the connection, so that
+    /// hooks see statements in the order they ran. `Err(DbError::Crashed)`
+    /// kills the worker right after it (a committed COMMIT stays committed).
     fn after(&self, sql: &str, outcome: &Result<usize, DbError>) -> Result<(), DbError> {
         let _ = (sql, outcome);
         Ok(())
@@ -252,7 +253,7 @@ impl<P: Platform> Db<'_, P> {
         self.hook.before(sql)?;
         let me = self.hook.requester();
         let mut attempt = 0;
-        let outcome = loop {
+        loop {
             let tried = self.store.inner.with(|inner| match inner.writer {
                 Some(writer) if writer != me => None,
                 _ => {
@@ -262,22 +263,22 @@ impl<P: Platform> Db<'_, P> {
                     } else if sql == "COMMIT" && result.is_ok() {
                         inner.writer = None;
                     }
-                    Some(result)
+                    // Still holding the connection: the hook sees the
+                    // statements in the order they ran.
+                    let counted = result.as_ref().map(Counted::count).map_err(Clone::clone);
+                    Some(self.hook.after(sql, &counted).and(result))
                 }
             });
             match tried {
-                Some(result) => break result,
+                Some(result) => return result.map(|t| (t.count(), t)),
                 None => {
                     attempt += 1;
                     if !self.hook.wait_for_lock(attempt) {
-                        break Err(DbError::Busy);
+                        return Err(DbError::Busy);
                     }
                 }
             }
-        };
-        let counted = outcome.as_ref().map(Counted::count).map_err(Clone::clone);
-        self.hook.after(sql, &counted)?;
-        outcome.map(|t| (t.count(), t))
+        }
     }
 }
 

@@ -56,9 +56,19 @@ pub fn check(scenario: &Arc<Scenario>, strategy: Strategy, seed: Option<u64>) ->
                 Expectation::Fail => !found.is_empty(),
                 Expectation::FailOn(i) => found.contains(&i),
             };
-            let exploration =
-                explore(scenario, variant, strategy, scenario.schedules, seed.unwrap_or(scenario.seed), enough);
-            CheckRow { variant, expected, exploration }
+            let exploration = explore(
+                scenario,
+                variant,
+                strategy,
+                scenario.schedules,
+                seed.unwrap_or(scenario.seed),
+                enough,
+            );
+            CheckRow {
+                variant,
+                expected,
+                exploration,
+            }
         })
         .collect()
 }

@@ -6,11 +6,12 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use otpsim_core::platform::TASK_STACK_SIZE;
 use otpsim_core::Variant;
-use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler, Scheduler};
+use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler, Schedule, Scheduler, Task, TaskId};
 use shuttle::{Config, FailurePersistence, Runner};
 
 use crate::invariant::{self, Invariant, Limits, Violation};
@@ -21,11 +22,11 @@ use crate::world::{self, ActiveFault, RunOutcome, RunPlan};
 /// How schedules are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
-    /// Shuttle's uniformly random scheduler; schedule `i` uses seed + i.
+    /// Shuttle's uniformly random scheduler.
     Random,
     /// Probabilistic concurrency testing with this bug depth.
     Pct(usize),
-    /// Depth-first enumeration; the seed is the schedule's index.
+    /// Depth-first enumeration of schedules.
     Dfs,
 }
 
@@ -69,8 +70,10 @@ pub struct Failure {
     pub variant: Variant,
     /// The scheduler.
     pub strategy: Strategy,
-    /// The seed (or DFS index) that replays it.
+    /// The scheduler's seed.
     pub seed: u64,
+    /// The schedule's 0-based index in the scheduler's sequence.
+    pub schedule: u64,
     /// The faults it ran with.
     pub faults: Vec<ActiveFault>,
     /// The statement position a fault at `every` statement had (else 1).
@@ -95,7 +98,10 @@ pub struct Exploration {
 impl Exploration {
     /// Every invariant some schedule broke.
     pub fn violated(&self) -> BTreeSet<Invariant> {
-        self.failures.iter().flat_map(|f| f.violations.iter().map(|v| v.invariant)).collect()
+        self.failures
+            .iter()
+            .flat_map(|f| f.violations.iter().map(|v| v.invariant))
+            .collect()
     }
 
     /// Whether the result meets `expectation`.
@@ -134,40 +140,72 @@ fn fault_sets(faults: &[FaultSpec], position: u32) -> Vec<ActiveFault> {
         .collect()
 }
 
-/// Runs one schedule with `scheduler` and checks the invariants.
-fn run_with(plan: RunPlan, scheduler: impl Scheduler + 'static, limits: Limits, invariants: &[Invariant]) -> (RunOutcome, Vec<Violation>) {
-    let outcomes = run_many(plan, scheduler);
-    let outcome = outcomes.into_iter().next_back().expect("one execution ran");
-    judge(outcome, limits, invariants)
+/// Ends a run of schedules early once the findings suffice, so that one
+/// scheduler (which learns as it goes, as PCT does) serves them all.
+struct Stoppable<S> {
+    inner: S,
+    stop: Arc<AtomicBool>,
 }
 
-fn judge(outcome: Result<RunOutcome, String>, limits: Limits, invariants: &[Invariant]) -> (RunOutcome, Vec<Violation>) {
-    match outcome {
-        Ok(outcome) => {
-            let violations = invariant::check(&outcome.trace, limits, invariants);
-            (outcome, violations)
+impl<S: Scheduler> Scheduler for Stoppable<S> {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        if self.stop.load(Ordering::SeqCst) {
+            return None;
         }
-        Err(panic) => (
-            RunOutcome { trace: Trace::default(), faults_fired: true },
-            vec![Violation { invariant: Invariant::ClearErrors, why: format!("the run panicked: {panic}") }],
-        ),
+        self.inner.new_execution()
+    }
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
+        self.inner.next_task(runnable, current, is_yielding)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
     }
 }
 
-/// Runs every execution `scheduler` asks for; a panic ends the run and is
-/// returned as the last outcome.
-fn run_many(plan: RunPlan, scheduler: impl Scheduler + 'static) -> Vec<Result<RunOutcome, String>> {
-    let results: Arc<Mutex<Vec<Result<RunOutcome, String>>>> = Arc::default();
-    let sink = Arc::clone(&results);
+/// One schedule's result: its index, outcome and violations.
+type Judged = (u64, RunOutcome, Vec<Violation>);
+
+/// Runs up to `schedules` schedules of `plan` with one scheduler, checking
+/// each; `stop` is asked after each whether to go on. A panic ends the run
+/// and is reported as the last schedule's `clear_errors` violation.
+fn run_schedules(
+    plan: RunPlan,
+    strategy: Strategy,
+    seed: u64,
+    schedules: u32,
+    stop: impl Fn(&[Violation]) -> bool + Send + Sync + 'static,
+) -> Vec<Judged> {
+    let limits = limits(&plan.scenario);
+    let results: Arc<Mutex<Vec<Judged>>> = Arc::default();
+    let halt = Arc::new(AtomicBool::new(false));
+    let n = schedules as usize;
+    let inner: Box<dyn Scheduler + Send> = match strategy {
+        Strategy::Random => Box::new(RandomScheduler::new_from_seed(seed, n)),
+        Strategy::Pct(depth) => Box::new(PctScheduler::new_from_seed(seed, depth, n)),
+        Strategy::Dfs => Box::new(DfsScheduler::new(Some(n), false)),
+    };
     let mut config = Config::new();
     config.stack_size = TASK_STACK_SIZE;
     config.failure_persistence = FailurePersistence::None;
     config.silence_warnings = true;
-    let runner = Runner::new(scheduler, config);
+    let runner = Runner::new(
+        Stoppable {
+            inner,
+            stop: Arc::clone(&halt),
+        },
+        config,
+    );
+    let (sink, flag) = (Arc::clone(&results), Arc::clone(&halt));
     let ran = catch_unwind(AssertUnwindSafe(move || {
         runner.run(move || {
             let outcome = world::run(&plan);
-            sink.lock().expect("not poisoned").push(Ok(outcome));
+            let violations = invariant::check(&outcome.trace, limits, &plan.scenario.invariants);
+            if stop(&violations) {
+                flag.store(true, Ordering::SeqCst);
+            }
+            let mut sink = sink.lock().expect("not poisoned");
+            let index = sink.len() as u64;
+            sink.push((index, outcome, violations));
         })
     }));
     let mut results = std::mem::take(&mut *results.lock().unwrap_or_else(|p| p.into_inner()));
@@ -177,7 +215,18 @@ fn run_many(plan: RunPlan, scheduler: impl Scheduler + 'static) -> Vec<Result<Ru
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "a panic".to_string());
-        results.push(Err(message));
+        let why = format!("the run panicked: {message}");
+        results.push((
+            results.len() as u64,
+            RunOutcome {
+                trace: Trace::default(),
+                faults_fired: true,
+            },
+            vec![Violation {
+                invariant: Invariant::ClearErrors,
+                why,
+            }],
+        ));
     }
     results
 }
@@ -190,16 +239,31 @@ pub fn explore(
     strategy: Strategy,
     schedules: u32,
     seed: u64,
-    enough: impl Fn(&BTreeSet<Invariant>) -> bool,
+    enough: impl Fn(&BTreeSet<Invariant>) -> bool + Send + Sync + Clone + 'static,
 ) -> Exploration {
-    let limits = limits(scenario);
     let every = scenario.faults.iter().any(|f| f.statement == StatementChoice::Every);
-    let mut exploration = Exploration { variant, schedules: 0, failures: Vec::new() };
+    let mut exploration = Exploration {
+        variant,
+        schedules: 0,
+        failures: Vec::new(),
+    };
     for position in 1..=64u32 {
         let faults = fault_sets(&scenario.faults, position);
-        let plan = |seed| RunPlan { scenario: Arc::clone(scenario), variant, faults: faults.clone(), seed };
+        let plan = RunPlan {
+            scenario: Arc::clone(scenario),
+            variant,
+            faults: faults.clone(),
+            seed,
+        };
+        let found = Arc::new(Mutex::new(exploration.violated()));
+        let (found_in, enough_in) = (Arc::clone(&found), enough.clone());
+        let judged = run_schedules(plan, strategy, seed, schedules, move |violations| {
+            let mut found = found_in.lock().expect("not poisoned");
+            found.extend(violations.iter().map(|v| v.invariant));
+            enough_in(&found)
+        });
         let mut fired_anywhere = false;
-        let mut record = |exploration: &mut Exploration, schedule_seed: u64, outcome: RunOutcome, violations: Vec<Violation>| {
+        for (schedule, outcome, violations) in judged {
             exploration.schedules += 1;
             fired_anywhere |= outcome.faults_fired;
             let known = exploration.violated();
@@ -207,31 +271,13 @@ pub fn explore(
                 exploration.failures.push(Failure {
                     variant,
                     strategy,
-                    seed: schedule_seed,
+                    seed,
+                    schedule,
                     faults: faults.clone(),
                     position,
                     violations,
                     trace: outcome.trace,
                 });
-            }
-        };
-        match strategy {
-            Strategy::Dfs => {
-                let outcomes = run_many(plan(seed), DfsScheduler::new(Some(schedules as usize), false));
-                for (i, outcome) in outcomes.into_iter().enumerate() {
-                    let (outcome, violations) = judge(outcome, limits, &scenario.invariants);
-                    record(&mut exploration, i as u64, outcome, violations);
-                }
-            }
-            Strategy::Random | Strategy::Pct(_) => {
-                for i in 0..u64::from(schedules) {
-                    let s = seed.wrapping_add(i);
-                    let (outcome, violations) = run_with(plan(s), scheduler(strategy, s), limits, &scenario.invariants);
-                    record(&mut exploration, s, outcome, violations);
-                    if enough(&exploration.violated()) {
-                        return exploration;
-                    }
-                }
             }
         }
         if !every || !fired_anywhere || enough(&exploration.violated()) {
@@ -241,33 +287,33 @@ pub fn explore(
     exploration
 }
 
-fn scheduler(strategy: Strategy, seed: u64) -> Box<dyn Scheduler + Send> {
-    match strategy {
-        Strategy::Random => Box::new(RandomScheduler::new_from_seed(seed, 1)),
-        Strategy::Pct(depth) => Box::new(PctScheduler::new_from_seed(seed, depth, 1)),
-        Strategy::Dfs => Box::new(DfsScheduler::new(Some(1), false)),
-    }
-}
-
 fn limits(scenario: &Scenario) -> Limits {
-    Limits { otp_ttl_ms: scenario.deployment.otp_ttl_ms, max_attempts: scenario.deployment.max_attempts }
+    Limits {
+        otp_ttl_ms: scenario.deployment.otp_ttl_ms,
+        max_attempts: scenario.deployment.max_attempts,
+    }
 }
 
-/// Runs the one schedule that `strategy` and `seed` name, with the faults
-/// of `position` (1 unless the scenario has a fault at `every` statement).
-pub fn replay(scenario: &Arc<Scenario>, variant: Variant, strategy: Strategy, seed: u64, position: u32) -> (RunOutcome, Vec<Violation>) {
+/// Runs schedule `schedule` (0-based) of the sequence that `strategy` and
+/// `seed` produce, with the faults of `position` (1 unless the scenario has
+/// a fault at `every` statement).
+pub fn replay(
+    scenario: &Arc<Scenario>,
+    variant: Variant,
+    strategy: Strategy,
+    seed: u64,
+    schedule: u64,
+    position: u32,
+) -> Option<(RunOutcome, Vec<Violation>)> {
     let faults = fault_sets(&scenario.faults, position);
-    let limits = limits(scenario);
-    match strategy {
-        Strategy::Dfs => {
-            let plan = RunPlan { scenario: Arc::clone(scenario), variant, faults, seed: scenario.seed };
-            let outcomes = run_many(plan, DfsScheduler::new(Some(seed as usize + 1), false));
-            let outcome = outcomes.into_iter().nth(seed as usize).unwrap_or_else(|| Err(format!("DFS has fewer than {} schedules", seed + 1)));
-            judge(outcome, limits, &scenario.invariants)
-        }
-        _ => {
-            let plan = RunPlan { scenario: Arc::clone(scenario), variant, faults, seed };
-            run_with(plan, scheduler(strategy, seed), limits, &scenario.invariants)
-        }
-    }
+    let plan = RunPlan {
+        scenario: Arc::clone(scenario),
+        variant,
+        faults,
+        seed,
+    };
+    let runs = run_schedules(plan, strategy, seed, schedule as u32 + 1, |_| false);
+    runs.into_iter()
+        .nth(schedule as usize)
+        .map(|(_, outcome, violations)| (outcome, violations))
 }

@@ -138,7 +138,13 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
     for (index, event) in trace.events.iter().enumerate() {
         let r = event.request.unwrap_or(0);
         match &event.what {
-            What::Sent { kind, email, otp, source, .. } => {
+            What::Sent {
+                kind,
+                email,
+                otp,
+                source,
+                ..
+            } => {
                 let req = reqs.entry(r).or_default();
                 *req = Req {
                     kind: Some(*kind),
@@ -152,21 +158,43 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
                 };
             }
             What::Fault { .. } => reqs.entry(r).or_default().faulted = true,
-            What::MailSent { mail, to, otp, temp_id, .. } => {
+            What::MailSent {
+                mail, to, otp, temp_id, ..
+            } => {
                 mails.insert(
                     *mail,
-                    MailFact { request: r, to: to.to_string(), otp: otp.clone(), temp_id: temp_id.clone(), sent_at: event.at_ms },
+                    MailFact {
+                        request: r,
+                        to: to.to_string(),
+                        otp: otp.clone(),
+                        temp_id: temp_id.clone(),
+                        sent_at: event.at_ms,
+                    },
                 );
             }
             What::Answered { code, message, .. } => {
                 reqs.entry(r).or_default().answer = Some((index, *code, message.clone()));
                 if code.status() == 500 {
-                    flag(&mut violations, Invariant::ClearErrors, format!("request #{r} answered 500 {code}: {message:?}"));
+                    flag(
+                        &mut violations,
+                        Invariant::ClearErrors,
+                        format!("request #{r} answered 500 {code}: {message:?}"),
+                    );
                 } else if message.trim().is_empty() || raw_sql(message) {
-                    flag(&mut violations, Invariant::ClearErrors, format!("request #{r} answered {code} with message {message:?}, which is no message for people"));
+                    flag(
+                        &mut violations,
+                        Invariant::ClearErrors,
+                        format!(
+                            "request #{r} answered {code} with message {message:?}, which is no message for people"
+                        ),
+                    );
                 }
             }
-            What::Panicked(m) => flag(&mut violations, Invariant::ClearErrors, format!("the handler of request #{r} panicked: {m}")),
+            What::Panicked(m) => flag(
+                &mut violations,
+                Invariant::ClearErrors,
+                format!("the handler of request #{r} panicked: {m}"),
+            ),
             What::Quiescent(db) => snapshots.push((index, db)),
             _ => {}
         }
@@ -189,7 +217,11 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
             *count.entry(email).or_default() += 1;
         }
         if let Some((email, n)) = count.iter().find(|(_, n)| **n > 1) {
-            flag(&mut violations, Invariant::SinglePending, format!("{n} pending registrations for {email} when no request was in flight"));
+            flag(
+                &mut violations,
+                Invariant::SinglePending,
+                format!("{n} pending registrations for {email} when no request was in flight"),
+            );
         }
         let emails: BTreeSet<&str> = reqs.values().map(|q| q.email.as_str()).collect();
         for email in emails {
@@ -216,25 +248,46 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
                         Some(CodeSource::Wrong) => "a code no email carried".to_string(),
                         _ => format!("a code never mailed to {}", q.email),
                     };
-                    flag(&mut violations, Invariant::NoFalseAccept, format!("verify #{r} for {} answered 200 {code} to {what}", q.email));
+                    flag(
+                        &mut violations,
+                        Invariant::NoFalseAccept,
+                        format!("verify #{r} for {} answered 200 {code} to {what}", q.email),
+                    );
                 }
             }
             if !last.accounts.contains(&q.email) {
-                flag(&mut violations, Invariant::OneAccount, format!("verify #{r} answered 200 {code} but {} has no account", q.email));
+                flag(
+                    &mut violations,
+                    Invariant::OneAccount,
+                    format!("verify #{r} answered 200 {code} but {} has no account", q.email),
+                );
             }
         }
         // verify_succeeds
         let Some(CodeSource::Mail(n)) = q.source else { continue };
         let Some(mail) = mails.get(&n) else { continue };
-        let signup_ok = reqs.get(&mail.request).and_then(|s| s.answer.as_ref()).is_some_and(|(_, c, _)| c.is_success());
-        let issued = mails.values().filter(|m| m.to == mail.to && m.otp == mail.otp).map(|m| m.sent_at).min().unwrap_or(mail.sent_at);
+        let signup_ok = reqs
+            .get(&mail.request)
+            .and_then(|s| s.answer.as_ref())
+            .is_some_and(|(_, c, _)| c.is_success());
+        let issued = mails
+            .values()
+            .filter(|m| m.to == mail.to && m.otp == mail.otp)
+            .map(|m| m.sent_at)
+            .min()
+            .unwrap_or(mail.sent_at);
         let expired = q.sent_at >= issued + limits.otp_ttl_ms;
         if !signup_ok || expired || code.is_success() || (q.faulted && *code == Code::Retry) {
             continue;
         }
         let wrong_before = reqs
             .values()
-            .filter(|w| w.email == q.email && w.answer.as_ref().is_some_and(|(i, c, _)| *c == Code::InvalidOtp && *i < q.sent_index))
+            .filter(|w| {
+                w.email == q.email
+                    && w.answer
+                        .as_ref()
+                        .is_some_and(|(i, c, _)| *c == Code::InvalidOtp && *i < q.sent_index)
+            })
             .count();
         if *code == Code::Locked && wrong_before >= limits.max_attempts as usize {
             continue;
@@ -255,14 +308,26 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
     let mut seen = BTreeSet::new();
     for a in &last.accounts {
         if !seen.insert(a) {
-            flag(&mut violations, Invariant::OneAccount, format!("{a} has more than one account"));
+            flag(
+                &mut violations,
+                Invariant::OneAccount,
+                format!("{a} has more than one account"),
+            );
         }
     }
     for (email, temp_id) in &last.pending {
         if last.accounts.contains(email) {
-            flag(&mut violations, Invariant::NoOrphans, format!("{email} has an account and still a pending registration {temp_id}"));
+            flag(
+                &mut violations,
+                Invariant::NoOrphans,
+                format!("{email} has an account and still a pending registration {temp_id}"),
+            );
         } else if !mails.values().any(|m| &m.temp_id == temp_id) {
-            flag(&mut violations, Invariant::NoOrphans, format!("pending registration {temp_id} for {email} remains, and its code was never mailed"));
+            flag(
+                &mut violations,
+                Invariant::NoOrphans,
+                format!("pending registration {temp_id} for {email} remains, and its code was never mailed"),
+            );
         }
     }
 
@@ -270,13 +335,10 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
     let mut wrong: BTreeMap<(String, Option<Otp>), Vec<usize>> = BTreeMap::new();
     for (&r, q) in &reqs {
         if let Some((index, Code::InvalidOtp, _)) = &q.answer {
-            let in_force = trace.events[..*index]
-                .iter()
-                .rev()
-                .find_map(|e| match &e.what {
-                    What::MailSent { to, otp, .. } if to.as_str() == q.email => Some(otp.clone()),
-                    _ => None,
-                });
+            let in_force = trace.events[..*index].iter().rev().find_map(|e| match &e.what {
+                What::MailSent { to, otp, .. } if to.as_str() == q.email => Some(otp.clone()),
+                _ => None,
+            });
             wrong.entry((q.email.clone(), in_force)).or_default().push(r);
         }
     }
@@ -296,5 +358,7 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
 
 fn raw_sql(message: &str) -> bool {
     let upper = message.to_ascii_uppercase();
-    ["SELECT ", "INSERT ", "DELETE ", "UPDATE ", "SQLITE", "CONSTRAINT"].iter().any(|w| upper.contains(w))
+    ["SELECT ", "INSERT ", "DELETE ", "UPDATE ", "SQLITE", "CONSTRAINT"]
+        .iter()
+        .any(|w| upper.contains(w))
 }

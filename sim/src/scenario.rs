@@ -287,7 +287,12 @@ impl Loader<'_> {
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        ScenarioError { file: self.path.to_path_buf(), line, column, message: message.into() }
+        ScenarioError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
     }
 
     fn at<T>(&self, value: &S<T>, message: impl Into<String>) -> ScenarioError {
@@ -310,8 +315,18 @@ impl Loader<'_> {
         if requests.is_empty() {
             return Err(self.error(0, "no [[request]]; expected at least one"));
         }
-        let faults = raw.faults.iter().map(|f| self.fault(f, &requests)).collect::<Result<Vec<_>, _>>()?;
-        if let Some(second) = raw.faults.iter().zip(&faults).filter(|(_, f)| f.statement == StatementChoice::Every).nth(1) {
+        let faults = raw
+            .faults
+            .iter()
+            .map(|f| self.fault(f, &requests))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(second) = raw
+            .faults
+            .iter()
+            .zip(&faults)
+            .filter(|(_, f)| f.statement == StatementChoice::Every)
+            .nth(1)
+        {
             return Err(self.at(second.0, "only one fault may use statement = \"every\""));
         }
         let (schedules, seed) = match &raw.explore {
@@ -354,12 +369,18 @@ impl Loader<'_> {
                     Some(inv) => {
                         let inv = self.invariant(&S::new(value.span(), inv.to_string()))?;
                         if !invariants.contains(&inv) {
-                            return Err(self.at(value, format!("expects a failure of {inv}, which [check] does not check")));
+                            return Err(self.at(
+                                value,
+                                format!("expects a failure of {inv}, which [check] does not check"),
+                            ));
                         }
                         Expectation::FailOn(inv)
                     }
                     None => {
-                        return Err(self.at(value, format!("{other:?}: expected \"pass\", \"fail\" or \"fail:<invariant>\"")))
+                        return Err(self.at(
+                            value,
+                            format!("{other:?}: expected \"pass\", \"fail\" or \"fail:<invariant>\""),
+                        ))
                     }
                 },
             };
@@ -401,7 +422,13 @@ impl Loader<'_> {
 
     fn duration(&self, value: &S<String>, what: &str) -> Result<u64, ScenarioError> {
         parse_duration(value.get_ref()).ok_or_else(|| {
-            self.at(value, format!("{what} {:?} is not a duration; expected e.g. \"0s\", \"1500ms\", \"3s\", \"2m\"", value.get_ref()))
+            self.at(
+                value,
+                format!(
+                    "{what} {:?} is not a duration; expected e.g. \"0s\", \"1500ms\", \"3s\", \"2m\"",
+                    value.get_ref()
+                ),
+            )
         })
     }
 
@@ -451,23 +478,34 @@ impl Loader<'_> {
                 "first" => OtpChoice::First,
                 "wrong" => OtpChoice::Wrong,
                 digits => OtpChoice::Literal(Otp::parse(digits).map_err(|_| {
-                    self.at(o, format!("otp {digits:?}; expected \"latest\", \"first\", \"wrong\" or six digits"))
+                    self.at(
+                        o,
+                        format!("otp {digits:?}; expected \"latest\", \"first\", \"wrong\" or six digits"),
+                    )
                 })?),
             },
         };
         if let (Some(p), Kind::Verify) = (&r.password, kind) {
             return Err(self.at(p, "`password` is for signup requests only"));
         }
-        let password = r.password.as_ref().map_or("s3cret!".to_string(), |p| p.get_ref().clone());
+        let password = r
+            .password
+            .as_ref()
+            .map_or("s3cret!".to_string(), |p| p.get_ref().clone());
         if password.is_empty() {
-            return Err(self.at(r.password.as_ref().expect("set"), "`password` is empty; leave it out for the default"));
+            return Err(self.at(
+                r.password.as_ref().expect("set"),
+                "`password` is empty; leave it out for the default",
+            ));
         }
         let worker = match &r.worker {
             Some(w) => Some(self.int_in(w, 0, deployment.workers as i64 - 1, "`worker`")? as usize),
             None => None,
         };
         let browser = match &r.browser {
-            Some(b) if b.get_ref().trim().is_empty() => return Err(self.at(b, "`browser` is empty; expected a name such as \"b1\"")),
+            Some(b) if b.get_ref().trim().is_empty() => {
+                return Err(self.at(b, "`browser` is empty; expected a name such as \"b1\""))
+            }
             Some(b) => b.get_ref().clone(),
             None => "b1".to_string(),
         };
@@ -490,7 +528,13 @@ impl Loader<'_> {
 
     fn fault(&self, raw: &S<RawFault>, requests: &[RequestSpec]) -> Result<FaultSpec, ScenarioError> {
         let f = raw.get_ref();
-        let request = self.int_in(&f.request, 1, requests.len() as i64, "`request` (a 1-based position in the file)")? as usize - 1;
+        let request = self.int_in(
+            &f.request,
+            1,
+            requests.len() as i64,
+            "`request` (a 1-based position in the file)",
+        )? as usize
+            - 1;
         let kind = match f.kind.get_ref().as_str() {
             "db" => {
                 let Some(error) = &f.error else {
@@ -500,12 +544,19 @@ impl Loader<'_> {
                     "busy" => DbFault::Busy,
                     "io" => DbFault::Io,
                     "full" => DbFault::Full,
-                    other => return Err(self.at(error, format!("error {other:?}; expected \"busy\", \"io\" or \"full\""))),
+                    other => {
+                        return Err(self.at(error, format!("error {other:?}; expected \"busy\", \"io\" or \"full\"")))
+                    }
                 })
             }
             "crash" => FaultKind::Crash,
             "mail" => FaultKind::Mail,
-            other => return Err(self.at(&f.kind, format!("fault kind {other:?}; expected \"db\", \"crash\" or \"mail\""))),
+            other => {
+                return Err(self.at(
+                    &f.kind,
+                    format!("fault kind {other:?}; expected \"db\", \"crash\" or \"mail\""),
+                ))
+            }
         };
         if let (Some(e), false) = (&f.error, matches!(kind, FaultKind::Db(_))) {
             return Err(self.at(e, "`error` is for db faults only"));
@@ -517,13 +568,25 @@ impl Loader<'_> {
             (Some(s), _) => match s.get_ref() {
                 toml::Value::Integer(n) if (1..=64).contains(n) => StatementChoice::Nth(*n as u32),
                 toml::Value::String(e) if e == "every" => StatementChoice::Every,
-                other => return Err(self.at(s, format!("statement {other}; expected a position from 1 to 64 or \"every\""))),
+                other => {
+                    return Err(self.at(
+                        s,
+                        format!("statement {other}; expected a position from 1 to 64 or \"every\""),
+                    ))
+                }
             },
         };
         if kind == FaultKind::Mail && requests[request].kind != Kind::Signup {
-            return Err(self.at(&f.request, "a mail fault must name a signup request (verify sends no email)"));
+            return Err(self.at(
+                &f.request,
+                "a mail fault must name a signup request (verify sends no email)",
+            ));
         }
-        Ok(FaultSpec { kind, request, statement })
+        Ok(FaultSpec {
+            kind,
+            request,
+            statement,
+        })
     }
 }
 
@@ -560,12 +623,22 @@ mod tests {
         Scenario::parse(Path::new("t.toml"), text)
     }
 
-    const MINIMAL: &str = "name = \"n\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"a@x.org\"\n[expect]\nnaive = \"pass\"\n";
+    const MINIMAL: &str =
+        "name = \"n\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"a@x.org\"\n[expect]\nnaive = \"pass\"\n";
 
     #[test]
     fn a_minimal_file_takes_the_documented_defaults() {
         let s = load(MINIMAL).unwrap();
-        assert_eq!(s.deployment, Deployment { workers: 1, session: SessionMode::Cookie, mail_latency_ms: 0, otp_ttl_ms: 600_000, max_attempts: 5 });
+        assert_eq!(
+            s.deployment,
+            Deployment {
+                workers: 1,
+                session: SessionMode::Cookie,
+                mail_latency_ms: 0,
+                otp_ttl_ms: 600_000,
+                max_attempts: 5
+            }
+        );
         assert_eq!((s.schedules, s.seed, s.invariants.len()), (200, 1, 7));
         assert_eq!(s.requests[0].browser, "b1");
         assert_eq!(s.requests[0].repeat, 1);
@@ -575,12 +648,32 @@ mod tests {
     fn errors_point_at_the_line_and_column() {
         let cases = [
             (MINIMAL.replace("at = \"0s\"", "at = \"soon\""), 3, 6, "not a duration"),
-            (MINIMAL.replace("kind = \"signup\"", "kind = \"signup\"\ncolour = 1"), 5, 1, "unknown field"),
+            (
+                MINIMAL.replace("kind = \"signup\"", "kind = \"signup\"\ncolour = 1"),
+                5,
+                1,
+                "unknown field",
+            ),
             (MINIMAL.replace("a@x.org", "nobody"), 5, 9, "not an email"),
-            (MINIMAL.replace("naive = \"pass\"", "naive = \"maybe\""), 7, 9, "expected \"pass\""),
+            (
+                MINIMAL.replace("naive = \"pass\"", "naive = \"maybe\""),
+                7,
+                9,
+                "expected \"pass\"",
+            ),
             (MINIMAL.replace("naive =", "naïve ="), 7, 9, "unknown variant"),
-            (format!("{MINIMAL}[[fault]]\nkind = \"db\"\nrequest = 2\nstatement = 1\nerror = \"io\"\n"), 10, 11, "expected 1 to 1"),
-            (MINIMAL.replace("[expect]", "[deployment]\nworkers = 9\n[expect]"), 7, 11, "expected 1 to 8"),
+            (
+                format!("{MINIMAL}[[fault]]\nkind = \"db\"\nrequest = 2\nstatement = 1\nerror = \"io\"\n"),
+                10,
+                11,
+                "expected 1 to 1",
+            ),
+            (
+                MINIMAL.replace("[expect]", "[deployment]\nworkers = 9\n[expect]"),
+                7,
+                11,
+                "expected 1 to 8",
+            ),
             (MINIMAL.replace("at = \"0s\"\n", ""), 2, 1, "missing field `at`"),
         ];
         for (text, line, column, what) in cases {
@@ -593,7 +686,13 @@ mod tests {
 
     #[test]
     fn durations_parse_and_print_back() {
-        for (text, ms) in [("0s", 0), ("1500ms", 1500), ("3s", 3000), ("2m", 120_000), ("1h", 3_600_000)] {
+        for (text, ms) in [
+            ("0s", 0),
+            ("1500ms", 1500),
+            ("3s", 3000),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+        ] {
             assert_eq!(parse_duration(text), Some(ms));
             assert_eq!(parse_duration(&format_duration(ms)), Some(ms));
         }

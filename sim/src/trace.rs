@@ -145,7 +145,13 @@ impl fmt::Display for Event {
         let req = self.request.map_or(String::new(), |r| format!("#{r}"));
         write!(f, "{secs:>9} {who:<7} {req:<4} ")?;
         match &self.what {
-            What::Sent { kind, email, source, cookie, .. } => {
+            What::Sent {
+                kind,
+                email,
+                source,
+                cookie,
+                ..
+            } => {
                 let kind = match kind {
                     Kind::Signup => "signup",
                     Kind::Verify => "verify",
@@ -164,7 +170,13 @@ impl fmt::Display for Event {
             What::Memory => write!(f, "worker memory: _request_locks"),
             What::Sql { sql, outcome } => write!(f, "SQL {sql} -> {outcome}"),
             What::Fault { statement, error } => write!(f, "FAULT statement {statement} fails: {error}"),
-            What::MailSent { mail, to, temp_id, lost, .. } => {
+            What::MailSent {
+                mail,
+                to,
+                temp_id,
+                lost,
+                ..
+            } => {
                 write!(f, "mail {mail} to {to} for {temp_id} sent")?;
                 if *lost {
                     write!(f, " (FAULT: never delivered)")?;
@@ -173,7 +185,11 @@ impl fmt::Display for Event {
             }
             What::Waited(why) => write!(f, "waits: {why}"),
             What::MailDelivered { mail } => write!(f, "<- mail {mail} arrives"),
-            What::Answered { code, message, set_cookie } => {
+            What::Answered {
+                code,
+                message,
+                set_cookie,
+            } => {
                 write!(f, "answers {} {code}: {message}", code.status())?;
                 if let Some(c) = set_cookie {
                     write!(f, " [Set-Cookie {c}]")?;
@@ -185,7 +201,12 @@ impl fmt::Display for Event {
             What::Delivered { cookie_now } => write!(f, "<- response arrives; cookie now {cookie_now}"),
             What::Quiescent(db) => {
                 let pending: Vec<String> = db.pending.iter().map(|(e, t)| format!("{e}={t}")).collect();
-                write!(f, "db: pending [{}]; accounts [{}]", pending.join(", "), db.accounts.join(", "))
+                write!(
+                    f,
+                    "db: pending [{}]; accounts [{}]",
+                    pending.join(", "),
+                    db.accounts.join(", ")
+                )
             }
         }
     }

@@ -102,14 +102,23 @@ struct Browser {
 
 #[derive(Debug)]
 enum Delivery {
-    Response { request: usize, browser: String, set_cookie: Option<Cookie> },
-    Mail { mail: usize, browser: String },
+    Response {
+        request: usize,
+        browser: String,
+        set_cookie: Option<Cookie>,
+    },
+    Mail {
+        mail: usize,
+        browser: String,
+    },
 }
 
 struct State {
     now_ms: u64,
     running: usize,
-    sleepers: Vec<u64>,
+    /// Handlers waiting on the clock: (wake time, token).
+    sleepers: Vec<(u64, u64)>,
+    next_token: u64,
     trace: Vec<Event>,
     browsers: BTreeMap<String, Browser>,
     server_sessions: BTreeMap<u64, (Option<String>, Option<String>)>,
@@ -141,7 +150,13 @@ impl World {
 
     fn event(s: &mut State, request: Option<&Planned>, browser: Option<&str>, what: What) {
         let worker = request.map(|p| p.worker);
-        s.trace.push(Event { at_ms: s.now_ms, request: request.map(|p| p.id), browser: browser.map(str::to_string), worker, what });
+        s.trace.push(Event {
+            at_ms: s.now_ms,
+            request: request.map(|p| p.id),
+            browser: browser.map(str::to_string),
+            worker,
+            what,
+        });
     }
 
     fn fault(&self, request: &Planned, statement: Option<u32>, kind: impl Fn(FaultKind) -> bool) -> Option<FaultKind> {
@@ -157,14 +172,18 @@ impl World {
 
     /// Blocks the calling handler for `ms` of simulated time.
     fn sleep(&self, ms: u64) {
-        let wake = self.with(|s| {
+        let token = self.with(|s| {
             s.running -= 1;
-            let wake = s.now_ms + ms;
-            s.sleepers.push(wake);
-            wake
+            s.next_token += 1;
+            s.sleepers.push((s.now_ms + ms, s.next_token));
+            s.next_token
         });
         P::notify_all(&self.clock);
-        P::wait_while(&self.state, &self.clock, |s| s.now_ms < wake);
+        // The driver wakes a sleeper by removing it and counting it running
+        // again, in one step with moving the clock.
+        P::wait_while(&self.state, &self.clock, |s| {
+            s.sleepers.iter().any(|(_, t)| *t == token)
+        });
     }
 
     fn snapshot(&self) -> DbState {
@@ -175,7 +194,9 @@ impl World {
                 pending.push(row?);
             }
             let mut stmt = c.prepare("SELECT email FROM users ORDER BY email")?;
-            let accounts = stmt.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            let accounts = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(DbState { pending, accounts })
         });
         read.expect("every variant has these tables")
@@ -203,7 +224,10 @@ impl StatementHook for SimPorts<'_> {
     fn before(&self, _sql: &str) -> Result<(), DbError> {
         let n = self.statements.get() + 1;
         self.statements.set(n);
-        let Some(FaultKind::Db(error)) = self.world.fault(self.request, Some(n), |k| matches!(k, FaultKind::Db(_))) else {
+        let Some(FaultKind::Db(error)) = self
+            .world
+            .fault(self.request, Some(n), |k| matches!(k, FaultKind::Db(_)))
+        else {
             return Ok(());
         };
         let error = match error {
@@ -213,19 +237,38 @@ impl StatementHook for SimPorts<'_> {
         };
         self.world.with(|s| {
             s.faults_fired += 1;
-            World::event(s, Some(self.request), None, What::Fault { statement: n, error: error.to_string() });
+            World::event(
+                s,
+                Some(self.request),
+                None,
+                What::Fault {
+                    statement: n,
+                    error: error.to_string(),
+                },
+            );
         });
         Err(error)
     }
     fn after(&self, sql: &str, outcome: &Result<usize, DbError>) -> Result<(), DbError> {
-        let crash = self.world.fault(self.request, Some(self.statements.get()), |k| k == FaultKind::Crash).is_some();
+        let crash = self
+            .world
+            .fault(self.request, Some(self.statements.get()), |k| k == FaultKind::Crash)
+            .is_some();
         self.world.with(|s| {
             let outcome = match outcome {
                 Ok(_) if sql == "BEGIN IMMEDIATE" || sql == "COMMIT" => "ok".to_string(),
                 Ok(n) => format!("{n} row{}", if *n == 1 { "" } else { "s" }),
                 Err(e) => format!("ERROR {e}"),
             };
-            World::event(s, Some(self.request), None, What::Sql { sql: fold_whitespace(sql), outcome });
+            World::event(
+                s,
+                Some(self.request),
+                None,
+                What::Sql {
+                    sql: fold_whitespace(sql),
+                    outcome,
+                },
+            );
             if crash {
                 s.faults_fired += 1;
             }
@@ -244,7 +287,14 @@ impl StatementHook for SimPorts<'_> {
         }
         self.busy_waited_ms.set(waited);
         if attempt == 1 {
-            self.world.with(|s| World::event(s, Some(self.request), None, What::Waited("the database is locked by another request")));
+            self.world.with(|s| {
+                World::event(
+                    s,
+                    Some(self.request),
+                    None,
+                    What::Waited("the database is locked by another request"),
+                )
+            });
         }
         self.world.sleep(backoff);
         true
@@ -273,7 +323,13 @@ impl Ports for SimPorts<'_> {
                 s,
                 Some(self.request),
                 None,
-                What::MailSent { mail: number, to: mail.to, otp: mail.otp, temp_id: mail.temp_id.to_string(), lost },
+                What::MailSent {
+                    mail: number,
+                    to: mail.to,
+                    otp: mail.otp,
+                    temp_id: mail.temp_id.to_string(),
+                    lost,
+                },
             );
             if lost {
                 s.faults_fired += 1;
@@ -284,7 +340,8 @@ impl Ports for SimPorts<'_> {
         });
         let () = arrives;
         if latency > 0 {
-            self.world.with(|s| World::event(s, Some(self.request), None, What::Waited("SMTP send")));
+            self.world
+                .with(|s| World::event(s, Some(self.request), None, What::Waited("SMTP send")));
             self.world.sleep(latency);
         }
     }
@@ -320,7 +377,13 @@ fn plan_requests(scenario: &Scenario) -> Vec<Planned> {
                 next_worker += 1;
                 w
             });
-            Planned { id: n + 1, spec, first_copy: copy == 0, at_ms, worker }
+            Planned {
+                id: n + 1,
+                spec,
+                first_copy: copy == 0,
+                at_ms,
+                worker,
+            }
         })
         .collect()
 }
@@ -344,6 +407,7 @@ pub fn run(plan: &RunPlan) -> RunOutcome {
             now_ms: 0,
             running: 0,
             sleepers: Vec::new(),
+            next_token: 0,
             trace: Vec::new(),
             browsers: BTreeMap::new(),
             server_sessions: BTreeMap::new(),
@@ -360,7 +424,9 @@ pub fn run(plan: &RunPlan) -> RunOutcome {
     });
     drive(&world);
     let faults_fired = world.with(|s| s.faults_fired >= plan.faults.len());
-    let trace = Trace { events: world.with(|s| std::mem::take(&mut s.trace)) };
+    let trace = Trace {
+        events: world.with(|s| std::mem::take(&mut s.trace)),
+    };
     RunOutcome { trace, faults_fired }
 }
 
@@ -382,7 +448,7 @@ fn drive(world: &Arc<World>) {
         }
         let next = world.with(|s| {
             let deliveries = s.deliveries.iter().map(|(at, _)| *at);
-            let sleepers = s.sleepers.iter().copied();
+            let sleepers = s.sleepers.iter().map(|(wake, _)| *wake);
             let send = world.planned.get(next_send).map(|p| p.at_ms);
             deliveries.chain(sleepers).chain(send).min()
         });
@@ -391,7 +457,9 @@ fn drive(world: &Arc<World>) {
 
         // 1. Deliveries due now, in an order the scheduler picks.
         let due: Vec<Delivery> = world.with(|s| {
-            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut s.deliveries).into_iter().partition(|(at, _)| *at <= now);
+            let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut s.deliveries)
+                .into_iter()
+                .partition(|(at, _)| *at <= now);
             s.deliveries = later;
             due.into_iter().map(|(_, d)| d).collect()
         });
@@ -412,7 +480,7 @@ fn drive(world: &Arc<World>) {
         // 2. Handlers whose wait is over.
         world.with(|s| {
             let before = s.sleepers.len();
-            s.sleepers.retain(|wake| *wake > now);
+            s.sleepers.retain(|(wake, _)| *wake > now);
             s.running += before - s.sleepers.len();
         });
         P::notify_all(&world.clock);
@@ -431,17 +499,33 @@ fn drive(world: &Arc<World>) {
 
 fn deliver(s: &mut State, delivery: Delivery) {
     match delivery {
-        Delivery::Response { request, browser, set_cookie } => {
+        Delivery::Response {
+            request,
+            browser,
+            set_cookie,
+        } => {
             let b = s.browsers.entry(browser.clone()).or_default();
             if let Some(c) = set_cookie {
                 b.cookie = Some(c);
             }
             let cookie_now = b.cookie.as_ref().map_or("(none)".to_string(), Cookie::describe);
-            s.trace.push(Event { at_ms: s.now_ms, request: Some(request), browser: Some(browser), worker: None, what: What::Delivered { cookie_now } });
+            s.trace.push(Event {
+                at_ms: s.now_ms,
+                request: Some(request),
+                browser: Some(browser),
+                worker: None,
+                what: What::Delivered { cookie_now },
+            });
         }
         Delivery::Mail { mail, browser } => {
             s.browsers.entry(browser.clone()).or_default().inbox.push(mail);
-            s.trace.push(Event { at_ms: s.now_ms, request: None, browser: Some(browser), worker: None, what: What::MailDelivered { mail } });
+            s.trace.push(Event {
+                at_ms: s.now_ms,
+                request: None,
+                browser: Some(browser),
+                worker: None,
+                what: What::MailDelivered { mail },
+            });
         }
     }
 }
@@ -452,7 +536,12 @@ fn send(world: &World, s: &mut State, p: &Planned) -> (Request, Cookie) {
     let spec = &world.plan.scenario.requests[p.spec];
     let browser = s.browsers.entry(spec.browser.clone()).or_default();
     let cookie = browser.cookie.clone().unwrap_or(Cookie::None);
-    let for_email: Vec<usize> = browser.inbox.iter().copied().filter(|m| s.mails[m - 1].0 == spec.email).collect();
+    let for_email: Vec<usize> = browser
+        .inbox
+        .iter()
+        .copied()
+        .filter(|m| s.mails[m - 1].0 == spec.email)
+        .collect();
     let (otp, source) = match (&spec.kind, &spec.otp) {
         (Kind::Signup, _) => (None, None),
         (Kind::Verify, OtpChoice::Literal(o)) => (Some(o.clone()), Some(CodeSource::Literal)),
@@ -469,7 +558,10 @@ fn send(world: &World, s: &mut State, p: &Planned) -> (Request, Cookie) {
         }
     };
     let request = match spec.kind {
-        Kind::Signup => Request::Signup { email: spec.email.to_string(), password: spec.password.clone() },
+        Kind::Signup => Request::Signup {
+            email: spec.email.to_string(),
+            password: spec.password.clone(),
+        },
         Kind::Verify => Request::Verify {
             email: spec.email.to_string(),
             otp: otp.as_ref().map(|o| o.digits().to_string()).unwrap_or_default(),
@@ -479,7 +571,13 @@ fn send(world: &World, s: &mut State, p: &Planned) -> (Request, Cookie) {
         s,
         Some(p),
         Some(&spec.browser),
-        What::Sent { kind: spec.kind, email: spec.email.clone(), otp, source, cookie: cookie.describe() },
+        What::Sent {
+            kind: spec.kind,
+            email: spec.email.clone(),
+            otp,
+            source,
+            cookie: cookie.describe(),
+        },
     );
     s.running += 1;
     (request, cookie)
@@ -502,18 +600,31 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
         Cookie::Session(t, e) => Session::loaded(t.clone(), e.clone()),
         Cookie::Sid(sid) => world.with(|s| {
             let (t, e) = s.server_sessions.get(sid).cloned().unwrap_or_default();
-            World::event(s, Some(p), None, What::SessionLoad(describe_session(t.as_deref(), e.as_deref())));
+            World::event(
+                s,
+                Some(p),
+                None,
+                What::SessionLoad(describe_session(t.as_deref(), e.as_deref())),
+            );
             Session::loaded(t, e)
         }),
         Cookie::None => Session::default(),
     };
-    let ports = SimPorts { world, request: p, statements: Cell::new(0), busy_waited_ms: Cell::new(0) };
+    let ports = SimPorts {
+        world,
+        request: p,
+        statements: Cell::new(0),
+        busy_waited_ms: Cell::new(0),
+    };
     let handled = world.plan.variant.handle(&ports, &world.config, &mut session, &request);
     world.with(|s| {
         match handled {
             Ok(response) => {
                 let set_cookie = session.is_modified().then(|| {
-                    let pair = (session.temp_user_id().map(str::to_string), session.email().map(str::to_string));
+                    let pair = (
+                        session.temp_user_id().map(str::to_string),
+                        session.email().map(str::to_string),
+                    );
                     if server {
                         let sid = match cookie {
                             Cookie::Sid(sid) => sid,
@@ -522,7 +633,12 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
                                 s.next_sid - 1
                             }
                         };
-                        World::event(s, Some(p), None, What::SessionSave(describe_session(pair.0.as_deref(), pair.1.as_deref())));
+                        World::event(
+                            s,
+                            Some(p),
+                            None,
+                            What::SessionSave(describe_session(pair.0.as_deref(), pair.1.as_deref())),
+                        );
                         s.server_sessions.insert(sid, pair);
                         Cookie::Sid(sid)
                     } else {
@@ -533,10 +649,21 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
                     s,
                     Some(p),
                     None,
-                    What::Answered { code: response.code, message: response.message, set_cookie: set_cookie.as_ref().map(Cookie::describe) },
+                    What::Answered {
+                        code: response.code,
+                        message: response.message,
+                        set_cookie: set_cookie.as_ref().map(Cookie::describe),
+                    },
                 );
                 let at = s.now_ms + spec.response_delay_ms;
-                s.deliveries.push((at, Delivery::Response { request: id, browser: spec.browser.clone(), set_cookie }));
+                s.deliveries.push((
+                    at,
+                    Delivery::Response {
+                        request: id,
+                        browser: spec.browser.clone(),
+                        set_cookie,
+                    },
+                ));
             }
             Err(otpsim_core::WorkerCrashed) => {
                 World::event(s, Some(p), None, What::Crashed);

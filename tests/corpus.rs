@@ -1,0 +1,48 @@
+//! The regression corpus: every file in `scenarios/` is its own test, and
+//! each variant it names must do what the file expects.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use otpsim_sim::check::check;
+use otpsim_sim::explore::Strategy;
+use otpsim_sim::Scenario;
+
+include!(concat!(env!("OUT_DIR"), "/corpus_tests.rs"));
+
+fn check_file(path: &str) {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let scenario = Arc::new(Scenario::load(&full).unwrap_or_else(|e| panic!("{e}")));
+    assert!(!scenario.description.trim().is_empty(), "{path}: say what the scenario shows in `description`");
+    let rows = check(&scenario, Strategy::default(), None);
+    let unexpected: Vec<String> = rows
+        .iter()
+        .filter(|r| !r.holds())
+        .map(|r| {
+            let why = r.failure().map(|f| f.violations.iter().map(|v| format!("{}: {}", v.invariant, v.why)).collect::<Vec<_>>().join("; "));
+            format!("{}: expected {}, found {} ({})", r.variant, r.expected, r.found(), why.unwrap_or_default())
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "{path}:\n{}", unexpected.join("\n"));
+}
+
+#[test]
+fn the_corpus_shows_the_invariants_broken_and_idempotent_passing_all() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut broken = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let scenario = Scenario::load(&entry.unwrap().path()).unwrap();
+        for (variant, expectation) in &scenario.expect {
+            match (variant.to_string().as_str(), expectation) {
+                ("idempotent", e) => assert_eq!(*e, otpsim_sim::Expectation::Pass, "{}", scenario.name),
+                (_, otpsim_sim::Expectation::FailOn(i)) => {
+                    broken.insert(*i);
+                }
+                _ => {}
+            }
+        }
+    }
+    for needed in ["single_pending", "verify_succeeds", "no_orphans", "clear_errors", "attempts_limited"] {
+        assert!(broken.iter().any(|i| i.name() == needed), "no scenario expects {needed} to break");
+    }
+}

@@ -4,11 +4,18 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn otpsim(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_otpsim")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn temp_file(name: &str, body: &str) -> PathBuf {
@@ -30,19 +37,32 @@ fn check_passes_on_the_corpus_and_ends_with_the_plain_count() {
 
 #[test]
 fn an_unmet_expectation_exits_1_with_a_replay_command_that_reproduces_it() {
-    let body = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed_incident.toml")).unwrap();
-    let wrong = temp_file("wrong.toml", &body.replace("naive = \"fail:verify_succeeds\"", "naive = \"pass\""));
+    let body =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed_incident.toml")).unwrap();
+    let wrong = temp_file(
+        "wrong.toml",
+        &body.replace("naive = \"fail:verify_succeeds\"", "naive = \"pass\""),
+    );
     let o = otpsim(&["check", wrong.to_str().unwrap()]);
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(1), "{out}");
-    assert!(out.contains("UNEXPECTED") && out.ends_with("2 passed, 1 failed\n"), "{out}");
-    let replay = out.lines().find_map(|l| l.trim().strip_prefix("replay: otpsim ")).expect("a replay command");
+    assert!(
+        out.contains("UNEXPECTED") && out.ends_with("2 passed, 1 failed\n"),
+        "{out}"
+    );
+    let replay = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: otpsim "))
+        .expect("a replay command");
     let args: Vec<&str> = replay.split_whitespace().collect();
     let first = otpsim(&args);
     let second = otpsim(&args);
     let (trace, _) = text(&first);
     assert_eq!(first.status.code(), Some(0));
-    assert!(trace.contains("No temp_registration found for temp_id: temp_1753562929_"), "{trace}");
+    assert!(
+        trace.contains("No temp_registration found for temp_id: temp_1753562929_"),
+        "{trace}"
+    );
     assert!(trace.contains("VIOLATED verify_succeeds"), "{trace}");
     assert_eq!(first.stdout, second.stdout, "replay is byte for byte the same");
 }
@@ -61,5 +81,8 @@ fn bad_input_exits_2_naming_the_place() {
     let o = otpsim(&["replay", "scenarios/seed_incident.toml", "--variant", "seed_fix-locks"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).1.contains("no switch \"locks\""));
-    assert_eq!(otpsim(&["check", "scenarios", "--strategy", "pct0"]).status.code(), Some(2));
+    assert_eq!(
+        otpsim(&["check", "scenarios", "--strategy", "pct0"]).status.code(),
+        Some(2)
+    );
 }

@@ -13,14 +13,29 @@ include!(concat!(env!("OUT_DIR"), "/corpus_tests.rs"));
 fn check_file(path: &str) {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
     let scenario = Arc::new(Scenario::load(&full).unwrap_or_else(|e| panic!("{e}")));
-    assert!(!scenario.description.trim().is_empty(), "{path}: say what the scenario shows in `description`");
+    assert!(
+        !scenario.description.trim().is_empty(),
+        "{path}: say what the scenario shows in `description`"
+    );
     let rows = check(&scenario, Strategy::default(), None);
     let unexpected: Vec<String> = rows
         .iter()
         .filter(|r| !r.holds())
         .map(|r| {
-            let why = r.failure().map(|f| f.violations.iter().map(|v| format!("{}: {}", v.invariant, v.why)).collect::<Vec<_>>().join("; "));
-            format!("{}: expected {}, found {} ({})", r.variant, r.expected, r.found(), why.unwrap_or_default())
+            let why = r.failure().map(|f| {
+                f.violations
+                    .iter()
+                    .map(|v| format!("{}: {}", v.invariant, v.why))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
+            format!(
+                "{}: expected {}, found {} ({})",
+                r.variant,
+                r.expected,
+                r.found(),
+                why.unwrap_or_default()
+            )
         })
         .collect();
     assert!(unexpected.is_empty(), "{path}:\n{}", unexpected.join("\n"));
@@ -42,7 +57,16 @@ fn the_corpus_shows_the_invariants_broken_and_idempotent_passing_all() {
             }
         }
     }
-    for needed in ["single_pending", "verify_succeeds", "no_orphans", "clear_errors", "attempts_limited"] {
-        assert!(broken.iter().any(|i| i.name() == needed), "no scenario expects {needed} to break");
+    for needed in [
+        "single_pending",
+        "verify_succeeds",
+        "no_orphans",
+        "clear_errors",
+        "attempts_limited",
+    ] {
+        assert!(
+            broken.iter().any(|i| i.name() == needed),
+            "no scenario expects {needed} to break"
+        );
     }
 }

@@ -12,7 +12,10 @@ fn scenario(name: &str) -> Arc<Scenario> {
 
 #[test]
 fn the_same_seed_and_schedule_give_the_same_trace_byte_for_byte() {
-    for (file, variant) in [("double_click_two_workers.toml", "seed_fix"), ("two_tabs_server_sessions.toml", "idempotent")] {
+    for (file, variant) in [
+        ("double_click_two_workers.toml", "seed_fix"),
+        ("two_tabs_server_sessions.toml", "idempotent"),
+    ] {
         let s = scenario(file);
         for strategy in [Strategy::Pct(3), Strategy::Random] {
             let once = replay(&s, variant.parse().unwrap(), strategy, 7, 5, 1).unwrap();
@@ -28,9 +31,19 @@ fn the_same_seed_and_schedule_give_the_same_trace_byte_for_byte() {
 #[test]
 fn different_schedules_interleave_differently() {
     let s = scenario("double_click_two_workers.toml");
-    let traces: std::collections::BTreeSet<String> =
-        (0..20).map(|i| replay(&s, "naive".parse().unwrap(), Strategy::Random, 1, i, 1).unwrap().0.trace.to_string()).collect();
-    assert!(traces.len() > 1, "twenty random schedules produced one trace: nothing is being scheduled");
+    let traces: std::collections::BTreeSet<String> = (0..20)
+        .map(|i| {
+            replay(&s, "naive".parse().unwrap(), Strategy::Random, 1, i, 1)
+                .unwrap()
+                .0
+                .trace
+                .to_string()
+        })
+        .collect();
+    assert!(
+        traces.len() > 1,
+        "twenty random schedules produced one trace: nothing is being scheduled"
+    );
 }
 
 #[test]

@@ -362,3 +362,235 @@ fn raw_sql(message: &str) -> bool {
         .iter()
         .any(|w| upper.contains(w))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hand-made traces: each invariant caught when broken, none flagged on
+    //! a correct run.
+
+    use super::*;
+    use crate::trace::Event;
+    use otpsim_core::Email;
+
+    const ANA: &str = "ana@example.com";
+
+    struct T(Vec<Event>);
+
+    impl T {
+        fn push(mut self, at_ms: u64, request: usize, what: What) -> Self {
+            self.0.push(Event {
+                at_ms,
+                request: Some(request),
+                browser: Some("b1".into()),
+                worker: Some(0),
+                what,
+            });
+            self
+        }
+        fn sent(self, r: usize, kind: Kind, otp: Option<&str>, source: Option<CodeSource>) -> Self {
+            let otp = otp.map(|o| Otp::parse(o).unwrap());
+            self.push(
+                0,
+                r,
+                What::Sent {
+                    kind,
+                    email: Email::parse(ANA).unwrap(),
+                    otp,
+                    source,
+                    cookie: "(none)".into(),
+                },
+            )
+        }
+        fn mail(self, r: usize, n: usize, otp: &str, temp: &str) -> Self {
+            let what = What::MailSent {
+                mail: n,
+                to: Email::parse(ANA).unwrap(),
+                otp: Otp::parse(otp).unwrap(),
+                temp_id: temp.into(),
+                lost: false,
+            };
+            self.push(0, r, what)
+        }
+        fn answer(self, r: usize, code: Code, message: &str) -> Self {
+            self.push(
+                0,
+                r,
+                What::Answered {
+                    code,
+                    message: message.into(),
+                    set_cookie: None,
+                },
+            )
+        }
+        fn db(self, pending: &[&str], accounts: &[&str]) -> Self {
+            let state = DbState {
+                pending: pending.iter().map(|t| (ANA.to_string(), t.to_string())).collect(),
+                accounts: accounts.iter().map(|a| a.to_string()).collect(),
+            };
+            self.push(0, 0, What::Quiescent(state))
+        }
+        fn check(self) -> Vec<Invariant> {
+            let limits = Limits {
+                otp_ttl_ms: 600_000,
+                max_attempts: 2,
+            };
+            check(&Trace { events: self.0 }, limits, &Invariant::ALL)
+                .into_iter()
+                .map(|v| v.invariant)
+                .collect()
+        }
+    }
+
+    fn signed_up() -> T {
+        T(Vec::new())
+            .sent(1, Kind::Signup, None, None)
+            .mail(1, 1, "111111", "temp_1_00000001")
+            .answer(1, Code::Ok, "sent")
+    }
+
+    #[test]
+    fn a_correct_run_breaks_nothing() {
+        let t = signed_up()
+            .db(&["temp_1_00000001"], &[])
+            .sent(2, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
+            .answer(2, Code::Ok, "verified")
+            .db(&[], &[ANA]);
+        assert_eq!(t.check(), vec![]);
+    }
+
+    #[test]
+    fn single_pending_catches_two_rows_and_a_lost_one() {
+        assert_eq!(
+            signed_up().db(&["temp_1_00000001", "temp_1_00000002"], &[]).check(),
+            vec![Invariant::SinglePending, Invariant::NoOrphans]
+        );
+        assert_eq!(signed_up().db(&[], &[]).check(), vec![Invariant::SinglePending]);
+    }
+
+    #[test]
+    fn verify_succeeds_catches_a_real_code_refused() {
+        let t = signed_up()
+            .db(&["temp_1_00000001"], &[])
+            .sent(2, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
+            .answer(
+                2,
+                Code::NoRegistration,
+                "No temp_registration found for temp_id: temp_1_00000009",
+            )
+            .db(&["temp_1_00000001"], &[]);
+        assert_eq!(t.check(), vec![Invariant::VerifySucceeds]);
+    }
+
+    #[test]
+    fn verify_succeeds_allows_503_under_a_fault_and_423_after_max_wrong_codes() {
+        let faulted = signed_up()
+            .db(&["temp_1_00000001"], &[])
+            .sent(2, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
+            .push(
+                0,
+                2,
+                What::Fault {
+                    statement: 1,
+                    error: "io".into(),
+                },
+            )
+            .answer(2, Code::Retry, "retry")
+            .db(&["temp_1_00000001"], &[]);
+        assert_eq!(faulted.check(), vec![]);
+        let locked = signed_up()
+            .sent(2, Kind::Verify, Some("999999"), Some(CodeSource::Wrong))
+            .answer(2, Code::InvalidOtp, "no")
+            .sent(3, Kind::Verify, Some("999998"), Some(CodeSource::Wrong))
+            .answer(3, Code::InvalidOtp, "no")
+            .sent(4, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
+            .answer(4, Code::Locked, "locked")
+            .db(&["temp_1_00000001"], &[]);
+        assert_eq!(locked.check(), vec![]);
+    }
+
+    #[test]
+    fn one_account_catches_a_200_without_an_account() {
+        let t = signed_up()
+            .sent(2, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
+            .answer(2, Code::Ok, "ok")
+            .db(&[], &[]);
+        // The registration vanished too, without an account to show for it.
+        assert_eq!(t.check(), vec![Invariant::SinglePending, Invariant::OneAccount]);
+        let twice = signed_up().db(&[], &[ANA, ANA]);
+        assert!(twice.check().contains(&Invariant::OneAccount));
+    }
+
+    #[test]
+    fn no_orphans_catches_a_row_beside_an_account_and_an_unmailed_row() {
+        let beside = signed_up()
+            .sent(2, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
+            .answer(2, Code::Ok, "ok");
+        assert_eq!(
+            beside.db(&["temp_1_00000001"], &[ANA]).check(),
+            vec![Invariant::NoOrphans]
+        );
+        let unmailed = T(Vec::new())
+            .sent(1, Kind::Signup, None, None)
+            .push(0, 1, What::Crashed)
+            .db(&["temp_1_00000007"], &[]);
+        assert_eq!(unmailed.check(), vec![Invariant::NoOrphans]);
+    }
+
+    #[test]
+    fn clear_errors_catches_500_raw_sql_empty_messages_and_panics() {
+        assert_eq!(
+            signed_up()
+                .answer(2, Code::ServerError, "Internal Server Error")
+                .check(),
+            vec![Invariant::ClearErrors]
+        );
+        assert_eq!(
+            signed_up()
+                .answer(2, Code::Retry, "UNIQUE constraint failed: users.email")
+                .check(),
+            vec![Invariant::ClearErrors]
+        );
+        assert_eq!(
+            signed_up().answer(2, Code::BadRequest, " ").check(),
+            vec![Invariant::ClearErrors]
+        );
+        assert_eq!(
+            signed_up().push(0, 2, What::Panicked("boom".into())).check(),
+            vec![Invariant::ClearErrors]
+        );
+    }
+
+    #[test]
+    fn no_false_accept_catches_a_code_never_mailed_to_the_address() {
+        let t = signed_up()
+            .sent(2, Kind::Verify, Some("999999"), Some(CodeSource::Wrong))
+            .answer(2, Code::Ok, "ok")
+            .db(&[], &[ANA]);
+        assert_eq!(t.check(), vec![Invariant::NoFalseAccept]);
+    }
+
+    #[test]
+    fn attempts_limited_catches_more_wrong_answers_than_allowed() {
+        let mut t = signed_up();
+        for r in 2..5 {
+            t = t
+                .sent(r, Kind::Verify, Some("999999"), Some(CodeSource::Wrong))
+                .answer(r, Code::InvalidOtp, "no");
+        }
+        assert_eq!(
+            t.db(&["temp_1_00000001"], &[]).check(),
+            vec![Invariant::AttemptsLimited]
+        );
+    }
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_valid_ones() {
+        for i in Invariant::ALL {
+            assert_eq!(i.name().parse::<Invariant>(), Ok(i));
+        }
+        assert!("verify_success"
+            .parse::<Invariant>()
+            .unwrap_err()
+            .contains("verify_succeeds"));
+    }
+}

@@ -194,6 +194,11 @@ impl Scenario {
             column: 1,
             message: format!("cannot read the file: {e}"),
         })?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Validates the bytes of a scenario file; `path` is only for messages.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Scenario, ScenarioError> {
         let text = String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             let valid = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or("");
@@ -661,7 +666,7 @@ mod tests {
                 9,
                 "expected \"pass\"",
             ),
-            (MINIMAL.replace("naive =", "naïve ="), 7, 9, "unknown variant"),
+            (MINIMAL.replace("naive =", "seed_fx ="), 7, 11, "unknown variant"),
             (
                 format!("{MINIMAL}[[fault]]\nkind = \"db\"\nrequest = 2\nstatement = 1\nerror = \"io\"\n"),
                 10,

@@ -316,7 +316,7 @@ impl Ports for SimPorts<'_> {
         let lost = self.world.fault(self.request, None, |k| k == FaultKind::Mail).is_some();
         let latency = self.world.plan.scenario.deployment.mail_latency_ms;
         let browser = self.spec().browser.clone();
-        let arrives = self.world.with(|s| {
+        self.world.with(|s| {
             s.mails.push((mail.to.clone(), mail.otp.clone()));
             let number = s.mails.len();
             World::event(
@@ -338,7 +338,6 @@ impl Ports for SimPorts<'_> {
                 s.deliveries.push((at, Delivery::Mail { mail: number, browser }));
             }
         });
-        let () = arrives;
         if latency > 0 {
             self.world
                 .with(|s| World::event(s, Some(self.request), None, What::Waited("SMTP send")));

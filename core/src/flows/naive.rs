@@ -7,7 +7,7 @@ use rusqlite::params;
 
 use super::{answer_db_error, new_temp_id, not_found, FlowConfig, Handled};
 use crate::crypto::{constant_time_eq, password_hash};
-use crate::domain::{Code, Email, Otp, Response, Session};
+use crate::domain::{Code, Email, Otp, Response, Session, TempId};
 use crate::ports::{Mail, Ports};
 use crate::store::DbError;
 
@@ -47,21 +47,7 @@ pub(super) fn signup(
 ) -> Handled {
     answer_db_error(
         (|| {
-            let temp_id = new_temp_id(env);
-            let otp = Otp::from_number(env.random_u64());
-            let db = env.db();
-            db.execute(DELETE_BY_EMAIL, params![email.as_str()])?;
-            let hash = password_hash(&cfg.secret, email.as_str(), password);
-            db.execute(
-                INSERT_PENDING,
-                params![
-                    temp_id.as_str(),
-                    email.as_str(),
-                    hash,
-                    otp.digits(),
-                    env.now_ms() as i64
-                ],
-            )?;
+            let (temp_id, otp) = replace_registration(env, cfg, email, password)?;
             env.send_mail(Mail {
                 to: email.clone(),
                 otp,
@@ -98,6 +84,33 @@ pub(super) fn verify(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
         })(),
         server_error,
     )
+}
+
+/// Steps 1-3 of the app's signup: a new temp_id and code, the email's
+/// pending rows deleted, the new one inserted; two autocommit statements
+/// another request can run between.
+pub(super) fn replace_registration(
+    env: &impl Ports,
+    cfg: &FlowConfig,
+    email: &Email,
+    password: &str,
+) -> Result<(TempId, Otp), DbError> {
+    let temp_id = new_temp_id(env);
+    let otp = Otp::from_number(env.random_u64());
+    let db = env.db();
+    db.execute(DELETE_BY_EMAIL, params![email.as_str()])?;
+    let hash = password_hash(&cfg.secret, email.as_str(), password);
+    db.execute(
+        INSERT_PENDING,
+        params![
+            temp_id.as_str(),
+            email.as_str(),
+            hash,
+            otp.digits(),
+            env.now_ms() as i64
+        ],
+    )?;
+    Ok((temp_id, otp))
 }
 
 /// The app's checks of a stored plaintext code: expiry, then equality.

@@ -4,10 +4,9 @@
 
 use rusqlite::params;
 
-use super::naive::{check_code, DELETE_BY_EMAIL, DELETE_BY_TEMP_ID, INSERT_PENDING, INSERT_USER, SELECT_BY_TEMP_ID};
-use super::{answer_db_error, new_temp_id, not_found, FlowConfig, Handled, SeedFixSwitches, WorkerCrashed};
-use crate::crypto::password_hash;
-use crate::domain::{Code, Email, Otp, Response, Session};
+use super::naive::{check_code, replace_registration, DELETE_BY_TEMP_ID, INSERT_USER, SELECT_BY_TEMP_ID};
+use super::{answer_db_error, not_found, FlowConfig, Handled, SeedFixSwitches, WorkerCrashed};
+use crate::domain::{Code, Email, Otp, Response, Session, TempId};
 use crate::platform::Platform;
 use crate::ports::{Mail, Ports};
 use crate::store::{Db, DbError};
@@ -61,24 +60,11 @@ fn signup_locked(
     if switches.clear_session {
         session.clear();
     }
-    let temp_id = new_temp_id(env);
-    let otp = Otp::from_number(env.random_u64());
     let db = env.db();
-    let mut inserted = false;
+    let mut inserted: Option<TempId> = None;
     let result = (|| {
-        db.execute(DELETE_BY_EMAIL, params![email.as_str()])?;
-        let hash = password_hash(&cfg.secret, email.as_str(), password);
-        db.execute(
-            INSERT_PENDING,
-            params![
-                temp_id.as_str(),
-                email.as_str(),
-                hash,
-                otp.digits(),
-                env.now_ms() as i64
-            ],
-        )?;
-        inserted = true;
+        let (temp_id, otp) = replace_registration(env, cfg, email, password)?;
+        inserted = Some(temp_id.clone());
         env.send_mail(Mail {
             to: email.clone(),
             otp: otp.clone(),
@@ -100,7 +86,7 @@ fn signup_locked(
         Ok(Response::new(Code::Ok, format!("Verification code sent to {email}")))
     })();
     answer_db_error(result, |_| {
-        let undo = inserted.then_some((DELETE_BY_TEMP_ID, temp_id.as_str()));
+        let undo = inserted.as_ref().map(|t| (DELETE_BY_TEMP_ID, t.as_str()));
         undo_then_fail(
             &db,
             undo,

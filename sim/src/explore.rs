@@ -14,6 +14,7 @@ use otpsim_core::Variant;
 use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler, Schedule, Scheduler, Task, TaskId};
 use shuttle::{Config, FailurePersistence, Runner};
 
+use crate::choice::ChoiceScheduler;
 use crate::invariant::{self, Invariant, Limits, Violation};
 use crate::scenario::{Expectation, FaultSpec, Scenario, StatementChoice};
 use crate::trace::Trace;
@@ -28,6 +29,8 @@ pub enum Strategy {
     Pct(usize),
     /// Depth-first enumeration of schedules.
     Dfs,
+    /// The one schedule pinned by the file's `[explore] choices`.
+    Pinned,
 }
 
 impl Default for Strategy {
@@ -43,6 +46,7 @@ impl fmt::Display for Strategy {
             Strategy::Random => f.write_str("random"),
             Strategy::Pct(d) => write!(f, "pct{d}"),
             Strategy::Dfs => f.write_str("dfs"),
+            Strategy::Pinned => f.write_str("pinned"),
         }
     }
 }
@@ -53,12 +57,13 @@ impl FromStr for Strategy {
         match s {
             "random" => Ok(Strategy::Random),
             "dfs" => Ok(Strategy::Dfs),
+            "pinned" => Ok(Strategy::Pinned),
             _ => s
                 .strip_prefix("pct")
                 .and_then(|d| d.parse().ok())
                 .filter(|d| (1..=10).contains(d))
                 .map(Strategy::Pct)
-                .ok_or_else(|| format!("unknown strategy {s:?}; expected random, dfs, or pct1 to pct10")),
+                .ok_or_else(|| format!("unknown strategy {s:?}; expected pct1 to pct10, random, dfs or pinned")),
         }
     }
 }
@@ -183,6 +188,10 @@ fn run_schedules(
         Strategy::Random => Box::new(RandomScheduler::new_from_seed(seed, n)),
         Strategy::Pct(depth) => Box::new(PctScheduler::new_from_seed(seed, depth, n)),
         Strategy::Dfs => Box::new(DfsScheduler::new(Some(n), false)),
+        Strategy::Pinned => {
+            let choices = plan.scenario.choices.clone().unwrap_or_default();
+            Box::new(ChoiceScheduler::new(choices, Arc::default()))
+        }
     };
     let mut config = Config::new();
     config.stack_size = TASK_STACK_SIZE;
@@ -241,6 +250,7 @@ pub fn explore(
     seed: u64,
     enough: impl Fn(&BTreeSet<Invariant>) -> bool + Send + Sync + Clone + 'static,
 ) -> Exploration {
+    let (strategy, schedules) = pinned_or(scenario, strategy, schedules);
     let every = scenario.faults.iter().any(|f| f.statement == StatementChoice::Every);
     let mut exploration = Exploration {
         variant,
@@ -287,6 +297,14 @@ pub fn explore(
     exploration
 }
 
+/// A file with a pinned schedule runs that one schedule, whatever asked.
+fn pinned_or(scenario: &Scenario, strategy: Strategy, schedules: u32) -> (Strategy, u32) {
+    match scenario.choices {
+        Some(_) => (Strategy::Pinned, 1),
+        None => (strategy, schedules),
+    }
+}
+
 fn limits(scenario: &Scenario) -> Limits {
     Limits {
         otp_ttl_ms: scenario.deployment.otp_ttl_ms,
@@ -305,6 +323,7 @@ pub fn replay(
     schedule: u64,
     position: u32,
 ) -> Option<(RunOutcome, Vec<Violation>)> {
+    let (strategy, _) = pinned_or(scenario, strategy, 1);
     let faults = fault_sets(&scenario.faults, position);
     let plan = RunPlan {
         scenario: Arc::clone(scenario),

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod choice;
 pub mod explore;
 pub mod invariant;
 pub mod scenario;

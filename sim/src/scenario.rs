@@ -179,6 +179,9 @@ pub struct Scenario {
     pub schedules: u32,
     /// Base seed.
     pub seed: u64,
+    /// A pinned schedule: the choices of [`crate::choice::ChoiceScheduler`].
+    /// When set, `check` runs exactly this one schedule.
+    pub choices: Option<Vec<u8>>,
     /// The invariants checked.
     pub invariants: Vec<Invariant>,
     /// Expected outcome per variant, in file order.
@@ -210,6 +213,104 @@ impl Scenario {
     /// Validates scenario text; `path` is only for messages.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         Loader { path, text }.scenario()
+    }
+}
+
+impl Scenario {
+    /// The scenario as a format-1 file that loads back to the same
+    /// scenario (defaults written out, so a reader sees every setting).
+    pub fn to_toml(&self) -> String {
+        use std::fmt::Write as _;
+        let q = |s: &str| toml::Value::String(s.to_string()).to_string();
+        let d = &self.deployment;
+        let mut out = String::new();
+        let _ = writeln!(out, "name = {}", q(&self.name));
+        if !self.description.is_empty() {
+            let _ = writeln!(out, "description = {}", q(&self.description));
+        }
+        let session = match d.session {
+            SessionMode::Cookie => "cookie",
+            SessionMode::Server => "server",
+        };
+        let _ = writeln!(
+            out,
+            "\n[deployment]\nworkers = {}\nsession = {}\nmail_latency = {}\notp_ttl = {}\nmax_attempts = {}",
+            d.workers,
+            q(session),
+            q(&format_duration(d.mail_latency_ms)),
+            q(&format_duration(d.otp_ttl_ms)),
+            d.max_attempts
+        );
+        for r in &self.requests {
+            let kind = match r.kind {
+                Kind::Signup => "signup",
+                Kind::Verify => "verify",
+            };
+            let _ = writeln!(out, "\n[[request]]\nat = {}\nbrowser = {}\nkind = {}", q(&format_duration(r.at_ms)), q(&r.browser), q(kind));
+            let _ = writeln!(out, "email = {}", q(r.email.as_str()));
+            match r.kind {
+                Kind::Signup => {
+                    let _ = writeln!(out, "password = {}", q(&r.password));
+                }
+                Kind::Verify => {
+                    let otp = match &r.otp {
+                        OtpChoice::Latest => "latest",
+                        OtpChoice::First => "first",
+                        OtpChoice::Wrong => "wrong",
+                        OtpChoice::Literal(o) => o.digits(),
+                    };
+                    let _ = writeln!(out, "otp = {}", q(otp));
+                }
+            }
+            if r.repeat != 1 {
+                let _ = writeln!(out, "repeat = {}", r.repeat);
+            }
+            if let Some(w) = r.worker {
+                let _ = writeln!(out, "worker = {w}");
+            }
+            if r.response_delay_ms != 0 {
+                let _ = writeln!(out, "response_delay = {}", q(&format_duration(r.response_delay_ms)));
+            }
+            if r.email_delay_ms != 0 {
+                let _ = writeln!(out, "email_delay = {}", q(&format_duration(r.email_delay_ms)));
+            }
+        }
+        for f in &self.faults {
+            let (kind, error) = match f.kind {
+                FaultKind::Db(DbFault::Busy) => ("db", Some("busy")),
+                FaultKind::Db(DbFault::Io) => ("db", Some("io")),
+                FaultKind::Db(DbFault::Full) => ("db", Some("full")),
+                FaultKind::Crash => ("crash", None),
+                FaultKind::Mail => ("mail", None),
+            };
+            let _ = writeln!(out, "\n[[fault]]\nkind = {}\nrequest = {}", q(kind), f.request + 1);
+            match (f.kind, f.statement) {
+                (FaultKind::Mail, _) => {}
+                (_, StatementChoice::Nth(n)) => {
+                    let _ = writeln!(out, "statement = {n}");
+                }
+                (_, StatementChoice::Every) => {
+                    let _ = writeln!(out, "statement = \"every\"");
+                }
+            }
+            if let Some(e) = error {
+                let _ = writeln!(out, "error = {}", q(e));
+            }
+        }
+        let _ = writeln!(out, "\n[explore]\nschedules = {}\nseed = {}", self.schedules, self.seed);
+        if let Some(choices) = &self.choices {
+            let list: Vec<String> = choices.iter().map(|c| c.to_string()).collect();
+            let _ = writeln!(out, "choices = [{}]", list.join(", "));
+        }
+        if self.invariants != Invariant::ALL {
+            let names: Vec<String> = self.invariants.iter().map(|i| q(i.name())).collect();
+            let _ = writeln!(out, "\n[check]\ninvariants = [{}]", names.join(", "));
+        }
+        let _ = writeln!(out, "\n[expect]");
+        for (variant, expectation) in &self.expect {
+            let _ = writeln!(out, "{variant} = {}", q(&expectation.to_string()));
+        }
+        out
     }
 }
 
@@ -271,6 +372,7 @@ struct RawFault {
 struct RawExplore {
     schedules: Option<S<i64>>,
     seed: Option<S<i64>>,
+    choices: Option<S<Vec<S<i64>>>>,
 }
 
 #[derive(Deserialize)]
@@ -334,6 +436,15 @@ impl Loader<'_> {
         {
             return Err(self.at(second.0, "only one fault may use statement = \"every\""));
         }
+        let choices = match raw.explore.as_ref().and_then(|e| e.choices.as_ref()) {
+            None => None,
+            Some(list) => Some(
+                list.get_ref()
+                    .iter()
+                    .map(|c| self.int_in(c, 0, 255, "a choice").map(|c| c as u8))
+                    .collect::<Result<Vec<u8>, _>>()?,
+            ),
+        };
         let (schedules, seed) = match &raw.explore {
             None => (200, 1),
             Some(e) => (
@@ -408,6 +519,7 @@ impl Loader<'_> {
             faults,
             schedules,
             seed,
+            choices,
             invariants,
             expect,
         })
@@ -686,6 +798,18 @@ mod tests {
             assert!(e.message.contains(what), "{e}");
             assert_eq!((e.line, e.column), (line, column), "{e}");
             assert!(e.to_string().starts_with(&format!("t.toml:{line}:{column}: ")));
+        }
+    }
+
+    #[test]
+    fn every_corpus_file_prints_back_to_itself() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let mut s = Scenario::load(&path).unwrap();
+            s.choices = Some(vec![0, 1, 2, 255]);
+            let again = Scenario::parse(&path, &s.to_toml()).unwrap_or_else(|e| panic!("{e}\n{}", s.to_toml()));
+            assert_eq!(again, s, "{}", path.display());
         }
     }
 

@@ -3,6 +3,9 @@
 //! Exit codes: 0 when every expectation holds, 1 when one does not, 2 on
 //! invalid input (a scenario file, a flag).
 
+mod ablate;
+mod explore;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -62,6 +65,49 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         position: u32,
     },
+    /// Generates scenarios and schedules against each variant until the
+    /// budget, shrinks every break to a minimal scenario file, and prints a
+    /// matrix variant x invariant. Exits 1 when something broke.
+    Explore {
+        /// Variants to explore (repeatable); default naive, seed_fix, idempotent.
+        #[arg(long = "variant", value_parser = parse_variant)]
+        variants: Vec<Variant>,
+        /// Time per variant, e.g. 30s, 2m.
+        #[arg(long, default_value = "30s", value_parser = parse_budget)]
+        budget: std::time::Duration,
+        /// The search's seed: the same seed draws the same cases.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where the minimal scenarios go (existing files are kept).
+        #[arg(long, default_value = "otpsim-found")]
+        save: PathBuf,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Rerun each failure from its saved file and compare the traces.
+        #[arg(long)]
+        check_determinism: bool,
+    },
+    /// Explores all 16 on/off combinations of seed_fix's switches on the
+    /// scenario corpus and generated scenarios, and says which switch is
+    /// load-bearing for which invariant.
+    Ablate {
+        /// Scenario files or folders (default: scenarios/).
+        paths: Vec<PathBuf>,
+        /// Time for the generated search, shared by the 16 combinations
+        /// (0s: the corpus only).
+        #[arg(long, default_value = "16s", value_parser = parse_budget)]
+        budget: std::time::Duration,
+        /// The search's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
+    otpsim_sim::scenario::parse_duration(s)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is not a duration; expected e.g. 30s, 1500ms, 2m"))
 }
 
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
@@ -97,6 +143,19 @@ fn main() -> ExitCode {
             strategy,
             position,
         } => run_replay(&file, variant, seed, schedule, strategy, position),
+        Command::Explore { variants, budget, seed, save, json, check_determinism } => {
+            let variants = if variants.is_empty() { Variant::MAIN.to_vec() } else { variants };
+            explore::run(&explore::ExploreArgs { variants, budget, seed, save, json, check_determinism })
+        }
+        Command::Ablate { paths, budget, seed } => {
+            let paths = if paths.is_empty() { vec![PathBuf::from("scenarios")] } else { paths };
+            scenario_files(&paths)
+                .and_then(|files| files.iter().map(|f| load(f)).collect::<Result<Vec<_>>>())
+                .map(|scenarios| {
+                    ablate::run(&scenarios, budget, seed);
+                    ExitCode::SUCCESS
+                })
+        }
     };
     match outcome {
         Ok(code) => code,

@@ -175,31 +175,19 @@ type Judged = (u64, RunOutcome, Vec<Violation>);
 /// and is reported as the last schedule's `clear_errors` violation.
 fn run_schedules(
     plan: RunPlan,
-    strategy: Strategy,
-    seed: u64,
-    schedules: u32,
+    scheduler: Box<dyn Scheduler + Send>,
     stop: impl Fn(&[Violation]) -> bool + Send + Sync + 'static,
 ) -> Vec<Judged> {
     let limits = limits(&plan.scenario);
     let results: Arc<Mutex<Vec<Judged>>> = Arc::default();
     let halt = Arc::new(AtomicBool::new(false));
-    let n = schedules as usize;
-    let inner: Box<dyn Scheduler + Send> = match strategy {
-        Strategy::Random => Box::new(RandomScheduler::new_from_seed(seed, n)),
-        Strategy::Pct(depth) => Box::new(PctScheduler::new_from_seed(seed, depth, n)),
-        Strategy::Dfs => Box::new(DfsScheduler::new(Some(n), false)),
-        Strategy::Pinned => {
-            let choices = plan.scenario.choices.clone().unwrap_or_default();
-            Box::new(ChoiceScheduler::new(choices, Arc::default()))
-        }
-    };
     let mut config = Config::new();
     config.stack_size = TASK_STACK_SIZE;
     config.failure_persistence = FailurePersistence::None;
     config.silence_warnings = true;
     let runner = Runner::new(
         Stoppable {
-            inner,
+            inner: scheduler,
             stop: Arc::clone(&halt),
         },
         config,
@@ -240,6 +228,32 @@ fn run_schedules(
     results
 }
 
+/// The scheduler for `n` schedules of `strategy` from `seed`.
+fn scheduler_for(strategy: Strategy, seed: u64, n: u32, scenario: &Scenario) -> Box<dyn Scheduler + Send> {
+    let n = n as usize;
+    match strategy {
+        Strategy::Random => Box::new(RandomScheduler::new_from_seed(seed, n)),
+        Strategy::Pct(depth) => Box::new(PctScheduler::new_from_seed(seed, depth, n)),
+        Strategy::Dfs => Box::new(DfsScheduler::new(Some(n), false)),
+        Strategy::Pinned => Box::new(ChoiceScheduler::new(scenario.choices.clone().unwrap_or_default(), Arc::default())),
+    }
+}
+
+/// Runs the one schedule `choices` pin, and returns with its verdict the
+/// choices it actually took (what a saved file must pin to replay it).
+pub fn run_choices(
+    scenario: &Arc<Scenario>,
+    variant: Variant,
+    choices: Vec<u8>,
+) -> (RunOutcome, Vec<Violation>, Vec<u8>) {
+    let taken: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let plan = RunPlan { scenario: Arc::clone(scenario), variant, faults: fault_sets(&scenario.faults, 1), seed: scenario.seed };
+    let scheduler = Box::new(ChoiceScheduler::new(choices, Arc::clone(&taken)));
+    let (_, outcome, violations) = run_schedules(plan, scheduler, |_| false).pop().expect("one schedule ran");
+    let taken = std::mem::take(&mut *taken.lock().unwrap_or_else(|p| p.into_inner()));
+    (outcome, violations, taken)
+}
+
 /// Explores `variant` on `scenario`: `schedules` schedules per fault
 /// position, stopping early once `enough` says the findings suffice.
 pub fn explore(
@@ -267,7 +281,8 @@ pub fn explore(
         };
         let found = Arc::new(Mutex::new(exploration.violated()));
         let (found_in, enough_in) = (Arc::clone(&found), enough.clone());
-        let judged = run_schedules(plan, strategy, seed, schedules, move |violations| {
+        let scheduler = scheduler_for(strategy, seed, schedules, scenario);
+        let judged = run_schedules(plan, scheduler, move |violations| {
             let mut found = found_in.lock().expect("not poisoned");
             found.extend(violations.iter().map(|v| v.invariant));
             enough_in(&found)
@@ -331,7 +346,7 @@ pub fn replay(
         faults,
         seed,
     };
-    let runs = run_schedules(plan, strategy, seed, schedule as u32 + 1, |_| false);
+    let runs = run_schedules(plan, scheduler_for(strategy, seed, schedule as u32 + 1, scenario), |_| false);
     runs.into_iter()
         .nth(schedule as usize)
         .map(|(_, outcome, violations)| (outcome, violations))

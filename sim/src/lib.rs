@@ -7,8 +7,10 @@
 pub mod check;
 pub mod choice;
 pub mod explore;
+pub mod generate;
 pub mod invariant;
 pub mod scenario;
+pub mod search;
 pub mod trace;
 pub mod world;
 

@@ -1,0 +1,155 @@
+//! Searching generated scenarios: proptest draws a scenario and a schedule
+//! together, the world runs it, and a violation of an invariant not yet
+//! found is a failing case that proptest shrinks, scenario and interleaving
+//! at once, to a minimal file.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otpsim_core::Variant;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+
+use crate::explore::run_choices;
+use crate::generate::scenario_and_choices;
+use crate::invariant::{Invariant, Violation};
+use crate::scenario::{Expectation, Scenario};
+use crate::trace::Trace;
+
+/// A violation found and shrunk.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The invariant.
+    pub invariant: Invariant,
+    /// Schedules run before the first (unshrunk) hit, counting it.
+    pub schedules_to_hit: u64,
+    /// Seconds from the start of the search to the first hit.
+    pub seconds_to_hit: f64,
+    /// The minimal scenario, with its schedule pinned and the failure expected.
+    pub scenario: Scenario,
+    /// Why it broke, in a sentence.
+    pub violation: Violation,
+    /// The minimal run's trace.
+    pub trace: Trace,
+}
+
+/// What one search of one variant found.
+#[derive(Debug, Clone)]
+pub struct SearchReport {
+    /// The variant.
+    pub variant: Variant,
+    /// Schedules run (shrinking included).
+    pub schedules: u64,
+    /// Wall-clock seconds spent.
+    pub seconds: f64,
+    /// One finding per invariant broken.
+    pub findings: Vec<Finding>,
+}
+
+/// Searches `variant` for `budget`, from `seed`. `progress` is told the
+/// schedules run so far and the invariants found, now and then.
+pub fn search(variant: Variant, budget: Duration, seed: u64, progress: &dyn Fn(u64, usize)) -> SearchReport {
+    let start = Instant::now();
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let config = Config {
+        cases: 64,
+        failure_persistence: None,
+        max_shrink_iters: 4096,
+        max_global_rejects: 1 << 20,
+        ..Config::default()
+    };
+    // A runner counts its cases once; each batch gets a fresh runner whose
+    // generator comes from the seeded master one, so batches stay determined
+    // by the seed.
+    let mut master = TestRunner::new_with_rng(config.clone(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
+    let strategy = scenario_and_choices();
+    let known: RefCell<BTreeSet<Invariant>> = RefCell::default();
+    let schedules = Cell::new(0u64);
+    let first_hit: Cell<Option<(u64, f64)>> = Cell::new(None);
+    let mut findings = Vec::new();
+    while start.elapsed() < budget && known.borrow().len() < Invariant::ALL.len() {
+        first_hit.set(None);
+        let mut runner = TestRunner::new_with_rng(config.clone(), master.new_rng());
+        let result = runner.run(&strategy, |(scenario, choices)| {
+            // Once the budget is spent, pass the remaining cases unrun; a
+            // shrink in progress still runs to its end.
+            if first_hit.get().is_none() && start.elapsed() >= budget {
+                return Ok(());
+            }
+            schedules.set(schedules.get() + 1);
+            let (_, violations, _) = run_choices(&Arc::new(scenario), variant, choices);
+            match violations.iter().find(|v| !known.borrow().contains(&v.invariant)) {
+                None => Ok(()),
+                Some(v) => {
+                    if first_hit.get().is_none() {
+                        first_hit.set(Some((schedules.get(), start.elapsed().as_secs_f64())));
+                    }
+                    Err(TestCaseError::fail(v.invariant.name()))
+                }
+            }
+        });
+        progress(schedules.get(), known.borrow().len());
+        match result {
+            Ok(()) => {}
+            Err(TestError::Abort(_)) => break,
+            Err(TestError::Fail(_, (scenario, choices))) => {
+                let (schedules_to_hit, seconds_to_hit) = first_hit.get().unwrap_or((schedules.get(), 0.0));
+                let known_now = known.borrow().clone();
+                if let Some(finding) = minimal(variant, scenario, choices, &known_now, seed, schedules_to_hit, seconds_to_hit) {
+                    known.borrow_mut().insert(finding.invariant);
+                    findings.push(finding);
+                }
+            }
+        }
+    }
+    SearchReport { variant, schedules: schedules.get(), seconds: start.elapsed().as_secs_f64(), findings }
+}
+
+/// Turns proptest's minimal case into a pinned, self-describing scenario.
+fn minimal(
+    variant: Variant,
+    mut scenario: Scenario,
+    choices: Vec<u8>,
+    known: &BTreeSet<Invariant>,
+    seed: u64,
+    schedules_to_hit: u64,
+    seconds_to_hit: f64,
+) -> Option<Finding> {
+    let shared = Arc::new(scenario.clone());
+    let (outcome, violations, mut taken) = run_choices(&shared, variant, choices);
+    let violation = violations.into_iter().find(|v| !known.contains(&v.invariant))?;
+    while taken.last() == Some(&0) {
+        taken.pop();
+    }
+    let requests: u32 = scenario.requests.iter().map(|r| r.repeat).sum();
+    scenario.name = format!("{variant} breaks {}: found by otpsim explore", violation.invariant);
+    scenario.description = format!(
+        "Found by `otpsim explore --seed {seed}` after {schedules_to_hit} schedules, then shrunk to {requests} requests \
+         and {} scheduling choices. {}",
+        taken.len(),
+        sentence(&violation.why)
+    );
+    scenario.choices = Some(taken);
+    scenario.expect = vec![(variant, Expectation::FailOn(violation.invariant))];
+    Some(Finding {
+        invariant: violation.invariant,
+        schedules_to_hit,
+        seconds_to_hit,
+        scenario,
+        violation,
+        trace: outcome.trace,
+    })
+}
+
+fn sentence(why: &str) -> String {
+    let mut s = why.to_string();
+    if let Some(first) = s.get(..1) {
+        s.replace_range(..1, &first.to_uppercase());
+    }
+    if !s.ends_with('.') {
+        s.push('.');
+    }
+    s
+}

@@ -26,9 +26,20 @@ pub fn run(scenarios: &[Arc<Scenario>], budget: Duration, seed: u64) -> Vec<(See
         let mut broken = Broken::new();
         for scenario in scenarios {
             let all = scenario.invariants.len();
-            let found = explore(scenario, variant, Strategy::default(), scenario.schedules, scenario.seed, move |f| f.len() == all);
+            let found = explore(
+                scenario,
+                variant,
+                Strategy::default(),
+                scenario.schedules,
+                scenario.seed,
+                move |f| f.len() == all,
+            );
             for i in found.violated() {
-                let file = scenario.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                let file = scenario
+                    .path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 broken.entry(i).or_insert(file);
             }
         }
@@ -109,23 +120,35 @@ fn print_verdict(rows: &[(SeedFixSwitches, Broken)]) {
             }
         }
         let list = |m: &BTreeMap<Invariant, usize>| {
-            m.iter().map(|(i, n)| format!("{i} (in {n} of 8 settings of the others)")).collect::<Vec<_>>().join(", ")
+            m.iter()
+                .map(|(i, n)| format!("{i} (in {n} of 8 settings of the others)"))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         match (matters.is_empty(), harms.is_empty()) {
             (true, true) => println!("{name}: changes nothing the corpus and the search can see."),
             (false, true) => println!("{name}: load-bearing for {}.", list(&matters)),
             (true, false) => println!("{name}: protects nothing, and itself breaks {}.", list(&harms)),
-            (false, false) => println!("{name}: load-bearing for {}; but turning it on breaks {}.", list(&matters), list(&harms)),
+            (false, false) => println!(
+                "{name}: load-bearing for {}; but turning it on breaks {}.",
+                list(&matters),
+                list(&harms)
+            ),
         }
     }
     let shipped = lookup[&SeedFixSwitches::ALL_ON];
-    let always: BTreeSet<Invariant> =
-        Invariant::ALL.into_iter().filter(|i| rows.iter().all(|(_, b)| b.contains_key(i))).collect();
+    let always: BTreeSet<Invariant> = Invariant::ALL
+        .into_iter()
+        .filter(|i| rows.iter().all(|(_, b)| b.contains_key(i)))
+        .collect();
     if shipped.is_empty() {
         println!("With every switch on, the fix breaks nothing that was explored.");
     } else {
         let list: Vec<String> = shipped.iter().map(|(i, file)| format!("{i} ({file})")).collect();
-        println!("With every switch on, the shipped fix still breaks {}.", list.join(", "));
+        println!(
+            "With every switch on, the shipped fix still breaks {}.",
+            list.join(", ")
+        );
     }
     if !always.is_empty() {
         let list: Vec<&str> = always.iter().map(|i| i.name()).collect();

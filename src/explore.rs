@@ -58,7 +58,11 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
     for report in &reports {
         let mut paths = Vec::new();
         for finding in &report.findings {
-            paths.push(save_new(&args.save, &format!("{}-{}", report.variant, finding.invariant), &finding.scenario.to_toml())?);
+            paths.push(save_new(
+                &args.save,
+                &format!("{}-{}", report.variant, finding.invariant),
+                &finding.scenario.to_toml(),
+            )?);
         }
         saved.push(paths);
     }
@@ -106,12 +110,17 @@ fn search_with_progress(variant: Variant, budget: Duration, seed: u64) -> Search
 pub fn save_new(dir: &Path, stem: &str, text: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for n in 1.. {
-        let name = if n == 1 { format!("{stem}.toml") } else { format!("{stem}-{n}.toml") };
+        let name = if n == 1 {
+            format!("{stem}.toml")
+        } else {
+            format!("{stem}-{n}.toml")
+        };
         let path = dir.join(name);
         match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(mut file) => {
                 use std::io::Write;
-                file.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+                file.write_all(text.as_bytes())
+                    .with_context(|| format!("writing {}", path.display()))?;
                 return Ok(path);
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -164,7 +173,10 @@ fn check_determinism(reports: &[SearchReport], saved: &[Vec<PathBuf>]) -> Result
                 let (outcome, _) = replay(&scenario, report.variant, Strategy::Pinned, scenario.seed, 0, 1)
                     .context("the pinned schedule ran")?;
                 if outcome.trace.to_string() != finding.trace.to_string() {
-                    anyhow::bail!("NOT DETERMINISTIC: {} replays to a different trace than the one found", path.display());
+                    anyhow::bail!(
+                        "NOT DETERMINISTIC: {} replays to a different trace than the one found",
+                        path.display()
+                    );
                 }
             }
             checked += 1;

@@ -143,12 +143,34 @@ fn main() -> ExitCode {
             strategy,
             position,
         } => run_replay(&file, variant, seed, schedule, strategy, position),
-        Command::Explore { variants, budget, seed, save, json, check_determinism } => {
-            let variants = if variants.is_empty() { Variant::MAIN.to_vec() } else { variants };
-            explore::run(&explore::ExploreArgs { variants, budget, seed, save, json, check_determinism })
+        Command::Explore {
+            variants,
+            budget,
+            seed,
+            save,
+            json,
+            check_determinism,
+        } => {
+            let variants = if variants.is_empty() {
+                Variant::MAIN.to_vec()
+            } else {
+                variants
+            };
+            explore::run(&explore::ExploreArgs {
+                variants,
+                budget,
+                seed,
+                save,
+                json,
+                check_determinism,
+            })
         }
         Command::Ablate { paths, budget, seed } => {
-            let paths = if paths.is_empty() { vec![PathBuf::from("scenarios")] } else { paths };
+            let paths = if paths.is_empty() {
+                vec![PathBuf::from("scenarios")]
+            } else {
+                paths
+            };
             scenario_files(&paths)
                 .and_then(|files| files.iter().map(|f| load(f)).collect::<Result<Vec<_>>>())
                 .map(|scenarios| {

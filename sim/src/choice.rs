@@ -24,7 +24,12 @@ impl ChoiceScheduler {
     /// A scheduler for one execution; the choices it actually made (each
     /// reduced modulo the number of runnable tasks) are kept in `taken`.
     pub fn new(choices: Vec<u8>, taken: Arc<Mutex<Vec<u8>>>) -> Self {
-        ChoiceScheduler { choices, cursor: 0, started: false, taken }
+        ChoiceScheduler {
+            choices,
+            cursor: 0,
+            started: false,
+            taken,
+        }
     }
 }
 

@@ -235,7 +235,10 @@ fn scheduler_for(strategy: Strategy, seed: u64, n: u32, scenario: &Scenario) -> 
         Strategy::Random => Box::new(RandomScheduler::new_from_seed(seed, n)),
         Strategy::Pct(depth) => Box::new(PctScheduler::new_from_seed(seed, depth, n)),
         Strategy::Dfs => Box::new(DfsScheduler::new(Some(n), false)),
-        Strategy::Pinned => Box::new(ChoiceScheduler::new(scenario.choices.clone().unwrap_or_default(), Arc::default())),
+        Strategy::Pinned => Box::new(ChoiceScheduler::new(
+            scenario.choices.clone().unwrap_or_default(),
+            Arc::default(),
+        )),
     }
 }
 
@@ -247,9 +250,16 @@ pub fn run_choices(
     choices: Vec<u8>,
 ) -> (RunOutcome, Vec<Violation>, Vec<u8>) {
     let taken: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let plan = RunPlan { scenario: Arc::clone(scenario), variant, faults: fault_sets(&scenario.faults, 1), seed: scenario.seed };
+    let plan = RunPlan {
+        scenario: Arc::clone(scenario),
+        variant,
+        faults: fault_sets(&scenario.faults, 1),
+        seed: scenario.seed,
+    };
     let scheduler = Box::new(ChoiceScheduler::new(choices, Arc::clone(&taken)));
-    let (_, outcome, violations) = run_schedules(plan, scheduler, |_| false).pop().expect("one schedule ran");
+    let (_, outcome, violations) = run_schedules(plan, scheduler, |_| false)
+        .pop()
+        .expect("one schedule ran");
     let taken = std::mem::take(&mut *taken.lock().unwrap_or_else(|p| p.into_inner()));
     (outcome, violations, taken)
 }
@@ -346,7 +356,11 @@ pub fn replay(
         faults,
         seed,
     };
-    let runs = run_schedules(plan, scheduler_for(strategy, seed, schedule as u32 + 1, scenario), |_| false);
+    let runs = run_schedules(
+        plan,
+        scheduler_for(strategy, seed, schedule as u32 + 1, scenario),
+        |_| false,
+    );
     runs.into_iter()
         .nth(schedule as usize)
         .map(|(_, outcome, violations)| (outcome, violations))

@@ -22,7 +22,12 @@ const DELAYS_MS: [u64; 2] = [0, 5000];
 
 fn request() -> impl Strategy<Value = RequestSpec> {
     (
-        (0..TIMES_MS.len(), 0..BROWSERS.len(), prop_oneof![Just(Kind::Signup), Just(Kind::Verify)], 0..EMAILS.len()),
+        (
+            0..TIMES_MS.len(),
+            0..BROWSERS.len(),
+            prop_oneof![Just(Kind::Signup), Just(Kind::Verify)],
+            0..EMAILS.len(),
+        ),
         (
             prop_oneof![Just(OtpChoice::Latest), Just(OtpChoice::First), Just(OtpChoice::Wrong)],
             1u32..=2,
@@ -30,18 +35,24 @@ fn request() -> impl Strategy<Value = RequestSpec> {
             0..DELAYS_MS.len(),
         ),
     )
-        .prop_map(|((at, browser, kind, email), (otp, repeat, response_delay, email_delay))| RequestSpec {
-            at_ms: TIMES_MS[at],
-            browser: BROWSERS[browser].to_string(),
-            kind,
-            email: Email::parse(EMAILS[email]).expect("a valid constant"),
-            password: "s3cret!".to_string(),
-            otp: if kind == Kind::Verify { otp } else { OtpChoice::Latest },
-            repeat,
-            worker: None,
-            response_delay_ms: DELAYS_MS[response_delay],
-            email_delay_ms: if kind == Kind::Signup { DELAYS_MS[email_delay] } else { 0 },
-        })
+        .prop_map(
+            |((at, browser, kind, email), (otp, repeat, response_delay, email_delay))| RequestSpec {
+                at_ms: TIMES_MS[at],
+                browser: BROWSERS[browser].to_string(),
+                kind,
+                email: Email::parse(EMAILS[email]).expect("a valid constant"),
+                password: "s3cret!".to_string(),
+                otp: if kind == Kind::Verify { otp } else { OtpChoice::Latest },
+                repeat,
+                worker: None,
+                response_delay_ms: DELAYS_MS[response_delay],
+                email_delay_ms: if kind == Kind::Signup {
+                    DELAYS_MS[email_delay]
+                } else {
+                    0
+                },
+            },
+        )
 }
 
 fn fault_kind() -> impl Strategy<Value = FaultKind> {
@@ -59,7 +70,11 @@ fn fault_kind() -> impl Strategy<Value = FaultKind> {
 /// choices of its schedule.
 pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
     (
-        (1usize..=4, prop_oneof![Just(SessionMode::Cookie), Just(SessionMode::Server)], prop_oneof![Just(0u64), Just(2000u64)]),
+        (
+            1usize..=4,
+            prop_oneof![Just(SessionMode::Cookie), Just(SessionMode::Server)],
+            prop_oneof![Just(0u64), Just(2000u64)],
+        ),
         proptest::collection::vec(request(), 1..=5),
         proptest::option::weighted(0.3, (fault_kind(), any::<prop::sample::Index>(), 1u32..=6)),
         proptest::collection::vec(0u8..4, 0..48),
@@ -69,9 +84,21 @@ pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
                 .map(|(kind, at, statement)| {
                     let request = at.index(requests.len());
                     // A mail fault needs a signup to lose the email of.
-                    let kind = if kind == FaultKind::Mail && requests[request].kind != Kind::Signup { FaultKind::Crash } else { kind };
-                    let statement = if kind == FaultKind::Mail { StatementChoice::Nth(0) } else { StatementChoice::Nth(statement) };
-                    FaultSpec { kind, request, statement }
+                    let kind = if kind == FaultKind::Mail && requests[request].kind != Kind::Signup {
+                        FaultKind::Crash
+                    } else {
+                        kind
+                    };
+                    let statement = if kind == FaultKind::Mail {
+                        StatementChoice::Nth(0)
+                    } else {
+                        StatementChoice::Nth(statement)
+                    };
+                    FaultSpec {
+                        kind,
+                        request,
+                        statement,
+                    }
                 })
                 .into_iter()
                 .collect();
@@ -79,7 +106,13 @@ pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
                 path: PathBuf::from("generated.toml"),
                 name: "generated".to_string(),
                 description: String::new(),
-                deployment: Deployment { workers, session, mail_latency_ms, otp_ttl_ms: 10 * 60 * 1000, max_attempts: 5 },
+                deployment: Deployment {
+                    workers,
+                    session,
+                    mail_latency_ms,
+                    otp_ttl_ms: 10 * 60 * 1000,
+                    max_attempts: 5,
+                },
                 requests,
                 faults,
                 schedules: 1,

@@ -246,7 +246,13 @@ impl Scenario {
                 Kind::Signup => "signup",
                 Kind::Verify => "verify",
             };
-            let _ = writeln!(out, "\n[[request]]\nat = {}\nbrowser = {}\nkind = {}", q(&format_duration(r.at_ms)), q(&r.browser), q(kind));
+            let _ = writeln!(
+                out,
+                "\n[[request]]\nat = {}\nbrowser = {}\nkind = {}",
+                q(&format_duration(r.at_ms)),
+                q(&r.browser),
+                q(kind)
+            );
             let _ = writeln!(out, "email = {}", q(r.email.as_str()));
             match r.kind {
                 Kind::Signup => {

@@ -97,14 +97,27 @@ pub fn search(variant: Variant, budget: Duration, seed: u64, progress: &dyn Fn(u
             Err(TestError::Fail(_, (scenario, choices))) => {
                 let (schedules_to_hit, seconds_to_hit) = first_hit.get().unwrap_or((schedules.get(), 0.0));
                 let known_now = known.borrow().clone();
-                if let Some(finding) = minimal(variant, scenario, choices, &known_now, seed, schedules_to_hit, seconds_to_hit) {
+                if let Some(finding) = minimal(
+                    variant,
+                    scenario,
+                    choices,
+                    &known_now,
+                    seed,
+                    schedules_to_hit,
+                    seconds_to_hit,
+                ) {
                     known.borrow_mut().insert(finding.invariant);
                     findings.push(finding);
                 }
             }
         }
     }
-    SearchReport { variant, schedules: schedules.get(), seconds: start.elapsed().as_secs_f64(), findings }
+    SearchReport {
+        variant,
+        schedules: schedules.get(),
+        seconds: start.elapsed().as_secs_f64(),
+        findings,
+    }
 }
 
 /// Turns proptest's minimal case into a pinned, self-describing scenario.

@@ -100,6 +100,8 @@ pub enum What {
     },
     /// The worker died; the request gets no answer.
     Crashed,
+    /// A fresh process replaced the dead worker and ran its recovery.
+    Restarted,
     /// The handler panicked.
     Panicked(String),
     /// A response reached the browser.
@@ -142,7 +144,11 @@ impl fmt::Display for Event {
             (None, Some(w)) => format!("w{w}"),
             (None, None) => String::new(),
         };
-        let req = self.request.map_or(String::new(), |r| format!("#{r}"));
+        // Request 0 is a worker's own start-up work, not a request.
+        let req = self
+            .request
+            .filter(|r| *r != 0)
+            .map_or(String::new(), |r| format!("#{r}"));
         write!(f, "{secs:>9} {who:<7} {req:<4} ")?;
         match &self.what {
             What::Sent {
@@ -197,6 +203,7 @@ impl fmt::Display for Event {
                 Ok(())
             }
             What::Crashed => write!(f, "CRASH: the worker dies; no answer"),
+            What::Restarted => write!(f, "a fresh worker process starts (recovery)"),
             What::Panicked(m) => write!(f, "PANIC in the handler: {m}"),
             What::Delivered { cookie_now } => write!(f, "<- response arrives; cookie now {cookie_now}"),
             What::Quiescent(db) => {

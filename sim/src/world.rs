@@ -280,12 +280,12 @@ impl StatementHook for SimPorts<'_> {
     }
     fn wait_for_lock(&self, attempt: u32) -> bool {
         // SQLite's busy handler: back off, doubling, until the timeout.
-        let backoff = 10u64 << attempt.min(9).saturating_sub(1);
-        let waited = self.busy_waited_ms.get() + backoff;
-        if waited > BUSY_TIMEOUT_MS {
+        let waited = self.busy_waited_ms.get();
+        if waited >= BUSY_TIMEOUT_MS {
             return false;
         }
-        self.busy_waited_ms.set(waited);
+        let backoff = (10u64 << attempt.min(9).saturating_sub(1)).min(BUSY_TIMEOUT_MS - waited);
+        self.busy_waited_ms.set(waited + backoff);
         if attempt == 1 {
             self.world.with(|s| {
                 World::event(
@@ -617,7 +617,7 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
     };
     let handled = world.plan.variant.handle(&ports, &world.config, &mut session, &request);
     world.with(|s| {
-        match handled {
+        match &handled {
             Ok(response) => {
                 let set_cookie = session.is_modified().then(|| {
                     let pair = (
@@ -650,7 +650,7 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
                     None,
                     What::Answered {
                         code: response.code,
-                        message: response.message,
+                        message: response.message.clone(),
                         set_cookie: set_cookie.as_ref().map(Cookie::describe),
                     },
                 );
@@ -670,8 +670,33 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
                 s.memories[p.worker] = WorkerMemory::default();
             }
         }
+    });
+    if handled.is_err() {
+        restart(world, p);
+    }
+    world.with(|s| {
         s.running -= 1;
         s.finished += 1;
     });
     P::notify_all(&world.clock);
+}
+
+/// The crashed worker's replacement starts and runs the variant's recovery
+/// (no faults: the plan targets requests). Its mails go to the browser of
+/// the request whose worker died.
+fn restart(world: &World, crashed: &Planned) {
+    let boot = Planned {
+        id: 0,
+        first_copy: false,
+        ..crashed.clone()
+    };
+    world.with(|s| World::event(s, Some(&boot), None, What::Restarted));
+    let ports = SimPorts {
+        world,
+        request: &boot,
+        statements: Cell::new(0),
+        busy_waited_ms: Cell::new(0),
+    };
+    // A crash during recovery cannot be planned; nothing more to do.
+    let _ = world.plan.variant.recover(&ports, &world.config);
 }

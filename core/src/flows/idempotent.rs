@@ -4,9 +4,10 @@
 //!   signup cannot make a second registration.
 //! - Signup runs in one `BEGIN IMMEDIATE` transaction that reuses the
 //!   pending row and its code while the code is fresh: every email the user
-//!   holds carries the one valid code. The mail goes out inside the
-//!   transaction, before COMMIT, so a crash leaves either no row or a row
-//!   whose code was mailed.
+//!   holds carries the one valid code. The same transaction queues the mail
+//!   in an outbox; the code is sent after COMMIT, holding no lock (SMTP can
+//!   be slow), and a worker that restarts after a crash sends what its
+//!   predecessor committed but never mailed.
 //! - Verify is keyed by the form's (email, code), never by the session;
 //!   it counts the attempt before comparing (in constant time), creates the
 //!   account with `ON CONFLICT DO NOTHING` and deletes the pending row, all
@@ -18,7 +19,7 @@
 
 use rusqlite::params;
 
-use super::{answer_db_error, new_temp_id, FlowConfig, Handled};
+use super::{answer_db_error, new_temp_id, FlowConfig, Handled, WorkerCrashed};
 use crate::crypto::{code_mac, constant_time_eq, derive_code, password_hash};
 use crate::domain::{Code, Email, Otp, Response, Session, TempId};
 use crate::ports::{Mail, Ports};
@@ -40,6 +41,10 @@ CREATE TABLE IF NOT EXISTS users (
     email TEXT PRIMARY KEY,
     password_hash TEXT NOT NULL,
     otp_mac TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    temp_id TEXT PRIMARY KEY,
+    email TEXT NOT NULL
 );";
 
 /// How often one code may be mailed: a duplicate signup re-sends it, a
@@ -101,19 +106,62 @@ pub(super) fn signup(
                 temp_id
             }
         };
-        let otp = derive_code(&cfg.secret, e, temp_id.as_str());
-        env.send_mail(Mail { to: email.clone(), otp, temp_id: temp_id.clone() });
+        db.execute(
+            "INSERT INTO outbox (temp_id, email) VALUES (?1, ?2) ON CONFLICT (temp_id) DO NOTHING",
+            params![temp_id.as_str(), e],
+        )?;
         issued = Some(temp_id);
         Ok(Response::new(Code::Ok, format!("Verification code sent to {email}")))
     });
     if let (Ok(r), Some(temp_id)) = (&result, &issued) {
         if r.code == Code::Ok {
+            // After COMMIT: SMTP holds no database lock.
+            mail_and_clear(env, cfg, email, temp_id)?;
             // Only a hint for the browser; verify never trusts it.
             session.set_temp_user_id(temp_id.as_str());
             session.set_email(e);
         }
     }
     answer_db_error(result, retry)
+}
+
+/// Mails the registration's code, then removes its outbox row. A failure
+/// to remove it only means the next sweep sends the same code again.
+fn mail_and_clear(env: &impl Ports, cfg: &FlowConfig, email: &Email, temp_id: &TempId) -> Result<(), WorkerCrashed> {
+    let otp = derive_code(&cfg.secret, email.as_str(), temp_id.as_str());
+    env.send_mail(Mail {
+        to: email.clone(),
+        otp,
+        temp_id: temp_id.clone(),
+    });
+    match env
+        .db()
+        .execute("DELETE FROM outbox WHERE temp_id = ?1", params![temp_id.as_str()])
+    {
+        Err(DbError::Crashed) => Err(WorkerCrashed),
+        _ => Ok(()),
+    }
+}
+
+/// What a worker does when it (re)starts: mail every code that a worker
+/// committed but died before sending.
+pub(super) fn recover(env: &impl Ports, cfg: &FlowConfig) -> Result<(), WorkerCrashed> {
+    let unsent = env.db().query(
+        "SELECT o.email, o.temp_id FROM outbox o JOIN temp_registrations t ON t.temp_id = o.temp_id ORDER BY o.temp_id",
+        params![],
+    );
+    let rows = match unsent {
+        Ok(rows) => rows,
+        Err(DbError::Crashed) => return Err(WorkerCrashed),
+        // The next restart sweeps again.
+        Err(_) => return Ok(()),
+    };
+    for row in rows {
+        if let (Ok(email), Ok(temp_id)) = (Email::parse(row.text(0)), TempId::parse(row.text(1))) {
+            mail_and_clear(env, cfg, &email, &temp_id)?;
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn verify(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email, otp: &Otp) -> Handled {

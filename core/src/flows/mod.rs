@@ -180,6 +180,14 @@ impl Variant {
         }
     }
 
+    /// Runs when a worker process (re)starts, before it takes requests.
+    pub fn recover<E: Ports>(&self, env: &E, cfg: &FlowConfig) -> Result<(), WorkerCrashed> {
+        match self {
+            Variant::Idempotent => idempotent::recover(env, cfg),
+            Variant::Naive | Variant::SeedFix(_) => Ok(()),
+        }
+    }
+
     /// Handles one request. `session` is the session the request carried;
     /// the handler's changes to it are the new cookie (or server session).
     pub fn handle<E: Ports>(&self, env: &E, cfg: &FlowConfig, session: &mut Session, request: &Request) -> Handled {

@@ -1,8 +1,9 @@
 //! `otpsim ablate`: the shipped fix taken apart. Each of the 16 on/off
 //! combinations of seed_fix's switches runs the scenario corpus (every
-//! schedule the files ask for) and a generated search; the table shows
-//! which invariants each combination breaks, and the verdict says which
-//! switch is load-bearing for which invariant and what no switch prevents.
+//! schedule the files ask for) and a generated search. The table counts,
+//! per invariant, the scenarios in which each combination breaks it; the
+//! verdict says which switch is load-bearing for which invariant in which
+//! scenario, and which breaks no combination of switches prevents.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -13,15 +14,17 @@ use otpsim_sim::explore::{explore, Strategy};
 use otpsim_sim::search::search;
 use otpsim_sim::{Invariant, Scenario};
 
-/// What each combination broke, and where it was seen first.
-type Broken = BTreeMap<Invariant, String>;
+/// What one combination broke: (scenario file, invariant).
+type Broken = BTreeSet<(String, Invariant)>;
+
+const GENERATED: &str = "generated scenarios";
 
 /// Runs the ablation and prints the table and the verdict.
-pub fn run(scenarios: &[Arc<Scenario>], budget: Duration, seed: u64) -> Vec<(SeedFixSwitches, Broken)> {
+pub fn run(scenarios: &[Arc<Scenario>], budget: Duration, seed: u64) {
     let combos = SeedFixSwitches::all_combinations();
     let per_combo = budget / combos.len() as u32;
-    let mut rows = Vec::new();
-    for switches in combos {
+    let mut rows: BTreeMap<SeedFixSwitches, Broken> = BTreeMap::new();
+    for &switches in &combos {
         let variant = Variant::SeedFix(switches);
         let mut broken = Broken::new();
         for scenario in scenarios {
@@ -34,26 +37,22 @@ pub fn run(scenarios: &[Arc<Scenario>], budget: Duration, seed: u64) -> Vec<(See
                 scenario.seed,
                 move |f| f.len() == all,
             );
-            for i in found.violated() {
-                let file = scenario
-                    .path
-                    .file_name()
-                    .map(|f| f.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                broken.entry(i).or_insert(file);
-            }
+            let file = scenario
+                .path
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            broken.extend(found.violated().into_iter().map(|i| (file.clone(), i)));
         }
         if !per_combo.is_zero() {
-            for f in search(variant, per_combo, seed, &|_, _| {}).findings {
-                broken.entry(f.invariant).or_insert_with(|| "generated".to_string());
-            }
+            let report = search(variant, per_combo, seed, &|_, _| {});
+            broken.extend(report.findings.iter().map(|f| (GENERATED.to_string(), f.invariant)));
         }
-        eprintln!("{variant}: {} invariant(s) broken", broken.len());
-        rows.push((switches, broken));
+        eprintln!("{variant}: {} break(s)", broken.len());
+        rows.insert(switches, broken);
     }
-    print_table(&rows);
+    print_table(&combos, &rows, scenarios.len() + usize::from(!per_combo.is_zero()));
     print_verdict(&rows);
-    rows
 }
 
 fn label(s: SeedFixSwitches) -> String {
@@ -70,88 +69,98 @@ fn label(s: SeedFixSwitches) -> String {
     }
 }
 
-fn print_table(rows: &[(SeedFixSwitches, Broken)]) {
-    print!("{:<40}", "switches on");
+fn print_table(combos: &[SeedFixSwitches], rows: &BTreeMap<SeedFixSwitches, Broken>, sources: usize) {
+    println!("Scenarios (of {sources}) in which each combination of switches breaks each invariant:");
+    print!("{:<38}", "switches on");
     for i in Invariant::ALL {
         print!(" {:>16}", i.name());
     }
     println!();
-    for (switches, broken) in rows {
-        print!("{:<40}", label(*switches));
+    for s in combos {
+        print!("{:<38}", label(*s));
         for i in Invariant::ALL {
-            print!(" {:>16}", if broken.contains_key(&i) { "BROKEN" } else { "-" });
+            let n = rows[s].iter().filter(|(_, j)| *j == i).count();
+            print!(" {:>16}", if n == 0 { "-".to_string() } else { n.to_string() });
         }
         println!();
     }
 }
 
-fn get(s: &mut SeedFixSwitches, name: &str) -> bool {
-    match name {
-        "dedup" => s.dedup,
-        "clear_session" => s.clear_session,
-        "db_check" => s.db_check,
-        _ => s.fallback,
-    }
+/// The same switches with `name` turned off, if it was on.
+fn without(s: SeedFixSwitches, name: &str) -> Option<SeedFixSwitches> {
+    let mut off = s;
+    let flag = match name {
+        "dedup" => &mut off.dedup,
+        "clear_session" => &mut off.clear_session,
+        "db_check" => &mut off.db_check,
+        _ => &mut off.fallback,
+    };
+    std::mem::replace(flag, false).then_some(off)
 }
 
-fn print_verdict(rows: &[(SeedFixSwitches, Broken)]) {
-    let lookup: BTreeMap<SeedFixSwitches, &Broken> = rows.iter().map(|(s, b)| (*s, b)).collect();
+fn print_verdict(rows: &BTreeMap<SeedFixSwitches, Broken>) {
     println!();
     for name in SeedFixSwitches::NAMES {
         // Load-bearing: with the other switches as they are, turning this
-        // one off breaks the invariant.
-        let mut matters: BTreeMap<Invariant, usize> = BTreeMap::new();
-        let mut harms: BTreeMap<Invariant, usize> = BTreeMap::new();
-        for (switches, broken_on) in rows {
-            let mut s = *switches;
-            if !get(&mut s, name) {
-                continue;
+        // one off breaks what was held.
+        let mut matters: BTreeMap<(String, Invariant), usize> = BTreeMap::new();
+        let mut harms: BTreeMap<(String, Invariant), usize> = BTreeMap::new();
+        for (switches, on) in rows {
+            let Some(off) = without(*switches, name) else { continue };
+            let off = &rows[&off];
+            for pair in off.difference(on) {
+                *matters.entry(pair.clone()).or_default() += 1;
             }
-            let off = Variant::SeedFix(s).to_string() + "-" + name;
-            let off: Variant = off.parse().expect("a known switch");
-            let Variant::SeedFix(off) = off else { continue };
-            let broken_off = lookup[&off];
-            for i in Invariant::ALL {
-                match (broken_on.contains_key(&i), broken_off.contains_key(&i)) {
-                    (false, true) => *matters.entry(i).or_default() += 1,
-                    (true, false) => *harms.entry(i).or_default() += 1,
-                    _ => {}
-                }
+            for pair in on.difference(off) {
+                *harms.entry(pair.clone()).or_default() += 1;
             }
         }
-        let list = |m: &BTreeMap<Invariant, usize>| {
+        let list = |m: &BTreeMap<(String, Invariant), usize>| {
             m.iter()
-                .map(|(i, n)| format!("{i} (in {n} of 8 settings of the others)"))
+                .map(|((file, i), n)| format!("{i} in {file} ({n}/8)"))
                 .collect::<Vec<_>>()
                 .join(", ")
         };
         match (matters.is_empty(), harms.is_empty()) {
-            (true, true) => println!("{name}: changes nothing the corpus and the search can see."),
+            (true, true) => println!("{name}: changes nothing that was explored."),
             (false, true) => println!("{name}: load-bearing for {}.", list(&matters)),
-            (true, false) => println!("{name}: protects nothing, and itself breaks {}.", list(&harms)),
-            (false, false) => println!(
-                "{name}: load-bearing for {}; but turning it on breaks {}.",
-                list(&matters),
-                list(&harms)
-            ),
+            (true, false) => println!("{name}: prevents nothing, and switching it on breaks {}.", list(&harms)),
+            (false, false) => {
+                println!(
+                    "{name}: load-bearing for {}; but switching it on breaks {}.",
+                    list(&matters),
+                    list(&harms)
+                )
+            }
         }
     }
-    let shipped = lookup[&SeedFixSwitches::ALL_ON];
-    let always: BTreeSet<Invariant> = Invariant::ALL
-        .into_iter()
-        .filter(|i| rows.iter().all(|(_, b)| b.contains_key(i)))
+    println!("(n/8: in how many of the 8 settings of the other switches turning it off breaks that)");
+    let shipped = &rows[&SeedFixSwitches::ALL_ON];
+    let always: Vec<String> = shipped
+        .iter()
+        .filter(|pair| rows.values().all(|b| b.contains(*pair)))
+        .map(|(file, i)| format!("{i} in {file}"))
+        .collect();
+    let fixable: Vec<String> = shipped
+        .iter()
+        .filter(|pair| rows.values().any(|b| !b.contains(*pair)))
+        .map(|(f, i)| format!("{i} in {f}"))
         .collect();
     if shipped.is_empty() {
         println!("With every switch on, the fix breaks nothing that was explored.");
     } else {
-        let list: Vec<String> = shipped.iter().map(|(i, file)| format!("{i} ({file})")).collect();
         println!(
-            "With every switch on, the shipped fix still breaks {}.",
-            list.join(", ")
+            "With every switch on, the shipped fix still breaks {} invariant(s) across the scenarios.",
+            shipped.len()
         );
     }
     if !always.is_empty() {
-        let list: Vec<&str> = always.iter().map(|i| i.name()).collect();
-        println!("No combination of switches prevents: {}.", list.join(", "));
+        println!("No combination of switches prevents: {}.", always.join(", "));
+    }
+    if !fixable.is_empty() {
+        println!(
+            "Broken by the shipped fix but not by some other combination: {}.",
+            fixable.join(", ")
+        );
     }
 }

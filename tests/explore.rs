@@ -1,0 +1,131 @@
+//! `otpsim explore` and `otpsim ablate` as a user runs them: what they find
+//! in naive, how small the saved scenarios are, and that `otpsim check`
+//! replays every saved file as the failure it records.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use otpsim_sim::search::search;
+use otpsim_sim::Invariant;
+
+fn otpsim(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap()
+}
+
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("otpsim-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn the_search_finds_naives_double_click_and_shrinks_it_to_at_most_three_requests() {
+    let report = search("naive".parse().unwrap(), Duration::from_secs(3), 1, &|_, _| {});
+    let found: Vec<Invariant> = report.findings.iter().map(|f| f.invariant).collect();
+    assert!(
+        found.contains(&Invariant::SinglePending),
+        "found only {found:?} in {} schedules",
+        report.schedules
+    );
+    let double = report
+        .findings
+        .iter()
+        .find(|f| f.invariant == Invariant::SinglePending)
+        .unwrap();
+    let requests: u32 = double.scenario.requests.iter().map(|r| r.repeat).sum();
+    assert!(
+        requests <= 3,
+        "shrunk to {requests} requests:\n{}",
+        double.scenario.to_toml()
+    );
+    assert!(double.scenario.choices.is_some(), "the schedule is pinned");
+}
+
+#[test]
+fn explore_saves_files_that_check_replays_and_a_json_report() {
+    let dir = fresh_dir("explore");
+    let json = dir.join("report.json");
+    let out = otpsim(&[
+        "explore",
+        "--variant",
+        "naive",
+        "--budget",
+        "3s",
+        "--save",
+        dir.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--check-determinism",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "a violation found exits 1:\n{stdout}");
+    assert!(stdout.contains("traces identical"), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let naive = &report["variants"][0];
+    assert_eq!(naive["variant"], "naive");
+    assert!(naive["schedules"].as_u64().unwrap() > 0 && naive["seconds"].as_f64().unwrap() > 0.0);
+    let violations = naive["violations"].as_array().unwrap();
+    assert!(!violations.is_empty());
+    for v in violations {
+        let path = Path::new(v["scenario"].as_str().unwrap());
+        assert!(path.exists(), "{}", path.display());
+        let check = otpsim(&["check", path.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&check.stdout);
+        assert_eq!(check.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains(&format!("fail:{}", v["invariant"].as_str().unwrap())),
+            "{text}"
+        );
+    }
+    // A second run keeps the first run's files.
+    let before = std::fs::read_dir(&dir).unwrap().count();
+    otpsim(&[
+        "explore",
+        "--variant",
+        "naive",
+        "--budget",
+        "1s",
+        "--save",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(std::fs::read_dir(&dir).unwrap().count() > before);
+}
+
+#[test]
+fn explore_refuses_bad_flags_with_exit_2() {
+    assert_eq!(otpsim(&["explore", "--budget", "soon"]).status.code(), Some(2));
+    assert_eq!(otpsim(&["explore", "--variant", "careful"]).status.code(), Some(2));
+}
+
+#[test]
+fn ablate_names_the_load_bearing_switches_on_the_corpus() {
+    let out = otpsim(&["ablate", "--budget", "0s"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let table: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("switches on"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(table.len(), 16, "{stdout}");
+    // The seed incident is what the fallback was written for; the per-worker
+    // lock is what stops a double-click on one worker.
+    assert!(
+        stdout.contains("fallback: load-bearing for verify_succeeds in seed_incident.toml"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("dedup: load-bearing for single_pending in double_click_signup.toml"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("No combination of switches prevents:") && stdout.contains("double_click_two_workers.toml"),
+        "{stdout}"
+    );
+}

@@ -5,6 +5,7 @@
 
 mod ablate;
 mod explore;
+mod stress;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -88,6 +89,23 @@ enum Command {
         #[arg(long)]
         check_determinism: bool,
     },
+    /// Measures schedules to the first violation over many seeds for each
+    /// scheduler, on each failing variant of the given scenarios.
+    Bugfind {
+        /// Scenario files (default: the seed incident, the one-worker and
+        /// the two-worker double-click).
+        paths: Vec<PathBuf>,
+        /// Seeds per scheduler.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// Give up on a seed after this many schedules.
+        #[arg(long, default_value_t = 1000)]
+        max: u32,
+    },
+    /// Real concurrency: browsers on threads or tokio double-click signup,
+    /// verify and guess against a SQLite file in WAL mode; the same
+    /// invariant checker judges every run. Exits 1 when something broke.
+    Stress(StressFlags),
     /// Explores all 16 on/off combinations of seed_fix's switches on the
     /// scenario corpus and generated scenarios, and says which switch is
     /// load-bearing for which invariant.
@@ -102,6 +120,29 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+}
+
+/// `otpsim stress`'s flags.
+#[derive(clap::Args)]
+struct StressFlags {
+    /// The variant, e.g. naive, seed_fix-dedup, idempotent.
+    #[arg(long, value_parser = parse_variant)]
+    variant: Variant,
+    /// Browsers, each on its own OS thread (or tokio task with --tokio).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: u16,
+    /// Run the browsers as tokio tasks; handlers go to spawn_blocking.
+    #[arg(long)]
+    tokio: bool,
+    /// Server workers, each with its own connection and memory.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
+    /// How long to run, e.g. 10s, 2m.
+    #[arg(long, default_value = "10s", value_parser = parse_budget)]
+    duration: std::time::Duration,
+    /// A new SQLite file to use (default: a scratch file, removed after).
+    #[arg(long)]
+    db: Option<PathBuf>,
 }
 
 fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
@@ -165,6 +206,31 @@ fn main() -> ExitCode {
                 check_determinism,
             })
         }
+        Command::Bugfind { paths, seeds, max } => {
+            let paths = if paths.is_empty() {
+                ["seed_incident", "double_click_signup", "double_click_two_workers"]
+                    .iter()
+                    .map(|n| PathBuf::from(format!("scenarios/{n}.toml")))
+                    .collect()
+            } else {
+                paths
+            };
+            scenario_files(&paths)
+                .and_then(|files| files.iter().map(|f| load(f)).collect::<Result<Vec<_>>>())
+                .map(|scenarios| bugfind(&scenarios, seeds, max))
+        }
+        Command::Stress(f) => stress::run(&stress::StressArgs {
+            variant: f.variant,
+            runtime: if f.tokio {
+                otpsim_sim::stress::Runtime::Tokio
+            } else {
+                otpsim_sim::stress::Runtime::Threads
+            },
+            browsers: usize::from(f.threads),
+            workers: usize::from(f.workers),
+            duration: f.duration,
+            db: f.db,
+        }),
         Command::Ablate { paths, budget, seed } => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from("scenarios")]
@@ -302,6 +368,38 @@ fn replay_command(scenario: &Scenario, f: &Failure) -> String {
         cmd.push_str(&format!(" --position {}", f.position));
     }
     cmd
+}
+
+fn bugfind(scenarios: &[Arc<Scenario>], seeds: u64, max: u32) -> ExitCode {
+    use otpsim_sim::bugfind::{schedules_to_first, summary, FINDERS};
+    println!("schedules to the first violation, over {seeds} seeds (DFS: one run; >{max}: not found)");
+    println!(
+        "{:<34} {:<10} {:<8} {:>7} {:>7} {:>7}",
+        "scenario", "variant", "finder", "median", "p90", "max"
+    );
+    for scenario in scenarios {
+        let failing = scenario
+            .expect
+            .iter()
+            .filter(|(_, e)| *e != otpsim_sim::Expectation::Pass);
+        for (variant, _) in failing {
+            for finder in FINDERS {
+                let found = schedules_to_first(scenario, *variant, finder, seeds, max);
+                let (median, p90, worst) = summary(&found, max);
+                let file = scenario
+                    .path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                println!(
+                    "{file:<34} {:<10} {:<8} {median:>7} {p90:>7} {worst:>7}",
+                    variant.to_string(),
+                    finder.to_string()
+                );
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }
 
 fn run_replay(

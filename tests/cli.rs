@@ -86,3 +86,52 @@ fn bad_input_exits_2_naming_the_place() {
         Some(2)
     );
 }
+
+#[test]
+fn stress_keeps_idempotent_whole_under_real_contention_on_threads_and_tokio() {
+    for runtime in [&["--threads", "8"][..], &["--tokio", "--threads", "8"][..]] {
+        let mut args = vec![
+            "stress",
+            "--variant",
+            "idempotent",
+            "--workers",
+            "4",
+            "--duration",
+            "2s",
+        ];
+        args.extend_from_slice(runtime);
+        let o = otpsim(&args);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{out}{err}");
+        let statuses = out
+            .lines()
+            .find(|l| l.starts_with("answers by status:"))
+            .expect("a status line");
+        assert!(!statuses.contains("500:"), "{statuses}");
+        assert!(out.contains("single_pending 0.00 verify_succeeds 0.00"), "{out}");
+        let runs: u64 = out
+            .split(" runs,")
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!(runs > 0, "{out}");
+    }
+}
+
+#[test]
+fn stress_never_writes_into_an_existing_database() {
+    let existing = temp_file("mine.db", "not yours");
+    let o = otpsim(&[
+        "stress",
+        "--variant",
+        "naive",
+        "--db",
+        existing.to_str().unwrap(),
+        "--duration",
+        "1s",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).1.contains("exists"));
+    assert_eq!(std::fs::read_to_string(&existing).unwrap(), "not yours");
+}

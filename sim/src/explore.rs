@@ -11,19 +11,20 @@ use std::sync::{Arc, Mutex};
 
 use otpsim_core::platform::TASK_STACK_SIZE;
 use otpsim_core::Variant;
-use shuttle::scheduler::{DfsScheduler, PctScheduler, RandomScheduler, Schedule, Scheduler, Task, TaskId};
+use shuttle::scheduler::{DfsScheduler, PctScheduler, Schedule, Scheduler, Task, TaskId};
 use shuttle::{Config, FailurePersistence, Runner};
 
 use crate::choice::ChoiceScheduler;
 use crate::invariant::{self, Invariant, Limits, Violation};
 use crate::scenario::{Expectation, FaultSpec, Scenario, StatementChoice};
 use crate::trace::Trace;
+use crate::uniform::UniformRandom;
 use crate::world::{self, ActiveFault, RunOutcome, RunPlan};
 
 /// How schedules are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
-    /// Shuttle's uniformly random scheduler.
+    /// Uniformly random choices ([`UniformRandom`], shuttle's algorithm).
     Random,
     /// Probabilistic concurrency testing with this bug depth.
     Pct(usize),
@@ -232,7 +233,7 @@ fn run_schedules(
 fn scheduler_for(strategy: Strategy, seed: u64, n: u32, scenario: &Scenario) -> Box<dyn Scheduler + Send> {
     let n = n as usize;
     match strategy {
-        Strategy::Random => Box::new(RandomScheduler::new_from_seed(seed, n)),
+        Strategy::Random => Box::new(UniformRandom::new(seed, n)),
         Strategy::Pct(depth) => Box::new(PctScheduler::new_from_seed(seed, depth, n)),
         Strategy::Dfs => Box::new(DfsScheduler::new(Some(n), false)),
         Strategy::Pinned => Box::new(ChoiceScheduler::new(

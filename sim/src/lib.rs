@@ -4,6 +4,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bugfind;
 pub mod check;
 pub mod choice;
 pub mod explore;
@@ -11,7 +12,9 @@ pub mod generate;
 pub mod invariant;
 pub mod scenario;
 pub mod search;
+pub mod stress;
 pub mod trace;
+pub mod uniform;
 pub mod world;
 
 pub use invariant::{Invariant, Violation};

@@ -44,7 +44,7 @@ fn explore(model: Model, variant: &str, workers: usize, preemptions: Option<usiz
 
 #[test]
 fn loom_finds_naive_losing_the_registration_of_a_double_click() {
-    let (broken, iterations) = explore(Model::DoubleSignupThenVerify, "naive", 1, None);
+    let (broken, iterations) = explore(Model::DoubleClickSignup, "naive", 1, None);
     assert!(broken.contains("verify_succeeds"), "{broken:?}");
     assert!(broken.contains("single_pending"), "{broken:?}");
     assert!(iterations > 1);
@@ -64,12 +64,12 @@ fn loom_finds_naive_losing_a_verify_to_a_late_signup() {
 
 #[test]
 fn loom_shows_the_seed_fix_holding_on_one_worker_and_breaking_on_two() {
-    let (one, _) = explore(Model::DoubleSignupThenVerify, "seed_fix", 1, None);
+    let (one, _) = explore(Model::DoubleClickSignup, "seed_fix", 1, None);
     assert!(
         one.is_empty(),
         "the per-worker lock stops a double-click on one worker: {one:?}"
     );
-    let (two, _) = explore(Model::DoubleSignupThenVerify, "seed_fix", 2, None);
+    let (two, _) = explore(Model::DoubleClickSignup, "seed_fix", 2, None);
     assert!(two.contains("verify_succeeds"), "{two:?}");
 }
 
@@ -80,7 +80,7 @@ fn loom_shows_the_seed_fix_holding_on_one_worker_and_breaking_on_two() {
 #[test]
 fn loom_finds_no_break_in_idempotent_double_signup() {
     for workers in [1, 2] {
-        let (broken, iterations) = explore(Model::DoubleSignupThenVerify, "idempotent", workers, Some(3));
+        let (broken, iterations) = explore(Model::DoubleClickSignup, "idempotent", workers, Some(3));
         assert!(broken.is_empty(), "{broken:?}");
         assert!(iterations > 1);
     }

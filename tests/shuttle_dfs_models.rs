@@ -63,7 +63,7 @@ fn dfs_exhausts_naives_signup_racing_a_verify_and_finds_the_lost_code() {
 
 #[test]
 fn dfs_exhausts_the_seed_fix_double_click_on_one_worker_without_a_break() {
-    let seen = dfs(Model::DoubleSignupThenVerify, "seed_fix", 1, None);
+    let seen = dfs(Model::DoubleClickSignup, "seed_fix", 1, None);
     assert!(seen.broken.is_empty(), "{seen:?}");
     assert!(seen.schedules > 10_000, "the whole space, not a corner: {seen:?}");
 }
@@ -71,7 +71,7 @@ fn dfs_exhausts_the_seed_fix_double_click_on_one_worker_without_a_break() {
 #[test]
 fn dfs_finds_naives_double_click_within_its_cap() {
     // First hit at schedule 196 of a space of 397,042 (42 s to exhaust).
-    let seen = dfs(Model::DoubleSignupThenVerify, "naive", 1, Some(CAP));
+    let seen = dfs(Model::DoubleClickSignup, "naive", 1, Some(CAP));
     assert!(seen.broken.contains("single_pending"), "{seen:?}");
 }
 
@@ -86,11 +86,7 @@ const CAP: usize = 10_000;
 
 #[test]
 fn dfs_finds_no_break_in_idempotent_within_its_cap() {
-    for model in [
-        Model::DoubleSignupThenVerify,
-        Model::DoubleVerify,
-        Model::SignupRacesVerify,
-    ] {
+    for model in [Model::DoubleClickSignup, Model::DoubleVerify, Model::SignupRacesVerify] {
         let seen = dfs(model, "idempotent", 2, Some(CAP));
         assert!(seen.broken.is_empty(), "{model:?}: {seen:?}");
         assert_eq!(seen.schedules, CAP);

@@ -18,7 +18,7 @@ pub const ANA: &str = "ana@example.com";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Model {
     /// Two concurrent signups, then a verify with the newest code.
-    DoubleSignupThenVerify,
+    DoubleClickSignup,
     /// A signup, then two concurrent verifies with its code.
     DoubleVerify,
     /// A signup, then a second signup racing a verify of the first code.
@@ -88,7 +88,7 @@ pub fn run<P: Platform>(model: Model, variant: Variant, workers: usize) -> Optio
     let local = Arc::new(Local::<P>::new(variant, workers, 3).expect("an in-memory database opens"));
     let jar = Arc::new(Jar::<P>(P::Mutex::new(Session::default())));
     let answers = match model {
-        Model::DoubleSignupThenVerify => {
+        Model::DoubleClickSignup => {
             concurrently(&local, &jar, workers, vec![signup(), signup()]);
             concurrently(&local, &jar, workers, vec![verify(&local)])
         }

@@ -169,6 +169,11 @@ impl<P: Platform> Store<P> {
         }
     }
 
+    /// The connection back, for reuse by a later run.
+    pub fn into_connection(self) -> Connection {
+        self.inner.into_inner().conn
+    }
+
     /// Reads the database outside any request: no hook, no step. For
     /// invariant checks and reports.
     pub fn inspect<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, DbError> {

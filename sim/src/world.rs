@@ -396,7 +396,7 @@ pub fn run(plan: &RunPlan) -> RunOutcome {
         max_attempts: scenario.deployment.max_attempts,
         ..FlowConfig::default()
     };
-    let store = Store::<P>::open_in_memory(plan.variant.schema()).expect("an in-memory database opens");
+    let store = Store::<P>::from_connection(spare::take(plan.variant.schema()));
     let world = Arc::new(World {
         plan: plan.clone(),
         config,
@@ -426,7 +426,56 @@ pub fn run(plan: &RunPlan) -> RunOutcome {
     let trace = Trace {
         events: world.with(|s| std::mem::take(&mut s.trace)),
     };
+    // Every task is joined: the world is ours alone again.
+    if let Ok(world) = Arc::try_unwrap(world) {
+        spare::give_back(plan.variant.schema(), world.store.into_connection());
+    }
     RunOutcome { trace, faults_fired }
+}
+
+/// In-memory databases kept between runs on this thread. Opening one and
+/// creating the tables costs more than the rest of a schedule; emptying the
+/// tables is cheap and keeps the prepared statements warm. An emptied table
+/// hands out the same rowids as a new one, so runs stay identical.
+mod spare {
+    use std::cell::RefCell;
+
+    use rusqlite::Connection;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<(&'static str, Connection)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A database with `schema` and no rows.
+    pub(super) fn take(schema: &'static str) -> Connection {
+        let kept = SPARE.with(|s| {
+            let mut spare = s.borrow_mut();
+            let i = spare.iter().position(|(k, _)| std::ptr::eq(*k, schema))?;
+            Some(spare.swap_remove(i).1)
+        });
+        kept.unwrap_or_else(|| {
+            let conn = Connection::open_in_memory().expect("an in-memory database opens");
+            conn.execute_batch(schema).expect("the variant's schema is valid SQL");
+            conn
+        })
+    }
+
+    /// Empties the tables and keeps the database for the next run; one
+    /// that cannot be emptied is dropped.
+    pub(super) fn give_back(schema: &'static str, conn: Connection) {
+        let tables: rusqlite::Result<Vec<String>> = conn
+            .prepare_cached("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+        let emptied = conn.is_autocommit()
+            && tables.is_ok_and(|tables| {
+                tables
+                    .iter()
+                    .all(|t| conn.execute(&format!("DELETE FROM \"{t}\""), []).is_ok())
+            });
+        if emptied {
+            SPARE.with(|s| s.borrow_mut().push((schema, conn)));
+        }
+    }
 }
 
 fn drive(world: &Arc<World>) {

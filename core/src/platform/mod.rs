@@ -13,6 +13,8 @@ pub trait Lock<T>: Send + Sync {
     fn new(value: T) -> Self;
     /// Runs `f` with exclusive access to the value.
     fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R;
+    /// The value back.
+    fn into_inner(self) -> T;
 }
 
 /// One concurrency backend: std, loom or shuttle.
@@ -70,6 +72,9 @@ macro_rules! std_shaped_platform {
                     // still the best evidence there is, so keep using it.
                     let mut guard = self.lock().unwrap_or_else(|p| p.into_inner());
                     f(&mut guard)
+                }
+                fn into_inner(self) -> T {
+                    sync::Mutex::into_inner(self).unwrap_or_else(|p| p.into_inner())
                 }
             }
 

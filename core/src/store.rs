@@ -61,14 +61,14 @@ pub trait StatementHook {
     fn requester(&self) -> u64;
     /// Before a statement runs. An error is the statement's outcome (an
     /// injected fault) and the statement does not run.
-    fn before(&self, sql: &str) -> Result<(), DbError> {
+    fn before(&self, sql: &'static str) -> Result<(), DbError> {
         let _ = sql;
         Ok(())
     }
     /// After the statement ran, still holding the connection, so that
     /// hooks see statements in the order they ran. `Err(DbError::Crashed)`
     /// kills the worker right after it (a committed COMMIT stays committed).
-    fn after(&self, sql: &str, outcome: &Result<usize, DbError>) -> Result<(), DbError> {
+    fn after(&self, sql: &'static str, outcome: &Result<usize, DbError>) -> Result<(), DbError> {
         let _ = (sql, outcome);
         Ok(())
     }
@@ -193,14 +193,15 @@ pub struct Db<'a, P: Platform> {
 }
 
 impl<P: Platform> Db<'_, P> {
-    /// Runs one statement and returns the number of rows it changed.
-    pub fn execute(&self, sql: &str, params: &[&dyn ToSql]) -> Result<usize, DbError> {
+    /// Runs one statement and returns the number of rows it changed. SQL is
+    /// a literal (`&'static str`): values only ever travel as parameters.
+    pub fn execute(&self, sql: &'static str, params: &[&dyn ToSql]) -> Result<usize, DbError> {
         self.step(sql, |conn| Ok(conn.prepare_cached(sql)?.execute(params)?))
             .map(|(n, _)| n)
     }
 
     /// Runs one query and returns its rows.
-    pub fn query(&self, sql: &str, params: &[&dyn ToSql]) -> Result<Vec<Row>, DbError> {
+    pub fn query(&self, sql: &'static str, params: &[&dyn ToSql]) -> Result<Vec<Row>, DbError> {
         self.step(sql, |conn| {
             let mut stmt = conn.prepare_cached(sql)?;
             let width = stmt.column_count();
@@ -218,7 +219,7 @@ impl<P: Platform> Db<'_, P> {
     }
 
     /// Runs one query and returns its first row, if any.
-    pub fn query_first(&self, sql: &str, params: &[&dyn ToSql]) -> Result<Option<Row>, DbError> {
+    pub fn query_first(&self, sql: &'static str, params: &[&dyn ToSql]) -> Result<Option<Row>, DbError> {
         Ok(self.query(sql, params)?.into_iter().next())
     }
 
@@ -251,7 +252,11 @@ impl<P: Platform> Db<'_, P> {
         outcome
     }
 
-    fn step<T>(&self, sql: &str, mut run: impl FnMut(&Connection) -> Result<T, DbError>) -> Result<(usize, T), DbError>
+    fn step<T>(
+        &self,
+        sql: &'static str,
+        mut run: impl FnMut(&Connection) -> Result<T, DbError>,
+    ) -> Result<(usize, T), DbError>
     where
         T: Counted,
     {
@@ -319,7 +324,7 @@ mod tests {
         fn requester(&self) -> u64 {
             self.id
         }
-        fn before(&self, sql: &str) -> Result<(), DbError> {
+        fn before(&self, sql: &'static str) -> Result<(), DbError> {
             if sql.starts_with(self.fail_on) {
                 Err(DbError::Io)
             } else {

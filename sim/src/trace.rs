@@ -24,6 +24,28 @@ pub enum CodeSource {
     Literal,
 }
 
+/// What a statement did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqlOutcome {
+    /// BEGIN or COMMIT went through.
+    Done,
+    /// Rows changed or returned.
+    Rows(usize),
+    /// It failed.
+    Error(String),
+}
+
+impl fmt::Display for SqlOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SqlOutcome::Done => f.write_str("ok"),
+            SqlOutcome::Rows(1) => f.write_str("1 row"),
+            SqlOutcome::Rows(n) => write!(f, "{n} rows"),
+            SqlOutcome::Error(e) => write!(f, "ERROR {e}"),
+        }
+    }
+}
+
 /// A database state when no request was in flight.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DbState {
@@ -57,10 +79,10 @@ pub enum What {
     Memory,
     /// An SQL statement ran.
     Sql {
-        /// The statement, whitespace folded.
-        sql: String,
+        /// The statement, as the flow wrote it.
+        sql: &'static str,
         /// Rows, or the error.
-        outcome: String,
+        outcome: SqlOutcome,
     },
     /// An injected fault made a statement fail.
     Fault {
@@ -174,7 +196,13 @@ impl fmt::Display for Event {
             What::SessionLoad(s) => write!(f, "session load {s}"),
             What::SessionSave(s) => write!(f, "session save {s}"),
             What::Memory => write!(f, "worker memory: _request_locks"),
-            What::Sql { sql, outcome } => write!(f, "SQL {sql} -> {outcome}"),
+            What::Sql { sql, outcome } => {
+                f.write_str("SQL")?;
+                for word in sql.split_whitespace() {
+                    write!(f, " {word}")?;
+                }
+                write!(f, " -> {outcome}")
+            }
             What::Fault { statement, error } => write!(f, "FAULT statement {statement} fails: {error}"),
             What::MailSent {
                 mail,

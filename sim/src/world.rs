@@ -20,7 +20,7 @@ use otpsim_core::{
 };
 
 use crate::scenario::{DbFault, FaultKind, Kind, OtpChoice, Scenario, SessionMode};
-use crate::trace::{CodeSource, DbState, Event, Trace, What};
+use crate::trace::{CodeSource, DbState, Event, SqlOutcome, Trace, What};
 
 type P = Shuttle;
 
@@ -119,22 +119,31 @@ struct State {
     /// Handlers waiting on the clock: (wake time, token).
     sleepers: Vec<(u64, u64)>,
     next_token: u64,
-    trace: Vec<Event>,
     browsers: BTreeMap<String, Browser>,
     server_sessions: BTreeMap<u64, (Option<String>, Option<String>)>,
     next_sid: u64,
     mails: Vec<(Email, Otp)>,
     deliveries: Vec<(u64, Delivery)>,
-    rng: SplitMix64,
     memories: Vec<WorkerMemory>,
-    faults_fired: usize,
     /// Handlers finished, and how many had when the database was last
     /// read: a quiescent point is recorded only if one finished since.
     finished: usize,
     finished_at_snapshot: usize,
 }
 
+/// What the world records and draws that is not a step: the trace, the
+/// clock's reading, the seeded generator. Behind a plain mutex, which is no
+/// scheduling point (and never contended: shuttle runs one task at a time),
+/// so reading the clock or recording an event does not add interleavings.
+struct Log {
+    now_ms: u64,
+    trace: Vec<Event>,
+    rng: SplitMix64,
+    faults_fired: usize,
+}
+
 struct World {
+    log: std::sync::Mutex<Log>,
     plan: RunPlan,
     config: FlowConfig,
     store: Store<P>,
@@ -148,15 +157,25 @@ impl World {
         self.state.with(f)
     }
 
-    fn event(s: &mut State, request: Option<&Planned>, browser: Option<&str>, what: What) {
-        let worker = request.map(|p| p.worker);
-        s.trace.push(Event {
-            at_ms: s.now_ms,
-            request: request.map(|p| p.id),
-            browser: browser.map(str::to_string),
-            worker,
-            what,
+    fn log<R>(&self, f: impl FnOnce(&mut Log) -> R) -> R {
+        f(&mut self.log.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn record(&self, request: Option<usize>, browser: Option<&str>, worker: Option<usize>, what: What) {
+        self.log(|log| {
+            let at_ms = log.now_ms;
+            log.trace.push(Event {
+                at_ms,
+                request,
+                browser: browser.map(str::to_string),
+                worker,
+                what,
+            });
         });
+    }
+
+    fn event(&self, request: Option<&Planned>, browser: Option<&str>, what: What) {
+        self.record(request.map(|p| p.id), browser, request.map(|p| p.worker), what);
     }
 
     fn fault(&self, request: &Planned, statement: Option<u32>, kind: impl Fn(FaultKind) -> bool) -> Option<FaultKind> {
@@ -189,11 +208,11 @@ impl World {
     fn snapshot(&self) -> DbState {
         let read = self.store.inspect(|c| {
             let mut pending = Vec::new();
-            let mut stmt = c.prepare("SELECT email, temp_id FROM temp_registrations ORDER BY email, temp_id")?;
+            let mut stmt = c.prepare_cached("SELECT email, temp_id FROM temp_registrations ORDER BY email, temp_id")?;
             for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
                 pending.push(row?);
             }
-            let mut stmt = c.prepare("SELECT email FROM users ORDER BY email")?;
+            let mut stmt = c.prepare_cached("SELECT email FROM users ORDER BY email")?;
             let accounts = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
@@ -221,7 +240,7 @@ impl StatementHook for SimPorts<'_> {
     fn requester(&self) -> u64 {
         self.request.id as u64
     }
-    fn before(&self, _sql: &str) -> Result<(), DbError> {
+    fn before(&self, _sql: &'static str) -> Result<(), DbError> {
         let n = self.statements.get() + 1;
         self.statements.set(n);
         let Some(FaultKind::Db(error)) = self
@@ -235,45 +254,29 @@ impl StatementHook for SimPorts<'_> {
             DbFault::Io => DbError::Io,
             DbFault::Full => DbError::Full,
         };
-        self.world.with(|s| {
-            s.faults_fired += 1;
-            World::event(
-                s,
-                Some(self.request),
-                None,
-                What::Fault {
-                    statement: n,
-                    error: error.to_string(),
-                },
-            );
-        });
+        self.world.log(|log| log.faults_fired += 1);
+        let what = What::Fault {
+            statement: n,
+            error: error.to_string(),
+        };
+        self.world.event(Some(self.request), None, what);
         Err(error)
     }
-    fn after(&self, sql: &str, outcome: &Result<usize, DbError>) -> Result<(), DbError> {
+    fn after(&self, sql: &'static str, outcome: &Result<usize, DbError>) -> Result<(), DbError> {
         let crash = self
             .world
             .fault(self.request, Some(self.statements.get()), |k| k == FaultKind::Crash)
             .is_some();
-        self.world.with(|s| {
-            let outcome = match outcome {
-                Ok(_) if sql == "BEGIN IMMEDIATE" || sql == "COMMIT" => "ok".to_string(),
-                Ok(n) => format!("{n} row{}", if *n == 1 { "" } else { "s" }),
-                Err(e) => format!("ERROR {e}"),
-            };
-            World::event(
-                s,
-                Some(self.request),
-                None,
-                What::Sql {
-                    sql: fold_whitespace(sql),
-                    outcome,
-                },
-            );
-            if crash {
-                s.faults_fired += 1;
-            }
-        });
+        // Called with the connection held: this is the statement's place in
+        // the trace. Recording it is no step of its own.
+        let outcome = match outcome {
+            Ok(_) if sql == "BEGIN IMMEDIATE" || sql == "COMMIT" => SqlOutcome::Done,
+            Ok(n) => SqlOutcome::Rows(*n),
+            Err(e) => SqlOutcome::Error(e.to_string()),
+        };
+        self.world.event(Some(self.request), None, What::Sql { sql, outcome });
         if crash {
+            self.world.log(|log| log.faults_fired += 1);
             return Err(DbError::Crashed);
         }
         Ok(())
@@ -287,14 +290,11 @@ impl StatementHook for SimPorts<'_> {
         let backoff = (10u64 << attempt.min(9).saturating_sub(1)).min(BUSY_TIMEOUT_MS - waited);
         self.busy_waited_ms.set(waited + backoff);
         if attempt == 1 {
-            self.world.with(|s| {
-                World::event(
-                    s,
-                    Some(self.request),
-                    None,
-                    What::Waited("the database is locked by another request"),
-                )
-            });
+            self.world.event(
+                Some(self.request),
+                None,
+                What::Waited("the database is locked by another request"),
+            );
         }
         self.world.sleep(backoff);
         true
@@ -306,11 +306,13 @@ impl Ports for SimPorts<'_> {
     fn db(&self) -> Db<'_, P> {
         self.world.store.db(self)
     }
+    // Reading the clock and drawing randomness are not steps (the spec's
+    // steps are SQL, sessions, mail and worker memory).
     fn now_ms(&self) -> u64 {
-        self.world.with(|s| EPOCH_UNIX_MS + s.now_ms)
+        EPOCH_UNIX_MS + self.world.log(|log| log.now_ms)
     }
     fn random_u64(&self) -> u64 {
-        self.world.with(|s| s.rng.next_u64())
+        self.world.log(|log| log.rng.next_u64())
     }
     fn send_mail(&self, mail: Mail) {
         let lost = self.world.fault(self.request, None, |k| k == FaultKind::Mail).is_some();
@@ -319,8 +321,7 @@ impl Ports for SimPorts<'_> {
         self.world.with(|s| {
             s.mails.push((mail.to.clone(), mail.otp.clone()));
             let number = s.mails.len();
-            World::event(
-                s,
+            self.world.event(
                 Some(self.request),
                 None,
                 What::MailSent {
@@ -332,28 +333,23 @@ impl Ports for SimPorts<'_> {
                 },
             );
             if lost {
-                s.faults_fired += 1;
+                self.world.log(|log| log.faults_fired += 1);
             } else {
                 let at = s.now_ms + latency + self.spec().email_delay_ms;
                 s.deliveries.push((at, Delivery::Mail { mail: number, browser }));
             }
         });
         if latency > 0 {
-            self.world
-                .with(|s| World::event(s, Some(self.request), None, What::Waited("SMTP send")));
+            self.world.event(Some(self.request), None, What::Waited("SMTP send"));
             self.world.sleep(latency);
         }
     }
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> R {
         self.world.with(|s| {
-            World::event(s, Some(self.request), None, What::Memory);
+            self.world.event(Some(self.request), None, What::Memory);
             f(&mut s.memories[self.request.worker])
         })
     }
-}
-
-fn fold_whitespace(sql: &str) -> String {
-    sql.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// Expands copies, orders by time then file order, and routes round-robin.
@@ -398,6 +394,12 @@ pub fn run(plan: &RunPlan) -> RunOutcome {
     };
     let store = Store::<P>::from_connection(spare::take(plan.variant.schema()));
     let world = Arc::new(World {
+        log: std::sync::Mutex::new(Log {
+            now_ms: 0,
+            trace: Vec::new(),
+            rng: SplitMix64::new(plan.seed),
+            faults_fired: 0,
+        }),
         plan: plan.clone(),
         config,
         store,
@@ -407,24 +409,21 @@ pub fn run(plan: &RunPlan) -> RunOutcome {
             running: 0,
             sleepers: Vec::new(),
             next_token: 0,
-            trace: Vec::new(),
             browsers: BTreeMap::new(),
             server_sessions: BTreeMap::new(),
             next_sid: 1,
             mails: Vec::new(),
             deliveries: Vec::new(),
-            rng: SplitMix64::new(plan.seed),
             memories: vec![WorkerMemory::default(); scenario.deployment.workers],
-            faults_fired: 0,
             finished: 0,
             finished_at_snapshot: 0,
         }),
         clock: P::condvar(),
     });
     drive(&world);
-    let faults_fired = world.with(|s| s.faults_fired >= plan.faults.len());
+    let faults_fired = world.log(|log| log.faults_fired >= plan.faults.len());
     let trace = Trace {
-        events: world.with(|s| std::mem::take(&mut s.trace)),
+        events: world.log(|log| std::mem::take(&mut log.trace)),
     };
     // Every task is joined: the world is ours alone again.
     if let Ok(world) = Arc::try_unwrap(world) {
@@ -489,7 +488,7 @@ fn drive(world: &Arc<World>) {
             if changed {
                 let db = world.snapshot();
                 world.with(|s| {
-                    World::event(s, None, None, What::Quiescent(db));
+                    world.event(None, None, What::Quiescent(db));
                     s.finished_at_snapshot = s.finished;
                 });
             }
@@ -501,7 +500,11 @@ fn drive(world: &Arc<World>) {
             deliveries.chain(sleepers).chain(send).min()
         });
         let Some(now) = next else { break };
-        world.with(|s| s.now_ms = s.now_ms.max(now));
+        let now = world.with(|s| {
+            s.now_ms = s.now_ms.max(now);
+            s.now_ms
+        });
+        world.log(|log| log.now_ms = now);
 
         // 1. Deliveries due now, in an order the scheduler picks.
         let due: Vec<Delivery> = world.with(|s| {
@@ -513,13 +516,13 @@ fn drive(world: &Arc<World>) {
         });
         if due.len() == 1 {
             let d = due.into_iter().next().expect("one");
-            world.with(|s| deliver(s, d));
+            world.with(|s| deliver(world, s, d));
         } else {
             let racers: Vec<_> = due
                 .into_iter()
                 .map(|d| {
                     let w = Arc::clone(world);
-                    P::spawn(move || w.with(|s| deliver(s, d)))
+                    P::spawn(move || w.with(|s| deliver(&w, s, d)))
                 })
                 .collect();
             racers.into_iter().for_each(P::join);
@@ -545,7 +548,7 @@ fn drive(world: &Arc<World>) {
     handlers.into_iter().for_each(P::join);
 }
 
-fn deliver(s: &mut State, delivery: Delivery) {
+fn deliver(world: &World, s: &mut State, delivery: Delivery) {
     match delivery {
         Delivery::Response {
             request,
@@ -557,23 +560,11 @@ fn deliver(s: &mut State, delivery: Delivery) {
                 b.cookie = Some(c);
             }
             let cookie_now = b.cookie.as_ref().map_or("(none)".to_string(), Cookie::describe);
-            s.trace.push(Event {
-                at_ms: s.now_ms,
-                request: Some(request),
-                browser: Some(browser),
-                worker: None,
-                what: What::Delivered { cookie_now },
-            });
+            world.record(Some(request), Some(&browser), None, What::Delivered { cookie_now });
         }
         Delivery::Mail { mail, browser } => {
             s.browsers.entry(browser.clone()).or_default().inbox.push(mail);
-            s.trace.push(Event {
-                at_ms: s.now_ms,
-                request: None,
-                browser: Some(browser),
-                worker: None,
-                what: What::MailDelivered { mail },
-            });
+            world.record(None, Some(&browser), None, What::MailDelivered { mail });
         }
     }
 }
@@ -615,8 +606,7 @@ fn send(world: &World, s: &mut State, p: &Planned) -> (Request, Cookie) {
             otp: otp.as_ref().map(|o| o.digits().to_string()).unwrap_or_default(),
         },
     };
-    World::event(
-        s,
+    world.event(
         Some(p),
         Some(&spec.browser),
         What::Sent {
@@ -648,8 +638,7 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
         Cookie::Session(t, e) => Session::loaded(t.clone(), e.clone()),
         Cookie::Sid(sid) => world.with(|s| {
             let (t, e) = s.server_sessions.get(sid).cloned().unwrap_or_default();
-            World::event(
-                s,
+            world.event(
                 Some(p),
                 None,
                 What::SessionLoad(describe_session(t.as_deref(), e.as_deref())),
@@ -681,8 +670,7 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
                                 s.next_sid - 1
                             }
                         };
-                        World::event(
-                            s,
+                        world.event(
                             Some(p),
                             None,
                             What::SessionSave(describe_session(pair.0.as_deref(), pair.1.as_deref())),
@@ -693,8 +681,7 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
                         Cookie::Session(pair.0, pair.1)
                     }
                 });
-                World::event(
-                    s,
+                world.event(
                     Some(p),
                     None,
                     What::Answered {
@@ -714,7 +701,7 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
                 ));
             }
             Err(otpsim_core::WorkerCrashed) => {
-                World::event(s, Some(p), None, What::Crashed);
+                world.event(Some(p), None, What::Crashed);
                 // A fresh process: the lock table is gone.
                 s.memories[p.worker] = WorkerMemory::default();
             }
@@ -739,7 +726,7 @@ fn restart(world: &World, crashed: &Planned) {
         first_copy: false,
         ..crashed.clone()
     };
-    world.with(|s| World::event(s, Some(&boot), None, What::Restarted));
+    world.event(Some(&boot), None, What::Restarted);
     let ports = SimPorts {
         world,
         request: &boot,

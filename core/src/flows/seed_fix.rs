@@ -148,7 +148,7 @@ const DELETE_USER: &str = "DELETE FROM users WHERE email = ?1";
 /// The report's "immediate rollback": a best-effort delete of the row this
 /// request inserted (its own failure ignored, unless the worker dies), then
 /// a 500 with a clear message.
-fn undo_then_fail<P: Platform>(db: &Db<'_, P>, undo: Option<(&str, &str)>, message: &str) -> Handled {
+fn undo_then_fail<P: Platform>(db: &Db<'_, P>, undo: Option<(&'static str, &str)>, message: &str) -> Handled {
     if let Some((sql, key)) = undo {
         if db.execute(sql, params![key]) == Err(DbError::Crashed) {
             return Err(WorkerCrashed);

@@ -1,0 +1,77 @@
+//! Signup plus verify on a SQLite file in WAL mode, one request after the
+//! other, per variant, beside raw rusqlite executing naive's statements
+//! (the fewest any variant runs) on the same kind of file.
+
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use otpsim_core::local::Local;
+use otpsim_core::platform::Std;
+use otpsim_core::{Request, Session, Store, Variant};
+use rusqlite::{params, Connection};
+
+fn scratch(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("otpsim-bench-{name}-{}.db", std::process::id()));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    path
+}
+
+fn flows(c: &mut Criterion) {
+    let mut group = c.benchmark_group("flows");
+    {
+        let path = scratch("raw");
+        let conn = Connection::open(&path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        conn.execute_batch(Variant::Naive.schema()).unwrap();
+        let mut n = 0u64;
+        group.bench_function("raw rusqlite, naive's statements (baseline)", |b| {
+            b.iter(|| {
+                n += 1;
+                let email = format!("u{n}@bench.example");
+                let temp = format!("temp_1_{n:08x}");
+                conn.prepare_cached("DELETE FROM temp_registrations WHERE email = ?1").unwrap().execute(params![email]).unwrap();
+                conn.prepare_cached("INSERT INTO temp_registrations (temp_id, email, password_hash, otp, created_at) VALUES (?1, ?2, ?3, ?4, ?5)")
+                    .unwrap()
+                    .execute(params![temp, email, "h", "123456", 0])
+                    .unwrap();
+                let row: String = conn
+                    .prepare_cached("SELECT email, password_hash, otp, created_at FROM temp_registrations WHERE temp_id = ?1")
+                    .unwrap()
+                    .query_row(params![temp], |r| r.get(2))
+                    .unwrap();
+                assert_eq!(row, "123456");
+                conn.prepare_cached("INSERT INTO users (email, password_hash) VALUES (?1, ?2)").unwrap().execute(params![email, "h"]).unwrap();
+                conn.prepare_cached("DELETE FROM temp_registrations WHERE temp_id = ?1").unwrap().execute(params![temp]).unwrap();
+            })
+        });
+    }
+    for variant in Variant::MAIN {
+        let path = scratch(&variant.to_string());
+        let store = Store::<Std>::open_file(&path, variant.schema(), 5000).unwrap();
+        let local = Local::with_store(variant, 1, 1, store).unwrap();
+        let mut n = 0u64;
+        group.bench_function(format!("signup+verify {variant}"), |b| {
+            b.iter(|| {
+                n += 1;
+                let email = format!("u{n}@bench.example");
+                let mut session = Session::default();
+                let signup = Request::Signup {
+                    email: email.clone(),
+                    password: "pw".into(),
+                };
+                local.handle(0, &mut session, &signup).unwrap();
+                let otp = local.latest_code(&email).unwrap().digits().to_string();
+                let r = local.handle(0, &mut session, &Request::Verify { email, otp }).unwrap();
+                assert!(r.code.is_success(), "{variant}: {}", r.message);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, flows);
+criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! Signup plus verify on a SQLite file in WAL mode, one request after the
-//! other, per variant, beside raw rusqlite executing naive's statements
-//! (the fewest any variant runs) on the same kind of file.
+//! other, per variant, beside raw rusqlite executing the same statements
+//! on the same kind of file (naive's for naive and seed_fix, which adds one
+//! SELECT; idempotent's for idempotent).
 
 use std::path::PathBuf;
 
@@ -46,6 +47,39 @@ fn flows(c: &mut Criterion) {
                 assert_eq!(row, "123456");
                 conn.prepare_cached("INSERT INTO users (email, password_hash) VALUES (?1, ?2)").unwrap().execute(params![email, "h"]).unwrap();
                 conn.prepare_cached("DELETE FROM temp_registrations WHERE temp_id = ?1").unwrap().execute(params![temp]).unwrap();
+            })
+        });
+    }
+    {
+        let path = scratch("raw-idempotent");
+        let conn = Connection::open(&path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        conn.execute_batch(Variant::Idempotent.schema()).unwrap();
+        let mut n = 0u64;
+        let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
+            conn.prepare_cached(sql).unwrap().execute(p).unwrap();
+        };
+        let exists = |sql: &str, p: &[&dyn rusqlite::ToSql]| conn.prepare_cached(sql).unwrap().exists(p).unwrap();
+        group.bench_function("raw rusqlite, idempotent's statements (baseline)", |b| {
+            b.iter(|| {
+                n += 1;
+                let email = format!("u{n}@bench.example");
+                let temp = format!("temp_1_{n:08x}");
+                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                assert!(!exists("SELECT 1 FROM users WHERE email = ?1", params![email]));
+                assert!(!exists("SELECT temp_id, created_at, attempts, sends FROM temp_registrations WHERE email = ?1", params![email]));
+                run("INSERT INTO temp_registrations (email, temp_id, password_hash, otp_mac, created_at, attempts, sends) VALUES (?1, ?2, ?3, ?4, ?5, 0, 1) ON CONFLICT (email) DO NOTHING", params![email, temp, "h", "m", 0]);
+                run("INSERT INTO outbox (temp_id, email) VALUES (?1, ?2) ON CONFLICT (temp_id) DO NOTHING", params![temp, email]);
+                conn.execute_batch("COMMIT").unwrap();
+                run("DELETE FROM outbox WHERE temp_id = ?1", params![temp]);
+                conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                assert!(exists("SELECT otp_mac, created_at, attempts, password_hash FROM temp_registrations WHERE email = ?1", params![email]));
+                run("UPDATE temp_registrations SET attempts = attempts + 1 WHERE email = ?1", params![email]);
+                run("INSERT INTO users (email, password_hash, otp_mac) VALUES (?1, ?2, ?3) ON CONFLICT (email) DO NOTHING", params![email, "h", "m"]);
+                run("DELETE FROM temp_registrations WHERE email = ?1", params![email]);
+                conn.execute_batch("COMMIT").unwrap();
             })
         });
     }

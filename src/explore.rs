@@ -24,6 +24,8 @@ pub struct ExploreArgs {
     pub save: PathBuf,
     pub json: Option<PathBuf>,
     pub check_determinism: bool,
+    pub report: Option<PathBuf>,
+    pub markdown: bool,
 }
 
 #[derive(Serialize)]
@@ -66,7 +68,35 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
         }
         saved.push(paths);
     }
-    print_matrix(&reports, &saved);
+    if args.markdown {
+        print_markdown(&reports, &saved);
+    } else {
+        print_matrix(&reports, &saved);
+    }
+    if let Some(dir) = &args.report {
+        let mut rows = Vec::new();
+        for (report, paths) in reports.iter().zip(&saved) {
+            for (f, path) in report.findings.iter().zip(paths) {
+                let example = (
+                    &f.trace,
+                    std::slice::from_ref(&f.violation),
+                    format!("otpsim check {}", path.display()),
+                );
+                let file = path.display().to_string();
+                let found = format!("fail:{}", f.invariant);
+                rows.push(crate::report::row(
+                    &file,
+                    &report.variant.to_string(),
+                    "",
+                    &found,
+                    true,
+                    Some(example),
+                ));
+            }
+        }
+        let path = crate::report::write(dir, "otpsim explore", &rows)?;
+        eprintln!("report: {}", path.display());
+    }
     if args.check_determinism {
         check_determinism(&reports, &saved)?;
     }
@@ -161,6 +191,30 @@ fn print_matrix(reports: &[SearchReport], saved: &[Vec<PathBuf>]) {
             );
             println!("    {}", finding.violation.why);
         }
+    }
+}
+
+fn print_markdown(reports: &[SearchReport], saved: &[Vec<PathBuf>]) {
+    print!("| variant |");
+    for i in Invariant::ALL {
+        print!(" {} |", i.name());
+    }
+    println!(" schedules | seconds |");
+    println!("|---{}|---|---|", "|---".repeat(Invariant::ALL.len()));
+    for (report, paths) in reports.iter().zip(saved) {
+        print!("| {} |", report.variant);
+        for i in Invariant::ALL {
+            match report.findings.iter().zip(paths).find(|(f, _)| f.invariant == i) {
+                Some((f, p)) => print!(
+                    " ❌ {} @{:.2}s `{}` |",
+                    f.schedules_to_hit,
+                    f.seconds_to_hit,
+                    p.display()
+                ),
+                None => print!(" ✅ |"),
+            }
+        }
+        println!(" {} | {:.1} |", report.schedules, report.seconds);
     }
 }
 

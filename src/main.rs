@@ -5,6 +5,7 @@
 
 mod ablate;
 mod explore;
+mod report;
 mod stress;
 
 use std::path::{Path, PathBuf};
@@ -43,6 +44,13 @@ enum Command {
         /// The scheduler: pct1..pct10, random or dfs.
         #[arg(long, default_value = "pct3", value_parser = parse_strategy)]
         strategy: Strategy,
+        /// Also write an HTML report, with each counterexample's diagram, to
+        /// DIR/index.html.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// text, or markdown for a CI job summary.
+        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+        format: TableFormat,
     },
     /// Prints the trace of the first schedule that breaks an invariant, or
     /// of the schedule the seed names.
@@ -65,6 +73,13 @@ enum Command {
         /// For a fault at statement = "every": the position to replay.
         #[arg(long, default_value_t = 1)]
         position: u32,
+        /// text, json, mermaid (a sequenceDiagram), svg or html (one
+        /// self-contained page).
+        #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+        format: RunFormat,
+        /// Explain the violation in a few sentences (always in json and html).
+        #[arg(long)]
+        explain: bool,
     },
     /// Generates scenarios and schedules against each variant until the
     /// budget, shrinks every break to a minimal scenario file, and prints a
@@ -88,6 +103,13 @@ enum Command {
         /// Rerun each failure from its saved file and compare the traces.
         #[arg(long)]
         check_determinism: bool,
+        /// Also write an HTML report, with each minimal counterexample's
+        /// diagram, to DIR/index.html.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// text, or markdown for a CI job summary.
+        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+        format: TableFormat,
     },
     /// Measures schedules to the first violation over many seeds for each
     /// scheduler, on each failing variant of the given scenarios.
@@ -151,6 +173,24 @@ fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("{s:?} is not a duration; expected e.g. 30s, 1500ms, 2m"))
 }
 
+/// How `replay` shows a run.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum RunFormat {
+    Text,
+    Json,
+    Mermaid,
+    Svg,
+    Html,
+}
+
+/// How `check` and `explore` print their table.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TableFormat {
+    Text,
+    /// A Markdown table, fit for a CI job summary.
+    Markdown,
+}
+
 fn parse_strategy(s: &str) -> Result<Strategy, String> {
     s.parse()
 }
@@ -175,7 +215,13 @@ fn main() -> ExitCode {
     // clap exits with 2 on a bad flag, as the project's convention asks.
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Check { paths, seed, strategy } => run_check(&paths, seed, strategy),
+        Command::Check {
+            paths,
+            seed,
+            strategy,
+            report,
+            format,
+        } => run_check(&paths, seed, strategy, report.as_deref(), format),
         Command::Replay {
             file,
             variant,
@@ -183,7 +229,9 @@ fn main() -> ExitCode {
             schedule,
             strategy,
             position,
-        } => run_replay(&file, variant, seed, schedule, strategy, position),
+            format,
+            explain,
+        } => run_replay(&file, variant, seed, schedule, strategy, position, format, explain),
         Command::Explore {
             variants,
             budget,
@@ -191,6 +239,8 @@ fn main() -> ExitCode {
             save,
             json,
             check_determinism,
+            report,
+            format,
         } => {
             let variants = if variants.is_empty() {
                 Variant::MAIN.to_vec()
@@ -204,6 +254,8 @@ fn main() -> ExitCode {
                 save,
                 json,
                 check_determinism,
+                report,
+                markdown: format == TableFormat::Markdown,
             })
         }
         Command::Bugfind { paths, seeds, max } => {
@@ -302,21 +354,64 @@ fn load(path: &Path) -> Result<Arc<Scenario>> {
     Ok(Arc::new(Scenario::load(path)?))
 }
 
-fn run_check(paths: &[PathBuf], seed: Option<u64>, strategy: Strategy) -> Result<ExitCode> {
+fn run_check(
+    paths: &[PathBuf],
+    seed: Option<u64>,
+    strategy: Strategy,
+    report: Option<&Path>,
+    format: TableFormat,
+) -> Result<ExitCode> {
     let files = scenario_files(paths)?;
     // Load everything first: one bad file stops the run before any work.
     let scenarios = files.iter().map(|f| load(f)).collect::<Result<Vec<_>>>()?;
     let (mut passed, mut failed) = (0, 0);
+    let mut report_rows = Vec::new();
+    if format == TableFormat::Markdown {
+        println!("| scenario | variant | expected | found | schedules | |\n|---|---|---|---|---|---|");
+    }
     for scenario in &scenarios {
-        println!("{}  ({})", scenario.path.display(), scenario.name);
+        if format == TableFormat::Text {
+            println!("{}  ({})", scenario.path.display(), scenario.name);
+        }
         for row in check(scenario, strategy, seed) {
-            print_row(scenario, &row, strategy);
+            match format {
+                TableFormat::Text => print_row(scenario, &row, strategy),
+                TableFormat::Markdown => println!(
+                    "| `{}` | {} | `{}` | `{}` | {} | {} |",
+                    scenario.path.display(),
+                    row.variant,
+                    row.expected,
+                    row.found(),
+                    row.exploration.schedules,
+                    if row.holds() { "✅" } else { "❌ unexpected" }
+                ),
+            }
             if row.holds() {
                 passed += 1;
             } else {
                 failed += 1;
             }
+            if report.is_some() {
+                let example = row.failure().map(|f| report::of_failure(scenario, f));
+                let file = scenario.path.display().to_string();
+                let (variant, expected) = (row.variant.to_string(), row.expected.to_string());
+                report_rows.push(report::row(
+                    &file,
+                    &variant,
+                    &expected,
+                    &row.found(),
+                    row.holds(),
+                    example,
+                ));
+            }
         }
+    }
+    if format == TableFormat::Markdown {
+        println!();
+    }
+    if let Some(dir) = report {
+        let path = report::write(dir, "otpsim check", &report_rows)?;
+        eprintln!("report: {}", path.display());
     }
     println!("{passed} passed, {failed} failed");
     Ok(if failed == 0 {
@@ -402,6 +497,7 @@ fn bugfind(scenarios: &[Arc<Scenario>], seeds: u64, max: u32) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_replay(
     file: &Path,
     variant: Variant,
@@ -409,7 +505,10 @@ fn run_replay(
     schedule: Option<u64>,
     strategy: Strategy,
     position: u32,
+    format: RunFormat,
+    explain: bool,
 ) -> Result<ExitCode> {
+    use otpsim_sim::render::{self, Diagram};
     let scenario = load(file)?;
     if position == 0 {
         bail!(InvalidInput("--position counts from 1".to_string()));
@@ -424,10 +523,15 @@ fn run_replay(
             match exploration.failures.first() {
                 Some(f) => (f.schedule, f.position),
                 None => {
-                    println!(
+                    let note = format!(
                         "no schedule of {} ({strategy}, seed {seed}) broke a checked invariant; here is the first one",
                         exploration.schedules
                     );
+                    if format == RunFormat::Text {
+                        println!("{note}");
+                    } else {
+                        eprintln!("{note}");
+                    }
                     (0, position)
                 }
             }
@@ -438,16 +542,40 @@ fn run_replay(
             "{strategy} with seed {seed} has no schedule {schedule}"
         )));
     };
-    println!(
-        "# {} | variant {variant} | {strategy} seed {seed} schedule {schedule}",
+    let title = format!(
+        "{} | variant {variant} | {strategy} seed {seed} schedule {schedule}",
         scenario.name
     );
-    print!("{}", outcome.trace);
-    if violations.is_empty() {
-        println!("no invariant broken");
-    }
-    for v in &violations {
-        println!("VIOLATED {}: {}", v.invariant, v.why);
+    let explanation = render::explain(&outcome.trace, &violations);
+    let diagram = || Diagram::of(&outcome.trace, &violations);
+    match format {
+        RunFormat::Text => {
+            println!("# {title}");
+            print!("{}", outcome.trace);
+            if violations.is_empty() {
+                println!("no invariant broken");
+            }
+            for v in &violations {
+                println!("VIOLATED {}: {}", v.invariant, v.why);
+            }
+            if explain && !explanation.is_empty() {
+                println!("EXPLANATION: {explanation}");
+            }
+        }
+        RunFormat::Json => print!("{}", render::json(&title, &outcome.trace, &violations, &explanation)),
+        RunFormat::Mermaid => print!("{}", render::mermaid(&diagram())),
+        RunFormat::Svg => print!("{}", render::svg(&diagram())),
+        RunFormat::Html => {
+            print!(
+                "{}",
+                render::html_page(
+                    &title,
+                    &render::svg(&diagram()),
+                    &explanation,
+                    &outcome.trace.to_string()
+                )
+            )
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

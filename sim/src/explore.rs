@@ -222,6 +222,7 @@ fn run_schedules(
             },
             vec![Violation {
                 invariant: Invariant::ClearErrors,
+                request: None,
                 why,
             }],
         ));

@@ -89,6 +89,8 @@ impl FromStr for Invariant {
 pub struct Violation {
     /// Which.
     pub invariant: Invariant,
+    /// The request it is about, if one is.
+    pub request: Option<usize>,
     /// Why, naming the requests.
     pub why: String,
 }
@@ -130,9 +132,13 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
     let mut mails: BTreeMap<usize, MailFact> = BTreeMap::new();
     let mut snapshots: Vec<(usize, &DbState)> = Vec::new();
     let mut violations: Vec<Violation> = Vec::new();
-    let flag = |violations: &mut Vec<Violation>, invariant: Invariant, why: String| {
+    let flag = |violations: &mut Vec<Violation>, invariant: Invariant, request: Option<usize>, why: String| {
         if invariants.contains(&invariant) && !violations.iter().any(|v| v.invariant == invariant) {
-            violations.push(Violation { invariant, why });
+            violations.push(Violation {
+                invariant,
+                request,
+                why,
+            });
         }
     };
     for (index, event) in trace.events.iter().enumerate() {
@@ -178,12 +184,14 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
                     flag(
                         &mut violations,
                         Invariant::ClearErrors,
+                        Some(r),
                         format!("request #{r} answered 500 {code}: {message:?}"),
                     );
                 } else if message.trim().is_empty() || raw_sql(message) {
                     flag(
                         &mut violations,
                         Invariant::ClearErrors,
+                        Some(r),
                         format!(
                             "request #{r} answered {code} with message {message:?}, which is no message for people"
                         ),
@@ -193,6 +201,7 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
             What::Panicked(m) => flag(
                 &mut violations,
                 Invariant::ClearErrors,
+                Some(r),
                 format!("the handler of request #{r} panicked: {m}"),
             ),
             What::Quiescent(db) => snapshots.push((index, db)),
@@ -220,6 +229,7 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
             flag(
                 &mut violations,
                 Invariant::SinglePending,
+                None,
                 format!("{n} pending registrations for {email} when no request was in flight"),
             );
         }
@@ -227,7 +237,7 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
         for email in emails {
             if let Some(s) = first_signup_ok(email, *index) {
                 if !count.contains_key(email) && !db.accounts.iter().any(|a| a == email) {
-                    flag(&mut violations, Invariant::SinglePending, format!("signup #{s} for {email} answered 200, yet no pending registration and no account remain for it"));
+                    flag(&mut violations, Invariant::SinglePending, Some(s), format!("signup #{s} for {email} answered 200, yet no pending registration and no account remain for it"));
                 }
             }
         }
@@ -251,6 +261,7 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
                     flag(
                         &mut violations,
                         Invariant::NoFalseAccept,
+                        Some(r),
                         format!("verify #{r} for {} answered 200 {code} to {what}", q.email),
                     );
                 }
@@ -259,6 +270,7 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
                 flag(
                     &mut violations,
                     Invariant::OneAccount,
+                    Some(r),
                     format!("verify #{r} answered 200 {code} but {} has no account", q.email),
                 );
             }
@@ -294,7 +306,7 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
         }
         flag(
             &mut violations,
-            Invariant::VerifySucceeds,
+            Invariant::VerifySucceeds, Some(r),
             format!(
                 "verify #{r} ({}) typed the code of mail {n}, which signup #{} sent and answered 200, yet it answered {} {code}: {message:?}",
                 q.browser,
@@ -311,6 +323,7 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
             flag(
                 &mut violations,
                 Invariant::OneAccount,
+                None,
                 format!("{a} has more than one account"),
             );
         }
@@ -320,12 +333,14 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
             flag(
                 &mut violations,
                 Invariant::NoOrphans,
+                None,
                 format!("{email} has an account and still a pending registration {temp_id}"),
             );
         } else if !mails.values().any(|m| &m.temp_id == temp_id) {
             flag(
                 &mut violations,
                 Invariant::NoOrphans,
+                None,
                 format!("pending registration {temp_id} for {email} remains, and its code was never mailed"),
             );
         }
@@ -347,7 +362,7 @@ pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Vio
             let list: Vec<String> = rs.iter().map(|r| format!("#{r}")).collect();
             flag(
                 &mut violations,
-                Invariant::AttemptsLimited,
+                Invariant::AttemptsLimited, rs.last().copied(),
                 format!("{} wrong codes were answered invalid_otp for one registration of {email} ({}), more than max_attempts = {}", rs.len(), list.join(" "), limits.max_attempts),
             );
         }

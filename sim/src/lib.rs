@@ -10,6 +10,7 @@ pub mod choice;
 pub mod explore;
 pub mod generate;
 pub mod invariant;
+pub mod render;
 pub mod scenario;
 pub mod search;
 pub mod stress;

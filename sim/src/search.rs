@@ -130,9 +130,18 @@ fn minimal(
     schedules_to_hit: u64,
     seconds_to_hit: f64,
 ) -> Option<Finding> {
+    let invariant = {
+        let (_, violations, _) = run_choices(&Arc::new(scenario.clone()), variant, choices.clone());
+        violations
+            .into_iter()
+            .find(|v| !known.contains(&v.invariant))?
+            .invariant
+    };
+    let (reduced, choices) = reduce(variant, invariant, scenario, choices);
+    scenario = reduced;
     let shared = Arc::new(scenario.clone());
     let (outcome, violations, mut taken) = run_choices(&shared, variant, choices);
-    let violation = violations.into_iter().find(|v| !known.contains(&v.invariant))?;
+    let violation = violations.into_iter().find(|v| v.invariant == invariant)?;
     while taken.last() == Some(&0) {
         taken.pop();
     }
@@ -155,6 +164,90 @@ fn minimal(
         trace: outcome.trace,
     })
 }
+
+/// Greedy reduction after proptest's shrinking, which can stall in a local
+/// minimum: drop a request, a copy, a fault, a delay, a choice, for as long
+/// as the same invariant still breaks.
+fn reduce(variant: Variant, invariant: Invariant, mut scenario: Scenario, mut choices: Vec<u8>) -> (Scenario, Vec<u8>) {
+    let breaks = |s: &Scenario, c: &[u8]| {
+        !s.requests.is_empty()
+            && run_choices(&Arc::new(s.clone()), variant, c.to_vec())
+                .1
+                .iter()
+                .any(|v| v.invariant == invariant)
+    };
+    // A smaller scenario has other decision points, so the old choices may
+    // no longer line up: look for a schedule that still breaks it.
+    let rescheduled = |s: &Scenario, c: &[u8]| -> Option<Vec<u8>> {
+        if breaks(s, c) {
+            return Some(c.to_vec());
+        }
+        let mut rng = otpsim_core::ports::SplitMix64::new(0x5eed);
+        (0..RESCHEDULE_TRIES)
+            .map(|_| (0..48).map(|_| (rng.next_u64() % 4) as u8).collect::<Vec<u8>>())
+            .find(|c| breaks(s, c))
+    };
+    loop {
+        let mut smaller = false;
+        for i in (0..scenario.requests.len()).rev() {
+            let mut s = scenario.clone();
+            s.requests.remove(i);
+            s.faults.retain(|f| f.request != i);
+            s.faults
+                .iter_mut()
+                .filter(|f| f.request > i)
+                .for_each(|f| f.request -= 1);
+            if let Some(c) = rescheduled(&s, &choices) {
+                (scenario, choices) = (s, c);
+                smaller = true;
+            }
+        }
+        for i in 0..scenario.requests.len() {
+            let mut s = scenario.clone();
+            let r = &mut s.requests[i];
+            if r.repeat > 1 {
+                r.repeat -= 1;
+            } else if r.response_delay_ms + r.email_delay_ms > 0 {
+                (r.response_delay_ms, r.email_delay_ms) = (0, 0);
+            } else {
+                continue;
+            }
+            if let Some(c) = rescheduled(&s, &choices) {
+                (scenario, choices) = (s, c);
+                smaller = true;
+            }
+        }
+        if !scenario.faults.is_empty() {
+            let mut s = scenario.clone();
+            s.faults.clear();
+            if let Some(c) = rescheduled(&s, &choices) {
+                (scenario, choices) = (s, c);
+                smaller = true;
+            }
+        }
+        for i in (0..choices.len()).rev() {
+            let mut c = choices.clone();
+            c.remove(i);
+            if breaks(&scenario, &c) {
+                choices = c;
+                smaller = true;
+            } else if choices[i] > 0 {
+                let mut c = choices.clone();
+                c[i] = 0;
+                if breaks(&scenario, &c) {
+                    choices = c;
+                    smaller = true;
+                }
+            }
+        }
+        if !smaller {
+            return (scenario, choices);
+        }
+    }
+}
+
+/// Random schedules tried for a smaller scenario before giving it up.
+const RESCHEDULE_TRIES: usize = 200;
 
 fn sentence(why: &str) -> String {
     let mut s = why.to_string();

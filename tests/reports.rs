@@ -6,18 +6,32 @@ use std::path::Path;
 use std::process::Command;
 
 fn otpsim(args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_otpsim")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
 }
 
 fn seed_incident(format: &str) -> String {
-    otpsim(&["replay", "scenarios/seed_incident.toml", "--variant", "naive", "--format", format])
+    otpsim(&[
+        "replay",
+        "scenarios/seed_incident.toml",
+        "--variant",
+        "naive",
+        "--format",
+        format,
+    ])
 }
 
 /// HTML5 with a doctype, written well-formed so that an XML parser reads it.
 fn parse_html(html: &str) -> roxmltree::Document<'_> {
-    let options = roxmltree::ParsingOptions { allow_dtd: true, ..Default::default() };
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
     roxmltree::Document::parse_with_options(html, options).expect("well-formed (X)HTML")
 }
 
@@ -31,18 +45,33 @@ fn the_svg_is_well_formed_and_marks_the_violation() {
     let doc = roxmltree::Document::parse(&svg).expect("well-formed XML");
     assert_eq!(doc.root_element().tag_name().name(), "svg");
     let texts: Vec<&str> = doc.descendants().filter_map(|n| n.text()).collect();
-    assert!(texts.iter().any(|t| t.starts_with("VIOLATED verify_succeeds")), "{texts:?}");
-    assert!(texts.iter().any(|t| t.contains("response arrives, cookie now temp_1753562929_")), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.starts_with("VIOLATED verify_succeeds")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("response arrives, cookie now temp_1753562929_")),
+        "{texts:?}"
+    );
 }
 
 #[test]
 fn the_readme_diagram_is_what_replay_makes_byte_for_byte() {
-    assert_eq!(seed_incident("svg"), committed("docs/seed-incident.svg"), "regenerate docs/seed-incident.svg with the README's command");
+    assert_eq!(
+        seed_incident("svg"),
+        committed("docs/seed-incident.svg"),
+        "regenerate docs/seed-incident.svg with the README's command"
+    );
 }
 
 #[test]
 fn the_mermaid_diagram_of_the_pinned_incident_is_the_expected_one() {
-    assert_eq!(seed_incident("mermaid"), committed("tests/golden/seed_incident_naive.mmd"));
+    assert_eq!(
+        seed_incident("mermaid"),
+        committed("tests/golden/seed_incident_naive.mmd")
+    );
 }
 
 #[test]
@@ -51,7 +80,10 @@ fn the_html_page_is_self_contained_and_well_formed() {
     let doc = parse_html(&html);
     assert_eq!(doc.root_element().tag_name().name(), "html");
     for tag in ["script", "link", "img", "iframe"] {
-        assert!(!doc.descendants().any(|n| n.tag_name().name() == tag), "a <{tag}> would need the network");
+        assert!(
+            !doc.descendants().any(|n| n.tag_name().name() == tag),
+            "a <{tag}> would need the network"
+        );
     }
     assert!(doc.descendants().any(|n| n.tag_name().name() == "svg"));
     assert!(html.contains("after that of signup #2 at 3.000s"));
@@ -59,10 +91,25 @@ fn the_html_page_is_self_contained_and_well_formed() {
 
 #[test]
 fn the_explanation_names_the_responses_and_the_deleted_registration() {
-    let text = otpsim(&["replay", "scenarios/seed_incident.toml", "--variant", "naive", "--explain"]);
-    let explanation = text.lines().find_map(|l| l.strip_prefix("EXPLANATION: ")).expect("an explanation");
-    assert!(explanation.contains("the response of signup #1 arrived at 5.000s, after that of signup #2 at 3.000s"), "{explanation}");
-    assert!(explanation.contains("temp_1753562929_") && explanation.contains("no longer existed"), "{explanation}");
+    let text = otpsim(&[
+        "replay",
+        "scenarios/seed_incident.toml",
+        "--variant",
+        "naive",
+        "--explain",
+    ]);
+    let explanation = text
+        .lines()
+        .find_map(|l| l.strip_prefix("EXPLANATION: "))
+        .expect("an explanation");
+    assert!(
+        explanation.contains("the response of signup #1 arrived at 5.000s, after that of signup #2 at 3.000s"),
+        "{explanation}"
+    );
+    assert!(
+        explanation.contains("temp_1753562929_") && explanation.contains("no longer existed"),
+        "{explanation}"
+    );
 }
 
 #[test]
@@ -72,19 +119,36 @@ fn the_json_has_the_violation_the_explanation_and_no_code() {
     assert_eq!(json["violations"][0]["request"], 3);
     assert!(json["explanation"].as_str().unwrap().contains("signup #1"));
     let events = json["events"].as_array().unwrap();
-    assert!(events.iter().any(|e| e["event"].as_str().unwrap().contains("No temp_registration found for temp_id")));
+    assert!(events.iter().any(|e| e["event"]
+        .as_str()
+        .unwrap()
+        .contains("No temp_registration found for temp_id")));
 }
 
 #[test]
 fn check_writes_a_report_with_each_counterexample_and_a_markdown_table() {
     let dir = std::env::temp_dir().join(format!("otpsim-report-{}", std::process::id()));
     let dir_arg = dir.to_str().unwrap();
-    let md = otpsim(&["check", "scenarios/seed_incident.toml", "scenarios/double_click_verify.toml", "--format", "markdown", "--report", dir_arg]);
-    assert!(md.starts_with("| scenario | variant | expected | found | schedules | |"), "{md}");
+    let md = otpsim(&[
+        "check",
+        "scenarios/seed_incident.toml",
+        "scenarios/double_click_verify.toml",
+        "--format",
+        "markdown",
+        "--report",
+        dir_arg,
+    ]);
+    assert!(
+        md.starts_with("| scenario | variant | expected | found | schedules | |"),
+        "{md}"
+    );
     assert_eq!(md.lines().filter(|l| l.starts_with("| `scenarios/")).count(), 6, "{md}");
     assert!(md.ends_with("6 passed, 0 failed\n"));
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     let doc = parse_html(&html);
     let diagrams = doc.descendants().filter(|n| n.tag_name().name() == "svg").count();
-    assert_eq!(diagrams, 3, "one per failing row: naive in both files, seed_fix in double_click_verify");
+    assert_eq!(
+        diagrams, 3,
+        "one per failing row: naive in both files, seed_fix in double_click_verify"
+    );
 }

@@ -19,15 +19,20 @@ fn scratch(name: &str) -> PathBuf {
     path
 }
 
+/// A connection set up as `Store::open_file` sets up its own.
+fn raw_connection(name: &str, schema: &str) -> Connection {
+    let conn = Connection::open(scratch(name)).unwrap();
+    conn.busy_timeout(std::time::Duration::from_millis(5000)).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+    conn.execute_batch(schema).unwrap();
+    conn
+}
+
 fn flows(c: &mut Criterion) {
     let mut group = c.benchmark_group("flows");
     {
-        let path = scratch("raw");
-        let conn = Connection::open(&path).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-        conn.execute_batch(Variant::Naive.schema()).unwrap();
+        let conn = raw_connection("raw", Variant::Naive.schema());
         let mut n = 0u64;
         group.bench_function("raw rusqlite, naive's statements (baseline)", |b| {
             b.iter(|| {
@@ -51,12 +56,7 @@ fn flows(c: &mut Criterion) {
         });
     }
     {
-        let path = scratch("raw-idempotent");
-        let conn = Connection::open(&path).unwrap();
-        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
-        conn.execute_batch(Variant::Idempotent.schema()).unwrap();
+        let conn = raw_connection("raw-idempotent", Variant::Idempotent.schema());
         let mut n = 0u64;
         let run = |sql: &str, p: &[&dyn rusqlite::ToSql]| {
             conn.prepare_cached(sql).unwrap().execute(p).unwrap();

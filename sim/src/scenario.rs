@@ -59,6 +59,16 @@ pub enum Kind {
     Verify,
 }
 
+impl Kind {
+    /// The kind as files and traces write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Signup => "signup",
+            Kind::Verify => "verify",
+        }
+    }
+}
+
 /// Which code a verify types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OtpChoice {
@@ -242,10 +252,7 @@ impl Scenario {
             d.max_attempts
         );
         for r in &self.requests {
-            let kind = match r.kind {
-                Kind::Signup => "signup",
-                Kind::Verify => "verify",
-            };
+            let kind = r.kind.as_str();
             let _ = writeln!(
                 out,
                 "\n[[request]]\nat = {}\nbrowser = {}\nkind = {}",

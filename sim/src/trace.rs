@@ -180,10 +180,7 @@ impl fmt::Display for Event {
                 cookie,
                 ..
             } => {
-                let kind = match kind {
-                    Kind::Signup => "signup",
-                    Kind::Verify => "verify",
-                };
+                let kind = kind.as_str();
                 write!(f, "-> POST /{kind} email={email}")?;
                 match source {
                     Some(CodeSource::Mail(n)) => write!(f, " otp=<code of mail {n}>")?,

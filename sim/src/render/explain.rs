@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 
 use super::{cookie_temp, secs};
 use crate::invariant::Violation;
-use crate::scenario::Kind;
 use crate::trace::{Trace, What};
 
 fn kind_of(trace: &Trace, request: usize) -> &'static str {
@@ -13,8 +12,7 @@ fn kind_of(trace: &Trace, request: usize) -> &'static str {
         .events
         .iter()
         .find_map(|e| match &e.what {
-            What::Sent { kind: Kind::Signup, .. } if e.request == Some(request) => Some("signup"),
-            What::Sent { kind: Kind::Verify, .. } if e.request == Some(request) => Some("verify"),
+            What::Sent { kind, .. } if e.request == Some(request) => Some(kind.as_str()),
             _ => None,
         })
         .unwrap_or("request")

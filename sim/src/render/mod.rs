@@ -125,10 +125,7 @@ impl Diagram {
                     cookie,
                     ..
                 } => {
-                    let kind = match kind {
-                        crate::scenario::Kind::Signup => "signup",
-                        crate::scenario::Kind::Verify => "verify",
-                    };
+                    let kind = kind.as_str();
                     let otp = match source {
                         Some(CodeSource::Mail(n)) => format!(" code of mail {n}"),
                         Some(CodeSource::Wrong) => " a wrong code".to_string(),

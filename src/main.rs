@@ -84,33 +84,7 @@ enum Command {
     /// Generates scenarios and schedules against each variant until the
     /// budget, shrinks every break to a minimal scenario file, and prints a
     /// matrix variant x invariant. Exits 1 when something broke.
-    Explore {
-        /// Variants to explore (repeatable); default naive, seed_fix, idempotent.
-        #[arg(long = "variant", value_parser = parse_variant)]
-        variants: Vec<Variant>,
-        /// Time per variant, e.g. 30s, 2m.
-        #[arg(long, default_value = "30s", value_parser = parse_budget)]
-        budget: std::time::Duration,
-        /// The search's seed: the same seed draws the same cases.
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Where the minimal scenarios go (existing files are kept).
-        #[arg(long, default_value = "otpsim-found")]
-        save: PathBuf,
-        /// Also write the report as JSON to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// Rerun each failure from its saved file and compare the traces.
-        #[arg(long)]
-        check_determinism: bool,
-        /// Also write an HTML report, with each minimal counterexample's
-        /// diagram, to DIR/index.html.
-        #[arg(long, value_name = "DIR")]
-        report: Option<PathBuf>,
-        /// text, or markdown for a CI job summary.
-        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
-        format: TableFormat,
-    },
+    Explore(explore::ExploreArgs),
     /// Measures schedules to the first violation over many seeds for each
     /// scheduler, on each failing variant of the given scenarios.
     Bugfind {
@@ -232,32 +206,7 @@ fn main() -> ExitCode {
             format,
             explain,
         } => run_replay(&file, variant, seed, schedule, strategy, position, format, explain),
-        Command::Explore {
-            variants,
-            budget,
-            seed,
-            save,
-            json,
-            check_determinism,
-            report,
-            format,
-        } => {
-            let variants = if variants.is_empty() {
-                Variant::MAIN.to_vec()
-            } else {
-                variants
-            };
-            explore::run(&explore::ExploreArgs {
-                variants,
-                budget,
-                seed,
-                save,
-                json,
-                check_determinism,
-                report,
-                markdown: format == TableFormat::Markdown,
-            })
-        }
+        Command::Explore(args) => explore::run(&args),
         Command::Bugfind { paths, seeds, max } => {
             let paths = if paths.is_empty() {
                 ["seed_incident", "double_click_signup", "double_click_two_workers"]

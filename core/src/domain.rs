@@ -122,6 +122,37 @@ impl fmt::Display for TempId {
     }
 }
 
+/// Which form a request posts: the request's kind, as scenario files,
+/// traces and reports name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `POST /signup`
+    Signup,
+    /// `POST /verify`
+    Verify,
+    /// `POST /login`
+    Login,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 3] = [Kind::Signup, Kind::Verify, Kind::Login];
+    /// The kind as files and traces write it (and the route's last part).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Signup => "signup",
+            Kind::Verify => "verify",
+            Kind::Login => "login",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A request as the browser sends it: raw form fields, validated by the
 /// handler so that bad input gets a `bad_request` answer, not a panic.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,12 +164,22 @@ pub enum Request {
         /// The chosen password.
         password: String,
     },
-    /// `POST /verify`; the form carries the email as a hidden field.
+    /// `POST /verify`; the form carries the email as a hidden field and
+    /// asks for the password again (a variant may ignore it).
     Verify {
         /// The address whose code the user types.
         email: String,
         /// What the user typed.
         otp: String,
+        /// The password typed on the verify form.
+        password: String,
+    },
+    /// `POST /login`
+    Login {
+        /// The account's address.
+        email: String,
+        /// Its password.
+        password: String,
     },
 }
 
@@ -146,7 +187,15 @@ impl Request {
     /// The email field as sent.
     pub fn email(&self) -> &str {
         match self {
-            Request::Signup { email, .. } | Request::Verify { email, .. } => email,
+            Request::Signup { email, .. } | Request::Verify { email, .. } | Request::Login { email, .. } => email,
+        }
+    }
+    /// Which form it posts.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Request::Signup { .. } => Kind::Signup,
+            Request::Verify { .. } => Kind::Verify,
+            Request::Login { .. } => Kind::Login,
         }
     }
 }
@@ -164,6 +213,8 @@ pub enum Code {
     SessionMissing,
     /// 400: a malformed field.
     BadRequest,
+    /// 401: login refused (unknown address, unverified, or wrong password).
+    BadCredentials,
     /// 404: no pending registration for what the request names.
     NoRegistration,
     /// 410: the code is older than `otp_ttl`.
@@ -180,12 +231,13 @@ pub enum Code {
 
 impl Code {
     /// Every code, in table order.
-    pub const ALL: [Code; 11] = [
+    pub const ALL: [Code; 12] = [
         Code::Ok,
         Code::AlreadyVerified,
         Code::InvalidOtp,
         Code::SessionMissing,
         Code::BadRequest,
+        Code::BadCredentials,
         Code::NoRegistration,
         Code::OtpExpired,
         Code::Locked,
@@ -198,6 +250,7 @@ impl Code {
         match self {
             Code::Ok | Code::AlreadyVerified => 200,
             Code::InvalidOtp | Code::SessionMissing | Code::BadRequest => 400,
+            Code::BadCredentials => 401,
             Code::NoRegistration => 404,
             Code::OtpExpired => 410,
             Code::Locked => 423,
@@ -214,6 +267,7 @@ impl Code {
             Code::InvalidOtp => "invalid_otp",
             Code::SessionMissing => "session_missing",
             Code::BadRequest => "bad_request",
+            Code::BadCredentials => "bad_credentials",
             Code::NoRegistration => "no_registration",
             Code::OtpExpired => "otp_expired",
             Code::Locked => "locked",
@@ -259,47 +313,92 @@ impl Response {
     }
 }
 
-/// The session keys the flows use (Flask's `session['temp_user_id']` and
-/// `session['email']`), with Flask's `modified` flag: any write marks it,
-/// even one that leaves the value as it was.
+/// What a session holds: the keys the flows use (Flask's
+/// `session['temp_user_id']`, `session['email']`, and `session['user']`
+/// once logged in). A cookie carries it signed; a server keeps it by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionData {
+    /// The pending registration the signup made.
+    pub temp_user_id: Option<String>,
+    /// The address the signup was for.
+    pub email: Option<String>,
+    /// The account logged in.
+    pub user: Option<String>,
+}
+
+impl SessionData {
+    /// Whether no key is set.
+    pub fn is_empty(&self) -> bool {
+        *self == SessionData::default()
+    }
+}
+
+impl fmt::Display for SessionData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("{}");
+        }
+        let keys = [
+            ("temp_user_id", &self.temp_user_id),
+            ("email", &self.email),
+            ("user", &self.user),
+        ];
+        let set: Vec<String> = keys
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
+        write!(f, "{{{}}}", set.join(", "))
+    }
+}
+
+/// The session a handler sees, with Flask's `modified` flag: any write
+/// marks it, even one that leaves the value as it was.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Session {
-    temp_user_id: Option<String>,
-    email: Option<String>,
+    data: SessionData,
     modified: bool,
 }
 
 impl Session {
     /// A session with these values, as loaded from a cookie or the server.
-    pub fn loaded(temp_user_id: Option<String>, email: Option<String>) -> Session {
-        Session {
-            temp_user_id,
-            email,
-            modified: false,
-        }
+    pub fn loaded(data: SessionData) -> Session {
+        Session { data, modified: false }
+    }
+    /// What it holds.
+    pub fn data(&self) -> &SessionData {
+        &self.data
     }
     /// `session.get('temp_user_id')`
     pub fn temp_user_id(&self) -> Option<&str> {
-        self.temp_user_id.as_deref()
+        self.data.temp_user_id.as_deref()
     }
     /// `session.get('email')`
     pub fn email(&self) -> Option<&str> {
-        self.email.as_deref()
+        self.data.email.as_deref()
+    }
+    /// `session.get('user')`
+    pub fn user(&self) -> Option<&str> {
+        self.data.user.as_deref()
     }
     /// `session['temp_user_id'] = id`
     pub fn set_temp_user_id(&mut self, id: &str) {
-        self.temp_user_id = Some(id.to_string());
+        self.data.temp_user_id = Some(id.to_string());
         self.modified = true;
     }
     /// `session['email'] = email`
     pub fn set_email(&mut self, email: &str) {
-        self.email = Some(email.to_string());
+        self.data.email = Some(email.to_string());
+        self.modified = true;
+    }
+    /// `session['user'] = email`: logged in.
+    pub fn set_user(&mut self, email: &str) {
+        self.data.user = Some(email.to_string());
         self.modified = true;
     }
     /// Pops the OTP keys (the seed's `clear_otp_session`).
     pub fn clear(&mut self) {
-        self.temp_user_id = None;
-        self.email = None;
+        self.data.temp_user_id = None;
+        self.data.email = None;
         self.modified = true;
     }
     /// Whether a handler wrote to the session.
@@ -360,13 +459,16 @@ mod tests {
     #[test]
     fn codes_carry_the_statuses_of_the_table() {
         let statuses: Vec<u16> = Code::ALL.iter().map(|c| c.status()).collect();
-        assert_eq!(statuses, [200, 200, 400, 400, 400, 404, 410, 423, 429, 500, 503]);
+        assert_eq!(statuses, [200, 200, 400, 400, 400, 401, 404, 410, 423, 429, 500, 503]);
         assert!(Code::AlreadyVerified.is_success() && !Code::Retry.is_success());
     }
 
     #[test]
     fn any_session_write_marks_it_modified() {
-        let mut s = Session::loaded(Some("temp_1_0000000a".into()), None);
+        let mut s = Session::loaded(SessionData {
+            temp_user_id: Some("temp_1_0000000a".into()),
+            ..SessionData::default()
+        });
         assert!(!s.is_modified());
         s.set_temp_user_id("temp_1_0000000a");
         assert!(s.is_modified());

@@ -15,8 +15,8 @@ pub mod platform;
 pub mod ports;
 pub mod store;
 
-pub use domain::{Code, Email, Otp, Request, Response, Session, TempId};
-pub use flows::{FlowConfig, Handled, SeedFixSwitches, Variant, WorkerCrashed};
+pub use domain::{Code, Email, Kind, Otp, Request, Response, Session, SessionData, TempId};
+pub use flows::{FlowConfig, Handled, SeedFixSwitches, Variant};
 pub use platform::Platform;
-pub use ports::{Mail, Ports, WorkerMemory};
+pub use ports::{Mail, Ports, WorkerCrashed, WorkerMemory};
 pub use store::{Db, DbError, StatementHook, Store};

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::domain::{Email, Otp, Request, Session};
 use crate::flows::{FlowConfig, Handled, Variant};
 use crate::platform::{Lock, Platform};
-use crate::ports::{Mail, Ports, SplitMix64, WorkerMemory};
+use crate::ports::{Mail, Ports, SplitMix64, WorkerCrashed, WorkerMemory};
 use crate::store::{Db, DbError, Store, YieldingHook};
 
 /// The clock the flows see at simulated time 0: the first temp_id of the
@@ -126,10 +126,11 @@ impl<P: Platform> Ports for LocalPorts<'_, P> {
         self.rng.set(rng);
         n
     }
-    fn send_mail(&self, mail: Mail) {
+    fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed> {
         self.local.outbox.with(|o| o.push(mail));
+        Ok(())
     }
-    fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> R {
-        self.local.memories[self.worker].with(f)
+    fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {
+        Ok(self.local.memories[self.worker].with(f))
     }
 }

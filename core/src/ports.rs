@@ -37,6 +37,12 @@ pub struct WorkerMemory {
     pub request_locks: BTreeMap<Email, RequestLock>,
 }
 
+/// The handler's worker process died: the request gets no answer. Every
+/// port call can report it, because a crash kills every request in flight
+/// on the process, not only the one whose step it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerCrashed;
+
 /// Everything a handler may touch.
 pub trait Ports {
     /// The concurrency backend the ports are built on.
@@ -47,10 +53,11 @@ pub trait Ports {
     fn now_ms(&self) -> u64;
     /// 64 random bits from the run's seeded generator.
     fn random_u64(&self) -> u64;
-    /// Hands an email to the mail system; blocks for the SMTP latency.
-    fn send_mail(&self, mail: Mail);
+    /// Hands an email to the mail system; blocks for the SMTP latency. If
+    /// the process dies during the send, the mail does not go out.
+    fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed>;
     /// Runs `f` on this worker's memory (one step).
-    fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> R;
+    fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed>;
 }
 
 /// SplitMix64: a small, fast, seedable generator, so a run's randomness is

@@ -55,6 +55,12 @@ impl From<rusqlite::Error> for DbError {
     }
 }
 
+impl From<crate::ports::WorkerCrashed> for DbError {
+    fn from(_: crate::ports::WorkerCrashed) -> DbError {
+        DbError::Crashed
+    }
+}
+
 /// What a harness does around each statement of one request.
 pub trait StatementHook {
     /// Who is asking, for the write lock: distinct for concurrent requests.
@@ -73,9 +79,9 @@ pub trait StatementHook {
         Ok(())
     }
     /// Another request holds the write lock: wait before try `attempt`
-    /// (1-based) and say whether to try again; `false` means the busy
-    /// timeout ran out.
-    fn wait_for_lock(&self, attempt: u32) -> bool;
+    /// (1-based). `Err(DbError::Busy)` means the busy timeout ran out,
+    /// `Err(DbError::Crashed)` that the process died while it waited.
+    fn wait_for_lock(&self, attempt: u32) -> Result<(), DbError>;
 }
 
 /// A hook that only yields while waiting for the lock: for running the
@@ -100,9 +106,13 @@ impl<P: Platform> StatementHook for YieldingHook<P> {
     fn requester(&self) -> u64 {
         self.requester
     }
-    fn wait_for_lock(&self, attempt: u32) -> bool {
+    fn wait_for_lock(&self, attempt: u32) -> Result<(), DbError> {
         P::yield_now();
-        attempt < 1000
+        if attempt < 1000 {
+            Ok(())
+        } else {
+            Err(DbError::Busy)
+        }
     }
 }
 
@@ -180,6 +190,20 @@ impl<P: Platform> Store<P> {
         self.inner.with(|inner| f(&inner.conn)).map_err(DbError::from)
     }
 
+    /// The process of `requester` died: if it holds the write lock, its
+    /// open transaction rolls back now, as SQLite does when a process dies,
+    /// so that nobody waits for a request that will never run again.
+    pub fn abandon(&self, requester: u64) {
+        self.inner.with(|inner| {
+            if inner.writer == Some(requester) {
+                if !inner.conn.is_autocommit() {
+                    let _ = inner.conn.execute_batch("ROLLBACK");
+                }
+                inner.writer = None;
+            }
+        });
+    }
+
     /// The handle through which one request's statements go.
     pub fn db<'a>(&'a self, hook: &'a dyn StatementHook) -> Db<'a, P> {
         Db { store: self, hook }
@@ -241,14 +265,7 @@ impl<P: Platform> Db<'_, P> {
         // returned, the transaction is still open: roll it
         // back as SQLite does when the statement fails or the process dies.
         // A crash right after a successful COMMIT finds nothing to undo.
-        self.store.inner.with(|inner| {
-            if inner.writer == Some(me) {
-                if !inner.conn.is_autocommit() {
-                    let _ = inner.conn.execute_batch("ROLLBACK");
-                }
-                inner.writer = None;
-            }
-        });
+        self.store.abandon(me);
         outcome
     }
 
@@ -283,9 +300,7 @@ impl<P: Platform> Db<'_, P> {
                 Some(result) => return result.map(|t| (t.count(), t)),
                 None => {
                     attempt += 1;
-                    if !self.hook.wait_for_lock(attempt) {
-                        return Err(DbError::Busy);
-                    }
+                    self.hook.wait_for_lock(attempt)?;
                 }
             }
         }
@@ -331,8 +346,12 @@ mod tests {
                 Ok(())
             }
         }
-        fn wait_for_lock(&self, attempt: u32) -> bool {
-            attempt < 3
+        fn wait_for_lock(&self, attempt: u32) -> Result<(), DbError> {
+            if attempt < 3 {
+                Ok(())
+            } else {
+                Err(DbError::Busy)
+            }
         }
     }
 

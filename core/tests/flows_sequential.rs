@@ -4,7 +4,7 @@
 
 use otpsim_core::local::Local;
 use otpsim_core::platform::Std;
-use otpsim_core::{Code, Request, Response, Session, Variant};
+use otpsim_core::{Code, Request, Response, Session, SessionData, Variant};
 
 const ANA: &str = "ana@example.com";
 
@@ -23,6 +23,7 @@ fn verify(email: &str, otp: &str) -> Request {
     Request::Verify {
         email: email.into(),
         otp: otp.into(),
+        password: "s3cret!".into(),
     }
 }
 
@@ -52,13 +53,13 @@ fn send_detached(
     cookie: &Session,
     request: &Request,
 ) -> (Response, Option<Session>) {
-    let mut session = Session::loaded(cookie.temp_user_id().map(Into::into), cookie.email().map(Into::into));
+    let mut session = Session::loaded(cookie.data().clone());
     let response = local
         .handle(worker, &mut session, request)
         .expect("no crash without a fault plan");
     let cookie = session
         .is_modified()
-        .then(|| Session::loaded(session.temp_user_id().map(Into::into), session.email().map(Into::into)));
+        .then(|| Session::loaded(session.data().clone()));
     (response, cookie)
 }
 
@@ -199,7 +200,10 @@ fn seed_fix_answers_each_of_its_codes() {
     let mut b = Browser::default();
     assert_eq!(b.send(&local, 0, &verify(ANA, "123456")).code, Code::SessionMissing);
     b.send(&local, 0, &signup(ANA));
-    let old_cookie = Session::loaded(b.cookie.temp_user_id().map(Into::into), None);
+    let old_cookie = Session::loaded(SessionData {
+        temp_user_id: b.cookie.temp_user_id().map(Into::into),
+        ..SessionData::default()
+    });
     assert_eq!(
         b.send(&local, 0, &verify(ANA, &wrong_code(&local))).code,
         Code::InvalidOtp
@@ -283,8 +287,9 @@ fn idempotent_never_accepts_a_wrong_code_and_locks_after_max_attempts() {
         "a new signup cannot reset the counter"
     );
     assert_eq!(local.account_count(ANA), 0);
-    // Once the code expires, a new signup starts over.
-    local.advance_ms(local.config.otp_ttl_ms);
+    // Once the code has expired for longer than any verify can wait for
+    // the lock, a new signup starts over.
+    local.advance_ms(local.config.otp_ttl_ms + otpsim_core::flows::REISSUE_GRACE_MS);
     assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
     assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::Ok);
 }
@@ -296,13 +301,94 @@ fn idempotent_answers_each_of_its_codes() {
     assert_eq!(b.send(&local, 0, &verify(ANA, "123456")).code, Code::NoRegistration);
     assert_eq!(b.send(&local, 0, &verify("nope", "123456")).code, Code::BadRequest);
     b.send(&local, 0, &signup(ANA));
-    local.advance_ms(local.config.otp_ttl_ms);
-    assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::OtpExpired);
-    for _ in 0..otpsim_core::flows::MAX_SENDS {
+    let no_password = Request::Verify {
+        email: ANA.into(),
+        otp: code_of(&local),
+        password: String::new(),
+    };
+    assert_eq!(b.send(&local, 0, &no_password).code, Code::BadRequest);
+    for _ in 1..otpsim_core::flows::MAX_SENDS {
         assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
     }
     assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::TooManyRequests);
-    assert_eq!(local.outbox().len() as i64, 1 + otpsim_core::flows::MAX_SENDS);
+    assert_eq!(local.outbox().len() as i64, otpsim_core::flows::MAX_SENDS);
+    local.advance_ms(local.config.otp_ttl_ms);
+    assert_eq!(b.send(&local, 0, &verify(ANA, &code_of(&local))).code, Code::OtpExpired);
+}
+
+#[test]
+fn idempotent_re_sends_an_expired_code_with_a_full_ttl_and_replaces_it_only_after_the_grace() {
+    let local = deploy("idempotent", 1);
+    let mut b = Browser::default();
+    b.send(&local, 0, &signup(ANA));
+    let first = code_of(&local);
+    local.advance_ms(local.config.otp_ttl_ms - 1000);
+    // A second signup 1 s before expiry: the code it re-sends lives a full
+    // otp_ttl from this mail, not 1 s.
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
+    assert_eq!(code_of(&local), first);
+    local.advance_ms(local.config.otp_ttl_ms - 1);
+    assert_eq!(b.send(&local, 0, &verify(ANA, &first)).code, Code::Ok);
+
+    let local = deploy("idempotent", 1);
+    b.send(&local, 0, &signup(ANA));
+    let first = code_of(&local);
+    local.advance_ms(local.config.otp_ttl_ms + otpsim_core::flows::REISSUE_GRACE_MS);
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
+    assert_ne!(code_of(&local), first, "a new code once the old one is long dead");
+    assert_eq!(b.send(&local, 0, &verify(ANA, &first)).code, Code::InvalidOtp);
+}
+
+fn login(email: &str, password: &str) -> Request {
+    Request::Login {
+        email: email.into(),
+        password: password.into(),
+    }
+}
+
+#[test]
+fn login_is_shared_and_answers_one_401_for_every_refusal() {
+    for variant in Variant::MAIN {
+        let local = deploy(&variant.to_string(), 1);
+        let mut b = Browser::default();
+        assert_eq!(b.send(&local, 0, &login(ANA, "s3cret!")).code, Code::BadCredentials, "{variant}: unknown");
+        b.send(&local, 0, &signup(ANA));
+        assert_eq!(b.send(&local, 0, &login(ANA, "s3cret!")).code, Code::BadCredentials, "{variant}: unverified");
+        b.send(&local, 0, &verify(ANA, &code_of(&local)));
+        let wrong = b.send(&local, 0, &login(ANA, "guess"));
+        assert_eq!((wrong.code, wrong.status()), (Code::BadCredentials, 401), "{variant}");
+        assert_eq!(b.send(&local, 0, &login(ANA, "s3cret!")).code, Code::Ok, "{variant}");
+        assert_eq!(b.cookie.user(), Some(ANA), "{variant}: logged in");
+    }
+}
+
+/// A stranger who knows ana's address signs up for it after her, with a
+/// password of his own; ana types the newest code in her mailbox (the one
+/// the stranger's signup sent her) and verifies.
+fn stranger_signs_up_after_the_owner(variant: &str) -> (Local<Std>, Response) {
+    let local = deploy(variant, 1);
+    let (mut ana, mut mallory) = (Browser::default(), Browser::default());
+    ana.send(&local, 0, &signup(ANA));
+    local.advance_ms(3000);
+    let evil = Request::Signup {
+        email: ANA.into(),
+        password: "mallory's".into(),
+    };
+    mallory.send(&local, 0, &evil);
+    ana.send(&local, 0, &verify(ANA, &code_of(&local)));
+    let r = mallory.send(&local, 0, &login(ANA, "mallory's"));
+    (local, r)
+}
+
+#[test]
+fn the_seed_fix_lets_a_stranger_choose_the_password_and_idempotent_does_not() {
+    let (_, r) = stranger_signs_up_after_the_owner("seed_fix");
+    assert_eq!(r.code, Code::Ok, "the fallback verified the stranger's registration");
+    let (local, r) = stranger_signs_up_after_the_owner("idempotent");
+    assert_eq!(r.code, Code::BadCredentials);
+    assert_eq!(local.account_count(ANA), 1);
+    let owner = Browser::default().send(&local, 0, &login(ANA, "s3cret!"));
+    assert_eq!(owner.code, Code::Ok, "the password typed on the verify form");
 }
 
 #[test]

@@ -7,27 +7,38 @@
 
 use std::path::PathBuf;
 
-use otpsim_core::Email;
+use otpsim_core::{Email, Kind};
 use proptest::prelude::*;
 
 use crate::invariant::Invariant;
 use crate::scenario::{
-    DbFault, Deployment, FaultKind, FaultSpec, Kind, OtpChoice, RequestSpec, Scenario, SessionMode, StatementChoice,
+    BrowserSpec, DbFault, Deployment, FaultKind, FaultSpec, OtpChoice, RequestSpec, Scenario, SessionMode,
+    StatementChoice,
 };
 
-const EMAILS: [&str; 3] = ["ana@example.com", "bob@example.com", "cy@example.com"];
-const BROWSERS: [&str; 3] = ["b1", "b2", "b3"];
-const TIMES_MS: [u64; 5] = [0, 1000, 3000, 5000, 10_000];
+const EMAILS: [&str; 2] = ["ana@example.com", "bob@example.com"];
+/// Two devices of ana's, bob, and mallory, who reads no mailbox.
+const BROWSERS: [(&str, &[&str]); 4] = [
+    ("ana", &["ana@example.com"]),
+    ("ana_phone", &["ana@example.com"]),
+    ("bob", &["bob@example.com"]),
+    ("mallory", &[]),
+];
+const PASSWORDS: [&str; 2] = ["s3cret!", "mallory's"];
+/// Send times: whole seconds, and a few 5 ms before a short `otp_ttl`
+/// runs out, so that expiry is crossed while a request waits for the lock.
+const TIMES_MS: [u64; 9] = [0, 1000, 3000, 3995, 4000, 5000, 7995, 10_000, 20_000];
 const DELAYS_MS: [u64; 2] = [0, 5000];
+/// Lifetimes of a code: the default, and two short enough to cross.
+const TTLS_MS: [u64; 3] = [600_000, 4000, 8000];
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![3 => Just(Kind::Signup), 3 => Just(Kind::Verify), 1 => Just(Kind::Login)]
+}
 
 fn request() -> impl Strategy<Value = RequestSpec> {
     (
-        (
-            0..TIMES_MS.len(),
-            0..BROWSERS.len(),
-            prop_oneof![Just(Kind::Signup), Just(Kind::Verify)],
-            0..EMAILS.len(),
-        ),
+        (0..TIMES_MS.len(), 0..BROWSERS.len(), kind(), 0..EMAILS.len(), 0..PASSWORDS.len()),
         (
             prop_oneof![Just(OtpChoice::Latest), Just(OtpChoice::First), Just(OtpChoice::Wrong)],
             1u32..=2,
@@ -36,12 +47,12 @@ fn request() -> impl Strategy<Value = RequestSpec> {
         ),
     )
         .prop_map(
-            |((at, browser, kind, email), (otp, repeat, response_delay, email_delay))| RequestSpec {
+            |((at, browser, kind, email, password), (otp, repeat, response_delay, email_delay))| RequestSpec {
                 at_ms: TIMES_MS[at],
-                browser: BROWSERS[browser].to_string(),
+                browser: BROWSERS[browser].0.to_string(),
                 kind,
                 email: Email::parse(EMAILS[email]).expect("a valid constant"),
-                password: "s3cret!".to_string(),
+                password: PASSWORDS[password].to_string(),
                 otp: if kind == Kind::Verify { otp } else { OtpChoice::Latest },
                 repeat,
                 worker: None,
@@ -65,64 +76,80 @@ fn fault_kind() -> impl Strategy<Value = FaultKind> {
     ]
 }
 
-/// A scenario (1 to 5 requests over 1 to 3 browsers and emails, 1 to 4
-/// workers, cookie or server sessions, delays, at most one fault) and the
-/// choices of its schedule.
+/// A format-2 scenario (1 to 8 requests from owners and a stranger,
+/// signups, verifies and logins over two addresses, 1 to 4 workers, cookie
+/// or server sessions, delays, a short or long `otp_ttl`, `max_attempts`
+/// from 1 to 5, at most one fault at any statement) and the choices of its
+/// schedule.
 pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
     (
         (
             1usize..=4,
             prop_oneof![Just(SessionMode::Cookie), Just(SessionMode::Server)],
             prop_oneof![Just(0u64), Just(2000u64)],
+            0..TTLS_MS.len(),
+            1u32..=5,
         ),
-        proptest::collection::vec(request(), 1..=5),
-        proptest::option::weighted(0.3, (fault_kind(), any::<prop::sample::Index>(), 1u32..=6)),
-        proptest::collection::vec(0u8..4, 0..48),
+        proptest::collection::vec(request(), 1..=8),
+        proptest::option::weighted(0.3, (fault_kind(), any::<prop::sample::Index>(), 1u32..=12)),
+        proptest::collection::vec(0u8..4, 0..64),
     )
-        .prop_map(|((workers, session, mail_latency_ms), requests, fault, choices)| {
-            let faults = fault
-                .map(|(kind, at, statement)| {
-                    let request = at.index(requests.len());
-                    // A mail fault needs a signup to lose the email of.
-                    let kind = if kind == FaultKind::Mail && requests[request].kind != Kind::Signup {
-                        FaultKind::Crash
-                    } else {
-                        kind
-                    };
-                    let statement = if kind == FaultKind::Mail {
-                        StatementChoice::Nth(0)
-                    } else {
-                        StatementChoice::Nth(statement)
-                    };
-                    FaultSpec {
-                        kind,
-                        request,
-                        statement,
-                    }
-                })
-                .into_iter()
-                .collect();
-            let scenario = Scenario {
-                path: PathBuf::from("generated.toml"),
-                name: "generated".to_string(),
-                description: String::new(),
-                deployment: Deployment {
-                    workers,
-                    session,
-                    mail_latency_ms,
-                    otp_ttl_ms: 10 * 60 * 1000,
-                    max_attempts: 5,
-                },
-                requests,
-                faults,
-                schedules: 1,
-                seed: 1,
-                choices: None,
-                invariants: Invariant::ALL.to_vec(),
-                expect: Vec::new(),
-            };
-            (scenario, choices)
-        })
+        .prop_map(
+            |((workers, session, mail_latency_ms, ttl, max_attempts), requests, fault, choices)| {
+                let faults = fault
+                    .map(|(kind, at, statement)| {
+                        let request = at.index(requests.len());
+                        // A mail fault needs a signup to lose the email of.
+                        let kind = if kind == FaultKind::Mail && requests[request].kind != Kind::Signup {
+                            FaultKind::Crash
+                        } else {
+                            kind
+                        };
+                        let statement = if kind == FaultKind::Mail {
+                            StatementChoice::Nth(0)
+                        } else {
+                            StatementChoice::Nth(statement)
+                        };
+                        FaultSpec {
+                            kind,
+                            request,
+                            statement,
+                        }
+                    })
+                    .into_iter()
+                    .collect();
+                let browsers = BROWSERS
+                    .iter()
+                    .filter(|(name, _)| requests.iter().any(|r| r.browser == *name))
+                    .map(|(name, owns)| BrowserSpec {
+                        name: name.to_string(),
+                        owns: owns.iter().map(|e| Email::parse(e).expect("a valid constant")).collect(),
+                    })
+                    .collect();
+                let scenario = Scenario {
+                    path: PathBuf::from("generated.toml"),
+                    format: 2,
+                    name: "generated".to_string(),
+                    description: String::new(),
+                    browsers,
+                    deployment: Deployment {
+                        workers,
+                        session,
+                        mail_latency_ms,
+                        otp_ttl_ms: TTLS_MS[ttl],
+                        max_attempts,
+                    },
+                    requests,
+                    faults,
+                    schedules: 1,
+                    seed: 1,
+                    choices: None,
+                    invariants: Invariant::ALL.to_vec(),
+                    expect: Vec::new(),
+                };
+                (scenario, choices)
+            },
+        )
 }
 
 #[cfg(test)]
@@ -132,7 +159,7 @@ mod tests {
     use proptest::test_runner::TestRunner;
 
     #[test]
-    fn generated_scenarios_are_valid_format_1_files() {
+    fn generated_scenarios_are_valid_format_2_files() {
         let mut runner = TestRunner::deterministic();
         for _ in 0..200 {
             let (mut s, choices) = scenario_and_choices().new_tree(&mut runner).unwrap().current();

@@ -1,24 +1,21 @@
-//! The invariants of `spec/flows.md`, checked on a trace. Each violation is
-//! explained in one sentence that names the requests involved.
+//! The invariants of `docs/invariants.md`, checked on a trace: one named
+//! value each, one function each. Each violation is explained in one
+//! sentence that names the requests involved.
 //!
-//! Where the spec leaves room, the checker reads it as follows:
-//! - "answered" is the moment the handler answered, not when the browser
-//!   got the response;
-//! - `single_pending` asks for exactly one pending registration only while
-//!   the email has no account (a verify that committed and then crashed
-//!   has done its job);
-//! - a verify hit by a fault may answer 503 `retry` or succeed anyway;
-//! - a code is "mailed" when the server handed it to the mail system, even
-//!   if a `mail` fault then lost it;
-//! - wrong codes count per (email, code): a new code starts a new count.
+//! The checker reads a trace as a history of requests, each taking effect
+//! at one instant between when it was sent and when it was answered
+//! (linearizability). Where an invariant depends on the order of two
+//! requests in flight at once, the checker gives the flow the benefit of
+//! every order it could have been: it reports a break only when no
+//! placement explains the answers. Every such reading is written out in
+//! `docs/invariants.md`; the comments here only point at them.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
-use otpsim_core::{Code, Otp};
+use otpsim_core::{Code, Kind, Otp};
 
-use crate::scenario::Kind;
 use crate::trace::{CodeSource, DbState, Trace, What};
 
 /// An invariant's stable name.
@@ -27,7 +24,7 @@ pub enum Invariant {
     /// At most one pending registration per email; exactly one while a
     /// successful signup awaits verification.
     SinglePending,
-    /// A code the user really received verifies.
+    /// A code the owner of the address really received verifies.
     VerifySucceeds,
     /// One account per email, and every successful verify has its account.
     OneAccount,
@@ -36,15 +33,17 @@ pub enum Invariant {
     NoOrphans,
     /// Responses are from the table, never 500, never a panic or raw SQL.
     ClearErrors,
-    /// Only a code mailed to the address verifies it.
+    /// Only a code mailed to the address verifies it, and only once.
     NoFalseAccept,
     /// At most `max_attempts` wrong codes answered per registration.
     AttemptsLimited,
+    /// A login succeeds only with a password the address's owner chose.
+    NoHijack,
 }
 
 impl Invariant {
     /// All of them, in the spec's order.
-    pub const ALL: [Invariant; 7] = [
+    pub const ALL: [Invariant; 8] = [
         Invariant::SinglePending,
         Invariant::VerifySucceeds,
         Invariant::OneAccount,
@@ -52,6 +51,7 @@ impl Invariant {
         Invariant::ClearErrors,
         Invariant::NoFalseAccept,
         Invariant::AttemptsLimited,
+        Invariant::NoHijack,
     ];
 
     /// The stable name.
@@ -64,6 +64,20 @@ impl Invariant {
             Invariant::ClearErrors => "clear_errors",
             Invariant::NoFalseAccept => "no_false_accept",
             Invariant::AttemptsLimited => "attempts_limited",
+            Invariant::NoHijack => "no_hijack",
+        }
+    }
+
+    fn checker(self) -> fn(&History, Limits) -> Option<Violation> {
+        match self {
+            Invariant::SinglePending => single_pending,
+            Invariant::VerifySucceeds => verify_succeeds,
+            Invariant::OneAccount => one_account,
+            Invariant::NoOrphans => no_orphans,
+            Invariant::ClearErrors => clear_errors,
+            Invariant::NoFalseAccept => no_false_accept,
+            Invariant::AttemptsLimited => attempts_limited,
+            Invariant::NoHijack => no_hijack,
         }
     }
 }
@@ -104,271 +118,513 @@ pub struct Limits {
     pub max_attempts: u32,
 }
 
+/// Checks `invariants` on `trace`: the first violation of each, in the
+/// spec's order.
+pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Violation> {
+    let history = History::of(trace);
+    Invariant::ALL
+        .into_iter()
+        .filter(|i| invariants.contains(i))
+        .filter_map(|i| i.checker()(&history, limits))
+        .collect()
+}
+
+/// An answer: where in the trace, when, what.
+#[derive(Debug, Clone)]
+struct Answer {
+    index: usize,
+    code: Code,
+    message: String,
+}
+
 /// What the trace says about one request.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 struct Req {
-    kind: Option<Kind>,
+    id: usize,
+    kind: Kind,
     email: String,
     browser: String,
+    owner: bool,
     sent_at: u64,
     sent_index: usize,
     otp: Option<Otp>,
     source: Option<CodeSource>,
-    answer: Option<(usize, Code, String)>,
+    password: String,
+    answer: Option<Answer>,
     faulted: bool,
+    panicked: Option<String>,
 }
 
+impl Req {
+    fn answered(&self) -> Option<&Answer> {
+        self.answer.as_ref()
+    }
+    /// Answered 200 (`ok` or `already_verified`).
+    fn succeeded(&self) -> bool {
+        self.answer.as_ref().is_some_and(|a| a.code.is_success())
+    }
+    /// The trace index by which this request had certainly taken effect:
+    /// its answer, or never (a request with no answer may take effect any
+    /// time after it was sent).
+    fn done_by(&self) -> usize {
+        self.answer.as_ref().map_or(usize::MAX, |a| a.index)
+    }
+}
+
+#[derive(Debug, Clone)]
 struct MailFact {
+    number: usize,
     request: usize,
+    index: usize,
     to: String,
     otp: Otp,
     temp_id: String,
     sent_at: u64,
+    /// The process died during the send: it never went out.
+    cut: bool,
 }
 
-/// Checks `invariants` on `trace`; the first violation of each is kept.
-pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Violation> {
-    let mut reqs: BTreeMap<usize, Req> = BTreeMap::new();
-    let mut mails: BTreeMap<usize, MailFact> = BTreeMap::new();
-    let mut snapshots: Vec<(usize, &DbState)> = Vec::new();
-    let mut violations: Vec<Violation> = Vec::new();
-    let flag = |violations: &mut Vec<Violation>, invariant: Invariant, request: Option<usize>, why: String| {
-        if invariants.contains(&invariant) && !violations.iter().any(|v| v.invariant == invariant) {
-            violations.push(Violation {
-                invariant,
-                request,
-                why,
-            });
-        }
-    };
-    for (index, event) in trace.events.iter().enumerate() {
-        let r = event.request.unwrap_or(0);
-        match &event.what {
-            What::Sent {
-                kind,
-                email,
-                otp,
-                source,
-                ..
-            } => {
-                let req = reqs.entry(r).or_default();
-                *req = Req {
-                    kind: Some(*kind),
-                    email: email.to_string(),
-                    browser: event.browser.clone().unwrap_or_default(),
-                    sent_at: event.at_ms,
-                    sent_index: index,
-                    otp: otp.clone(),
-                    source: source.clone(),
-                    ..Req::default()
-                };
-            }
-            What::Fault { .. } => reqs.entry(r).or_default().faulted = true,
-            What::MailSent {
-                mail, to, otp, temp_id, ..
-            } => {
-                mails.insert(
-                    *mail,
-                    MailFact {
-                        request: r,
-                        to: to.to_string(),
-                        otp: otp.clone(),
-                        temp_id: temp_id.clone(),
-                        sent_at: event.at_ms,
-                    },
-                );
-            }
-            What::Answered { code, message, .. } => {
-                reqs.entry(r).or_default().answer = Some((index, *code, message.clone()));
-                if code.status() == 500 {
-                    flag(
-                        &mut violations,
-                        Invariant::ClearErrors,
-                        Some(r),
-                        format!("request #{r} answered 500 {code}: {message:?}"),
-                    );
-                } else if message.trim().is_empty() || raw_sql(message) {
-                    flag(
-                        &mut violations,
-                        Invariant::ClearErrors,
-                        Some(r),
-                        format!(
-                            "request #{r} answered {code} with message {message:?}, which is no message for people"
-                        ),
+/// The trace as a history: requests with their sends and answers, mails,
+/// and the database at each quiescent point.
+struct History {
+    reqs: Vec<Req>,
+    mails: Vec<MailFact>,
+    snapshots: Vec<(usize, DbState)>,
+}
+
+impl History {
+    fn of(trace: &Trace) -> History {
+        let mut reqs: BTreeMap<usize, Req> = BTreeMap::new();
+        let mut mails: BTreeMap<usize, MailFact> = BTreeMap::new();
+        let mut snapshots = Vec::new();
+        for (index, event) in trace.events.iter().enumerate() {
+            let r = event.request.unwrap_or(0);
+            match &event.what {
+                What::Sent {
+                    kind,
+                    email,
+                    owner,
+                    otp,
+                    source,
+                    password,
+                    ..
+                } => {
+                    reqs.insert(
+                        r,
+                        Req {
+                            id: r,
+                            kind: *kind,
+                            email: email.to_string(),
+                            browser: event.browser.clone().unwrap_or_default(),
+                            owner: *owner,
+                            sent_at: event.at_ms,
+                            sent_index: index,
+                            otp: otp.clone(),
+                            source: source.clone(),
+                            password: password.clone(),
+                            answer: None,
+                            faulted: false,
+                            panicked: None,
+                        },
                     );
                 }
+                What::Fault { .. } => {
+                    if let Some(q) = reqs.get_mut(&r) {
+                        q.faulted = true;
+                    }
+                }
+                What::MailSent {
+                    mail, to, otp, temp_id, ..
+                } => {
+                    mails.insert(
+                        *mail,
+                        MailFact {
+                            number: *mail,
+                            request: r,
+                            index,
+                            to: to.to_string(),
+                            otp: otp.clone(),
+                            temp_id: temp_id.clone(),
+                            sent_at: event.at_ms,
+                            cut: false,
+                        },
+                    );
+                }
+                What::MailCut { mail } => {
+                    if let Some(m) = mails.get_mut(mail) {
+                        m.cut = true;
+                    }
+                }
+                What::Answered { code, message, .. } => {
+                    if let Some(q) = reqs.get_mut(&r) {
+                        q.answer = Some(Answer {
+                            index,
+                            code: *code,
+                            message: message.clone(),
+                        });
+                    }
+                }
+                What::Panicked(m) => {
+                    if let Some(q) = reqs.get_mut(&r) {
+                        q.panicked = Some(m.clone());
+                    }
+                }
+                What::Quiescent(db) => snapshots.push((index, db.clone())),
+                _ => {}
             }
-            What::Panicked(m) => flag(
-                &mut violations,
-                Invariant::ClearErrors,
-                Some(r),
-                format!("the handler of request #{r} panicked: {m}"),
-            ),
-            What::Quiescent(db) => snapshots.push((index, db)),
-            _ => {}
+        }
+        History {
+            reqs: reqs.into_values().collect(),
+            mails: mails.into_values().collect(),
+            snapshots,
         }
     }
 
-    let first_signup_ok = |email: &str, before: usize| {
-        reqs.iter()
-            .find(|(_, q)| {
-                q.kind == Some(Kind::Signup)
-                    && q.email == email
-                    && q.answer.as_ref().is_some_and(|(i, c, _)| *i < before && c.is_success())
-            })
-            .map(|(r, _)| *r)
-    };
+    fn verifies(&self) -> impl Iterator<Item = &Req> {
+        self.reqs.iter().filter(|q| q.kind == Kind::Verify)
+    }
 
-    // single_pending, at every quiescent point.
-    for (index, db) in &snapshots {
+    fn mail(&self, number: usize) -> Option<&MailFact> {
+        self.mails.iter().find(|m| m.number == number)
+    }
+
+    fn last_state(&self) -> DbState {
+        self.snapshots.last().map(|(_, db)| db.clone()).unwrap_or_default()
+    }
+
+    /// Whether `email` had an account at a quiescent point before `index`.
+    fn account_before(&self, email: &str, index: usize) -> bool {
+        self.snapshots
+            .iter()
+            .any(|(i, db)| *i < index && db.accounts.iter().any(|a| a == email))
+    }
+
+    /// The registration (temp_id) of the newest mail for `email` handed to
+    /// the mail system before `index`.
+    fn registration_at(&self, email: &str, index: usize) -> Option<&str> {
+        self.mails
+            .iter()
+            .filter(|m| m.to == email && m.index < index)
+            .max_by_key(|m| m.index)
+            .map(|m| m.temp_id.as_str())
+    }
+}
+
+fn violation(invariant: Invariant, request: Option<usize>, why: String) -> Option<Violation> {
+    Some(Violation {
+        invariant,
+        request,
+        why,
+    })
+}
+
+/// `single_pending`, at each point where no request was in flight.
+fn single_pending(h: &History, _: Limits) -> Option<Violation> {
+    for (index, db) in &h.snapshots {
         let mut count: BTreeMap<&str, usize> = BTreeMap::new();
         for (email, _) in &db.pending {
             *count.entry(email).or_default() += 1;
         }
         if let Some((email, n)) = count.iter().find(|(_, n)| **n > 1) {
-            flag(
-                &mut violations,
+            return violation(
                 Invariant::SinglePending,
                 None,
                 format!("{n} pending registrations for {email} when no request was in flight"),
             );
         }
-        let emails: BTreeSet<&str> = reqs.values().map(|q| q.email.as_str()).collect();
+        // Exactly one after a signup answered 200, unless a verify for the
+        // address answered 200 since or the address has its account (a
+        // verify that committed and then died with its process).
+        let emails: BTreeSet<&str> = h.reqs.iter().map(|q| q.email.as_str()).collect();
         for email in emails {
-            if let Some(s) = first_signup_ok(email, *index) {
-                if !count.contains_key(email) && !db.accounts.iter().any(|a| a == email) {
-                    flag(&mut violations, Invariant::SinglePending, Some(s), format!("signup #{s} for {email} answered 200, yet no pending registration and no account remain for it"));
-                }
-            }
-        }
-    }
-
-    let last = snapshots.last().map(|(_, db)| (*db).clone()).unwrap_or_default();
-    let mailed = |to: &str, otp: &Otp| mails.values().any(|m| m.to == to && &m.otp == otp);
-
-    for (&r, q) in &reqs {
-        let Some((_, code, message)) = &q.answer else { continue };
-        if q.kind != Some(Kind::Verify) {
-            continue;
-        }
-        if code.is_success() {
-            if let Some(otp) = &q.otp {
-                if !mailed(&q.email, otp) {
-                    let what = match q.source {
-                        Some(CodeSource::Wrong) => "a code no email carried".to_string(),
-                        _ => format!("a code never mailed to {}", q.email),
-                    };
-                    flag(
-                        &mut violations,
-                        Invariant::NoFalseAccept,
-                        Some(r),
-                        format!("verify #{r} for {} answered 200 {code} to {what}", q.email),
-                    );
-                }
-            }
-            if !last.accounts.contains(&q.email) {
-                flag(
-                    &mut violations,
-                    Invariant::OneAccount,
-                    Some(r),
-                    format!("verify #{r} answered 200 {code} but {} has no account", q.email),
+            let answered = |q: &&Req| q.email == email && q.answered().is_some_and(|a| a.index < *index);
+            let Some(signup) = h
+                .reqs
+                .iter()
+                .filter(answered)
+                .filter(|q| q.kind == Kind::Signup && q.succeeded())
+                .max_by_key(|q| q.done_by())
+            else {
+                continue;
+            };
+            let verified_since = h
+                .verifies()
+                .filter(answered)
+                .any(|v| v.succeeded() && v.done_by() > signup.done_by());
+            let has_account = db.accounts.iter().any(|a| a == email);
+            if !count.contains_key(email) && !verified_since && !has_account {
+                return violation(
+                    Invariant::SinglePending,
+                    Some(signup.id),
+                    format!(
+                        "signup #{} for {email} answered 200, yet no pending registration and no account remain for it",
+                        signup.id
+                    ),
                 );
             }
         }
-        // verify_succeeds
-        let Some(CodeSource::Mail(n)) = q.source else { continue };
-        let Some(mail) = mails.get(&n) else { continue };
-        let signup_ok = reqs
-            .get(&mail.request)
-            .and_then(|s| s.answer.as_ref())
-            .is_some_and(|(_, c, _)| c.is_success());
-        let issued = mails
-            .values()
-            .filter(|m| m.to == mail.to && m.otp == mail.otp)
-            .map(|m| m.sent_at)
-            .min()
-            .unwrap_or(mail.sent_at);
-        let expired = q.sent_at >= issued + limits.otp_ttl_ms;
-        if !signup_ok || expired || code.is_success() || (q.faulted && *code == Code::Retry) {
+    }
+    None
+}
+
+/// `verify_succeeds`: an owner typing a code from a mail it received.
+fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
+    for q in h.verifies().filter(|q| q.owner) {
+        let (Some(CodeSource::Mail(n)), Some(answer)) = (&q.source, q.answered()) else {
+            continue;
+        };
+        let Some(mail) = h.mail(*n) else { continue };
+        let code = answer.code;
+        if code.is_success() || (q.faulted && code == Code::Retry) {
             continue;
         }
-        let wrong_before = reqs
-            .values()
-            .filter(|w| {
-                w.email == q.email
-                    && w.answer
-                        .as_ref()
-                        .is_some_and(|(i, c, _)| *c == Code::InvalidOtp && *i < q.sent_index)
-            })
-            .count();
-        if *code == Code::Locked && wrong_before >= limits.max_attempts as usize {
+        // Every mail promises its code the interval [sent, sent + otp_ttl).
+        if code == Code::OtpExpired && q.sent_at >= mail.sent_at + limits.otp_ttl_ms {
             continue;
         }
-        flag(
-            &mut violations,
-            Invariant::VerifySucceeds, Some(r),
+        if code == Code::Locked && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
+            continue;
+        }
+        let fault = if q.faulted {
+            " A fault hit it, so it had to answer 503 retry."
+        } else {
+            ""
+        };
+        return violation(
+            Invariant::VerifySucceeds,
+            Some(q.id),
             format!(
-                "verify #{r} ({}) typed the code of mail {n}, which signup #{} sent and answered 200, yet it answered {} {code}: {message:?}",
+                "verify #{} ({}) typed the code of mail {n}, which request #{} sent to {} at {}, yet it answered {} {code}: {:?}.{fault}",
+                q.id,
                 q.browser,
                 mail.request,
-                code.status()
+                mail.to,
+                crate::render::secs(mail.sent_at),
+                code.status(),
+                answer.message
             ),
         );
     }
+    None
+}
 
-    // one_account, no_orphans: on the final state.
+/// How many verifies with another code than `mail`'s, for the same
+/// address, may have taken effect on `mail`'s registration before `q`:
+/// sent before `q` was answered, and not answered before the request that
+/// made the registration was sent.
+fn wrong_codes_placeable_before(h: &History, q: &Req, mail: &MailFact) -> usize {
+    let made_at = h
+        .mails
+        .iter()
+        .filter(|m| m.temp_id == mail.temp_id)
+        .filter_map(|m| h.reqs.iter().find(|r| r.id == m.request))
+        .map(|r| r.sent_index)
+        .min()
+        .unwrap_or(0);
+    h.verifies()
+        .filter(|w| w.id != q.id && w.email == q.email && w.otp.as_ref() != Some(&mail.otp))
+        .filter(|w| w.sent_index < q.done_by() && w.done_by() > made_at)
+        .count()
+}
+
+/// `one_account`, on the final state.
+fn one_account(h: &History, _: Limits) -> Option<Violation> {
+    let last = h.last_state();
     let mut seen = BTreeSet::new();
     for a in &last.accounts {
         if !seen.insert(a) {
-            flag(
-                &mut violations,
+            return violation(Invariant::OneAccount, None, format!("{a} has more than one account"));
+        }
+    }
+    for q in h.verifies().filter(|q| q.succeeded()) {
+        if !last.accounts.contains(&q.email) {
+            let code = q.answered().map_or(Code::Ok, |a| a.code);
+            return violation(
                 Invariant::OneAccount,
-                None,
-                format!("{a} has more than one account"),
+                Some(q.id),
+                format!("verify #{} answered 200 {code} but {} has no account", q.id, q.email),
             );
         }
     }
+    None
+}
+
+/// `no_orphans`, on the final state.
+fn no_orphans(h: &History, _: Limits) -> Option<Violation> {
+    let last = h.last_state();
     for (email, temp_id) in &last.pending {
         if last.accounts.contains(email) {
-            flag(
-                &mut violations,
+            return violation(
                 Invariant::NoOrphans,
                 None,
                 format!("{email} has an account and still a pending registration {temp_id}"),
             );
-        } else if !mails.values().any(|m| &m.temp_id == temp_id) {
-            flag(
-                &mut violations,
+        }
+        if !h.mails.iter().any(|m| &m.temp_id == temp_id && !m.cut) {
+            return violation(
                 Invariant::NoOrphans,
                 None,
                 format!("pending registration {temp_id} for {email} remains, and its code was never mailed"),
             );
         }
     }
+    None
+}
 
-    // attempts_limited: wrong codes answered per (email, code in force).
-    let mut wrong: BTreeMap<(String, Option<Otp>), Vec<usize>> = BTreeMap::new();
-    for (&r, q) in &reqs {
-        if let Some((index, Code::InvalidOtp, _)) = &q.answer {
-            let in_force = trace.events[..*index].iter().rev().find_map(|e| match &e.what {
-                What::MailSent { to, otp, .. } if to.as_str() == q.email => Some(otp.clone()),
-                _ => None,
-            });
-            wrong.entry((q.email.clone(), in_force)).or_default().push(r);
+/// `clear_errors`, on every answer.
+fn clear_errors(h: &History, _: Limits) -> Option<Violation> {
+    for q in &h.reqs {
+        if let Some(m) = &q.panicked {
+            return violation(
+                Invariant::ClearErrors,
+                Some(q.id),
+                format!("the handler of request #{} panicked: {m}", q.id),
+            );
         }
-    }
-    for ((email, _), rs) in &wrong {
-        if rs.len() > limits.max_attempts as usize {
-            let list: Vec<String> = rs.iter().map(|r| format!("#{r}")).collect();
-            flag(
-                &mut violations,
-                Invariant::AttemptsLimited, rs.last().copied(),
-                format!("{} wrong codes were answered invalid_otp for one registration of {email} ({}), more than max_attempts = {}", rs.len(), list.join(" "), limits.max_attempts),
+        let Some(Answer { code, message, .. }) = q.answered() else {
+            continue;
+        };
+        if code.status() == 500 {
+            return violation(
+                Invariant::ClearErrors,
+                Some(q.id),
+                format!("request #{} answered 500 {code}: {message:?}", q.id),
+            );
+        }
+        if message.trim().is_empty() || raw_sql(message) {
+            return violation(
+                Invariant::ClearErrors,
+                Some(q.id),
+                format!(
+                    "request #{} answered {code} with message {message:?}, which is no message for people",
+                    q.id
+                ),
             );
         }
     }
-    violations.sort_by_key(|v| v.invariant);
-    violations
+    None
+}
+
+/// `no_false_accept`: only a code mailed to the address, and only once.
+fn no_false_accept(h: &History, _: Limits) -> Option<Violation> {
+    let mailed = |to: &str, otp: &Otp| h.mails.iter().any(|m| m.to == to && &m.otp == otp && !m.cut);
+    let mut verified: BTreeMap<(&str, &Otp), usize> = BTreeMap::new();
+    for q in h.verifies().filter(|q| q.succeeded()) {
+        let (Some(otp), Some(answer)) = (&q.otp, q.answered()) else {
+            continue;
+        };
+        if !mailed(&q.email, otp) {
+            let what = match q.source {
+                Some(CodeSource::Wrong) => "a code no email carried".to_string(),
+                _ => format!("a code never mailed to {}", q.email),
+            };
+            return violation(
+                Invariant::NoFalseAccept,
+                Some(q.id),
+                format!("verify #{} for {} answered 200 {} to {what}", q.id, q.email, answer.code),
+            );
+        }
+        if answer.code == Code::Ok {
+            if let Some(first) = verified.insert((&q.email, otp), q.id) {
+                return violation(
+                    Invariant::NoFalseAccept,
+                    Some(q.id),
+                    format!(
+                        "verify #{} and verify #{first} both answered 200 ok for {} with the same code: a code verifies an account once",
+                        q.id, q.email
+                    ),
+                );
+            }
+        }
+    }
+    // A repeat may answer already_verified only with the code that verified.
+    for q in h.verifies() {
+        let (Some(otp), Some(answer)) = (&q.otp, q.answered()) else {
+            continue;
+        };
+        let oks: Vec<&Otp> = verified.keys().filter(|(e, _)| *e == q.email).map(|(_, o)| *o).collect();
+        if answer.code == Code::AlreadyVerified && !oks.is_empty() && !oks.contains(&otp) {
+            return violation(
+                Invariant::NoFalseAccept,
+                Some(q.id),
+                format!(
+                    "verify #{} for {} answered already_verified to a code other than the one that verified the account",
+                    q.id, q.email
+                ),
+            );
+        }
+    }
+    None
+}
+
+/// `attempts_limited`: wrong codes answered per pending registration.
+fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
+    let mut wrong: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    for w in h.verifies() {
+        let Some(answer) = w.answered().filter(|a| a.code == Code::InvalidOtp) else {
+            continue;
+        };
+        // Not counted: wrong codes that may have met the account rather
+        // than the registration.
+        let account_first = h.account_before(&w.email, w.sent_index)
+            || h
+                .verifies()
+                .any(|v| v.email == w.email && v.succeeded() && v.sent_index < answer.index);
+        if account_first {
+            continue;
+        }
+        // Counted against the registration in force for the whole time it
+        // was in flight; one replaced meanwhile could have been either.
+        let at_send = h.registration_at(&w.email, w.sent_index);
+        let at_answer = h.registration_at(&w.email, answer.index);
+        if let (Some(registration), true) = (at_send, at_send == at_answer) {
+            wrong.entry((&w.email, registration)).or_default().push(w.id);
+        }
+    }
+    for ((email, registration), ids) in &wrong {
+        if ids.len() > limits.max_attempts as usize {
+            let list: Vec<String> = ids.iter().map(|r| format!("#{r}")).collect();
+            return violation(
+                Invariant::AttemptsLimited,
+                ids.last().copied(),
+                format!(
+                    "{} wrong codes were answered invalid_otp for registration {registration} of {email} ({}), more than max_attempts = {}",
+                    ids.len(),
+                    list.join(" "),
+                    limits.max_attempts
+                ),
+            );
+        }
+    }
+    None
+}
+
+/// `no_hijack`: a successful login's password was chosen by an owner.
+fn no_hijack(h: &History, _: Limits) -> Option<Violation> {
+    for login in h.reqs.iter().filter(|q| q.kind == Kind::Login && q.succeeded()) {
+        let chose = |q: &&Req| {
+            matches!(q.kind, Kind::Signup | Kind::Verify)
+                && q.email == login.email
+                && q.password == login.password
+                && q.sent_index < login.done_by()
+        };
+        if h.reqs.iter().filter(chose).any(|q| q.owner) {
+            continue;
+        }
+        let by = match h.reqs.iter().find(chose) {
+            Some(q) => format!(", the password {} sent in {} #{}", q.browser, q.kind, q.id),
+            None => String::new(),
+        };
+        return violation(
+            Invariant::NoHijack,
+            Some(login.id),
+            format!(
+                "login #{} ({}) answered 200 for {} with a password no browser owning that address sent{by}",
+                login.id, login.browser, login.email
+            ),
+        );
+    }
+    None
 }
 
 fn raw_sql(message: &str) -> bool {
@@ -379,233 +635,4 @@ fn raw_sql(message: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    //! Hand-made traces: each invariant caught when broken, none flagged on
-    //! a correct run.
-
-    use super::*;
-    use crate::trace::Event;
-    use otpsim_core::Email;
-
-    const ANA: &str = "ana@example.com";
-
-    struct T(Vec<Event>);
-
-    impl T {
-        fn push(mut self, at_ms: u64, request: usize, what: What) -> Self {
-            self.0.push(Event {
-                at_ms,
-                request: Some(request),
-                browser: Some("b1".into()),
-                worker: Some(0),
-                what,
-            });
-            self
-        }
-        fn sent(self, r: usize, kind: Kind, otp: Option<&str>, source: Option<CodeSource>) -> Self {
-            let otp = otp.map(|o| Otp::parse(o).unwrap());
-            self.push(
-                0,
-                r,
-                What::Sent {
-                    kind,
-                    email: Email::parse(ANA).unwrap(),
-                    otp,
-                    source,
-                    cookie: "(none)".into(),
-                },
-            )
-        }
-        fn mail(self, r: usize, n: usize, otp: &str, temp: &str) -> Self {
-            let what = What::MailSent {
-                mail: n,
-                to: Email::parse(ANA).unwrap(),
-                otp: Otp::parse(otp).unwrap(),
-                temp_id: temp.into(),
-                lost: false,
-            };
-            self.push(0, r, what)
-        }
-        fn answer(self, r: usize, code: Code, message: &str) -> Self {
-            self.push(
-                0,
-                r,
-                What::Answered {
-                    code,
-                    message: message.into(),
-                    set_cookie: None,
-                },
-            )
-        }
-        fn db(self, pending: &[&str], accounts: &[&str]) -> Self {
-            let state = DbState {
-                pending: pending.iter().map(|t| (ANA.to_string(), t.to_string())).collect(),
-                accounts: accounts.iter().map(|a| a.to_string()).collect(),
-            };
-            self.push(0, 0, What::Quiescent(state))
-        }
-        fn check(self) -> Vec<Invariant> {
-            let limits = Limits {
-                otp_ttl_ms: 600_000,
-                max_attempts: 2,
-            };
-            check(&Trace { events: self.0 }, limits, &Invariant::ALL)
-                .into_iter()
-                .map(|v| v.invariant)
-                .collect()
-        }
-    }
-
-    fn signed_up() -> T {
-        T(Vec::new())
-            .sent(1, Kind::Signup, None, None)
-            .mail(1, 1, "111111", "temp_1_00000001")
-            .answer(1, Code::Ok, "sent")
-    }
-
-    #[test]
-    fn a_correct_run_breaks_nothing() {
-        let t = signed_up()
-            .db(&["temp_1_00000001"], &[])
-            .sent(2, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
-            .answer(2, Code::Ok, "verified")
-            .db(&[], &[ANA]);
-        assert_eq!(t.check(), vec![]);
-    }
-
-    #[test]
-    fn single_pending_catches_two_rows_and_a_lost_one() {
-        assert_eq!(
-            signed_up().db(&["temp_1_00000001", "temp_1_00000002"], &[]).check(),
-            vec![Invariant::SinglePending, Invariant::NoOrphans]
-        );
-        assert_eq!(signed_up().db(&[], &[]).check(), vec![Invariant::SinglePending]);
-    }
-
-    #[test]
-    fn verify_succeeds_catches_a_real_code_refused() {
-        let t = signed_up()
-            .db(&["temp_1_00000001"], &[])
-            .sent(2, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
-            .answer(
-                2,
-                Code::NoRegistration,
-                "No temp_registration found for temp_id: temp_1_00000009",
-            )
-            .db(&["temp_1_00000001"], &[]);
-        assert_eq!(t.check(), vec![Invariant::VerifySucceeds]);
-    }
-
-    #[test]
-    fn verify_succeeds_allows_503_under_a_fault_and_423_after_max_wrong_codes() {
-        let faulted = signed_up()
-            .db(&["temp_1_00000001"], &[])
-            .sent(2, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
-            .push(
-                0,
-                2,
-                What::Fault {
-                    statement: 1,
-                    error: "io".into(),
-                },
-            )
-            .answer(2, Code::Retry, "retry")
-            .db(&["temp_1_00000001"], &[]);
-        assert_eq!(faulted.check(), vec![]);
-        let locked = signed_up()
-            .sent(2, Kind::Verify, Some("999999"), Some(CodeSource::Wrong))
-            .answer(2, Code::InvalidOtp, "no")
-            .sent(3, Kind::Verify, Some("999998"), Some(CodeSource::Wrong))
-            .answer(3, Code::InvalidOtp, "no")
-            .sent(4, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
-            .answer(4, Code::Locked, "locked")
-            .db(&["temp_1_00000001"], &[]);
-        assert_eq!(locked.check(), vec![]);
-    }
-
-    #[test]
-    fn one_account_catches_a_200_without_an_account() {
-        let t = signed_up()
-            .sent(2, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
-            .answer(2, Code::Ok, "ok")
-            .db(&[], &[]);
-        // The registration vanished too, without an account to show for it.
-        assert_eq!(t.check(), vec![Invariant::SinglePending, Invariant::OneAccount]);
-        let twice = signed_up().db(&[], &[ANA, ANA]);
-        assert!(twice.check().contains(&Invariant::OneAccount));
-    }
-
-    #[test]
-    fn no_orphans_catches_a_row_beside_an_account_and_an_unmailed_row() {
-        let beside = signed_up()
-            .sent(2, Kind::Verify, Some("111111"), Some(CodeSource::Mail(1)))
-            .answer(2, Code::Ok, "ok");
-        assert_eq!(
-            beside.db(&["temp_1_00000001"], &[ANA]).check(),
-            vec![Invariant::NoOrphans]
-        );
-        let unmailed = T(Vec::new())
-            .sent(1, Kind::Signup, None, None)
-            .push(0, 1, What::Crashed)
-            .db(&["temp_1_00000007"], &[]);
-        assert_eq!(unmailed.check(), vec![Invariant::NoOrphans]);
-    }
-
-    #[test]
-    fn clear_errors_catches_500_raw_sql_empty_messages_and_panics() {
-        assert_eq!(
-            signed_up()
-                .answer(2, Code::ServerError, "Internal Server Error")
-                .check(),
-            vec![Invariant::ClearErrors]
-        );
-        assert_eq!(
-            signed_up()
-                .answer(2, Code::Retry, "UNIQUE constraint failed: users.email")
-                .check(),
-            vec![Invariant::ClearErrors]
-        );
-        assert_eq!(
-            signed_up().answer(2, Code::BadRequest, " ").check(),
-            vec![Invariant::ClearErrors]
-        );
-        assert_eq!(
-            signed_up().push(0, 2, What::Panicked("boom".into())).check(),
-            vec![Invariant::ClearErrors]
-        );
-    }
-
-    #[test]
-    fn no_false_accept_catches_a_code_never_mailed_to_the_address() {
-        let t = signed_up()
-            .sent(2, Kind::Verify, Some("999999"), Some(CodeSource::Wrong))
-            .answer(2, Code::Ok, "ok")
-            .db(&[], &[ANA]);
-        assert_eq!(t.check(), vec![Invariant::NoFalseAccept]);
-    }
-
-    #[test]
-    fn attempts_limited_catches_more_wrong_answers_than_allowed() {
-        let mut t = signed_up();
-        for r in 2..5 {
-            t = t
-                .sent(r, Kind::Verify, Some("999999"), Some(CodeSource::Wrong))
-                .answer(r, Code::InvalidOtp, "no");
-        }
-        assert_eq!(
-            t.db(&["temp_1_00000001"], &[]).check(),
-            vec![Invariant::AttemptsLimited]
-        );
-    }
-
-    #[test]
-    fn names_round_trip_and_unknown_names_list_the_valid_ones() {
-        for i in Invariant::ALL {
-            assert_eq!(i.name().parse::<Invariant>(), Ok(i));
-        }
-        assert!("verify_success"
-            .parse::<Invariant>()
-            .unwrap_err()
-            .contains("verify_succeeds"));
-    }
-}
+mod tests;

@@ -1,12 +1,12 @@
-//! Scenario files, format 1 (`spec/scenario-format.md`): loading and
-//! validation. Every error names the file, line and column and says what
-//! was expected; nothing is silently ignored.
+//! Scenario files, formats 1 and 2 (`docs/scenario-format.md`): loading
+//! and validation. Every error names the file, line and column and says
+//! what was expected; nothing is silently ignored.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use otpsim_core::{Email, Otp, Variant};
+use otpsim_core::{Email, Kind, Otp, Variant};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -50,25 +50,6 @@ pub struct Deployment {
     pub max_attempts: u32,
 }
 
-/// Which request kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// `POST /signup`
-    Signup,
-    /// `POST /verify`
-    Verify,
-}
-
-impl Kind {
-    /// The kind as files and traces write it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Signup => "signup",
-            Kind::Verify => "verify",
-        }
-    }
-}
-
 /// Which code a verify types.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OtpChoice {
@@ -82,18 +63,27 @@ pub enum OtpChoice {
     Literal(Otp),
 }
 
+/// One `[[browser]]` (format 2): a browser and the mailboxes it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSpec {
+    /// The name requests use in `browser`.
+    pub name: String,
+    /// Exactly the addresses whose mailbox it reads; empty for an attacker.
+    pub owns: Vec<Email>,
+}
+
 /// One `[[request]]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestSpec {
     /// Simulated send time.
     pub at_ms: u64,
-    /// The browser (cookie jar and inbox).
+    /// The browser (one cookie jar).
     pub browser: String,
-    /// Signup or verify.
+    /// Signup, verify or login.
     pub kind: Kind,
     /// The address.
     pub email: Email,
-    /// The password (signup).
+    /// The password field (signup, login; on a verify, typed again).
     pub password: String,
     /// The code (verify).
     pub otp: OtpChoice,
@@ -175,10 +165,14 @@ impl fmt::Display for Expectation {
 pub struct Scenario {
     /// Where it came from.
     pub path: PathBuf,
+    /// The file format, 1 or 2.
+    pub format: u8,
     /// Its name.
     pub name: String,
     /// What it shows.
     pub description: String,
+    /// The browsers declared with `[[browser]]` (format 2).
+    pub browsers: Vec<BrowserSpec>,
     /// The deployment.
     pub deployment: Deployment,
     /// The requests, in file order.
@@ -227,16 +221,40 @@ impl Scenario {
 }
 
 impl Scenario {
-    /// The scenario as a format-1 file that loads back to the same
+    /// The addresses whose mailbox `browser` reads: those its `[[browser]]`
+    /// table lists, or without a table the addresses it signs up for.
+    pub fn owns(&self, browser: &str) -> Vec<Email> {
+        if let Some(b) = self.browsers.iter().find(|b| b.name == browser) {
+            return b.owns.clone();
+        }
+        let mut owned: Vec<Email> = self
+            .requests
+            .iter()
+            .filter(|r| r.browser == browser && r.kind == Kind::Signup)
+            .map(|r| r.email.clone())
+            .collect();
+        owned.sort();
+        owned.dedup();
+        owned
+    }
+
+    /// The scenario as a file that loads back to the same
     /// scenario (defaults written out, so a reader sees every setting).
     pub fn to_toml(&self) -> String {
         use std::fmt::Write as _;
         let q = |s: &str| toml::Value::String(s.to_string()).to_string();
         let d = &self.deployment;
         let mut out = String::new();
+        if self.format != 1 {
+            let _ = writeln!(out, "format = {}", self.format);
+        }
         let _ = writeln!(out, "name = {}", q(&self.name));
         if !self.description.is_empty() {
             let _ = writeln!(out, "description = {}", q(&self.description));
+        }
+        for b in &self.browsers {
+            let owns: Vec<String> = b.owns.iter().map(|e| q(e.as_str())).collect();
+            let _ = writeln!(out, "\n[[browser]]\nname = {}\nowns = [{}]", q(&b.name), owns.join(", "));
         }
         let session = match d.session {
             SessionMode::Cookie => "cookie",
@@ -261,10 +279,11 @@ impl Scenario {
                 q(kind)
             );
             let _ = writeln!(out, "email = {}", q(r.email.as_str()));
+            if r.kind != Kind::Verify || self.format >= 2 {
+                let _ = writeln!(out, "password = {}", q(&r.password));
+            }
             match r.kind {
-                Kind::Signup => {
-                    let _ = writeln!(out, "password = {}", q(&r.password));
-                }
+                Kind::Signup | Kind::Login => {}
                 Kind::Verify => {
                     let otp = match &r.otp {
                         OtpChoice::Latest => "latest",
@@ -310,7 +329,8 @@ impl Scenario {
                 let _ = writeln!(out, "error = {}", q(e));
             }
         }
-        let _ = writeln!(out, "\n[explore]\nschedules = {}\nseed = {}", self.schedules, self.seed);
+        let section = if self.format >= 2 { "schedules" } else { "explore" };
+        let _ = writeln!(out, "\n[{section}]\nschedules = {}\nseed = {}", self.schedules, self.seed);
         if let Some(choices) = &self.choices {
             let list: Vec<String> = choices.iter().map(|c| c.to_string()).collect();
             let _ = writeln!(out, "choices = [{}]", list.join(", "));
@@ -334,16 +354,27 @@ type S<T> = Spanned<T>;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScenario {
+    format: Option<S<i64>>,
     name: S<String>,
     description: Option<String>,
+    #[serde(default, rename = "browser")]
+    browsers: Vec<S<RawBrowser>>,
     deployment: Option<S<RawDeployment>>,
     #[serde(default, rename = "request")]
     requests: Vec<S<RawRequest>>,
     #[serde(default, rename = "fault")]
     faults: Vec<S<RawFault>>,
-    explore: Option<RawExplore>,
+    explore: Option<S<RawExplore>>,
+    schedules: Option<S<RawExplore>>,
     check: Option<RawCheck>,
     expect: S<BTreeMap<String, S<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBrowser {
+    name: S<String>,
+    owns: S<Vec<S<toml::Value>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -424,13 +455,30 @@ impl Loader<'_> {
             let offset = e.span().map_or(0, |s| s.start);
             self.error(offset, e.message().trim_end().to_string())
         })?;
+        let format = match &raw.format {
+            None => 1,
+            Some(f) => match f.get_ref() {
+                1 => 1,
+                2 => 2,
+                n => return Err(self.at(f, format!("format {n}; expected 1 or 2"))),
+            },
+        };
         if raw.name.get_ref().trim().is_empty() {
             return Err(self.at(&raw.name, "`name` is empty; expected a one-line title"));
+        }
+        let mut browsers: Vec<BrowserSpec> = Vec::new();
+        for b in &raw.browsers {
+            self.needs_format_2(format, b, "a [[browser]] table")?;
+            let spec = self.browser(b)?;
+            if browsers.iter().any(|o| o.name == spec.name) {
+                return Err(self.at(&b.get_ref().name, format!("browser {:?} is declared twice", spec.name)));
+            }
+            browsers.push(spec);
         }
         let deployment = self.deployment(raw.deployment.as_ref())?;
         let mut requests = Vec::new();
         for r in &raw.requests {
-            requests.push(self.request(r, &deployment)?);
+            requests.push(self.request(r, &deployment, format)?);
         }
         if requests.is_empty() {
             return Err(self.error(0, "no [[request]]; expected at least one"));
@@ -449,7 +497,18 @@ impl Loader<'_> {
         {
             return Err(self.at(second.0, "only one fault may use statement = \"every\""));
         }
-        let choices = match raw.explore.as_ref().and_then(|e| e.choices.as_ref()) {
+        // `[schedules]` is format 2's name for format 1's `[explore]`.
+        let explore = match (&raw.explore, &raw.schedules) {
+            (Some(_), Some(second)) => {
+                return Err(self.at(second, "[schedules] and [explore] are one section; keep [schedules]"))
+            }
+            (None, Some(section)) => {
+                self.needs_format_2(format, section, "[schedules]")?;
+                Some(section.get_ref())
+            }
+            (section, None) => section.as_ref().map(|s| s.get_ref()),
+        };
+        let choices = match explore.and_then(|e| e.choices.as_ref()) {
             None => None,
             Some(list) => Some(
                 list.get_ref()
@@ -458,7 +517,7 @@ impl Loader<'_> {
                     .collect::<Result<Vec<u8>, _>>()?,
             ),
         };
-        let (schedules, seed) = match &raw.explore {
+        let (schedules, seed) = match explore {
             None => (200, 1),
             Some(e) => (
                 match &e.schedules {
@@ -525,8 +584,10 @@ impl Loader<'_> {
         });
         Ok(Scenario {
             path: self.path.to_path_buf(),
+            format,
             name: raw.name.into_inner(),
             description: raw.description.unwrap_or_default(),
+            browsers,
             deployment,
             requests,
             faults,
@@ -592,16 +653,59 @@ impl Loader<'_> {
         })
     }
 
-    fn request(&self, raw: &S<RawRequest>, deployment: &Deployment) -> Result<RequestSpec, ScenarioError> {
+    fn needs_format_2<T>(&self, format: u8, at: &S<T>, what: &str) -> Result<(), ScenarioError> {
+        if format < 2 {
+            return Err(self.at(at, format!("{what} needs `format = 2` at the top of the file")));
+        }
+        Ok(())
+    }
+
+    fn browser(&self, raw: &S<RawBrowser>) -> Result<BrowserSpec, ScenarioError> {
+        let b = raw.get_ref();
+        if b.name.get_ref().trim().is_empty() {
+            return Err(self.at(&b.name, "`name` is empty; expected a name such as \"mallory\""));
+        }
+        let mut owns: Vec<Email> = Vec::new();
+        for item in b.owns.get_ref() {
+            let toml::Value::String(text) = item.get_ref() else {
+                return Err(self.at(
+                    item,
+                    format!("{} in `owns`; expected an address in quotes, such as \"ana@example.com\"", item.get_ref()),
+                ));
+            };
+            let email = Email::parse(text).map_err(|e| self.at(item, format!("in `owns`: {e}")))?;
+            if owns.contains(&email) {
+                return Err(self.at(item, format!("{email} is listed twice in `owns`")));
+            }
+            owns.push(email);
+        }
+        Ok(BrowserSpec {
+            name: b.name.get_ref().clone(),
+            owns,
+        })
+    }
+
+    fn request(&self, raw: &S<RawRequest>, deployment: &Deployment, format: u8) -> Result<RequestSpec, ScenarioError> {
         let r = raw.get_ref();
         let kind = match r.kind.get_ref().as_str() {
             "signup" => Kind::Signup,
             "verify" => Kind::Verify,
-            other => return Err(self.at(&r.kind, format!("kind {other:?}; expected \"signup\" or \"verify\""))),
+            "login" => {
+                self.needs_format_2(format, &r.kind, "kind = \"login\"")?;
+                Kind::Login
+            }
+            other => {
+                return Err(self.at(
+                    &r.kind,
+                    format!("kind {other:?}; expected \"signup\", \"verify\" or \"login\""),
+                ))
+            }
         };
         let email = Email::parse(r.email.get_ref()).map_err(|e| self.at(&r.email, e.to_string()))?;
         let otp = match (&r.otp, kind) {
-            (Some(o), Kind::Signup) => return Err(self.at(o, "`otp` is for verify requests only")),
+            (Some(o), Kind::Signup | Kind::Login) => {
+                return Err(self.at(o, format!("`otp` is for verify requests only, not {kind}")))
+            }
             (None, _) => OtpChoice::Latest,
             (Some(o), Kind::Verify) => match o.get_ref().as_str() {
                 "latest" => OtpChoice::Latest,
@@ -616,7 +720,7 @@ impl Loader<'_> {
             },
         };
         if let (Some(p), Kind::Verify) = (&r.password, kind) {
-            return Err(self.at(p, "`password` is for signup requests only"));
+            self.needs_format_2(format, p, "`password` on a verify")?;
         }
         let password = r
             .password
@@ -709,7 +813,7 @@ impl Loader<'_> {
         if kind == FaultKind::Mail && requests[request].kind != Kind::Signup {
             return Err(self.at(
                 &f.request,
-                "a mail fault must name a signup request (verify sends no email)",
+                "a mail fault must name a signup request (only signup sends email)",
             ));
         }
         Ok(FaultSpec {
@@ -769,7 +873,8 @@ mod tests {
                 max_attempts: 5
             }
         );
-        assert_eq!((s.schedules, s.seed, s.invariants.len()), (200, 1, 7));
+        assert_eq!((s.schedules, s.seed, s.invariants.len()), (200, 1, 8));
+        assert_eq!(s.format, 1);
         assert_eq!(s.requests[0].browser, "b1");
         assert_eq!(s.requests[0].repeat, 1);
     }
@@ -811,6 +916,62 @@ mod tests {
             assert!(e.message.contains(what), "{e}");
             assert_eq!((e.line, e.column), (line, column), "{e}");
             assert!(e.to_string().starts_with(&format!("t.toml:{line}:{column}: ")));
+        }
+    }
+
+    const FORMAT_2: &str = "format = 2\nname = \"n\"\n[[browser]]\nname = \"mallory\"\nowns = []\n[[request]]\nat = \"0s\"\nbrowser = \"mallory\"\nkind = \"login\"\nemail = \"a@x.org\"\n[schedules]\nschedules = 3\n[expect]\nnaive = \"pass\"\n";
+
+    #[test]
+    fn format_2_loads_owners_logins_and_schedules() {
+        let s = load(FORMAT_2).unwrap();
+        assert_eq!(s.format, 2);
+        assert_eq!(s.owns("mallory"), vec![]);
+        assert_eq!(s.requests[0].kind, Kind::Login);
+        assert_eq!(s.schedules, 3);
+        // An undeclared browser owns what it signs up for.
+        let m = load(MINIMAL).unwrap();
+        assert_eq!(m.owns("b1"), vec![Email::parse("a@x.org").unwrap()]);
+        assert_eq!(load(&s.to_toml()).unwrap(), Scenario { path: "t.toml".into(), ..s });
+    }
+
+    #[test]
+    fn format_2_errors_point_at_the_line_and_column() {
+        let cases = [
+            (FORMAT_2.replace("format = 2", "format = 3"), 1, 10, "format 3; expected 1 or 2"),
+            (FORMAT_2.replace("owns = []", "owns = \"a@x.org\""), 5, 8, "invalid type"),
+            (FORMAT_2.replace("owns = []", "owns = [7]"), 5, 9, "expected an address in quotes"),
+            (FORMAT_2.replace("owns = []", "owns = [\"nobody\"]"), 5, 9, "in `owns`: not an email"),
+            (FORMAT_2.replace("owns = []", "owns = [\"a@x.org\", \"A@x.org\"]"), 5, 20, "listed twice"),
+            (
+                FORMAT_2.replace("[[request]]", "[[browser]]\nname = \"mallory\"\nowns = []\n[[request]]"),
+                7,
+                8,
+                "declared twice",
+            ),
+            (
+                FORMAT_2.replace("kind = \"login\"", "kind = \"login\"\notp = \"latest\""),
+                10,
+                7,
+                "`otp` is for verify requests only, not login",
+            ),
+            (FORMAT_2.replace("format = 2\n", ""), 2, 1, "a [[browser]] table needs `format = 2`"),
+            (
+                MINIMAL.replace("kind = \"signup\"", "kind = \"login\""),
+                4,
+                8,
+                "kind = \"login\" needs `format = 2`",
+            ),
+            (
+                FORMAT_2.replace("[schedules]", "[explore]\nseed = 2\n[schedules]"),
+                13,
+                1,
+                "one section",
+            ),
+        ];
+        for (text, line, column, what) in cases {
+            let e = load(&text).unwrap_err();
+            assert!(e.message.contains(what), "{what:?} not in {e}");
+            assert_eq!((e.line, e.column), (line, column), "{e}");
         }
     }
 

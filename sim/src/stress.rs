@@ -15,11 +15,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use otpsim_core::platform::Std;
 use otpsim_core::ports::SplitMix64;
 use otpsim_core::store::YieldingHook;
-use otpsim_core::{Db, DbError, Email, FlowConfig, Mail, Otp, Ports, Request, Session, Store, Variant, WorkerMemory};
+use otpsim_core::{
+    Db, DbError, Email, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, Store, Variant, WorkerCrashed, WorkerMemory,
+};
 
 use crate::invariant::{check, Invariant, Limits};
-use crate::scenario::Kind;
-use crate::trace::{CodeSource, DbState, Event, Trace, What};
+use crate::trace::{CodeSource, Cookie, DbState, Event, Trace, What};
 
 /// SQLite's busy timeout on every connection, as Python's `sqlite3` sets it.
 pub const BUSY_TIMEOUT_MS: u64 = 5000;
@@ -111,7 +112,7 @@ impl Ports for StressPorts<'_> {
         self.rng.set(rng);
         n
     }
-    fn send_mail(&self, mail: Mail) {
+    fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed> {
         let mut log = self.log.lock().expect("not poisoned");
         let number = log.iter().filter(|e| matches!(e.what, What::MailSent { .. })).count() + 1;
         log.push(Event {
@@ -127,9 +128,10 @@ impl Ports for StressPorts<'_> {
                 lost: false,
             },
         });
+        Ok(())
     }
-    fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> R {
-        f(&mut self.worker.memory.lock().expect("not poisoned"))
+    fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {
+        Ok(f(&mut self.worker.memory.lock().expect("not poisoned")))
     }
 }
 
@@ -173,7 +175,7 @@ impl Server {
             request: number,
             started,
         };
-        let mut session = Session::loaded(cookie.temp_user_id().map(Into::into), cookie.email().map(Into::into));
+        let mut session = Session::loaded(cookie.data().clone());
         let handled = self.variant.handle(&ports, &self.config, &mut session, request);
         self.idle.lock().expect("not poisoned").push(worker);
         self.freed.notify_one();
@@ -230,9 +232,11 @@ fn sent(
         what: What::Sent {
             kind,
             email: email.clone(),
+            owner: true,
             otp,
             source,
-            cookie: String::new(),
+            password: "s3cret!".into(),
+            cookie: Cookie::None,
         },
     });
 }
@@ -333,17 +337,19 @@ async fn one_run(server: &Server, transport: &impl Transport, email: Email, star
         .await;
     // The last response to arrive sets the cookie, if it sets one.
     let cookie = sessions.into_iter().rfind(Session::is_modified).unwrap_or_default();
-    let cookie = Session::loaded(cookie.temp_user_id().map(Into::into), cookie.email().map(Into::into));
+    let cookie = Session::loaded(cookie.data().clone());
     quiescent(server, &log, &email, started);
     if let Some((otp, mail)) = latest_code(&log, &email) {
         let wrong = Otp::from_number(otp.digits().parse::<u64>().unwrap_or(0) + 1);
         let verify = Request::Verify {
             email: email.to_string(),
             otp: otp.digits().into(),
+            password: "s3cret!".into(),
         };
         let guess = Request::Verify {
             email: email.to_string(),
             otp: wrong.digits().into(),
+            password: "s3cret!".into(),
         };
         sent(
             &log,

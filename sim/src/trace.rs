@@ -4,14 +4,45 @@
 //! its text form is what `otpsim replay` prints, byte for byte the same for
 //! the same file, variant and seed.
 //!
-//! Codes are carried (the checker needs them) but never printed: a mail is
-//! named by its number, a typed code by where it came from.
+//! Codes and passwords are carried (the checker needs them) but never
+//! printed: a mail is named by its number, a typed code by where it came
+//! from.
 
 use std::fmt::{self, Write as _};
 
-use otpsim_core::{Code, Email, Otp};
+use otpsim_core::{Code, Email, Kind, Otp, SessionData};
 
-use crate::scenario::Kind;
+/// What a browser's cookie for the site holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Cookie {
+    /// No cookie yet.
+    #[default]
+    None,
+    /// Flask's signed session cookie: the session itself.
+    Session(SessionData),
+    /// A server-side session's id.
+    Sid(u64),
+}
+
+impl Cookie {
+    /// The temp_id a session cookie names, if any.
+    pub fn temp_user_id(&self) -> Option<&str> {
+        match self {
+            Cookie::Session(data) => data.temp_user_id.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Cookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cookie::None => f.write_str("(none)"),
+            Cookie::Session(data) => write!(f, "{data}"),
+            Cookie::Sid(sid) => write!(f, "sid={sid}"),
+        }
+    }
+}
 
 /// Where the code a verify typed came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,21 +91,25 @@ pub struct DbState {
 pub enum What {
     /// A browser sent a request.
     Sent {
-        /// Signup or verify.
+        /// Signup, verify or login.
         kind: Kind,
         /// The form's email.
         email: Email,
+        /// Whether the sending browser owns `email` (reads its mailbox).
+        owner: bool,
         /// The typed code (verify); never printed.
         otp: Option<Otp>,
         /// Where it came from (verify).
         source: Option<CodeSource>,
+        /// The password field (signup, verify, login); never printed.
+        password: String,
         /// What the request's cookie held.
-        cookie: String,
+        cookie: Cookie,
     },
     /// The handler loaded a server-side session.
-    SessionLoad(String),
+    SessionLoad(SessionData),
     /// The handler saved a server-side session.
-    SessionSave(String),
+    SessionSave(SessionData),
     /// The handler read or wrote its worker's memory.
     Memory,
     /// An SQL statement ran.
@@ -106,10 +141,17 @@ pub enum What {
     },
     /// The handler waited on the clock (SMTP latency, a busy database).
     Waited(&'static str),
-    /// An email reached the browser's inbox.
+    /// The process died during the SMTP send: the mail never went out.
+    MailCut {
+        /// Its number.
+        mail: usize,
+    },
+    /// An email reached its address's mailbox.
     MailDelivered {
         /// Its number.
         mail: usize,
+        /// The mailbox.
+        to: Email,
     },
     /// The handler answered.
     Answered {
@@ -118,10 +160,14 @@ pub enum What {
         /// The message for people.
         message: String,
         /// The cookie the response sets, if any.
-        set_cookie: Option<String>,
+        set_cookie: Option<Cookie>,
     },
-    /// The worker died; the request gets no answer.
+    /// A crash fault killed the worker process right after this request's
+    /// statement; the request gets no answer.
     Crashed,
+    /// The request was in flight on a worker process that died; it gets
+    /// no answer.
+    DiedWithWorker,
     /// A fresh process replaced the dead worker and ran its recovery.
     Restarted,
     /// The handler panicked.
@@ -129,7 +175,7 @@ pub enum What {
     /// A response reached the browser.
     Delivered {
         /// What the browser's cookie holds now.
-        cookie_now: String,
+        cookie_now: Cookie,
     },
     /// No request was in flight: the database as it stood.
     Quiescent(DbState),
@@ -176,12 +222,16 @@ impl fmt::Display for Event {
             What::Sent {
                 kind,
                 email,
+                owner,
                 source,
                 cookie,
                 ..
             } => {
                 let kind = kind.as_str();
                 write!(f, "-> POST /{kind} email={email}")?;
+                if !owner {
+                    write!(f, " (not its mailbox)")?;
+                }
                 match source {
                     Some(CodeSource::Mail(n)) => write!(f, " otp=<code of mail {n}>")?,
                     Some(CodeSource::Wrong) => write!(f, " otp=<a code no email carried>")?,
@@ -215,7 +265,8 @@ impl fmt::Display for Event {
                 Ok(())
             }
             What::Waited(why) => write!(f, "waits: {why}"),
-            What::MailDelivered { mail } => write!(f, "<- mail {mail} arrives"),
+            What::MailCut { mail } => write!(f, "mail {mail} never goes out: the process died during the send"),
+            What::MailDelivered { mail, to } => write!(f, "<- mail {mail} arrives in {to}'s mailbox"),
             What::Answered {
                 code,
                 message,
@@ -227,7 +278,8 @@ impl fmt::Display for Event {
                 }
                 Ok(())
             }
-            What::Crashed => write!(f, "CRASH: the worker dies; no answer"),
+            What::Crashed => write!(f, "CRASH: the worker process dies; no answer"),
+            What::DiedWithWorker => write!(f, "dies with its worker process; no answer"),
             What::Restarted => write!(f, "a fresh worker process starts (recovery)"),
             What::Panicked(m) => write!(f, "PANIC in the handler: {m}"),
             What::Delivered { cookie_now } => write!(f, "<- response arrives; cookie now {cookie_now}"),

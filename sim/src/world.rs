@@ -1,6 +1,7 @@
-//! The simulated world of one run: browsers with a cookie jar and an inbox,
-//! workers with their own memory, the network, the mail system, one SQLite
-//! database, a virtual clock and the fault plan. The flows of
+//! The simulated world of one run: browsers with a cookie jar, mailboxes
+//! that belong to addresses, worker processes with their own memory, the
+//! network, the mail system, one SQLite database, a virtual clock and the
+//! fault plan. The flows of
 //! `otpsim-core` run in it unchanged, one shuttle task per request.
 //!
 //! The clock moves only when every live handler waits on it (SMTP latency,
@@ -16,11 +17,12 @@ use otpsim_core::local::EPOCH_UNIX_MS;
 use otpsim_core::platform::{Lock, Platform, Shuttle};
 use otpsim_core::ports::SplitMix64;
 use otpsim_core::{
-    Db, DbError, Email, FlowConfig, Mail, Otp, Ports, Request, Session, StatementHook, Store, Variant, WorkerMemory,
+    Db, DbError, Email, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, SessionData, StatementHook, Store,
+    Variant, WorkerCrashed, WorkerMemory,
 };
 
-use crate::scenario::{DbFault, FaultKind, Kind, OtpChoice, Scenario, SessionMode};
-use crate::trace::{CodeSource, DbState, Event, SqlOutcome, Trace, What};
+use crate::scenario::{DbFault, FaultKind, OtpChoice, Scenario, SessionMode};
+use crate::trace::{CodeSource, Cookie, DbState, Event, SqlOutcome, Trace, What};
 
 type P = Shuttle;
 
@@ -70,34 +72,9 @@ struct Planned {
     worker: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Cookie {
-    None,
-    Session(Option<String>, Option<String>),
-    Sid(u64),
-}
-
-impl Cookie {
-    fn describe(&self) -> String {
-        match self {
-            Cookie::None => "(none)".to_string(),
-            Cookie::Session(t, e) => describe_session(t.as_deref(), e.as_deref()),
-            Cookie::Sid(sid) => format!("sid={sid}"),
-        }
-    }
-}
-
-fn describe_session(temp: Option<&str>, email: Option<&str>) -> String {
-    match (temp, email) {
-        (None, None) => "{}".to_string(),
-        (t, e) => format!("{{temp_user_id={}, email={}}}", t.unwrap_or("-"), e.unwrap_or("-")),
-    }
-}
-
 #[derive(Debug, Default)]
 struct Browser {
-    cookie: Option<Cookie>,
-    inbox: Vec<usize>,
+    cookie: Cookie,
 }
 
 #[derive(Debug)]
@@ -109,7 +86,7 @@ enum Delivery {
     },
     Mail {
         mail: usize,
-        browser: String,
+        to: Email,
     },
 }
 
@@ -120,11 +97,15 @@ struct State {
     sleepers: Vec<(u64, u64)>,
     next_token: u64,
     browsers: BTreeMap<String, Browser>,
-    server_sessions: BTreeMap<u64, (Option<String>, Option<String>)>,
+    /// Each address's mailbox: mail numbers in order of arrival.
+    mailboxes: BTreeMap<Email, Vec<usize>>,
+    server_sessions: BTreeMap<u64, SessionData>,
     next_sid: u64,
     mails: Vec<(Email, Otp)>,
     deliveries: Vec<(u64, Delivery)>,
     memories: Vec<WorkerMemory>,
+    /// Handlers waiting for their worker's recovery, off the clock's books.
+    recovery_waiters: Vec<usize>,
     /// Handlers finished, and how many had when the database was last
     /// read: a quiescent point is recorded only if one finished since.
     finished: usize,
@@ -140,11 +121,21 @@ struct Log {
     trace: Vec<Event>,
     rng: SplitMix64,
     faults_fired: usize,
+    /// Each worker's process generation: a crash starts a new one, and a
+    /// request of an older generation is dead at its next step.
+    generations: Vec<u64>,
+    /// A worker's new process is running its recovery and takes no request.
+    recovering: Vec<bool>,
+    /// Requests in flight: id -> (worker, generation of the process that
+    /// accepted it when it was sent).
+    in_flight: BTreeMap<usize, (usize, u64)>,
 }
 
 struct World {
     log: std::sync::Mutex<Log>,
     plan: RunPlan,
+    /// The addresses whose mailbox each browser reads.
+    owners: BTreeMap<String, Vec<Email>>,
     config: FlowConfig,
     store: Store<P>,
     planned: Vec<Planned>,
@@ -226,21 +217,55 @@ impl World {
 struct SimPorts<'w> {
     world: &'w World,
     request: &'w Planned,
+    /// The generation of the worker process the request runs in.
+    generation: u64,
     statements: Cell<u32>,
     busy_waited_ms: Cell<u64>,
+    /// This request's crash fault killed the process.
+    killed_it: Cell<bool>,
 }
 
 impl SimPorts<'_> {
+    fn new<'w>(world: &'w World, request: &'w Planned) -> SimPorts<'w> {
+        let generation = world.log(|log| match log.in_flight.get(&request.id) {
+            Some((_, generation)) => *generation,
+            None => log.generations[request.worker],
+        });
+        SimPorts {
+            world,
+            request,
+            generation,
+            statements: Cell::new(0),
+            busy_waited_ms: Cell::new(0),
+            killed_it: Cell::new(false),
+        }
+    }
+
     fn spec(&self) -> &crate::scenario::RequestSpec {
         &self.world.plan.scenario.requests[self.request.spec]
+    }
+
+    /// Whether the process this request runs in still lives. Asked at
+    /// every step: a dead process runs nothing more.
+    fn alive(&self) -> Result<(), WorkerCrashed> {
+        if self.world.log(|log| log.generations[self.request.worker]) == self.generation {
+            Ok(())
+        } else {
+            Err(WorkerCrashed)
+        }
     }
 }
 
 impl StatementHook for SimPorts<'_> {
     fn requester(&self) -> u64 {
-        self.request.id as u64
+        // Request 0 is a worker's own start-up work: one per worker.
+        match self.request.id {
+            0 => u64::MAX - self.request.worker as u64,
+            id => id as u64,
+        }
     }
     fn before(&self, _sql: &'static str) -> Result<(), DbError> {
+        self.alive()?;
         let n = self.statements.get() + 1;
         self.statements.set(n);
         let Some(FaultKind::Db(error)) = self
@@ -276,16 +301,23 @@ impl StatementHook for SimPorts<'_> {
         };
         self.world.event(Some(self.request), None, What::Sql { sql, outcome });
         if crash {
-            self.world.log(|log| log.faults_fired += 1);
+            // The whole process dies now: every request in flight on it is
+            // dead at its next step.
+            self.world.log(|log| {
+                log.faults_fired += 1;
+                log.generations[self.request.worker] += 1;
+                log.recovering[self.request.worker] = true;
+            });
+            self.killed_it.set(true);
             return Err(DbError::Crashed);
         }
         Ok(())
     }
-    fn wait_for_lock(&self, attempt: u32) -> bool {
+    fn wait_for_lock(&self, attempt: u32) -> Result<(), DbError> {
         // SQLite's busy handler: back off, doubling, until the timeout.
         let waited = self.busy_waited_ms.get();
         if waited >= BUSY_TIMEOUT_MS {
-            return false;
+            return Err(DbError::Busy);
         }
         let backoff = (10u64 << attempt.min(9).saturating_sub(1)).min(BUSY_TIMEOUT_MS - waited);
         self.busy_waited_ms.set(waited + backoff);
@@ -297,7 +329,7 @@ impl StatementHook for SimPorts<'_> {
             );
         }
         self.world.sleep(backoff);
-        true
+        Ok(self.alive()?)
     }
 }
 
@@ -314,11 +346,12 @@ impl Ports for SimPorts<'_> {
     fn random_u64(&self) -> u64 {
         self.world.log(|log| log.rng.next_u64())
     }
-    fn send_mail(&self, mail: Mail) {
+    fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed> {
+        self.alive()?;
         let lost = self.world.fault(self.request, None, |k| k == FaultKind::Mail).is_some();
         let latency = self.world.plan.scenario.deployment.mail_latency_ms;
-        let browser = self.spec().browser.clone();
-        self.world.with(|s| {
+        let to = mail.to.clone();
+        let number = self.world.with(|s| {
             s.mails.push((mail.to.clone(), mail.otp.clone()));
             let number = s.mails.len();
             self.world.event(
@@ -332,23 +365,34 @@ impl Ports for SimPorts<'_> {
                     lost,
                 },
             );
-            if lost {
-                self.world.log(|log| log.faults_fired += 1);
-            } else {
-                let at = s.now_ms + latency + self.spec().email_delay_ms;
-                s.deliveries.push((at, Delivery::Mail { mail: number, browser }));
-            }
+            number
         });
         if latency > 0 {
             self.world.event(Some(self.request), None, What::Waited("SMTP send"));
             self.world.sleep(latency);
         }
+        if self.alive().is_err() {
+            // The SMTP conversation ends with the process: nothing goes out.
+            self.world.event(Some(self.request), None, What::MailCut { mail: number });
+            return Err(WorkerCrashed);
+        }
+        if lost {
+            self.world.log(|log| log.faults_fired += 1);
+        } else {
+            let delay = self.spec().email_delay_ms;
+            self.world.with(|s| {
+                let at = s.now_ms + delay;
+                s.deliveries.push((at, Delivery::Mail { mail: number, to }));
+            });
+        }
+        Ok(())
     }
-    fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> R {
-        self.world.with(|s| {
+    fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {
+        self.alive()?;
+        Ok(self.world.with(|s| {
             self.world.event(Some(self.request), None, What::Memory);
             f(&mut s.memories[self.request.worker])
-        })
+        }))
     }
 }
 
@@ -393,14 +437,25 @@ pub fn run(plan: &RunPlan) -> RunOutcome {
         ..FlowConfig::default()
     };
     let store = Store::<P>::from_connection(spare::take(plan.variant.schema()));
+    let workers = scenario.deployment.workers;
+    let mut owners = BTreeMap::new();
+    for r in &scenario.requests {
+        owners
+            .entry(r.browser.clone())
+            .or_insert_with(|| scenario.owns(&r.browser));
+    }
     let world = Arc::new(World {
         log: std::sync::Mutex::new(Log {
             now_ms: 0,
             trace: Vec::new(),
             rng: SplitMix64::new(plan.seed),
             faults_fired: 0,
+            generations: vec![0; workers],
+            recovering: vec![false; workers],
+            in_flight: BTreeMap::new(),
         }),
         plan: plan.clone(),
+        owners,
         config,
         store,
         planned: plan_requests(scenario),
@@ -410,11 +465,13 @@ pub fn run(plan: &RunPlan) -> RunOutcome {
             sleepers: Vec::new(),
             next_token: 0,
             browsers: BTreeMap::new(),
+            mailboxes: BTreeMap::new(),
             server_sessions: BTreeMap::new(),
             next_sid: 1,
             mails: Vec::new(),
             deliveries: Vec::new(),
-            memories: vec![WorkerMemory::default(); scenario.deployment.workers],
+            memories: vec![WorkerMemory::default(); workers],
+            recovery_waiters: vec![0; workers],
             finished: 0,
             finished_at_snapshot: 0,
         }),
@@ -557,37 +614,35 @@ fn deliver(world: &World, s: &mut State, delivery: Delivery) {
         } => {
             let b = s.browsers.entry(browser.clone()).or_default();
             if let Some(c) = set_cookie {
-                b.cookie = Some(c);
+                b.cookie = c;
             }
-            let cookie_now = b.cookie.as_ref().map_or("(none)".to_string(), Cookie::describe);
+            let cookie_now = b.cookie.clone();
             world.record(Some(request), Some(&browser), None, What::Delivered { cookie_now });
         }
-        Delivery::Mail { mail, browser } => {
-            s.browsers.entry(browser.clone()).or_default().inbox.push(mail);
-            world.record(None, Some(&browser), None, What::MailDelivered { mail });
+        Delivery::Mail { mail, to } => {
+            s.mailboxes.entry(to.clone()).or_default().push(mail);
+            world.record(None, None, None, What::MailDelivered { mail, to });
         }
     }
 }
 
-/// The browser sends `p`: the code is picked from the inbox as it stands
-/// now, the cookie is whatever the jar holds now.
+/// The browser sends `p`: the code is picked from the mailbox as it stands
+/// now (if the browser reads it), the cookie is whatever the jar holds now.
 fn send(world: &World, s: &mut State, p: &Planned) -> (Request, Cookie) {
     let spec = &world.plan.scenario.requests[p.spec];
-    let browser = s.browsers.entry(spec.browser.clone()).or_default();
-    let cookie = browser.cookie.clone().unwrap_or(Cookie::None);
-    let for_email: Vec<usize> = browser
-        .inbox
-        .iter()
-        .copied()
-        .filter(|m| s.mails[m - 1].0 == spec.email)
-        .collect();
+    let owner = world.owners.get(&spec.browser).is_some_and(|o| o.contains(&spec.email));
+    let cookie = s.browsers.entry(spec.browser.clone()).or_default().cookie.clone();
+    let readable: &[usize] = match (owner, s.mailboxes.get(&spec.email)) {
+        (true, Some(mailbox)) => mailbox,
+        _ => &[],
+    };
     let (otp, source) = match (&spec.kind, &spec.otp) {
-        (Kind::Signup, _) => (None, None),
+        (Kind::Signup | Kind::Login, _) => (None, None),
         (Kind::Verify, OtpChoice::Literal(o)) => (Some(o.clone()), Some(CodeSource::Literal)),
         (Kind::Verify, choice) => {
             let picked = match choice {
-                OtpChoice::Latest => for_email.last(),
-                OtpChoice::First => for_email.first(),
+                OtpChoice::Latest => readable.last(),
+                OtpChoice::First => readable.first(),
                 _ => None,
             };
             match picked {
@@ -596,25 +651,32 @@ fn send(world: &World, s: &mut State, p: &Planned) -> (Request, Cookie) {
             }
         }
     };
+    let (email, password) = (spec.email.to_string(), spec.password.clone());
     let request = match spec.kind {
-        Kind::Signup => Request::Signup {
-            email: spec.email.to_string(),
-            password: spec.password.clone(),
-        },
+        Kind::Signup => Request::Signup { email, password },
         Kind::Verify => Request::Verify {
-            email: spec.email.to_string(),
+            email,
             otp: otp.as_ref().map(|o| o.digits().to_string()).unwrap_or_default(),
+            password,
         },
+        Kind::Login => Request::Login { email, password },
     };
+    // The process that accepts the request is the one alive now.
+    world.log(|log| {
+        let generation = log.generations[p.worker];
+        log.in_flight.insert(p.id, (p.worker, generation));
+    });
     world.event(
         Some(p),
         Some(&spec.browser),
         What::Sent {
             kind: spec.kind,
             email: spec.email.clone(),
+            owner,
             otp,
             source,
-            cookie: cookie.describe(),
+            password: spec.password.clone(),
+            cookie: cookie.clone(),
         },
     );
     s.running += 1;
@@ -634,80 +696,85 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
     let p = &world.planned[id - 1];
     let spec = &world.plan.scenario.requests[p.spec];
     let server = world.plan.scenario.deployment.session == SessionMode::Server;
+    let ports = SimPorts::new(world, p);
+    if ports.alive().is_ok() {
+        wait_for_recovery(world, p.worker);
+    }
     let mut session = match &cookie {
-        Cookie::Session(t, e) => Session::loaded(t.clone(), e.clone()),
+        Cookie::Session(data) => Session::loaded(data.clone()),
         Cookie::Sid(sid) => world.with(|s| {
-            let (t, e) = s.server_sessions.get(sid).cloned().unwrap_or_default();
-            world.event(
-                Some(p),
-                None,
-                What::SessionLoad(describe_session(t.as_deref(), e.as_deref())),
-            );
-            Session::loaded(t, e)
+            let data = s.server_sessions.get(sid).cloned().unwrap_or_default();
+            world.event(Some(p), None, What::SessionLoad(data.clone()));
+            Session::loaded(data)
         }),
         Cookie::None => Session::default(),
     };
-    let ports = SimPorts {
-        world,
-        request: p,
-        statements: Cell::new(0),
-        busy_waited_ms: Cell::new(0),
-    };
-    let handled = world.plan.variant.handle(&ports, &world.config, &mut session, &request);
-    world.with(|s| {
-        match &handled {
-            Ok(response) => {
-                let set_cookie = session.is_modified().then(|| {
-                    let pair = (
-                        session.temp_user_id().map(str::to_string),
-                        session.email().map(str::to_string),
-                    );
-                    if server {
-                        let sid = match cookie {
-                            Cookie::Sid(sid) => sid,
-                            _ => {
-                                s.next_sid += 1;
-                                s.next_sid - 1
-                            }
-                        };
-                        world.event(
-                            Some(p),
-                            None,
-                            What::SessionSave(describe_session(pair.0.as_deref(), pair.1.as_deref())),
-                        );
-                        s.server_sessions.insert(sid, pair);
-                        Cookie::Sid(sid)
-                    } else {
-                        Cookie::Session(pair.0, pair.1)
-                    }
-                });
-                world.event(
-                    Some(p),
-                    None,
-                    What::Answered {
-                        code: response.code,
-                        message: response.message.clone(),
-                        set_cookie: set_cookie.as_ref().map(Cookie::describe),
-                    },
-                );
-                let at = s.now_ms + spec.response_delay_ms;
-                s.deliveries.push((
-                    at,
-                    Delivery::Response {
-                        request: id,
-                        browser: spec.browser.clone(),
-                        set_cookie,
-                    },
-                ));
-            }
-            Err(otpsim_core::WorkerCrashed) => {
-                world.event(Some(p), None, What::Crashed);
-                // A fresh process: the lock table is gone.
-                s.memories[p.worker] = WorkerMemory::default();
-            }
+    // A request that outlived its process without another step still
+    // answers nothing.
+    let handled = world
+        .plan
+        .variant
+        .handle(&ports, &world.config, &mut session, &request)
+        .and_then(|r| ports.alive().map(|()| r));
+    world.log(|log| log.in_flight.remove(&id));
+    world.with(|s| match &handled {
+        Ok(response) => {
+            let set_cookie = session.is_modified().then(|| {
+                let data = session.data().clone();
+                if server {
+                    let sid = match cookie {
+                        Cookie::Sid(sid) => sid,
+                        _ => {
+                            s.next_sid += 1;
+                            s.next_sid - 1
+                        }
+                    };
+                    world.event(Some(p), None, What::SessionSave(data.clone()));
+                    s.server_sessions.insert(sid, data);
+                    Cookie::Sid(sid)
+                } else {
+                    Cookie::Session(data)
+                }
+            });
+            world.event(
+                Some(p),
+                None,
+                What::Answered {
+                    code: response.code,
+                    message: response.message.clone(),
+                    set_cookie: set_cookie.clone(),
+                },
+            );
+            let at = s.now_ms + spec.response_delay_ms;
+            s.deliveries.push((
+                at,
+                Delivery::Response {
+                    request: id,
+                    browser: spec.browser.clone(),
+                    set_cookie,
+                },
+            ));
         }
+        Err(WorkerCrashed) if ports.killed_it.get() => {
+            world.event(Some(p), None, What::Crashed);
+            // A fresh process: the lock table is gone.
+            s.memories[p.worker] = WorkerMemory::default();
+        }
+        Err(WorkerCrashed) => world.event(Some(p), None, What::DiedWithWorker),
     });
-    if handled.is_err() {
+    if ports.killed_it.get() {
+        // SQLite rolls back every open transaction of a dead process.
+        let dead: Vec<usize> = world.log(|log| {
+            let now = log.generations[p.worker];
+            log.in_flight
+                .iter()
+                .filter(|(_, (w, generation))| *w == p.worker && *generation < now)
+                .map(|(r, _)| *r)
+                .collect()
+        });
+        for r in dead {
+            world.store.abandon(r as u64);
+        }
         restart(world, p);
     }
     world.with(|s| {
@@ -717,9 +784,26 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
     P::notify_all(&world.clock);
 }
 
+/// A request accepted by a worker's new process while it still runs its
+/// recovery waits for it, off the clock's books (the recovery's own waits
+/// must be able to move time); the recovery puts it back on them.
+fn wait_for_recovery(world: &World, worker: usize) {
+    let waits = world.with(|s| {
+        let recovering = world.log(|log| log.recovering[worker]);
+        if recovering {
+            s.running -= 1;
+            s.recovery_waiters[worker] += 1;
+        }
+        recovering
+    });
+    if waits {
+        P::notify_all(&world.clock);
+        P::wait_while(&world.state, &world.clock, |_| world.log(|log| log.recovering[worker]));
+    }
+}
+
 /// The crashed worker's replacement starts and runs the variant's recovery
-/// (no faults: the plan targets requests). Its mails go to the browser of
-/// the request whose worker died.
+/// (no faults: the plan targets requests), then takes requests again.
 fn restart(world: &World, crashed: &Planned) {
     let boot = Planned {
         id: 0,
@@ -727,12 +811,12 @@ fn restart(world: &World, crashed: &Planned) {
         ..crashed.clone()
     };
     world.event(Some(&boot), None, What::Restarted);
-    let ports = SimPorts {
-        world,
-        request: &boot,
-        statements: Cell::new(0),
-        busy_waited_ms: Cell::new(0),
-    };
+    let ports = SimPorts::new(world, &boot);
     // A crash during recovery cannot be planned; nothing more to do.
     let _ = world.plan.variant.recover(&ports, &world.config);
+    world.with(|s| {
+        world.log(|log| log.recovering[crashed.worker] = false);
+        s.running += std::mem::take(&mut s.recovery_waiters[crashed.worker]);
+    });
+    P::notify_all(&world.clock);
 }

@@ -37,7 +37,11 @@ fn verify(local: &Local<impl Platform>) -> Request {
         .latest_code(ANA)
         .map(|o| o.digits().to_string())
         .unwrap_or_default();
-    Request::Verify { email: ANA.into(), otp }
+    Request::Verify {
+        email: ANA.into(),
+        otp,
+        password: "s3cret!".into(),
+    }
 }
 
 /// The browser's cookie jar: each response that changed the session
@@ -47,12 +51,12 @@ struct Jar<P: Platform>(P::Mutex<Session>);
 impl<P: Platform> Jar<P> {
     fn cookie(&self) -> Session {
         self.0
-            .with(|s| Session::loaded(s.temp_user_id().map(Into::into), s.email().map(Into::into)))
+            .with(|s| Session::loaded(s.data().clone()))
     }
     fn receive(&self, sent: Session) {
         if sent.is_modified() {
             self.0
-                .with(|jar| *jar = Session::loaded(sent.temp_user_id().map(Into::into), sent.email().map(Into::into)));
+                .with(|jar| *jar = Session::loaded(sent.data().clone()));
         }
     }
 }

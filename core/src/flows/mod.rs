@@ -7,13 +7,17 @@ mod idempotent;
 mod naive;
 mod seed_fix;
 
-pub use idempotent::MAX_SENDS;
+pub use idempotent::{MAX_SENDS, REISSUE_GRACE_MS};
 pub use seed_fix::DEDUP_WINDOW_MS;
 
 use std::fmt;
 use std::str::FromStr;
 
+use rusqlite::params;
+
+use crate::crypto::{constant_time_eq, password_hash};
 use crate::domain::{Code, Email, Otp, Request, Response, Session, TempId};
+pub use crate::ports::WorkerCrashed;
 use crate::ports::Ports;
 use crate::store::DbError;
 
@@ -157,10 +161,6 @@ impl fmt::Display for Variant {
     }
 }
 
-/// The handler's worker died: the request gets no answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WorkerCrashed;
-
 /// What a handler produces: a response, or nothing because its worker died.
 pub type Handled = Result<Response, WorkerCrashed>;
 
@@ -191,38 +191,65 @@ impl Variant {
     /// Handles one request. `session` is the session the request carried;
     /// the handler's changes to it are the new cookie (or server session).
     pub fn handle<E: Ports>(&self, env: &E, cfg: &FlowConfig, session: &mut Session, request: &Request) -> Handled {
+        let email = match Email::parse(request.email()) {
+            Ok(e) => e,
+            Err(e) => return Ok(Response::new(Code::BadRequest, e.to_string())),
+        };
         match request {
-            Request::Signup { email, password } => {
-                let email = match Email::parse(email) {
-                    Ok(e) => e,
-                    Err(e) => return Ok(Response::new(Code::BadRequest, e.to_string())),
-                };
+            Request::Signup { password, .. } => {
                 if password.is_empty() {
                     return Ok(Response::new(Code::BadRequest, "A password is required."));
                 }
                 match self {
                     Variant::Naive => naive::signup(env, cfg, session, &email, password),
                     Variant::SeedFix(s) => seed_fix::signup(env, cfg, *s, session, &email, password),
-                    Variant::Idempotent => idempotent::signup(env, cfg, session, &email, password),
+                    Variant::Idempotent => idempotent::signup(env, cfg, session, &email),
                 }
             }
-            Request::Verify { email, otp } => {
+            Request::Verify { otp, password, .. } => {
                 let otp = match Otp::parse(otp) {
                     Ok(o) => o,
                     Err(e) => return Ok(Response::new(Code::BadRequest, e.to_string())),
                 };
                 match self {
                     // The app reads the registration from the session and
-                    // ignores the form's email.
+                    // ignores the form's email and password.
                     Variant::Naive => naive::verify(env, cfg, session, &otp),
                     Variant::SeedFix(s) => seed_fix::verify(env, cfg, *s, session, &otp),
-                    Variant::Idempotent => match Email::parse(email) {
-                        Ok(email) => idempotent::verify(env, cfg, session, &email, &otp),
-                        Err(e) => Ok(Response::new(Code::BadRequest, e.to_string())),
-                    },
+                    Variant::Idempotent => idempotent::verify(env, cfg, session, &email, &otp, password),
                 }
             }
+            Request::Login { password, .. } => login(env, cfg, session, &email, password),
         }
+    }
+}
+
+/// `POST /login`, shared by every variant: only what verify put in
+/// `users` differs between them. One answer for an unknown address, an
+/// unverified one and a wrong password, so that login tells nobody which
+/// addresses have accounts.
+fn login(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email, password: &str) -> Handled {
+    let refused = || Response::new(Code::BadCredentials, "Wrong email or password.");
+    let found = env
+        .db()
+        .query_first("SELECT password_hash FROM users WHERE email = ?1", params![email.as_str()]);
+    let row = match found {
+        Ok(row) => row,
+        Err(DbError::Crashed) => return Err(WorkerCrashed),
+        Err(_) => {
+            return Ok(Response::new(
+                Code::Retry,
+                "The service is busy; nothing was changed. Please retry.",
+            ))
+        }
+    };
+    let offered = password_hash(&cfg.secret, email.as_str(), password);
+    match row {
+        Some(row) if constant_time_eq(row.text(0).as_bytes(), offered.as_bytes()) => {
+            session.set_user(email.as_str());
+            Ok(Response::new(Code::Ok, format!("Signed in as {email}.")))
+        }
+        _ => Ok(refused()),
     }
 }
 

@@ -52,7 +52,7 @@ pub(super) fn signup(
                 to: email.clone(),
                 otp,
                 temp_id: temp_id.clone(),
-            });
+            })?;
             session.set_temp_user_id(temp_id.as_str());
             session.set_email(email.as_str());
             Ok(Response::new(Code::Ok, format!("Verification code sent to {email}")))

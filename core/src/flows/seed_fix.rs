@@ -15,6 +15,9 @@ use crate::store::{Db, DbError};
 pub const DEDUP_WINDOW_MS: u64 = 2000;
 
 const SELECT_ID_BY_EMAIL: &str = "SELECT temp_id FROM temp_registrations WHERE email = ?1";
+/// The seed's `find_temp_id_by_email`: the newest registration for the address.
+const SELECT_NEWEST_BY_EMAIL: &str =
+    "SELECT temp_id FROM temp_registrations WHERE email = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1";
 
 pub(super) fn signup(
     env: &impl Ports,
@@ -25,26 +28,29 @@ pub(super) fn signup(
     password: &str,
 ) -> Handled {
     if switches.dedup {
+        // The seed's request flow calls `is_request_allowed` on its own,
+        // then `set_request_lock`: two steps, so two requests on one
+        // worker can both pass the check before either sets the lock.
         let now = env.now_ms();
         let allowed = env.with_memory(|memory| {
-            let lock = memory.request_locks.entry(email.clone()).or_default();
+            let lock = memory.request_locks.get(email).copied().unwrap_or_default();
             let recent = lock
                 .last_started_ms
                 .is_some_and(|t| now.saturating_sub(t) < DEDUP_WINDOW_MS);
-            if lock.held || recent {
-                return false;
-            }
-            lock.held = true;
-            lock.last_started_ms = Some(now);
-            true
-        });
+            !lock.held && !recent
+        })?;
         if !allowed {
             return Ok(Response::new(Code::TooManyRequests, "Please wait before trying again"));
         }
+        env.with_memory(|memory| {
+            let lock = memory.request_locks.entry(email.clone()).or_default();
+            lock.held = true;
+            lock.last_started_ms = Some(now);
+        })?;
     }
     let handled = signup_locked(env, cfg, switches, session, email, password);
     if switches.dedup {
-        env.with_memory(|memory| memory.request_locks.entry(email.clone()).or_default().held = false);
+        env.with_memory(|memory| memory.request_locks.entry(email.clone()).or_default().held = false)?;
     }
     handled
 }
@@ -69,7 +75,7 @@ fn signup_locked(
             to: email.clone(),
             otp: otp.clone(),
             temp_id: temp_id.clone(),
-        });
+        })?;
         let mut chosen = temp_id.as_str().to_string();
         if switches.db_check {
             if let Some(row) = db.query_first(SELECT_ID_BY_EMAIL, params![email.as_str()])? {
@@ -111,16 +117,19 @@ pub(super) fn verify(
     let db = env.db();
     let mut inserted_user: Option<String> = None;
     let result = (|| {
-        let mut row = db.query_first(SELECT_BY_TEMP_ID, params![temp_id])?;
-        if row.is_none() && switches.fallback {
+        if switches.fallback {
+            // The seed's snippet 5: `if db_temp_id and db_temp_id != temp_id`,
+            // whether or not the session's registration still exists.
             if let Some(email) = session.email().map(str::to_string) {
-                if let Some(found) = db.query_first(SELECT_ID_BY_EMAIL, params![email])? {
-                    temp_id = found.text(0).to_string();
-                    session.set_temp_user_id(&temp_id);
-                    row = db.query_first(SELECT_BY_TEMP_ID, params![temp_id])?;
+                if let Some(found) = db.query_first(SELECT_NEWEST_BY_EMAIL, params![email])? {
+                    if found.text(0) != temp_id {
+                        temp_id = found.text(0).to_string();
+                        session.set_temp_user_id(&temp_id);
+                    }
                 }
             }
         }
+        let row = db.query_first(SELECT_BY_TEMP_ID, params![temp_id])?;
         let Some(row) = row else {
             return Ok(not_found(&temp_id));
         };

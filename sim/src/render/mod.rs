@@ -14,7 +14,7 @@ pub use mermaid::mermaid;
 pub use svg::svg;
 
 use crate::invariant::Violation;
-use crate::trace::{CodeSource, Trace, What};
+use crate::trace::{CodeSource, Cookie, Trace, What};
 
 /// One arrow or note of the diagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ fn short(text: &str, max: usize) -> String {
     }
 }
 
-fn secs(ms: u64) -> String {
+pub(crate) fn secs(ms: u64) -> String {
     format!("{}.{:03}s", ms / 1000, ms % 1000)
 }
 
@@ -74,10 +74,14 @@ impl Diagram {
         let mut browsers: Vec<String> = Vec::new();
         let mut workers: Vec<usize> = Vec::new();
         let mut worker_of = std::collections::BTreeMap::new();
+        let mut mailbox_lane: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
         for e in &trace.events {
-            if let (Some(b), What::Sent { .. }) = (&e.browser, &e.what) {
+            if let (Some(b), What::Sent { email, owner, .. }) = (&e.browser, &e.what) {
                 if !browsers.contains(b) {
                     browsers.push(b.clone());
+                }
+                if *owner {
+                    mailbox_lane.entry(email.to_string()).or_insert_with(|| b.clone());
                 }
             }
             if let Some(w) = e.worker {
@@ -171,13 +175,19 @@ impl Diagram {
                         reply: false,
                     });
                 }
-                What::MailDelivered { mail: n } => {
+                What::MailDelivered { mail: n, to } => {
+                    // Mailboxes belong to addresses: the mail lands in the
+                    // lane of the first browser that reads this one.
+                    let reader = mailbox_lane.get(to.as_str()).map_or(0, |b| lane(b));
                     steps.push(Step::Message {
                         from: mail,
-                        to: b,
-                        text: format!("{t} mail {n} arrives"),
+                        to: reader,
+                        text: format!("{t} mail {n} arrives for {to}"),
                         reply: true,
                     });
+                }
+                What::MailCut { mail: n } => {
+                    steps.push(note(format!("{t} {req}mail {n} never goes out"), true));
                 }
                 What::Answered { code, message, .. } => {
                     steps.push(note(
@@ -214,7 +224,8 @@ impl Diagram {
                 What::SessionSave(s) => steps.push(note(format!("{t} {req}session save {s}"), false)),
                 What::Memory => steps.push(note(format!("{t} {req}_request_locks"), false)),
                 What::Waited(why) => steps.push(note(format!("{t} {req}waits: {why}"), false)),
-                What::Crashed => steps.push(note(format!("{t} {req}CRASH: the worker dies"), true)),
+                What::Crashed => steps.push(note(format!("{t} {req}CRASH: the worker process dies"), true)),
+                What::DiedWithWorker => steps.push(note(format!("{t} {req}dies with its process"), true)),
                 What::Restarted => steps.push(note(format!("{t} a fresh worker starts"), false)),
                 What::Panicked(m) => steps.push(note(format!("{t} {req}PANIC: {m}"), true)),
                 What::Quiescent(state) => {
@@ -249,9 +260,9 @@ impl Diagram {
 }
 
 /// A cookie as the diagram shows it: the temp_id it names, if any.
-fn cookie_temp(cookie: &str) -> String {
-    match cookie.split("temp_user_id=").nth(1) {
-        Some(rest) => rest.split([',', '}']).next().unwrap_or("").to_string(),
+fn cookie_temp(cookie: &Cookie) -> String {
+    match cookie.temp_user_id() {
+        Some(temp) => temp.to_string(),
         None => cookie.to_string(),
     }
 }

@@ -1,0 +1,420 @@
+//! Hand-made traces: each invariant holding on a correct history and
+//! breaking on a wrong one, with the boundary cases of each reading in
+//! `docs/invariants.md`.
+
+use super::*;
+use crate::trace::{Cookie, Event};
+use otpsim_core::Email;
+
+const ANA: &str = "ana@example.com";
+const TTL: u64 = 600_000;
+
+/// A trace written by hand, event by event.
+#[derive(Default)]
+struct T(Vec<Event>);
+
+/// What a request sends.
+struct Send {
+    kind: Kind,
+    browser: &'static str,
+    owner: bool,
+    otp: Option<&'static str>,
+    source: Option<CodeSource>,
+    password: &'static str,
+}
+
+fn signup(browser: &'static str, owner: bool, password: &'static str) -> Send {
+    Send {
+        kind: Kind::Signup,
+        browser,
+        owner,
+        otp: None,
+        source: None,
+        password,
+    }
+}
+
+fn verify(otp: &'static str, source: CodeSource) -> Send {
+    Send {
+        kind: Kind::Verify,
+        browser: "ana",
+        owner: true,
+        otp: Some(otp),
+        source: Some(source),
+        password: "s3cret!",
+    }
+}
+
+fn wrong(browser: &'static str, owner: bool) -> Send {
+    Send {
+        browser,
+        owner,
+        ..verify("999999", CodeSource::Wrong)
+    }
+}
+
+fn login(browser: &'static str, password: &'static str) -> Send {
+    Send {
+        kind: Kind::Login,
+        browser,
+        owner: browser == "ana",
+        otp: None,
+        source: None,
+        password,
+    }
+}
+
+impl T {
+    fn push(mut self, at_ms: u64, request: usize, what: What) -> Self {
+        self.0.push(Event {
+            at_ms,
+            request: Some(request),
+            browser: None,
+            worker: Some(0),
+            what,
+        });
+        self
+    }
+    fn send(mut self, at_ms: u64, r: usize, s: Send) -> Self {
+        self.0.push(Event {
+            at_ms,
+            request: Some(r),
+            browser: Some(s.browser.into()),
+            worker: Some(0),
+            what: What::Sent {
+                kind: s.kind,
+                email: Email::parse(ANA).unwrap(),
+                owner: s.owner,
+                otp: s.otp.map(|o| Otp::parse(o).unwrap()),
+                source: s.source,
+                password: s.password.into(),
+                cookie: Cookie::None,
+            },
+        });
+        self
+    }
+    fn mail(self, at_ms: u64, r: usize, n: usize, otp: &str, temp: &str) -> Self {
+        let what = What::MailSent {
+            mail: n,
+            to: Email::parse(ANA).unwrap(),
+            otp: Otp::parse(otp).unwrap(),
+            temp_id: temp.into(),
+            lost: false,
+        };
+        self.push(at_ms, r, what)
+    }
+    fn answer(self, at_ms: u64, r: usize, code: Code) -> Self {
+        let what = What::Answered {
+            code,
+            message: format!("a sentence about {code}"),
+            set_cookie: None,
+        };
+        self.push(at_ms, r, what)
+    }
+    fn db(self, pending: &[&str], accounts: &[&str]) -> Self {
+        let state = DbState {
+            pending: pending.iter().map(|t| (ANA.to_string(), t.to_string())).collect(),
+            accounts: accounts.iter().map(|a| a.to_string()).collect(),
+        };
+        let at = self.0.last().map_or(0, |e| e.at_ms);
+        self.push(at, 0, What::Quiescent(state))
+    }
+    fn check(self) -> Vec<Invariant> {
+        let limits = Limits {
+            otp_ttl_ms: TTL,
+            max_attempts: 2,
+        };
+        check(&Trace { events: self.0 }, limits, &Invariant::ALL)
+            .into_iter()
+            .map(|v| v.invariant)
+            .collect()
+    }
+}
+
+/// Ana signs up at 0 s and mail 1 carries 111111 for temp_1.
+fn signed_up() -> T {
+    T::default()
+        .send(0, 1, signup("ana", true, "s3cret!"))
+        .mail(0, 1, 1, "111111", "temp_1_00000001")
+        .answer(0, 1, Code::Ok)
+        .db(&["temp_1_00000001"], &[])
+}
+
+fn verified(t: T, at: u64, r: usize) -> T {
+    t.send(at, r, verify("111111", CodeSource::Mail(1)))
+        .answer(at, r, Code::Ok)
+        .db(&[], &[ANA])
+}
+
+#[test]
+fn a_correct_history_breaks_nothing() {
+    let t = verified(signed_up(), 5000, 2)
+        .send(6000, 3, login("ana", "s3cret!"))
+        .answer(6000, 3, Code::Ok);
+    assert_eq!(t.check(), vec![]);
+}
+
+#[test]
+fn single_pending_catches_two_rows_and_a_lost_one() {
+    assert_eq!(
+        signed_up().db(&["temp_1_00000001", "temp_1_00000002"], &[]).check(),
+        vec![Invariant::SinglePending, Invariant::NoOrphans]
+    );
+    assert_eq!(signed_up().db(&[], &[]).check(), vec![Invariant::SinglePending]);
+}
+
+#[test]
+fn single_pending_excuses_a_verify_that_committed_and_died() {
+    let t = signed_up()
+        .send(5000, 2, verify("111111", CodeSource::Mail(1)))
+        .push(5000, 2, What::Crashed)
+        .db(&[], &[ANA]);
+    assert_eq!(t.check(), vec![]);
+}
+
+#[test]
+fn verify_succeeds_catches_a_real_code_refused() {
+    let t = signed_up()
+        .send(5000, 2, verify("111111", CodeSource::Mail(1)))
+        .answer(5000, 2, Code::NoRegistration)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(t.check(), vec![Invariant::VerifySucceeds]);
+}
+
+#[test]
+fn verify_succeeds_holds_a_code_for_exactly_otp_ttl_from_its_mail() {
+    let at = |sent: u64| {
+        signed_up()
+            .send(sent, 2, verify("111111", CodeSource::Mail(1)))
+            .answer(sent + 10, 2, Code::OtpExpired)
+            .db(&["temp_1_00000001"], &[])
+            .check()
+    };
+    assert_eq!(at(TTL), vec![], "sent when the code's otp_ttl is over: 410 is fine");
+    assert_eq!(
+        at(TTL - 5),
+        vec![Invariant::VerifySucceeds],
+        "sent 5 ms before expiry, refused after waiting for the lock"
+    );
+}
+
+#[test]
+fn verify_succeeds_dates_a_re_sent_code_from_its_own_mail() {
+    // A second signup 1 s before expiry mails the same code again: mail 2
+    // promises it a full otp_ttl, whatever mail 1 said.
+    let t = signed_up()
+        .send(TTL - 1000, 2, signup("ana", true, "s3cret!"))
+        .mail(TTL - 1000, 2, 2, "111111", "temp_1_00000001")
+        .answer(TTL - 1000, 2, Code::Ok)
+        .send(TTL + 500, 3, verify("111111", CodeSource::Mail(2)))
+        .answer(TTL + 500, 3, Code::OtpExpired)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(t.check(), vec![Invariant::VerifySucceeds]);
+}
+
+#[test]
+fn verify_succeeds_places_concurrent_wrong_codes_first() {
+    // Two wrong codes from a stranger sent with ana's right one, all in
+    // flight together: they may have been counted first, so 423 is fine.
+    let racing = signed_up()
+        .send(5000, 2, wrong("mallory", false))
+        .send(5000, 3, wrong("mallory", false))
+        .send(5000, 4, verify("111111", CodeSource::Mail(1)))
+        .answer(5000, 2, Code::InvalidOtp)
+        .answer(5000, 3, Code::InvalidOtp)
+        .answer(5000, 4, Code::Locked)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(racing.check(), vec![]);
+    // Sent only after ana's verify was answered, they cannot explain a 423.
+    let after = signed_up()
+        .send(5000, 4, verify("111111", CodeSource::Mail(1)))
+        .answer(5000, 4, Code::Locked)
+        .send(6000, 2, wrong("mallory", false))
+        .answer(6000, 2, Code::InvalidOtp)
+        .send(6000, 3, wrong("mallory", false))
+        .answer(6000, 3, Code::InvalidOtp)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(after.check(), vec![Invariant::VerifySucceeds]);
+}
+
+#[test]
+fn verify_succeeds_wants_503_from_a_faulted_verify() {
+    let faulted = |code| {
+        signed_up()
+            .send(5000, 2, verify("111111", CodeSource::Mail(1)))
+            .push(
+                5000,
+                2,
+                What::Fault {
+                    statement: 1,
+                    error: "io".into(),
+                },
+            )
+            .answer(5000, 2, code)
+            .db(&["temp_1_00000001"], &[])
+            .check()
+    };
+    assert_eq!(faulted(Code::Retry), vec![]);
+    assert_eq!(faulted(Code::NoRegistration), vec![Invariant::VerifySucceeds]);
+}
+
+#[test]
+fn verify_succeeds_asks_nothing_of_a_browser_that_does_not_own_the_address() {
+    let t = signed_up()
+        .send(
+            5000,
+            2,
+            Send {
+                browser: "mallory",
+                owner: false,
+                ..verify("111111", CodeSource::Mail(1))
+            },
+        )
+        .answer(5000, 2, Code::SessionMissing)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(t.check(), vec![]);
+}
+
+#[test]
+fn one_account_catches_a_200_without_an_account_and_two_accounts() {
+    let t = signed_up()
+        .send(5000, 2, verify("111111", CodeSource::Mail(1)))
+        .answer(5000, 2, Code::Ok)
+        .db(&[], &[]);
+    assert_eq!(t.check(), vec![Invariant::OneAccount]);
+    assert!(signed_up().db(&[], &[ANA, ANA]).check().contains(&Invariant::OneAccount));
+}
+
+#[test]
+fn no_orphans_catches_a_row_beside_an_account_and_a_code_never_mailed() {
+    let beside = verified(signed_up(), 5000, 2).db(&["temp_1_00000001"], &[ANA]);
+    assert_eq!(beside.check(), vec![Invariant::NoOrphans]);
+    // The process died during the SMTP send: the mail never went out.
+    let cut = T::default()
+        .send(0, 1, signup("ana", true, "s3cret!"))
+        .mail(0, 1, 1, "111111", "temp_1_00000007")
+        .push(2000, 1, What::MailCut { mail: 1 })
+        .push(2000, 1, What::DiedWithWorker)
+        .db(&["temp_1_00000007"], &[]);
+    assert_eq!(cut.check(), vec![Invariant::NoOrphans]);
+}
+
+#[test]
+fn clear_errors_catches_500_raw_sql_empty_messages_and_panics() {
+    let answered = |code, message: &str| {
+        signed_up()
+            .push(
+                1,
+                1,
+                What::Answered {
+                    code,
+                    message: message.into(),
+                    set_cookie: None,
+                },
+            )
+            .check()
+    };
+    assert_eq!(answered(Code::ServerError, "Internal Server Error"), vec![Invariant::ClearErrors]);
+    assert_eq!(
+        answered(Code::Retry, "UNIQUE constraint failed: users.email"),
+        vec![Invariant::ClearErrors]
+    );
+    assert_eq!(answered(Code::BadRequest, " "), vec![Invariant::ClearErrors]);
+    assert_eq!(answered(Code::BadCredentials, "Wrong email or password."), vec![]);
+    assert_eq!(
+        signed_up().push(0, 1, What::Panicked("boom".into())).check(),
+        vec![Invariant::ClearErrors]
+    );
+}
+
+#[test]
+fn no_false_accept_catches_an_unmailed_code_a_second_use_and_a_wrong_repeat() {
+    let unmailed = signed_up()
+        .send(5000, 2, wrong("ana", true))
+        .answer(5000, 2, Code::Ok)
+        .db(&[], &[ANA]);
+    assert_eq!(unmailed.check(), vec![Invariant::NoFalseAccept]);
+    let twice = verified(signed_up(), 5000, 2)
+        .send(6000, 3, verify("111111", CodeSource::Mail(1)))
+        .answer(6000, 3, Code::Ok);
+    assert_eq!(twice.check(), vec![Invariant::NoFalseAccept]);
+    let repeat = |otp, source| {
+        signed_up()
+            .mail(1000, 9, 2, "222222", "temp_1_00000001")
+            .pipe(|t| verified(t, 5000, 2))
+            .send(6000, 3, verify(otp, source))
+            .answer(6000, 3, Code::AlreadyVerified)
+            .check()
+    };
+    assert_eq!(repeat("111111", CodeSource::Mail(1)), vec![]);
+    assert_eq!(repeat("222222", CodeSource::Mail(2)), vec![Invariant::NoFalseAccept]);
+}
+
+#[test]
+fn attempts_limited_counts_per_registration_and_not_after_the_account() {
+    let three_wrong = |t: T, from: usize| {
+        (from..from + 3).fold(t, |t, r| {
+            t.send(1000 * r as u64, r, wrong("ana", true))
+                .answer(1000 * r as u64, r, Code::InvalidOtp)
+        })
+    };
+    assert_eq!(
+        three_wrong(signed_up(), 2).db(&["temp_1_00000001"], &[]).check(),
+        vec![Invariant::AttemptsLimited]
+    );
+    // After the account exists, wrong codes are no_false_accept's business.
+    assert_eq!(three_wrong(verified(signed_up(), 1500, 9), 2).check(), vec![]);
+    // Two on one registration, one on the next: within max_attempts each.
+    let split = signed_up()
+        .send(2000, 2, wrong("ana", true))
+        .answer(2000, 2, Code::InvalidOtp)
+        .send(3000, 3, wrong("ana", true))
+        .answer(3000, 3, Code::InvalidOtp)
+        .send(4000, 4, signup("ana", true, "s3cret!"))
+        .mail(4000, 4, 2, "222222", "temp_1_00000002")
+        .answer(4000, 4, Code::Ok)
+        .send(5000, 5, wrong("ana", true))
+        .answer(5000, 5, Code::InvalidOtp)
+        .db(&["temp_1_00000002"], &[]);
+    assert_eq!(split.check(), vec![]);
+}
+
+#[test]
+fn no_hijack_catches_a_login_with_a_strangers_password() {
+    let stranger = verified(
+        signed_up()
+            .send(1000, 5, signup("mallory", false, "mallory's"))
+            .answer(1000, 5, Code::Ok),
+        5000,
+        2,
+    )
+    .send(6000, 3, login("mallory", "mallory's"))
+    .answer(6000, 3, Code::Ok);
+    assert_eq!(stranger.check(), vec![Invariant::NoHijack]);
+    // The same login refused is no break; ana's own password is fine.
+    let refused = verified(signed_up(), 5000, 2)
+        .send(6000, 3, login("mallory", "mallory's"))
+        .answer(6000, 3, Code::BadCredentials)
+        .send(7000, 4, login("mallory", "s3cret!"))
+        .answer(7000, 4, Code::Ok);
+    assert_eq!(refused.check(), vec![]);
+}
+
+#[test]
+fn names_round_trip_and_unknown_names_list_the_valid_ones() {
+    for i in Invariant::ALL {
+        assert_eq!(i.name().parse::<Invariant>(), Ok(i));
+    }
+    assert!("verify_success"
+        .parse::<Invariant>()
+        .unwrap_err()
+        .contains("verify_succeeds"));
+}
+
+trait Pipe: Sized {
+    fn pipe(self, f: impl FnOnce(Self) -> Self) -> Self {
+        f(self)
+    }
+}
+
+impl Pipe for T {}

@@ -99,11 +99,17 @@ fn flows(c: &mut Criterion) {
                 };
                 local.handle(0, &mut session, &signup).unwrap();
                 let otp = local.latest_code(&email).unwrap().digits().to_string();
-                let r = local.handle(0, &mut session, &Request::Verify {
-                        email,
-                        otp,
-                        password: "s3cret!".into(),
-                    }).unwrap();
+                let r = local
+                    .handle(
+                        0,
+                        &mut session,
+                        &Request::Verify {
+                            email,
+                            otp,
+                            password: "s3cret!".into(),
+                        },
+                    )
+                    .unwrap();
                 assert!(r.code.is_success(), "{variant}: {}", r.message);
             })
         });

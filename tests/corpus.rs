@@ -41,19 +41,19 @@ fn check_file(path: &str) {
     assert!(unexpected.is_empty(), "{path}:\n{}", unexpected.join("\n"));
 }
 
+/// The corpus is the project's evidence: together its files must show
+/// every invariant the variants are known to break. Any variant may be
+/// expected to fail, idempotent included: a file that records an
+/// idempotent failure is a finding, and the README says so.
 #[test]
-fn the_corpus_shows_the_invariants_broken_and_idempotent_passing_all() {
+fn the_corpus_shows_each_known_break() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
     let mut broken = std::collections::BTreeSet::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let scenario = Scenario::load(&entry.unwrap().path()).unwrap();
-        for (variant, expectation) in &scenario.expect {
-            match (variant.to_string().as_str(), expectation) {
-                ("idempotent", e) => assert_eq!(*e, otpsim_sim::Expectation::Pass, "{}", scenario.name),
-                (_, otpsim_sim::Expectation::FailOn(i)) => {
-                    broken.insert(*i);
-                }
-                _ => {}
+        for (_, expectation) in &scenario.expect {
+            if let otpsim_sim::Expectation::FailOn(i) = expectation {
+                broken.insert(i.name());
             }
         }
     }
@@ -63,10 +63,8 @@ fn the_corpus_shows_the_invariants_broken_and_idempotent_passing_all() {
         "no_orphans",
         "clear_errors",
         "attempts_limited",
+        "no_hijack",
     ] {
-        assert!(
-            broken.iter().any(|i| i.name() == needed),
-            "no scenario expects {needed} to break"
-        );
+        assert!(broken.contains(needed), "no scenario expects {needed} to break");
     }
 }

@@ -63,12 +63,11 @@ fn loom_finds_naive_losing_a_verify_to_a_late_signup() {
 }
 
 #[test]
-fn loom_shows_the_seed_fix_holding_on_one_worker_and_breaking_on_two() {
+fn loom_finds_the_seed_fixs_check_then_act_on_one_worker_and_its_break_on_two() {
+    // is_request_allowed and set_request_lock are two steps: both clicks
+    // can pass the check on one threaded worker.
     let (one, _) = explore(Model::DoubleClickSignup, "seed_fix", 1, None);
-    assert!(
-        one.is_empty(),
-        "the per-worker lock stops a double-click on one worker: {one:?}"
-    );
+    assert!(one.contains("verify_succeeds"), "{one:?}");
     let (two, _) = explore(Model::DoubleClickSignup, "seed_fix", 2, None);
     assert!(two.contains("verify_succeeds"), "{two:?}");
 }

@@ -57,9 +57,7 @@ fn send_detached(
     let response = local
         .handle(worker, &mut session, request)
         .expect("no crash without a fault plan");
-    let cookie = session
-        .is_modified()
-        .then(|| Session::loaded(session.data().clone()));
+    let cookie = session.is_modified().then(|| Session::loaded(session.data().clone()));
     (response, cookie)
 }
 
@@ -351,9 +349,17 @@ fn login_is_shared_and_answers_one_401_for_every_refusal() {
     for variant in Variant::MAIN {
         let local = deploy(&variant.to_string(), 1);
         let mut b = Browser::default();
-        assert_eq!(b.send(&local, 0, &login(ANA, "s3cret!")).code, Code::BadCredentials, "{variant}: unknown");
+        assert_eq!(
+            b.send(&local, 0, &login(ANA, "s3cret!")).code,
+            Code::BadCredentials,
+            "{variant}: unknown"
+        );
         b.send(&local, 0, &signup(ANA));
-        assert_eq!(b.send(&local, 0, &login(ANA, "s3cret!")).code, Code::BadCredentials, "{variant}: unverified");
+        assert_eq!(
+            b.send(&local, 0, &login(ANA, "s3cret!")).code,
+            Code::BadCredentials,
+            "{variant}: unverified"
+        );
         b.send(&local, 0, &verify(ANA, &code_of(&local)));
         let wrong = b.send(&local, 0, &login(ANA, "guess"));
         assert_eq!((wrong.code, wrong.status()), (Code::BadCredentials, 401), "{variant}");

@@ -16,15 +16,45 @@ use crate::scenario::{
     StatementChoice,
 };
 
-const EMAILS: [&str; 2] = ["ana@example.com", "bob@example.com"];
-/// Two devices of ana's, bob, and mallory, who reads no mailbox.
-const BROWSERS: [(&str, &[&str]); 4] = [
-    ("ana", &["ana@example.com"]),
-    ("ana_phone", &["ana@example.com"]),
-    ("bob", &["bob@example.com"]),
-    ("mallory", &[]),
+/// The people in a generated scenario: ana with a laptop and a phone, bob,
+/// and mallory, who reads no mailbox and goes after ana's address. Each
+/// has one password; the weight says how often each one acts.
+#[derive(Debug)]
+struct Person {
+    browser: &'static str,
+    owns: &'static [&'static str],
+    password: &'static str,
+    weight: u32,
+}
+
+const ANA: &str = "ana@example.com";
+const BOB: &str = "bob@example.com";
+const PEOPLE: [Person; 4] = [
+    Person {
+        browser: "ana",
+        owns: &[ANA],
+        password: "s3cret!",
+        weight: 3,
+    },
+    Person {
+        browser: "ana_phone",
+        owns: &[ANA],
+        password: "s3cret!",
+        weight: 1,
+    },
+    Person {
+        browser: "bob",
+        owns: &[BOB],
+        password: "bob's own",
+        weight: 2,
+    },
+    Person {
+        browser: "mallory",
+        owns: &[],
+        password: "mallory's",
+        weight: 2,
+    },
 ];
-const PASSWORDS: [&str; 2] = ["s3cret!", "mallory's"];
 /// Send times: whole seconds, and a few 5 ms before a short `otp_ttl`
 /// runs out, so that expiry is crossed while a request waits for the lock.
 const TIMES_MS: [u64; 9] = [0, 1000, 3000, 3995, 4000, 5000, 7995, 10_000, 20_000];
@@ -32,27 +62,45 @@ const DELAYS_MS: [u64; 2] = [0, 5000];
 /// Lifetimes of a code: the default, and two short enough to cross.
 const TTLS_MS: [u64; 3] = [600_000, 4000, 8000];
 
-fn kind() -> impl Strategy<Value = Kind> {
-    prop_oneof![3 => Just(Kind::Signup), 3 => Just(Kind::Verify), 1 => Just(Kind::Login)]
+fn person() -> impl Strategy<Value = &'static Person> {
+    let weighted: Vec<(u32, Just<&'static Person>)> = PEOPLE.iter().map(|p| (p.weight, Just(p))).collect();
+    proptest::strategy::Union::new_weighted(weighted)
+}
+
+/// Owners mostly sign up and verify; the stranger signs up and logs in.
+fn kind(stranger: bool) -> BoxedStrategy<Kind> {
+    if stranger {
+        prop_oneof![2 => Just(Kind::Signup), 1 => Just(Kind::Verify), 2 => Just(Kind::Login)].boxed()
+    } else {
+        prop_oneof![3 => Just(Kind::Signup), 3 => Just(Kind::Verify), 1 => Just(Kind::Login)].boxed()
+    }
 }
 
 fn request() -> impl Strategy<Value = RequestSpec> {
-    (
-        (0..TIMES_MS.len(), 0..BROWSERS.len(), kind(), 0..EMAILS.len(), 0..PASSWORDS.len()),
-        (
-            prop_oneof![Just(OtpChoice::Latest), Just(OtpChoice::First), Just(OtpChoice::Wrong)],
-            1u32..=2,
-            0..DELAYS_MS.len(),
-            0..DELAYS_MS.len(),
-        ),
-    )
+    person()
+        .prop_flat_map(|p| (Just(p), kind(p.owns.is_empty())))
+        .prop_flat_map(|(p, kind)| {
+            (
+                (Just(p), Just(kind), 0..TIMES_MS.len()),
+                (
+                    prop_oneof![
+                        2 => Just(OtpChoice::Latest),
+                        1 => Just(OtpChoice::First),
+                        1 => Just(OtpChoice::Wrong)
+                    ],
+                    1u32..=2,
+                    0..DELAYS_MS.len(),
+                    0..DELAYS_MS.len(),
+                ),
+            )
+        })
         .prop_map(
-            |((at, browser, kind, email, password), (otp, repeat, response_delay, email_delay))| RequestSpec {
+            |((p, kind, at), (otp, repeat, response_delay, email_delay))| RequestSpec {
                 at_ms: TIMES_MS[at],
-                browser: BROWSERS[browser].0.to_string(),
+                browser: p.browser.to_string(),
                 kind,
-                email: Email::parse(EMAILS[email]).expect("a valid constant"),
-                password: PASSWORDS[password].to_string(),
+                email: Email::parse(p.owns.first().copied().unwrap_or(ANA)).expect("a valid constant"),
+                password: p.password.to_string(),
                 otp: if kind == Kind::Verify { otp } else { OtpChoice::Latest },
                 repeat,
                 worker: None,
@@ -77,7 +125,7 @@ fn fault_kind() -> impl Strategy<Value = FaultKind> {
 }
 
 /// A format-2 scenario (1 to 8 requests from owners and a stranger,
-/// signups, verifies and logins over two addresses, 1 to 4 workers, cookie
+/// signups, verifies and logins over two addresses (see [`PEOPLE`]), 1 to 4 workers, cookie
 /// or server sessions, delays, a short or long `otp_ttl`, `max_attempts`
 /// from 1 to 5, at most one fault at any statement) and the choices of its
 /// schedule.
@@ -118,12 +166,16 @@ pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
                     })
                     .into_iter()
                     .collect();
-                let browsers = BROWSERS
+                let browsers = PEOPLE
                     .iter()
-                    .filter(|(name, _)| requests.iter().any(|r| r.browser == *name))
-                    .map(|(name, owns)| BrowserSpec {
-                        name: name.to_string(),
-                        owns: owns.iter().map(|e| Email::parse(e).expect("a valid constant")).collect(),
+                    .filter(|p| requests.iter().any(|r| r.browser == p.browser))
+                    .map(|p| BrowserSpec {
+                        name: p.browser.to_string(),
+                        owns: p
+                            .owns
+                            .iter()
+                            .map(|e| Email::parse(e).expect("a valid constant"))
+                            .collect(),
                     })
                     .collect();
                 let scenario = Scenario {

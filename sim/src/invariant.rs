@@ -390,14 +390,17 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         } else {
             ""
         };
+        let sender = match h.reqs.iter().find(|r| r.id == mail.request) {
+            Some(r) => format!("{} #{}", r.kind, r.id),
+            None => "a restarted worker's recovery".to_string(),
+        };
         return violation(
             Invariant::VerifySucceeds,
             Some(q.id),
             format!(
-                "verify #{} ({}) typed the code of mail {n}, which request #{} sent to {} at {}, yet it answered {} {code}: {:?}.{fault}",
+                "verify #{} ({}) typed the code of mail {n}, which {sender} sent to {} at {}, yet it answered {} {code}: {:?}.{fault}",
                 q.id,
                 q.browser,
-                mail.request,
                 mail.to,
                 crate::render::secs(mail.sent_at),
                 code.status(),
@@ -521,7 +524,10 @@ fn no_false_accept(h: &History, _: Limits) -> Option<Violation> {
             return violation(
                 Invariant::NoFalseAccept,
                 Some(q.id),
-                format!("verify #{} for {} answered 200 {} to {what}", q.id, q.email, answer.code),
+                format!(
+                    "verify #{} for {} answered 200 {} to {what}",
+                    q.id, q.email, answer.code
+                ),
             );
         }
         if answer.code == Code::Ok {
@@ -542,7 +548,11 @@ fn no_false_accept(h: &History, _: Limits) -> Option<Violation> {
         let (Some(otp), Some(answer)) = (&q.otp, q.answered()) else {
             continue;
         };
-        let oks: Vec<&Otp> = verified.keys().filter(|(e, _)| *e == q.email).map(|(_, o)| *o).collect();
+        let oks: Vec<&Otp> = verified
+            .keys()
+            .filter(|(e, _)| *e == q.email)
+            .map(|(_, o)| *o)
+            .collect();
         if answer.code == Code::AlreadyVerified && !oks.is_empty() && !oks.contains(&otp) {
             return violation(
                 Invariant::NoFalseAccept,
@@ -567,8 +577,7 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
         // Not counted: wrong codes that may have met the account rather
         // than the registration.
         let account_first = h.account_before(&w.email, w.sent_index)
-            || h
-                .verifies()
+            || h.verifies()
                 .any(|v| v.email == w.email && v.succeeded() && v.sent_index < answer.index);
         if account_first {
             continue;

@@ -254,7 +254,12 @@ impl Scenario {
         }
         for b in &self.browsers {
             let owns: Vec<String> = b.owns.iter().map(|e| q(e.as_str())).collect();
-            let _ = writeln!(out, "\n[[browser]]\nname = {}\nowns = [{}]", q(&b.name), owns.join(", "));
+            let _ = writeln!(
+                out,
+                "\n[[browser]]\nname = {}\nowns = [{}]",
+                q(&b.name),
+                owns.join(", ")
+            );
         }
         let session = match d.session {
             SessionMode::Cookie => "cookie",
@@ -330,7 +335,11 @@ impl Scenario {
             }
         }
         let section = if self.format >= 2 { "schedules" } else { "explore" };
-        let _ = writeln!(out, "\n[{section}]\nschedules = {}\nseed = {}", self.schedules, self.seed);
+        let _ = writeln!(
+            out,
+            "\n[{section}]\nschedules = {}\nseed = {}",
+            self.schedules, self.seed
+        );
         if let Some(choices) = &self.choices {
             let list: Vec<String> = choices.iter().map(|c| c.to_string()).collect();
             let _ = writeln!(out, "choices = [{}]", list.join(", "));
@@ -670,7 +679,10 @@ impl Loader<'_> {
             let toml::Value::String(text) = item.get_ref() else {
                 return Err(self.at(
                     item,
-                    format!("{} in `owns`; expected an address in quotes, such as \"ana@example.com\"", item.get_ref()),
+                    format!(
+                        "{} in `owns`; expected an address in quotes, such as \"ana@example.com\"",
+                        item.get_ref()
+                    ),
                 ));
             };
             let email = Email::parse(text).map_err(|e| self.at(item, format!("in `owns`: {e}")))?;
@@ -931,17 +943,48 @@ mod tests {
         // An undeclared browser owns what it signs up for.
         let m = load(MINIMAL).unwrap();
         assert_eq!(m.owns("b1"), vec![Email::parse("a@x.org").unwrap()]);
-        assert_eq!(load(&s.to_toml()).unwrap(), Scenario { path: "t.toml".into(), ..s });
+        assert_eq!(
+            load(&s.to_toml()).unwrap(),
+            Scenario {
+                path: "t.toml".into(),
+                ..s
+            }
+        );
     }
 
     #[test]
     fn format_2_errors_point_at_the_line_and_column() {
         let cases = [
-            (FORMAT_2.replace("format = 2", "format = 3"), 1, 10, "format 3; expected 1 or 2"),
-            (FORMAT_2.replace("owns = []", "owns = \"a@x.org\""), 5, 8, "invalid type"),
-            (FORMAT_2.replace("owns = []", "owns = [7]"), 5, 9, "expected an address in quotes"),
-            (FORMAT_2.replace("owns = []", "owns = [\"nobody\"]"), 5, 9, "in `owns`: not an email"),
-            (FORMAT_2.replace("owns = []", "owns = [\"a@x.org\", \"A@x.org\"]"), 5, 20, "listed twice"),
+            (
+                FORMAT_2.replace("format = 2", "format = 3"),
+                1,
+                10,
+                "format 3; expected 1 or 2",
+            ),
+            (
+                FORMAT_2.replace("owns = []", "owns = \"a@x.org\""),
+                5,
+                8,
+                "invalid type",
+            ),
+            (
+                FORMAT_2.replace("owns = []", "owns = [7]"),
+                5,
+                9,
+                "expected an address in quotes",
+            ),
+            (
+                FORMAT_2.replace("owns = []", "owns = [\"nobody\"]"),
+                5,
+                9,
+                "in `owns`: not an email",
+            ),
+            (
+                FORMAT_2.replace("owns = []", "owns = [\"a@x.org\", \"A@x.org\"]"),
+                5,
+                20,
+                "listed twice",
+            ),
             (
                 FORMAT_2.replace("[[request]]", "[[browser]]\nname = \"mallory\"\nowns = []\n[[request]]"),
                 7,
@@ -954,7 +997,12 @@ mod tests {
                 7,
                 "`otp` is for verify requests only, not login",
             ),
-            (FORMAT_2.replace("format = 2\n", ""), 2, 1, "a [[browser]] table needs `format = 2`"),
+            (
+                FORMAT_2.replace("format = 2\n", ""),
+                2,
+                1,
+                "a [[browser]] table needs `format = 2`",
+            ),
             (
                 MINIMAL.replace("kind = \"signup\"", "kind = \"login\""),
                 4,

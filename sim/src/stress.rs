@@ -16,7 +16,8 @@ use otpsim_core::platform::Std;
 use otpsim_core::ports::SplitMix64;
 use otpsim_core::store::YieldingHook;
 use otpsim_core::{
-    Db, DbError, Email, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, Store, Variant, WorkerCrashed, WorkerMemory,
+    Db, DbError, Email, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, Store, Variant, WorkerCrashed,
+    WorkerMemory,
 };
 
 use crate::invariant::{check, Invariant, Limits};

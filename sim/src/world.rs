@@ -373,7 +373,8 @@ impl Ports for SimPorts<'_> {
         }
         if self.alive().is_err() {
             // The SMTP conversation ends with the process: nothing goes out.
-            self.world.event(Some(self.request), None, What::MailCut { mail: number });
+            self.world
+                .event(Some(self.request), None, What::MailCut { mail: number });
             return Err(WorkerCrashed);
         }
         if lost {

@@ -50,13 +50,11 @@ struct Jar<P: Platform>(P::Mutex<Session>);
 
 impl<P: Platform> Jar<P> {
     fn cookie(&self) -> Session {
-        self.0
-            .with(|s| Session::loaded(s.data().clone()))
+        self.0.with(|s| Session::loaded(s.data().clone()))
     }
     fn receive(&self, sent: Session) {
         if sent.is_modified() {
-            self.0
-                .with(|jar| *jar = Session::loaded(sent.data().clone()));
+            self.0.with(|jar| *jar = Session::loaded(sent.data().clone()));
         }
     }
 }

@@ -17,8 +17,8 @@ use rusqlite::params;
 
 use crate::crypto::{constant_time_eq, password_hash};
 use crate::domain::{Code, Email, Otp, Request, Response, Session, TempId};
-pub use crate::ports::WorkerCrashed;
 use crate::ports::Ports;
+pub use crate::ports::WorkerCrashed;
 use crate::store::DbError;
 
 /// Settings shared by every variant.
@@ -230,9 +230,10 @@ impl Variant {
 /// addresses have accounts.
 fn login(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email, password: &str) -> Handled {
     let refused = || Response::new(Code::BadCredentials, "Wrong email or password.");
-    let found = env
-        .db()
-        .query_first("SELECT password_hash FROM users WHERE email = ?1", params![email.as_str()]);
+    let found = env.db().query_first(
+        "SELECT password_hash FROM users WHERE email = ?1",
+        params![email.as_str()],
+    );
     let row = match found {
         Ok(row) => row,
         Err(DbError::Crashed) => return Err(WorkerCrashed),

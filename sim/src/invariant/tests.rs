@@ -282,7 +282,10 @@ fn one_account_catches_a_200_without_an_account_and_two_accounts() {
         .answer(5000, 2, Code::Ok)
         .db(&[], &[]);
     assert_eq!(t.check(), vec![Invariant::OneAccount]);
-    assert!(signed_up().db(&[], &[ANA, ANA]).check().contains(&Invariant::OneAccount));
+    assert!(signed_up()
+        .db(&[], &[ANA, ANA])
+        .check()
+        .contains(&Invariant::OneAccount));
 }
 
 #[test]
@@ -314,7 +317,10 @@ fn clear_errors_catches_500_raw_sql_empty_messages_and_panics() {
             )
             .check()
     };
-    assert_eq!(answered(Code::ServerError, "Internal Server Error"), vec![Invariant::ClearErrors]);
+    assert_eq!(
+        answered(Code::ServerError, "Internal Server Error"),
+        vec![Invariant::ClearErrors]
+    );
     assert_eq!(
         answered(Code::Retry, "UNIQUE constraint failed: users.email"),
         vec![Invariant::ClearErrors]

@@ -69,6 +69,7 @@ impl<P: Platform> Local<P> {
         let id = self.next_request.fetch_add(1, Ordering::SeqCst);
         let ports = LocalPorts {
             local: self,
+            arrived_ms: self.now_ms.load(Ordering::SeqCst),
             worker: worker % self.memories.len(),
             hook: YieldingHook::new(id),
             rng: Cell::new(SplitMix64::new(self.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
@@ -107,6 +108,7 @@ impl<P: Platform> Local<P> {
 
 struct LocalPorts<'a, P: Platform> {
     local: &'a Local<P>,
+    arrived_ms: u64,
     worker: usize,
     hook: YieldingHook<P>,
     rng: Cell<SplitMix64>,
@@ -119,6 +121,9 @@ impl<P: Platform> Ports for LocalPorts<'_, P> {
     }
     fn now_ms(&self) -> u64 {
         self.local.now_ms.load(Ordering::SeqCst)
+    }
+    fn arrived_ms(&self) -> u64 {
+        self.arrived_ms
     }
     fn random_u64(&self) -> u64 {
         let mut rng = self.rng.replace(SplitMix64::new(0));

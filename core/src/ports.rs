@@ -51,6 +51,11 @@ pub trait Ports {
     fn db(&self) -> Db<'_, Self::Platform>;
     /// Now, in unix milliseconds.
     fn now_ms(&self) -> u64;
+    /// When this request reached the server, in unix milliseconds: before
+    /// any wait for a lock or for the worker process to be ready. A real
+    /// deployment reads it from the accept time or the front proxy's
+    /// `X-Request-Start`. Defaults to now, read once at the handler's start.
+    fn arrived_ms(&self) -> u64;
     /// 64 random bits from the run's seeded generator.
     fn random_u64(&self) -> u64;
     /// Hands an email to the mail system; blocks for the SMTP latency. If

@@ -575,10 +575,16 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
             continue;
         };
         // Not counted: wrong codes that may have met the account rather
-        // than the registration.
+        // than the registration: an account was seen before it was sent,
+        // or a verify that answered 200, or that died without an answer
+        // (it may have committed), was sent before it was answered.
         let account_first = h.account_before(&w.email, w.sent_index)
-            || h.verifies()
-                .any(|v| v.email == w.email && v.succeeded() && v.sent_index < answer.index);
+            || h.verifies().any(|v| {
+                v.email == w.email
+                    && v.id != w.id
+                    && (v.succeeded() || v.answer.is_none())
+                    && v.sent_index < answer.index
+            });
         if account_first {
             continue;
         }

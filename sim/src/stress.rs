@@ -85,10 +85,17 @@ struct Server {
     next_request: AtomicU64,
 }
 
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// One run's event log, shared by its browser and the handlers.
 type Log = Arc<Mutex<Vec<Event>>>;
 
 struct StressPorts<'a> {
+    arrived_ms: u64,
     worker: &'a Worker,
     hook: YieldingHook<Std>,
     rng: std::cell::Cell<SplitMix64>,
@@ -103,9 +110,10 @@ impl Ports for StressPorts<'_> {
         self.worker.store.db(&self.hook)
     }
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        unix_ms()
+    }
+    fn arrived_ms(&self) -> u64 {
+        self.arrived_ms
     }
     fn random_u64(&self) -> u64 {
         let mut rng = self.rng.replace(SplitMix64::new(0));
@@ -158,6 +166,9 @@ impl Server {
 
     /// Handles one request on the next free worker (blocking).
     fn handle(&self, cookie: &Session, request: &Request, log: &Log, number: usize, started: Instant) -> Session {
+        // Arrival is before the wait for a free worker, as a front proxy
+        // would stamp it.
+        let arrived_ms = unix_ms();
         let worker = {
             let mut idle = self.idle.lock().expect("not poisoned");
             loop {
@@ -169,6 +180,7 @@ impl Server {
         };
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let ports = StressPorts {
+            arrived_ms,
             worker: &worker,
             hook: YieldingHook::new(id),
             rng: std::cell::Cell::new(SplitMix64::new(id.wrapping_mul(0x9e37_79b9_7f4a_7c15))),

@@ -343,6 +343,14 @@ impl Ports for SimPorts<'_> {
     fn now_ms(&self) -> u64 {
         EPOCH_UNIX_MS + self.world.log(|log| log.now_ms)
     }
+    // The network adds no delay to requests: a request arrives when it is
+    // sent. A worker's own start-up work arrives when it starts.
+    fn arrived_ms(&self) -> u64 {
+        match self.request.id {
+            0 => self.now_ms(),
+            _ => EPOCH_UNIX_MS + self.request.at_ms,
+        }
+    }
     fn random_u64(&self) -> u64 {
         self.world.log(|log| log.rng.next_u64())
     }

@@ -20,8 +20,8 @@
 //!   after COMMIT, holding no lock (SMTP can be slow), and a worker that
 //!   restarts after a crash sends what its predecessor committed but never
 //!   mailed.
-//! - Verify reads the clock when the request arrives, before it waits for
-//!   the lock, and judges expiry by that.
+//! - Verify judges expiry by when the request arrived at the server, not
+//!   by when it got the lock or a worker that was ready.
 //! - Verify is keyed by the form's (email, code), never by the session; it
 //!   counts the attempt before comparing (in constant time), creates the
 //!   account with `ON CONFLICT DO NOTHING` and deletes the pending row, all
@@ -79,7 +79,7 @@ fn retry(_: DbError) -> Handled {
 }
 
 pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email) -> Handled {
-    let arrived = env.now_ms();
+    let arrived = env.arrived_ms();
     let db = env.db();
     let e = email.as_str();
     let mut issued: Option<TempId> = None;
@@ -204,9 +204,9 @@ pub(super) fn verify(
     otp: &Otp,
     password: &str,
 ) -> Handled {
-    // Expiry is judged by arrival: the wait for the lock is the server's
-    // delay, not the user's.
-    let arrived = env.now_ms();
+    // Expiry is judged by arrival: the wait for the lock, or for a worker
+    // process that is still starting, is the server's delay, not the user's.
+    let arrived = env.arrived_ms();
     if password.is_empty() {
         return Ok(Response::new(Code::BadRequest, "Choose a password for your account."));
     }

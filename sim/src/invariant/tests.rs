@@ -370,6 +370,12 @@ fn attempts_limited_counts_per_registration_and_not_after_the_account() {
     );
     // After the account exists, wrong codes are no_false_accept's business.
     assert_eq!(three_wrong(verified(signed_up(), 1500, 9), 2).check(), vec![]);
+    // Also after a verify that may have created it, then died with its
+    // process before answering (found by explore, seed 5).
+    let died = signed_up()
+        .send(1500, 9, verify("111111", CodeSource::Mail(1)))
+        .push(1500, 9, What::Crashed);
+    assert_eq!(three_wrong(died, 2).db(&[], &[ANA]).check(), vec![]);
     // Two on one registration, one on the next: within max_attempts each.
     let split = signed_up()
         .send(2000, 2, wrong("ana", true))

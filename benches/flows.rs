@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use criterion::{criterion_group, criterion_main, Criterion};
 use otpsim_core::local::Local;
 use otpsim_core::platform::Std;
-use otpsim_core::{Request, Session, Store, Variant};
+use otpsim_core::{Flow, Request, Session, Store, Variant};
 use rusqlite::{params, Connection};
 
 fn scratch(name: &str) -> PathBuf {
@@ -85,7 +85,7 @@ fn flows(c: &mut Criterion) {
     }
     for variant in Variant::MAIN {
         let path = scratch(&variant.to_string());
-        let store = Store::<Std>::open_file(&path, variant.schema(), 5000).unwrap();
+        let store = Store::<Std>::open_file(&path, variant.schema(), otpsim_core::store::BUSY_TIMEOUT_MS).unwrap();
         let local = Local::with_store(variant, 1, 1, store).unwrap();
         let mut n = 0u64;
         group.bench_function(format!("signup+verify {variant}"), |b| {

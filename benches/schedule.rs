@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use otpsim_core::Variant;
-use otpsim_sim::explore::run_choices;
+use otpsim_sim::sweep::replay;
 use otpsim_sim::Scenario;
 use rusqlite::{params, Connection};
 use shuttle::scheduler::RandomScheduler;
@@ -51,7 +51,7 @@ fn schedule(c: &mut Criterion) {
         // A fixed interleaving, so every iteration does the same work.
         let choices = Mutex::new(vec![1u8, 0, 1, 0, 1]);
         group.bench_function(format!("world double-click {variant}"), |b| {
-            b.iter(|| run_choices(&scenario, variant, choices.lock().unwrap().clone()))
+            b.iter(|| replay(&scenario, &variant, 1, &choices.lock().unwrap(), 1))
         });
     }
     group.finish();

@@ -10,8 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use otpsim_core::{SeedFixSwitches, Variant};
-use otpsim_sim::explore::{explore, Strategy};
-use otpsim_sim::search::search;
+use otpsim_sim::explore::search;
+use otpsim_sim::schedule::Strategy;
+use otpsim_sim::sweep::sweep;
 use otpsim_sim::{Invariant, Scenario};
 
 /// What one combination broke: (scenario file, invariant).
@@ -29,9 +30,9 @@ pub fn run(scenarios: &[Arc<Scenario>], budget: Duration, seed: u64) {
         let mut broken = Broken::new();
         for scenario in scenarios {
             let all = scenario.invariants.len();
-            let found = explore(
+            let found = sweep(
                 scenario,
-                variant,
+                &variant,
                 Strategy::default(),
                 scenario.schedules,
                 scenario.seed,
@@ -45,7 +46,7 @@ pub fn run(scenarios: &[Arc<Scenario>], budget: Duration, seed: u64) {
             broken.extend(found.violated().into_iter().map(|i| (file.clone(), i)));
         }
         if !per_combo.is_zero() {
-            let report = search(variant, per_combo, seed, &|_, _| {});
+            let report = search(&variant, per_combo, seed, &|_, _| {});
             broken.extend(report.findings.iter().map(|f| (GENERATED.to_string(), f.invariant)));
         }
         eprintln!("{variant}: {} break(s)", broken.len());

@@ -11,8 +11,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use otpsim_core::Variant;
-use otpsim_sim::explore::{replay, Strategy};
-use otpsim_sim::search::{search, SearchReport};
+use otpsim_sim::explore::{search, SearchReport};
+use otpsim_sim::sweep::replay;
 use otpsim_sim::{Invariant, Scenario};
 use serde::Serialize;
 
@@ -76,7 +76,7 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
         args.variants.clone()
     };
     let mut reports = Vec::new();
-    for &variant in &variants {
+    for variant in &variants {
         reports.push(search_with_progress(variant, args.budget, args.seed));
     }
     let mut saved: Vec<Vec<PathBuf>> = Vec::new();
@@ -85,7 +85,7 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
         for finding in &report.findings {
             paths.push(save_new(
                 &args.save,
-                &format!("{}-{}", report.variant, finding.invariant),
+                &format!("{}-{}", report.flow, finding.invariant),
                 &finding.scenario.to_toml(),
             )?);
         }
@@ -100,21 +100,10 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
         let mut rows = Vec::new();
         for (report, paths) in reports.iter().zip(&saved) {
             for (f, path) in report.findings.iter().zip(paths) {
-                let example = (
-                    &f.trace,
-                    std::slice::from_ref(&f.violation),
-                    format!("otpsim check {}", path.display()),
-                );
+                let example = (&f.counterexample, format!("otpsim check {}", path.display()));
                 let file = path.display().to_string();
                 let found = format!("fail:{}", f.invariant);
-                rows.push(crate::report::row(
-                    &file,
-                    &report.variant.to_string(),
-                    "",
-                    &found,
-                    true,
-                    Some(example),
-                ));
+                rows.push(crate::report::row(&file, &report.flow, "", &found, true, Some(example)));
             }
         }
         let path = crate::report::write(dir, "otpsim explore", &rows)?;
@@ -130,7 +119,7 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
     Ok(if found { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn search_with_progress(variant: Variant, budget: Duration, seed: u64) -> SearchReport {
+fn search_with_progress(variant: &Variant, budget: Duration, seed: u64) -> SearchReport {
     let report = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(budget.as_millis() as u64);
         bar.set_style(
@@ -191,7 +180,7 @@ fn print_matrix(reports: &[SearchReport], saved: &[Vec<PathBuf>]) {
     }
     println!("  schedules  seconds");
     for report in reports {
-        print!("{:<14}", report.variant.to_string());
+        print!("{:<14}", report.flow);
         for i in Invariant::ALL {
             let cell = match report.findings.iter().find(|f| f.invariant == i) {
                 Some(f) => format!("{} @{:.2}s", f.schedules_to_hit, f.seconds_to_hit),
@@ -207,12 +196,12 @@ fn print_matrix(reports: &[SearchReport], saved: &[Vec<PathBuf>]) {
             let requests: u32 = finding.scenario.requests.iter().map(|r| r.repeat).sum();
             println!(
                 "{} breaks {}: {} ({requests} requests, {} choices)",
-                report.variant,
+                report.flow,
                 finding.invariant,
                 path.display(),
                 finding.scenario.choices.as_ref().map_or(0, Vec::len)
             );
-            println!("    {}", finding.violation.why);
+            println!("    {}", finding.violation().why);
         }
     }
 }
@@ -225,7 +214,7 @@ fn print_markdown(reports: &[SearchReport], saved: &[Vec<PathBuf>]) {
     println!(" schedules | seconds |");
     println!("|---{}|---|---|", "|---".repeat(Invariant::ALL.len()));
     for (report, paths) in reports.iter().zip(saved) {
-        print!("| {} |", report.variant);
+        print!("| {} |", report.flow);
         for i in Invariant::ALL {
             match report.findings.iter().zip(paths).find(|(f, _)| f.invariant == i) {
                 Some((f, p)) => print!(
@@ -247,9 +236,10 @@ fn check_determinism(reports: &[SearchReport], saved: &[Vec<PathBuf>]) -> Result
         for (finding, path) in report.findings.iter().zip(paths) {
             let scenario = Arc::new(Scenario::load(path)?);
             for _ in 0..2 {
-                let (outcome, _) = replay(&scenario, report.variant, Strategy::Pinned, scenario.seed, 0, 1)
-                    .context("the pinned schedule ran")?;
-                if outcome.trace.to_string() != finding.trace.to_string() {
+                let variant: Variant = report.flow.parse().context("a variant's report")?;
+                let choices = scenario.choices.clone().unwrap_or_default();
+                let (outcome, _, _) = replay(&scenario, &variant, scenario.seed, &choices, 1);
+                if outcome.trace != finding.counterexample.trace {
                     anyhow::bail!(
                         "NOT DETERMINISTIC: {} replays to a different trace than the one found",
                         path.display()
@@ -269,7 +259,7 @@ fn write_json(path: &Path, reports: &[SearchReport], saved: &[Vec<PathBuf>]) -> 
             .iter()
             .zip(saved)
             .map(|(r, paths)| JsonVariant {
-                variant: r.variant.to_string(),
+                variant: r.flow.clone(),
                 schedules: r.schedules,
                 seconds: r.seconds,
                 violations: r
@@ -281,7 +271,7 @@ fn write_json(path: &Path, reports: &[SearchReport], saved: &[Vec<PathBuf>]) -> 
                         scenario: p.display().to_string(),
                         schedules_to_hit: f.schedules_to_hit,
                         seconds_to_hit: f.seconds_to_hit,
-                        why: f.violation.why.clone(),
+                        why: f.violation().why.clone(),
                     })
                     .collect(),
             })

@@ -16,8 +16,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use otpsim_core::Variant;
 use otpsim_sim::check::{check, CheckRow};
-use otpsim_sim::explore::{explore, replay, Failure, Strategy};
-use otpsim_sim::{Scenario, ScenarioError};
+use otpsim_sim::schedule::Strategy;
+use otpsim_sim::sweep::{replay, sweep};
+use otpsim_sim::{Counterexample, Scenario, ScenarioError};
 
 #[derive(Parser)]
 #[command(
@@ -52,22 +53,25 @@ enum Command {
         #[arg(long, value_enum, default_value_t = TableFormat::Text)]
         format: TableFormat,
     },
-    /// Prints the trace of the first schedule that breaks an invariant, or
-    /// of the schedule the seed names.
+    /// Prints the trace of one schedule: the one `--choices` pins (what
+    /// `check` prints for every counterexample), else the first that the
+    /// scheduler finds breaking an invariant.
     Replay {
         /// The scenario file.
         file: PathBuf,
         /// The variant, e.g. naive, seed_fix-dedup, idempotent.
         #[arg(long, value_parser = parse_variant)]
         variant: Variant,
-        /// The scheduler's seed (default: the file's [explore] seed).
+        /// The seed of the run's randomness and of the scheduler (default:
+        /// the file's seed).
         #[arg(long)]
         seed: Option<u64>,
-        /// Replays this schedule (0-based) of the seed's sequence instead of
-        /// searching for the first that breaks an invariant.
-        #[arg(long)]
-        schedule: Option<u64>,
-        /// The scheduler: pct1..pct10, random or dfs.
+        /// The schedule to run, as the choices it takes where more than one
+        /// task can run (e.g. 0,1,1); runs exactly that one schedule.
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        choices: Option<Vec<u8>>,
+        /// Without --choices, the scheduler that looks for a failing
+        /// schedule: pct1..pct10, random or dfs.
         #[arg(long, default_value = "pct3", value_parser = parse_strategy)]
         strategy: Strategy,
         /// For a fault at statement = "every": the position to replay.
@@ -200,12 +204,12 @@ fn main() -> ExitCode {
             file,
             variant,
             seed,
-            schedule,
+            choices,
             strategy,
             position,
             format,
             explain,
-        } => run_replay(&file, variant, seed, schedule, strategy, position, format, explain),
+        } => run_replay(&file, variant, seed, choices, strategy, position, format, explain),
         Command::Explore(args) => explore::run(&args),
         Command::Bugfind { paths, seeds, max } => {
             let paths = if paths.is_empty() {
@@ -331,7 +335,7 @@ fn run_check(
                     row.variant,
                     row.expected,
                     row.found(),
-                    row.exploration.schedules,
+                    row.sweep.schedules,
                     if row.holds() { "✅" } else { "❌ unexpected" }
                 ),
             }
@@ -341,7 +345,7 @@ fn run_check(
                 failed += 1;
             }
             if report.is_some() {
-                let example = row.failure().map(|f| report::of_failure(scenario, f));
+                let example = row.counterexample().map(|c| report::of_counterexample(scenario, c));
                 let file = scenario.path.display().to_string();
                 let (variant, expected) = (row.variant.to_string(), row.expected.to_string());
                 report_rows.push(report::row(
@@ -372,7 +376,7 @@ fn run_check(
 
 fn print_row(scenario: &Scenario, row: &CheckRow, strategy: Strategy) {
     let verdict = if row.holds() { "ok" } else { "UNEXPECTED" };
-    let schedules = row.exploration.schedules;
+    let schedules = row.sweep.schedules;
     let expected = row.expected.to_string();
     println!(
         "  {:<16} expected {expected:<24} found {:<24} {schedules:>4} schedules  {verdict}",
@@ -380,7 +384,7 @@ fn print_row(scenario: &Scenario, row: &CheckRow, strategy: Strategy) {
         row.found()
     );
     if !row.holds() {
-        match row.failure() {
+        match row.counterexample() {
             Some(f) => {
                 for v in &f.violations {
                     println!("    {}: {}", v.invariant, v.why);
@@ -395,21 +399,22 @@ fn print_row(scenario: &Scenario, row: &CheckRow, strategy: Strategy) {
     }
 }
 
-fn replay_command(scenario: &Scenario, f: &Failure) -> String {
+/// The command that replays `c` as exactly one schedule.
+fn replay_command(scenario: &Scenario, c: &Counterexample) -> String {
+    let choices: Vec<String> = c.choices.iter().map(u8::to_string).collect();
     let mut cmd = format!(
-        "otpsim replay {} --variant {} --strategy {} --seed {} --schedule {}",
+        "otpsim replay {} --variant {} --seed {} --choices {}",
         scenario.path.display(),
-        f.variant,
-        f.strategy,
-        f.seed,
-        f.schedule
+        c.flow,
+        c.seed,
+        choices.join(",")
     );
     if scenario
         .faults
         .iter()
         .any(|s| s.statement == otpsim_sim::scenario::StatementChoice::Every)
     {
-        cmd.push_str(&format!(" --position {}", f.position));
+        cmd.push_str(&format!(" --position {}", c.position));
     }
     cmd
 }
@@ -451,7 +456,7 @@ fn run_replay(
     file: &Path,
     variant: Variant,
     seed: Option<u64>,
-    schedule: Option<u64>,
+    choices: Option<Vec<u8>>,
     strategy: Strategy,
     position: u32,
     format: RunFormat,
@@ -463,44 +468,45 @@ fn run_replay(
         bail!(InvalidInput("--position counts from 1".to_string()));
     }
     let seed = seed.unwrap_or(scenario.seed);
-    let (schedule, position) = match schedule {
-        Some(schedule) => (schedule, position),
+    let pinned = choices.or_else(|| scenario.choices.clone());
+    // One schedule runs: the pinned one, or the first counterexample the
+    // sweep finds, shown as it was recorded (not run again).
+    let (trace, violations, choices) = match pinned {
+        Some(choices) => {
+            let (outcome, violations, taken) = replay(&scenario, &variant, seed, &choices, position);
+            (outcome.trace, violations, taken)
+        }
         None => {
-            let exploration = explore(&scenario, variant, strategy, scenario.schedules, seed, |found| {
+            let found = sweep(&scenario, &variant, strategy, scenario.schedules, seed, |found| {
                 !found.is_empty()
             });
-            match exploration.failures.first() {
-                Some(f) => (f.schedule, f.position),
+            match found.counterexamples.into_iter().next() {
+                Some(c) => (c.trace, c.violations, c.choices),
                 None => {
                     let note = format!(
-                        "no schedule of {} ({strategy}, seed {seed}) broke a checked invariant; here is the first one",
-                        exploration.schedules
+                        "no schedule of {} ({strategy}, seed {seed}) broke a checked invariant; here is the one with no preemption",
+                        found.schedules
                     );
                     if format == RunFormat::Text {
                         println!("{note}");
                     } else {
                         eprintln!("{note}");
                     }
-                    (0, position)
+                    let (outcome, violations, taken) = replay(&scenario, &variant, seed, &[], position);
+                    (outcome.trace, violations, taken)
                 }
             }
         }
     };
-    let Some((outcome, violations)) = replay(&scenario, variant, strategy, seed, schedule, position) else {
-        bail!(InvalidInput(format!(
-            "{strategy} with seed {seed} has no schedule {schedule}"
-        )));
-    };
-    let title = format!(
-        "{} | variant {variant} | {strategy} seed {seed} schedule {schedule}",
-        scenario.name
-    );
-    let explanation = render::explain(&outcome.trace, &violations);
-    let diagram = || Diagram::of(&outcome.trace, &violations);
+    let choices: Vec<String> = choices.iter().map(u8::to_string).collect();
+    let schedule = format!("seed {seed} choices [{}]", choices.join(","));
+    let title = format!("{} | variant {variant} | {schedule}", scenario.name);
+    let explanation = render::explain(&trace, &violations);
+    let diagram = || Diagram::of(&trace, &violations);
     match format {
         RunFormat::Text => {
             println!("# {title}");
-            print!("{}", outcome.trace);
+            print!("{trace}");
             if violations.is_empty() {
                 println!("no invariant broken");
             }
@@ -511,18 +517,13 @@ fn run_replay(
                 println!("EXPLANATION: {explanation}");
             }
         }
-        RunFormat::Json => print!("{}", render::json(&title, &outcome.trace, &violations, &explanation)),
+        RunFormat::Json => print!("{}", render::json(&title, &trace, &violations, &explanation)),
         RunFormat::Mermaid => print!("{}", render::mermaid(&diagram())),
         RunFormat::Svg => print!("{}", render::svg(&diagram())),
         RunFormat::Html => {
             print!(
                 "{}",
-                render::html_page(
-                    &title,
-                    &render::svg(&diagram()),
-                    &explanation,
-                    &outcome.trace.to_string()
-                )
+                render::html_page(&title, &render::svg(&diagram()), &explanation, &trace.to_string())
             )
         }
     }

@@ -4,17 +4,16 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use otpsim_sim::explore::Failure;
 use otpsim_sim::render::{self, Diagram, ReportRow};
-use otpsim_sim::trace::Trace;
-use otpsim_sim::{Scenario, Violation};
+use otpsim_sim::{Counterexample, Scenario};
 
-/// A counterexample: its trace, what it broke, how to replay it.
-pub type Counterexample<'a> = (&'a Trace, &'a [Violation], String);
+/// What a report row shows of a counterexample, and the command that
+/// replays it.
+pub type Example<'a> = (&'a Counterexample, String);
 
 /// A `check` row's counterexample.
-pub fn of_failure<'a>(scenario: &Scenario, f: &'a Failure) -> Counterexample<'a> {
-    (&f.trace, &f.violations, crate::replay_command(scenario, f))
+pub fn of_counterexample<'a>(scenario: &Scenario, c: &'a Counterexample) -> Example<'a> {
+    (c, crate::replay_command(scenario, c))
 }
 
 /// A report row, with the counterexample's diagram and explanation.
@@ -24,12 +23,12 @@ pub fn row(
     expected: &str,
     found: &str,
     ok: bool,
-    example: Option<Counterexample>,
+    example: Option<Example>,
 ) -> ReportRow {
     let (svg, explanation, replay) = match example {
-        Some((trace, violations, replay)) => (
-            Some(render::svg(&Diagram::of(trace, violations))),
-            render::explain(trace, violations),
+        Some((c, replay)) => (
+            Some(render::svg(&Diagram::of(&c.trace, &c.violations))),
+            render::explain(&c.trace, &c.violations),
             replay,
         ),
         None => (None, String::new(), String::new()),

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use otpsim_sim::check::check;
-use otpsim_sim::explore::Strategy;
+use otpsim_sim::schedule::Strategy;
 use otpsim_sim::Scenario;
 
 include!(concat!(env!("OUT_DIR"), "/corpus_tests.rs"));
@@ -22,7 +22,7 @@ fn check_file(path: &str) {
         .iter()
         .filter(|r| !r.holds())
         .map(|r| {
-            let why = r.failure().map(|f| {
+            let why = r.counterexample().map(|f| {
                 f.violations
                     .iter()
                     .map(|v| format!("{}: {}", v.invariant, v.why))

@@ -1,59 +1,91 @@
-//! A run is a pure function of (file, variant, seed, schedule).
+//! A run is a pure function of (file, variant, seed, choices), and every
+//! counterexample replays from its recorded choices to the same trace.
+//! Traces are compared as values.
 
 use std::path::Path;
 use std::sync::Arc;
 
-use otpsim_sim::explore::{replay, Strategy};
+use otpsim_core::Variant;
+use otpsim_sim::schedule::Strategy;
+use otpsim_sim::sweep::{replay, sweep};
 use otpsim_sim::Scenario;
 
 fn scenario(name: &str) -> Arc<Scenario> {
     Arc::new(Scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name)).unwrap())
 }
 
+fn variant(name: &str) -> Variant {
+    name.parse().unwrap()
+}
+
 #[test]
-fn the_same_seed_and_schedule_give_the_same_trace_byte_for_byte() {
-    for (file, variant) in [
+fn the_same_seed_and_choices_give_the_same_trace() {
+    for (file, v) in [
         ("double_click_two_workers.toml", "seed_fix"),
         ("two_tabs_server_sessions.toml", "idempotent"),
+        ("crash_takes_a_neighbour_down.toml", "idempotent"),
+    ] {
+        let s = scenario(file);
+        let choices = [1, 0, 2, 1, 1, 0, 3, 1];
+        let once = replay(&s, &variant(v), 7, &choices, 1);
+        let twice = replay(&s, &variant(v), 7, &choices, 1);
+        assert!(once.0.trace.events.len() > 15, "{file}: a trace of substance");
+        assert_eq!(once.0.trace, twice.0.trace, "{file} {v}");
+        assert_eq!((once.1, once.2), (twice.1, twice.2));
+    }
+}
+
+#[test]
+fn every_counterexample_replays_from_its_choices_to_the_same_trace() {
+    for (file, v) in [
+        ("double_click_signup.toml", "naive"),
+        ("double_click_two_workers.toml", "seed_fix"),
+        ("crash_mid_verify.toml", "naive"),
     ] {
         let s = scenario(file);
         for strategy in [Strategy::Pct(3), Strategy::Random] {
-            let once = replay(&s, variant.parse().unwrap(), strategy, 7, 5, 1).unwrap();
-            let twice = replay(&s, variant.parse().unwrap(), strategy, 7, 5, 1).unwrap();
-            let (a, b) = (once.0.trace.to_string(), twice.0.trace.to_string());
-            assert!(a.len() > 500, "{file}: a trace of substance");
-            assert_eq!(a, b, "{file} {variant} {strategy}");
-            assert_eq!(once.1, twice.1);
+            let found = sweep(&s, &variant(v), strategy, s.schedules, 3, |_| false);
+            assert!(!found.counterexamples.is_empty(), "{file} {v} {strategy}");
+            for c in &found.counterexamples {
+                let (outcome, violations, _) = replay(&s, &variant(v), c.seed, &c.choices, c.position);
+                assert_eq!(outcome.trace, c.trace, "{file} {v} {strategy}");
+                assert_eq!(violations, c.violations);
+            }
         }
     }
 }
 
 #[test]
-fn different_schedules_interleave_differently() {
+fn different_choices_interleave_differently() {
     let s = scenario("double_click_two_workers.toml");
-    let traces: std::collections::BTreeSet<String> = (0..20)
-        .map(|i| {
-            replay(&s, "naive".parse().unwrap(), Strategy::Random, 1, i, 1)
-                .unwrap()
-                .0
-                .trace
-                .to_string()
+    let mut rng = otpsim_core::ports::SplitMix64::new(1);
+    let traces: Vec<_> = (0..20)
+        .map(|_| {
+            let choices: Vec<u8> = (0..32).map(|_| (rng.next_u64() % 3) as u8).collect();
+            replay(&s, &variant("naive"), 1, &choices, 1).0.trace
         })
         .collect();
+    let distinct = traces.iter().filter(|t| *t != &traces[0]).count();
     assert!(
-        traces.len() > 1,
-        "twenty random schedules produced one trace: nothing is being scheduled"
+        distinct > 0,
+        "twenty schedules produced one trace: nothing is being scheduled"
     );
 }
 
 #[test]
-fn traces_never_contain_a_code() {
-    let s = scenario("seed_incident.toml");
-    let (outcome, _) = replay(&s, "naive".parse().unwrap(), Strategy::Pct(3), 1, 0, 1).unwrap();
+fn traces_never_contain_a_code_or_a_password() {
+    let s = scenario("stranger_signs_up_after_the_owner.toml");
+    let (outcome, _, _) = replay(&s, &variant("seed_fix"), 1, &[], 1);
     let text = outcome.trace.to_string();
     for event in &outcome.trace.events {
-        if let otpsim_sim::trace::What::MailSent { otp, .. } = &event.what {
-            assert!(!text.contains(otp.digits()), "the trace prints a code");
+        match &event.what {
+            otpsim_sim::trace::What::MailSent { otp, .. } => {
+                assert!(!text.contains(otp.digits()), "the trace prints a code")
+            }
+            otpsim_sim::trace::What::Sent { password, .. } => {
+                assert!(!text.contains(password.as_str()), "the trace prints a password")
+            }
+            _ => {}
         }
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use otpsim_sim::search::search;
+use otpsim_sim::explore::search;
 use otpsim_sim::Invariant;
 
 fn otpsim(args: &[&str]) -> std::process::Output {
@@ -25,7 +25,8 @@ fn fresh_dir(name: &str) -> PathBuf {
 
 #[test]
 fn the_search_finds_naives_double_click_and_shrinks_it_to_at_most_three_requests() {
-    let report = search("naive".parse().unwrap(), Duration::from_secs(3), 1, &|_, _| {});
+    let naive: otpsim_core::Variant = "naive".parse().unwrap();
+    let report = search(&naive, Duration::from_secs(3), 1, &|_, _| {});
     let found: Vec<Invariant> = report.findings.iter().map(|f| f.invariant).collect();
     assert!(
         found.contains(&Invariant::SinglePending),

@@ -9,7 +9,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::domain::{Email, Otp, Request, Session};
-use crate::flows::{FlowConfig, Handled, Variant};
+use crate::flows::{Flow, FlowConfig, Handled, Variant};
 use crate::platform::{Lock, Platform};
 use crate::ports::{Mail, Ports, SplitMix64, WorkerCrashed, WorkerMemory};
 use crate::store::{Db, DbError, Store, YieldingHook};

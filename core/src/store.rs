@@ -19,6 +19,12 @@ use rusqlite::{Connection, ErrorCode, ToSql};
 
 use crate::platform::{Lock, Platform};
 
+/// SQLite's busy timeout, as Python's `sqlite3` sets it: how long a
+/// statement waits for another connection's write lock before it fails
+/// with SQLITE_BUSY. The simulated world's busy handler and every real
+/// connection (`otpsim stress`) use this one figure.
+pub const BUSY_TIMEOUT_MS: u64 = 5000;
+
 /// Why a statement failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DbError {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use otpsim_core::ports::SplitMix64;
 use otpsim_core::Variant;
 
-use crate::explore::{explore, run_choices, Strategy};
 use crate::scenario::Scenario;
+use crate::schedule::Strategy;
+use crate::sweep::{replay, sweep};
 
 /// A way of choosing schedules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,15 +54,15 @@ pub fn schedules_to_first(
     };
     (1..=seeds)
         .map(|seed| match finder {
-            Finder::Shuttle(strategy) => explore(scenario, variant, strategy, max, seed, |found| !found.is_empty())
-                .failures
+            Finder::Shuttle(strategy) => sweep(scenario, &variant, strategy, max, seed, |found| !found.is_empty())
+                .counterexamples
                 .first()
                 .map(|f| f.schedule + 1),
             Finder::ChoiceVector => {
                 let mut rng = SplitMix64::new(seed);
                 (1..=u64::from(max)).find(|_| {
                     let choices: Vec<u8> = (0..64).map(|_| (rng.next_u64() % 4) as u8).collect();
-                    !run_choices(scenario, variant, choices).1.is_empty()
+                    !replay(scenario, &variant, scenario.seed, &choices, 1).1.is_empty()
                 })
             }
         })

@@ -1,4 +1,4 @@
-//! Checking a scenario's expectations: explore each variant it names and
+//! Checking a scenario's expectations: sweep each variant it names and
 //! compare what was found with what the file expects.
 
 use std::collections::BTreeSet;
@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use otpsim_core::Variant;
 
-use crate::explore::{explore, Exploration, Failure, Strategy};
 use crate::invariant::Invariant;
 use crate::scenario::{Expectation, Scenario};
+use crate::schedule::Strategy;
+use crate::sweep::{sweep, Counterexample, Sweep};
 
 /// One row of `otpsim check`: a scenario and a variant.
 #[derive(Debug, Clone)]
@@ -17,24 +18,24 @@ pub struct CheckRow {
     pub variant: Variant,
     /// What the file expects.
     pub expected: Expectation,
-    /// What exploring found.
-    pub exploration: Exploration,
+    /// What the sweep found.
+    pub sweep: Sweep,
 }
 
 impl CheckRow {
     /// Whether the expectation holds.
     pub fn holds(&self) -> bool {
-        self.exploration.meets(self.expected)
+        self.sweep.meets(self.expected)
     }
 
-    /// The failure to show or replay for this row, if any.
-    pub fn failure(&self) -> Option<&Failure> {
-        self.exploration.failure_for(self.expected)
+    /// The counterexample to show or replay for this row, if any.
+    pub fn counterexample(&self) -> Option<&Counterexample> {
+        self.sweep.counterexample_for(self.expected)
     }
 
     /// Found, in the words of an expectation: `pass` or the broken invariants.
     pub fn found(&self) -> String {
-        let violated = self.exploration.violated();
+        let violated = self.sweep.violated();
         if violated.is_empty() {
             "pass".to_string()
         } else {
@@ -44,7 +45,7 @@ impl CheckRow {
     }
 }
 
-/// Explores every variant `scenario` names; `seed` overrides the file's.
+/// Sweeps every variant `scenario` names; `seed` overrides the file's.
 pub fn check(scenario: &Arc<Scenario>, strategy: Strategy, seed: Option<u64>) -> Vec<CheckRow> {
     scenario
         .expect
@@ -56,9 +57,9 @@ pub fn check(scenario: &Arc<Scenario>, strategy: Strategy, seed: Option<u64>) ->
                 Expectation::Fail => !found.is_empty(),
                 Expectation::FailOn(i) => found.contains(&i),
             };
-            let exploration = explore(
+            let sweep = sweep(
                 scenario,
-                variant,
+                &variant,
                 strategy,
                 scenario.schedules,
                 seed.unwrap_or(scenario.seed),
@@ -67,7 +68,7 @@ pub fn check(scenario: &Arc<Scenario>, strategy: Strategy, seed: Option<u64>) ->
             CheckRow {
                 variant,
                 expected,
-                exploration,
+                sweep,
             }
         })
         .collect()

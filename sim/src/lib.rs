@@ -1,23 +1,23 @@
 //! otpsim-sim: the simulated world the flows of `otpsim-core` run in, the
 //! scenario files that describe it, the invariants checked on its traces,
-//! and the explorers that run it under many schedules.
+//! the sweep that runs one scenario under many schedules ([`sweep`]), and
+//! the search that generates scenarios ([`explore`]).
 
 #![warn(missing_docs)]
 
 pub mod bugfind;
 pub mod check;
-pub mod choice;
 pub mod explore;
-pub mod generate;
 pub mod invariant;
 pub mod render;
 pub mod scenario;
-pub mod search;
+pub mod schedule;
 pub mod stress;
+pub mod sweep;
 pub mod trace;
-pub mod uniform;
 pub mod world;
 
 pub use invariant::{Invariant, Violation};
 pub use scenario::{Expectation, Scenario, ScenarioError};
+pub use sweep::{Counterexample, Sweep};
 pub use trace::Trace;

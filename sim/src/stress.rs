@@ -14,17 +14,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use otpsim_core::platform::Std;
 use otpsim_core::ports::SplitMix64;
-use otpsim_core::store::YieldingHook;
+use otpsim_core::store::{YieldingHook, BUSY_TIMEOUT_MS};
 use otpsim_core::{
-    Db, DbError, Email, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, Store, Variant, WorkerCrashed,
+    Db, DbError, Email, Flow, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, Store, Variant, WorkerCrashed,
     WorkerMemory,
 };
 
 use crate::invariant::{check, Invariant, Limits};
 use crate::trace::{CodeSource, Cookie, DbState, Event, Trace, What};
-
-/// SQLite's busy timeout on every connection, as Python's `sqlite3` sets it.
-pub const BUSY_TIMEOUT_MS: u64 = 5000;
 
 /// How browsers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,18 +16,16 @@ use std::sync::Arc;
 use otpsim_core::local::EPOCH_UNIX_MS;
 use otpsim_core::platform::{Lock, Platform, Shuttle};
 use otpsim_core::ports::SplitMix64;
+use otpsim_core::store::BUSY_TIMEOUT_MS;
 use otpsim_core::{
-    Db, DbError, Email, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, SessionData, StatementHook, Store,
-    Variant, WorkerCrashed, WorkerMemory,
+    Db, DbError, Email, Flow, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, SessionData, StatementHook, Store,
+    WorkerCrashed, WorkerMemory,
 };
 
 use crate::scenario::{DbFault, FaultKind, OtpChoice, Scenario, SessionMode};
 use crate::trace::{CodeSource, Cookie, DbState, Event, SqlOutcome, Trace, What};
 
 type P = Shuttle;
-
-/// SQLite's busy timeout as Python's `sqlite3` sets it: 5 s.
-const BUSY_TIMEOUT_MS: u64 = 5000;
 
 /// A fault as one run applies it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,11 +40,11 @@ pub struct ActiveFault {
 
 /// Everything one run needs.
 #[derive(Debug, Clone)]
-pub struct RunPlan {
+pub struct RunPlan<F> {
     /// The scenario.
     pub scenario: Arc<Scenario>,
-    /// The variant every worker runs.
-    pub variant: Variant,
+    /// The flow every worker runs.
+    pub flow: F,
     /// The faults.
     pub faults: Vec<ActiveFault>,
     /// Seeds the run's randomness (temp_ids, codes).
@@ -131,9 +129,9 @@ struct Log {
     in_flight: BTreeMap<usize, (usize, u64)>,
 }
 
-struct World {
+struct World<F> {
     log: std::sync::Mutex<Log>,
-    plan: RunPlan,
+    plan: RunPlan<F>,
     /// The addresses whose mailbox each browser reads.
     owners: BTreeMap<String, Vec<Email>>,
     config: FlowConfig,
@@ -143,7 +141,7 @@ struct World {
     clock: <P as Platform>::Condvar,
 }
 
-impl World {
+impl<F: Flow> World<F> {
     fn with<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
         self.state.with(f)
     }
@@ -199,23 +197,23 @@ impl World {
     fn snapshot(&self) -> DbState {
         let read = self.store.inspect(|c| {
             let mut pending = Vec::new();
-            let mut stmt = c.prepare_cached("SELECT email, temp_id FROM temp_registrations ORDER BY email, temp_id")?;
+            let mut stmt = c.prepare_cached(self.plan.flow.pending_query())?;
             for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
                 pending.push(row?);
             }
-            let mut stmt = c.prepare_cached("SELECT email FROM users ORDER BY email")?;
+            let mut stmt = c.prepare_cached(self.plan.flow.accounts_query())?;
             let accounts = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(DbState { pending, accounts })
         });
-        read.expect("every variant has these tables")
+        read.expect("the flow's snapshot queries run on its own schema")
     }
 }
 
 /// The ports of one request inside the world.
-struct SimPorts<'w> {
-    world: &'w World,
+struct SimPorts<'w, F> {
+    world: &'w World<F>,
     request: &'w Planned,
     /// The generation of the worker process the request runs in.
     generation: u64,
@@ -225,8 +223,8 @@ struct SimPorts<'w> {
     killed_it: Cell<bool>,
 }
 
-impl SimPorts<'_> {
-    fn new<'w>(world: &'w World, request: &'w Planned) -> SimPorts<'w> {
+impl<F: Flow> SimPorts<'_, F> {
+    fn new<'w>(world: &'w World<F>, request: &'w Planned) -> SimPorts<'w, F> {
         let generation = world.log(|log| match log.in_flight.get(&request.id) {
             Some((_, generation)) => *generation,
             None => log.generations[request.worker],
@@ -256,7 +254,7 @@ impl SimPorts<'_> {
     }
 }
 
-impl StatementHook for SimPorts<'_> {
+impl<F: Flow> StatementHook for SimPorts<'_, F> {
     fn requester(&self) -> u64 {
         // Request 0 is a worker's own start-up work: one per worker.
         match self.request.id {
@@ -333,7 +331,7 @@ impl StatementHook for SimPorts<'_> {
     }
 }
 
-impl Ports for SimPorts<'_> {
+impl<F: Flow> Ports for SimPorts<'_, F> {
     type Platform = P;
     fn db(&self) -> Db<'_, P> {
         self.world.store.db(self)
@@ -438,14 +436,14 @@ fn plan_requests(scenario: &Scenario) -> Vec<Planned> {
 
 /// Runs the plan once. Call it inside a shuttle execution: the scheduler
 /// of that execution decides every interleaving.
-pub fn run(plan: &RunPlan) -> RunOutcome {
+pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
     let scenario = &plan.scenario;
     let config = FlowConfig {
         otp_ttl_ms: scenario.deployment.otp_ttl_ms,
         max_attempts: scenario.deployment.max_attempts,
         ..FlowConfig::default()
     };
-    let store = Store::<P>::from_connection(spare::take(plan.variant.schema()));
+    let store = Store::<P>::from_connection(spare::take(plan.flow.schema()));
     let workers = scenario.deployment.workers;
     let mut owners = BTreeMap::new();
     for r in &scenario.requests {
@@ -493,7 +491,7 @@ pub fn run(plan: &RunPlan) -> RunOutcome {
     };
     // Every task is joined: the world is ours alone again.
     if let Ok(world) = Arc::try_unwrap(world) {
-        spare::give_back(plan.variant.schema(), world.store.into_connection());
+        spare::give_back(plan.flow.schema(), world.store.into_connection());
     }
     RunOutcome { trace, faults_fired }
 }
@@ -543,7 +541,7 @@ mod spare {
     }
 }
 
-fn drive(world: &Arc<World>) {
+fn drive<F: Flow>(world: &Arc<World<F>>) {
     let mut next_send = 0;
     let mut handlers = Vec::new();
     loop {
@@ -614,7 +612,7 @@ fn drive(world: &Arc<World>) {
     handlers.into_iter().for_each(P::join);
 }
 
-fn deliver(world: &World, s: &mut State, delivery: Delivery) {
+fn deliver<F: Flow>(world: &World<F>, s: &mut State, delivery: Delivery) {
     match delivery {
         Delivery::Response {
             request,
@@ -637,7 +635,7 @@ fn deliver(world: &World, s: &mut State, delivery: Delivery) {
 
 /// The browser sends `p`: the code is picked from the mailbox as it stands
 /// now (if the browser reads it), the cookie is whatever the jar holds now.
-fn send(world: &World, s: &mut State, p: &Planned) -> (Request, Cookie) {
+fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned) -> (Request, Cookie) {
     let spec = &world.plan.scenario.requests[p.spec];
     let owner = world.owners.get(&spec.browser).is_some_and(|o| o.contains(&spec.email));
     let cookie = s.browsers.entry(spec.browser.clone()).or_default().cookie.clone();
@@ -701,7 +699,7 @@ fn wrong_code(s: &State) -> Otp {
         .expect("fewer than a million emails")
 }
 
-fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
+fn handle<F: Flow>(world: &World<F>, id: usize, request: Request, cookie: Cookie) {
     let p = &world.planned[id - 1];
     let spec = &world.plan.scenario.requests[p.spec];
     let server = world.plan.scenario.deployment.session == SessionMode::Server;
@@ -722,7 +720,7 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
     // answers nothing.
     let handled = world
         .plan
-        .variant
+        .flow
         .handle(&ports, &world.config, &mut session, &request)
         .and_then(|r| ports.alive().map(|()| r));
     world.log(|log| log.in_flight.remove(&id));
@@ -796,7 +794,7 @@ fn handle(world: &World, id: usize, request: Request, cookie: Cookie) {
 /// A request accepted by a worker's new process while it still runs its
 /// recovery waits for it, off the clock's books (the recovery's own waits
 /// must be able to move time); the recovery puts it back on them.
-fn wait_for_recovery(world: &World, worker: usize) {
+fn wait_for_recovery<F: Flow>(world: &World<F>, worker: usize) {
     let waits = world.with(|s| {
         let recovering = world.log(|log| log.recovering[worker]);
         if recovering {
@@ -813,7 +811,7 @@ fn wait_for_recovery(world: &World, worker: usize) {
 
 /// The crashed worker's replacement starts and runs the variant's recovery
 /// (no faults: the plan targets requests), then takes requests again.
-fn restart(world: &World, crashed: &Planned) {
+fn restart<F: Flow>(world: &World<F>, crashed: &Planned) {
     let boot = Planned {
         id: 0,
         first_copy: false,
@@ -822,7 +820,7 @@ fn restart(world: &World, crashed: &Planned) {
     world.event(Some(&boot), None, What::Restarted);
     let ports = SimPorts::new(world, &boot);
     // A crash during recovery cannot be planned; nothing more to do.
-    let _ = world.plan.variant.recover(&ports, &world.config);
+    let _ = world.plan.flow.recover(&ports, &world.config);
     world.with(|s| {
         world.log(|log| log.recovering[crashed.worker] = false);
         s.running += std::mem::take(&mut s.recovery_waiters[crashed.worker]);

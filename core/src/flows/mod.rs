@@ -1,5 +1,5 @@
-//! The three variants of the signup/verify flow behind one interface
-//! ([`Variant::handle`]), exactly as `spec/flows.md` describes them.
+//! The signup/verify flow behind one trait, [`Flow`], and its three
+//! variants ([`Variant`]), as `docs/flows.md` describes them.
 //!
 //! Each flow is straight-line code over [`Ports`]; every port call is a step.
 
@@ -92,7 +92,40 @@ impl SeedFixSwitches {
     }
 }
 
-/// Which flow a deployment runs.
+/// A signup/verify flow: what every worker process of a deployment runs.
+///
+/// The simulated world, the sweep over schedules and the generated search
+/// are generic over it. The three [`Variant`]s implement it, and so can a
+/// user's own flow (`examples/custom_flow.rs`): write the handlers as
+/// straight-line code over [`Ports`], and every port call becomes a step at
+/// which the scheduler may run another request.
+pub trait Flow: fmt::Display + Clone + Send + Sync + 'static {
+    /// The tables the flow needs, applied to each fresh database.
+    fn schema(&self) -> &'static str;
+
+    /// Runs when a worker process (re)starts, before it takes requests.
+    fn recover<E: Ports>(&self, env: &E, cfg: &FlowConfig) -> Result<(), WorkerCrashed> {
+        let _ = (env, cfg);
+        Ok(())
+    }
+
+    /// Handles one request. `session` is the session the request carried;
+    /// the handler's changes to it are the new cookie (or server session).
+    fn handle<E: Ports>(&self, env: &E, cfg: &FlowConfig, session: &mut Session, request: &Request) -> Handled;
+
+    /// What the checker reads whenever no request is in flight: the
+    /// `(email, temp_id)` of every pending registration, sorted.
+    fn pending_query(&self) -> &'static str {
+        "SELECT email, temp_id FROM temp_registrations ORDER BY email, temp_id"
+    }
+
+    /// Every account's email, sorted.
+    fn accounts_query(&self) -> &'static str {
+        "SELECT email FROM users ORDER BY email"
+    }
+}
+
+/// Which of the three flows of this project a deployment runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Variant {
     /// The app before its fix.
@@ -171,26 +204,24 @@ impl Variant {
         Variant::SeedFix(SeedFixSwitches::ALL_ON),
         Variant::Idempotent,
     ];
+}
 
-    /// The tables this variant needs.
-    pub fn schema(&self) -> &'static str {
+impl Flow for Variant {
+    fn schema(&self) -> &'static str {
         match self {
             Variant::Naive | Variant::SeedFix(_) => naive::SCHEMA,
             Variant::Idempotent => idempotent::SCHEMA,
         }
     }
 
-    /// Runs when a worker process (re)starts, before it takes requests.
-    pub fn recover<E: Ports>(&self, env: &E, cfg: &FlowConfig) -> Result<(), WorkerCrashed> {
+    fn recover<E: Ports>(&self, env: &E, cfg: &FlowConfig) -> Result<(), WorkerCrashed> {
         match self {
             Variant::Idempotent => idempotent::recover(env, cfg),
             Variant::Naive | Variant::SeedFix(_) => Ok(()),
         }
     }
 
-    /// Handles one request. `session` is the session the request carried;
-    /// the handler's changes to it are the new cookie (or server session).
-    pub fn handle<E: Ports>(&self, env: &E, cfg: &FlowConfig, session: &mut Session, request: &Request) -> Handled {
+    fn handle<E: Ports>(&self, env: &E, cfg: &FlowConfig, session: &mut Session, request: &Request) -> Handled {
         let email = match Email::parse(request.email()) {
             Ok(e) => e,
             Err(e) => return Ok(Response::new(Code::BadRequest, e.to_string())),
@@ -224,11 +255,11 @@ impl Variant {
     }
 }
 
-/// `POST /login`, shared by every variant: only what verify put in
-/// `users` differs between them. One answer for an unknown address, an
-/// unverified one and a wrong password, so that login tells nobody which
-/// addresses have accounts.
-fn login(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email, password: &str) -> Handled {
+/// `POST /login`, shared by every variant (and free for a user's flow to
+/// call): only what verify put in `users` differs between them. One answer
+/// for an unknown address, an unverified one and a wrong password, so that
+/// login tells nobody which addresses have accounts.
+pub fn login(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email, password: &str) -> Handled {
     let refused = || Response::new(Code::BadCredentials, "Wrong email or password.");
     let found = env.db().query_first(
         "SELECT password_hash FROM users WHERE email = ?1",

@@ -7,8 +7,6 @@
 //! every nonzero entry left after shrinking is a preemption that matters.
 //! Choices past the end of the vector count as 0.
 
-use std::sync::{Arc, Mutex};
-
 use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
 
 /// Runs one execution following `choices`.
@@ -17,20 +15,35 @@ pub struct ChoiceScheduler {
     choices: Vec<u8>,
     cursor: usize,
     started: bool,
-    taken: Arc<Mutex<Vec<u8>>>,
 }
 
 impl ChoiceScheduler {
-    /// A scheduler for one execution; the choices it actually made (each
-    /// reduced modulo the number of runnable tasks) are kept in `taken`.
-    pub fn new(choices: Vec<u8>, taken: Arc<Mutex<Vec<u8>>>) -> Self {
+    /// A scheduler for one execution (wrap it in a
+    /// [`Recorder`](super::Recorder) to learn the choices it actually made,
+    /// each reduced modulo the number of runnable tasks).
+    pub fn new(choices: Vec<u8>) -> Self {
         ChoiceScheduler {
             choices,
             cursor: 0,
             started: false,
-            taken,
         }
     }
+}
+
+/// The runnable tasks in the order a choice indexes: the current task
+/// first (last if it is yielding), then by id.
+pub fn order(runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Vec<TaskId> {
+    let mut order: Vec<TaskId> = runnable.iter().map(|t| t.id()).collect();
+    order.sort_by_key(|id| usize::from(*id));
+    if let Some(pos) = current.and_then(|c| order.iter().position(|id| *id == c)) {
+        let cur = order.remove(pos);
+        if is_yielding {
+            order.push(cur);
+        } else {
+            order.insert(0, cur);
+        }
+    }
+    order
 }
 
 impl Scheduler for ChoiceScheduler {
@@ -45,20 +58,9 @@ impl Scheduler for ChoiceScheduler {
         if runnable.len() <= 1 {
             return runnable.first().map(|t| t.id());
         }
-        // The current task first (last if it is yielding), then by id.
-        let mut order: Vec<TaskId> = runnable.iter().map(|t| t.id()).collect();
-        order.sort_by_key(|id| usize::from(*id));
-        if let Some(pos) = current.and_then(|c| order.iter().position(|id| *id == c)) {
-            let cur = order.remove(pos);
-            if is_yielding {
-                order.push(cur);
-            } else {
-                order.insert(0, cur);
-            }
-        }
+        let order = order(runnable, current, is_yielding);
         let choice = self.choices.get(self.cursor).copied().unwrap_or(0) as usize % order.len();
         self.cursor += 1;
-        self.taken.lock().unwrap_or_else(|p| p.into_inner()).push(choice as u8);
         Some(order[choice])
     }
 

@@ -8,14 +8,23 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use otpsim_core::Variant;
+use otpsim_core::{Flow, Variant};
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
-use crate::explore::run_choices;
-use crate::generate::scenario_and_choices;
 use crate::invariant::{Invariant, Violation};
 use crate::scenario::{Expectation, Scenario};
-use crate::trace::Trace;
+use crate::schedule::Strategy;
+use crate::sweep::{replay, Counterexample};
+use crate::world::RunOutcome;
+
+pub mod generate;
+
+use generate::scenario_and_choices;
+
+/// One generated case's single schedule, with the choices it took.
+fn run_choices<F: Flow>(scenario: &Arc<Scenario>, flow: &F, choices: Vec<u8>) -> (RunOutcome, Vec<Violation>, Vec<u8>) {
+    replay(scenario, flow, scenario.seed, &choices, 1)
+}
 
 /// A violation found and shrunk.
 #[derive(Debug, Clone)]
@@ -28,17 +37,26 @@ pub struct Finding {
     pub seconds_to_hit: f64,
     /// The minimal scenario, with its schedule pinned and the failure expected.
     pub scenario: Scenario,
-    /// Why it broke, in a sentence.
-    pub violation: Violation,
-    /// The minimal run's trace.
-    pub trace: Trace,
+    /// The minimal run: its choices, why it broke, its trace.
+    pub counterexample: Counterexample,
 }
 
-/// What one search of one variant found.
+impl Finding {
+    /// Why it broke, in a sentence.
+    pub fn violation(&self) -> &Violation {
+        self.counterexample
+            .violations
+            .iter()
+            .find(|v| v.invariant == self.invariant)
+            .unwrap_or(&self.counterexample.violations[0])
+    }
+}
+
+/// What one search of one flow found.
 #[derive(Debug, Clone)]
 pub struct SearchReport {
-    /// The variant.
-    pub variant: Variant,
+    /// The flow's name.
+    pub flow: String,
     /// Schedules run (shrinking included).
     pub schedules: u64,
     /// Wall-clock seconds spent.
@@ -47,9 +65,9 @@ pub struct SearchReport {
     pub findings: Vec<Finding>,
 }
 
-/// Searches `variant` for `budget`, from `seed`. `progress` is told the
+/// Searches `flow` for `budget`, from `seed`. `progress` is told the
 /// schedules run so far and the invariants found, now and then.
-pub fn search(variant: Variant, budget: Duration, seed: u64, progress: &dyn Fn(u64, usize)) -> SearchReport {
+pub fn search<F: Flow>(flow: &F, budget: Duration, seed: u64, progress: &dyn Fn(u64, usize)) -> SearchReport {
     let start = Instant::now();
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
@@ -79,7 +97,7 @@ pub fn search(variant: Variant, budget: Duration, seed: u64, progress: &dyn Fn(u
                 return Ok(());
             }
             schedules.set(schedules.get() + 1);
-            let (_, violations, _) = run_choices(&Arc::new(scenario), variant, choices);
+            let (_, violations, _) = run_choices(&Arc::new(scenario), flow, choices);
             match violations.iter().find(|v| !known.borrow().contains(&v.invariant)) {
                 None => Ok(()),
                 Some(v) => {
@@ -98,7 +116,7 @@ pub fn search(variant: Variant, budget: Duration, seed: u64, progress: &dyn Fn(u
                 let (schedules_to_hit, seconds_to_hit) = first_hit.get().unwrap_or((schedules.get(), 0.0));
                 let known_now = known.borrow().clone();
                 if let Some(finding) = minimal(
-                    variant,
+                    flow,
                     scenario,
                     choices,
                     &known_now,
@@ -113,7 +131,7 @@ pub fn search(variant: Variant, budget: Duration, seed: u64, progress: &dyn Fn(u
         }
     }
     SearchReport {
-        variant,
+        flow: flow.to_string(),
         schedules: schedules.get(),
         seconds: start.elapsed().as_secs_f64(),
         findings,
@@ -121,8 +139,8 @@ pub fn search(variant: Variant, budget: Duration, seed: u64, progress: &dyn Fn(u
 }
 
 /// Turns proptest's minimal case into a pinned, self-describing scenario.
-fn minimal(
-    variant: Variant,
+fn minimal<F: Flow>(
+    flow: &F,
     mut scenario: Scenario,
     choices: Vec<u8>,
     known: &BTreeSet<Invariant>,
@@ -131,47 +149,68 @@ fn minimal(
     seconds_to_hit: f64,
 ) -> Option<Finding> {
     let invariant = {
-        let (_, violations, _) = run_choices(&Arc::new(scenario.clone()), variant, choices.clone());
+        let (_, violations, _) = run_choices(&Arc::new(scenario.clone()), flow, choices.clone());
         violations
             .into_iter()
             .find(|v| !known.contains(&v.invariant))?
             .invariant
     };
-    let (reduced, choices) = reduce(variant, invariant, scenario, choices);
+    let (reduced, choices) = reduce(flow, invariant, scenario, choices);
     scenario = reduced;
     let shared = Arc::new(scenario.clone());
-    let (outcome, violations, mut taken) = run_choices(&shared, variant, choices);
-    let violation = violations.into_iter().find(|v| v.invariant == invariant)?;
+    let (outcome, violations, mut taken) = run_choices(&shared, flow, choices);
+    let violation = violations.iter().find(|v| v.invariant == invariant)?.clone();
     while taken.last() == Some(&0) {
         taken.pop();
     }
     let requests: u32 = scenario.requests.iter().map(|r| r.repeat).sum();
-    scenario.name = format!("{variant} breaks {}: found by otpsim explore", violation.invariant);
+    scenario.name = format!("{flow} breaks {}: found by otpsim explore", violation.invariant);
     scenario.description = format!(
         "Found by `otpsim explore --seed {seed}` after {schedules_to_hit} schedules, then shrunk to {requests} requests \
          and {} scheduling choices. {}",
         taken.len(),
         sentence(&violation.why)
     );
-    scenario.choices = Some(taken);
-    scenario.expect = vec![(variant, Expectation::FailOn(violation.invariant))];
+    scenario.choices = Some(taken.clone());
+    // A file can expect a failure only of a flow its loader knows: the
+    // project's variants. A user's own flow gets a file without [expect].
+    scenario.expect = flow
+        .to_string()
+        .parse::<Variant>()
+        .map(|v| vec![(v, Expectation::FailOn(violation.invariant))])
+        .unwrap_or_default();
+    let counterexample = Counterexample {
+        flow: flow.to_string(),
+        strategy: Strategy::Pinned,
+        seed: scenario.seed,
+        schedule: 0,
+        faults: Vec::new(),
+        position: 1,
+        choices: taken,
+        violations,
+        trace: outcome.trace,
+    };
     Some(Finding {
         invariant: violation.invariant,
         schedules_to_hit,
         seconds_to_hit,
         scenario,
-        violation,
-        trace: outcome.trace,
+        counterexample,
     })
 }
 
 /// Greedy reduction after proptest's shrinking, which can stall in a local
 /// minimum: drop a request, a copy, a fault, a delay, a choice, for as long
 /// as the same invariant still breaks.
-fn reduce(variant: Variant, invariant: Invariant, mut scenario: Scenario, mut choices: Vec<u8>) -> (Scenario, Vec<u8>) {
+fn reduce<F: Flow>(
+    flow: &F,
+    invariant: Invariant,
+    mut scenario: Scenario,
+    mut choices: Vec<u8>,
+) -> (Scenario, Vec<u8>) {
     let breaks = |s: &Scenario, c: &[u8]| {
         !s.requests.is_empty()
-            && run_choices(&Arc::new(s.clone()), variant, c.to_vec())
+            && run_choices(&Arc::new(s.clone()), flow, c.to_vec())
                 .1
                 .iter()
                 .any(|v| v.invariant == invariant)

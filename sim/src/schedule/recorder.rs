@@ -1,0 +1,44 @@
+//! Writes down the choices an execution took, in [`ChoiceScheduler`]'s
+//! terms, whatever scheduler made them.
+
+use std::sync::{Arc, Mutex};
+
+use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
+
+use super::choice::order;
+
+/// Wraps a scheduler and records, for each point where more than one task
+/// could run, the position of the chosen task in [`order`].
+pub struct Recorder<S> {
+    inner: S,
+    taken: Arc<Mutex<Vec<u8>>>,
+}
+
+impl<S> Recorder<S> {
+    /// Records into `taken`, emptied at each new execution.
+    pub fn new(inner: S, taken: Arc<Mutex<Vec<u8>>>) -> Self {
+        Recorder { inner, taken }
+    }
+}
+
+impl<S: Scheduler> Scheduler for Recorder<S> {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        self.taken.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.inner.new_execution()
+    }
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
+        let chosen = self.inner.next_task(runnable, current, is_yielding)?;
+        if runnable.len() > 1 {
+            let position = order(runnable, current, is_yielding)
+                .iter()
+                .position(|id| *id == chosen)
+                .unwrap_or(0);
+            let choice = u8::try_from(position).unwrap_or(u8::MAX);
+            self.taken.lock().unwrap_or_else(|p| p.into_inner()).push(choice);
+        }
+        Some(chosen)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+}

@@ -1,0 +1,314 @@
+//! A sweep: one scenario, one flow, many schedules. Runs the world under
+//! one scheduler (see [`crate::schedule`]), checks every schedule as it
+//! ends, and keeps only the first counterexample of each invariant, so
+//! memory does not grow with the number of schedules.
+//!
+//! `otpsim check`, `replay`, `bugfind` and `ablate` are built on it.
+
+use std::collections::BTreeSet;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use otpsim_core::platform::TASK_STACK_SIZE;
+use otpsim_core::Flow;
+use shuttle::scheduler::Scheduler;
+use shuttle::{Config, FailurePersistence, Runner};
+
+use crate::invariant::{self, Invariant, Limits, Violation};
+use crate::scenario::{Expectation, FaultSpec, Scenario, StatementChoice};
+use crate::schedule::{ChoiceScheduler, Recorder, Stoppable, Strategy};
+use crate::trace::Trace;
+use crate::world::{self, ActiveFault, RunOutcome, RunPlan};
+
+/// A schedule that broke an invariant, with all it takes to replay it:
+/// its `choices` replay it as exactly one execution, whatever scheduler
+/// found it.
+#[derive(Debug, Clone)]
+pub struct Counterexample {
+    /// The flow's name (a variant string for the project's own flows).
+    pub flow: String,
+    /// The scheduler that found it.
+    pub strategy: Strategy,
+    /// The scheduler's seed.
+    pub seed: u64,
+    /// The schedule's 0-based index in the scheduler's sequence.
+    pub schedule: u64,
+    /// The faults it ran with.
+    pub faults: Vec<ActiveFault>,
+    /// The statement position a fault at `every` statement had (else 1).
+    pub position: u32,
+    /// The choices it took where more than one task could run.
+    pub choices: Vec<u8>,
+    /// What broke, each in a sentence.
+    pub violations: Vec<Violation>,
+    /// Every event.
+    pub trace: Trace,
+}
+
+/// What sweeping one flow over one scenario found.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// The flow's name.
+    pub flow: String,
+    /// Schedules run.
+    pub schedules: u64,
+    /// The first counterexample of each broken invariant.
+    pub counterexamples: Vec<Counterexample>,
+}
+
+impl Sweep {
+    /// Every invariant some schedule broke.
+    pub fn violated(&self) -> BTreeSet<Invariant> {
+        self.counterexamples
+            .iter()
+            .flat_map(|f| f.violations.iter().map(|v| v.invariant))
+            .collect()
+    }
+
+    /// Whether the result meets `expectation`.
+    pub fn meets(&self, expectation: Expectation) -> bool {
+        let violated = self.violated();
+        match expectation {
+            Expectation::Pass => violated.is_empty(),
+            Expectation::Fail => !violated.is_empty(),
+            Expectation::FailOn(i) => violated.contains(&i),
+        }
+    }
+
+    /// The first counterexample that shows `expectation`'s invariant, else
+    /// the first at all.
+    pub fn counterexample_for(&self, expectation: Expectation) -> Option<&Counterexample> {
+        let wanted = |f: &&Counterexample| match expectation {
+            Expectation::FailOn(i) => f.violations.iter().any(|v| v.invariant == i),
+            _ => true,
+        };
+        self.counterexamples
+            .iter()
+            .find(wanted)
+            .or(self.counterexamples.first())
+    }
+}
+
+/// The fault sets a scenario runs with: one, or one per position for a
+/// fault with `statement = "every"`.
+fn fault_sets(faults: &[FaultSpec], position: u32) -> Vec<ActiveFault> {
+    faults
+        .iter()
+        .map(|f| ActiveFault {
+            kind: f.kind,
+            request: f.request,
+            statement: match f.statement {
+                StatementChoice::Nth(n) => n,
+                StatementChoice::Every => position,
+            },
+        })
+        .collect()
+}
+
+/// One schedule, judged: its index, the choices it took, its outcome.
+pub struct Judged {
+    /// 0-based index in the scheduler's sequence.
+    pub index: u64,
+    /// The choices it took.
+    pub choices: Vec<u8>,
+    /// Its trace.
+    pub outcome: RunOutcome,
+    /// What it broke.
+    pub violations: Vec<Violation>,
+}
+
+/// Runs schedules of `plan` with one scheduler until it has no more or
+/// `on_schedule` says stop, handing each judged schedule to `on_schedule`
+/// as it ends. A panic of the harness itself (shuttle's deadlock
+/// detection, say) ends the run and is handed over as a `clear_errors`
+/// violation.
+pub fn run_schedules<F: Flow>(
+    plan: RunPlan<F>,
+    scheduler: Box<dyn Scheduler + Send>,
+    on_schedule: impl FnMut(Judged) -> bool + Send + 'static,
+) {
+    let limits = limits(&plan.scenario);
+    let taken: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let halt = Arc::new(AtomicBool::new(false));
+    let next_index = Arc::new(Mutex::new(0u64));
+    let mut config = Config::new();
+    config.stack_size = TASK_STACK_SIZE;
+    config.failure_persistence = FailurePersistence::None;
+    config.silence_warnings = true;
+    let runner = Runner::new(
+        Stoppable::new(Recorder::new(scheduler, Arc::clone(&taken)), Arc::clone(&halt)),
+        config,
+    );
+    let sink = Arc::new(Mutex::new(on_schedule));
+    let (sink_in, flag, index_in, taken_in) = (Arc::clone(&sink), Arc::clone(&halt), Arc::clone(&next_index), taken);
+    let ran = catch_unwind(AssertUnwindSafe(move || {
+        runner.run(move || {
+            let outcome = world::run(&plan);
+            let violations = invariant::check(&outcome.trace, limits, &plan.scenario.invariants);
+            let choices = std::mem::take(&mut *taken_in.lock().unwrap_or_else(|p| p.into_inner()));
+            let index = {
+                let mut next = index_in.lock().unwrap_or_else(|p| p.into_inner());
+                *next += 1;
+                *next - 1
+            };
+            let judged = Judged {
+                index,
+                choices,
+                outcome,
+                violations,
+            };
+            if !(sink_in.lock().unwrap_or_else(|p| p.into_inner()))(judged) {
+                flag.store(true, Ordering::SeqCst);
+            }
+        })
+    }));
+    if let Err(panic) = ran {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic".to_string());
+        let index = *next_index.lock().unwrap_or_else(|p| p.into_inner());
+        let judged = Judged {
+            index,
+            choices: Vec::new(),
+            outcome: RunOutcome {
+                trace: Trace::default(),
+                faults_fired: true,
+            },
+            violations: vec![Violation {
+                invariant: Invariant::ClearErrors,
+                request: None,
+                why: format!("the run panicked: {message}"),
+            }],
+        };
+        (sink.lock().unwrap_or_else(|p| p.into_inner()))(judged);
+    }
+}
+
+/// Sweeps `flow` over `scenario`: `schedules` schedules per fault
+/// position, stopping early once `enough` says the findings suffice.
+pub fn sweep<F: Flow>(
+    scenario: &Arc<Scenario>,
+    flow: &F,
+    strategy: Strategy,
+    schedules: u32,
+    seed: u64,
+    enough: impl Fn(&BTreeSet<Invariant>) -> bool + Send + Sync + Clone + 'static,
+) -> Sweep {
+    let (strategy, schedules) = pinned_or(scenario, strategy, schedules);
+    let every = scenario.faults.iter().any(|f| f.statement == StatementChoice::Every);
+    let mut result = Sweep {
+        flow: flow.to_string(),
+        schedules: 0,
+        counterexamples: Vec::new(),
+    };
+    for position in 1..=64u32 {
+        let faults = fault_sets(&scenario.faults, position);
+        let plan = RunPlan {
+            scenario: Arc::clone(scenario),
+            flow: flow.clone(),
+            faults: faults.clone(),
+            seed,
+        };
+        struct Tally {
+            schedules: u64,
+            fired: bool,
+            found: BTreeSet<Invariant>,
+            kept: Vec<Judged>,
+        }
+        let tally = Arc::new(Mutex::new(Tally {
+            schedules: 0,
+            fired: false,
+            found: result.violated(),
+            kept: Vec::new(),
+        }));
+        let (tally_in, enough_in) = (Arc::clone(&tally), enough.clone());
+        let pinned = scenario.choices.clone().unwrap_or_default();
+        run_schedules(plan, strategy.scheduler(seed, schedules, &pinned), move |judged| {
+            let mut t = tally_in.lock().unwrap_or_else(|p| p.into_inner());
+            t.schedules += 1;
+            t.fired |= judged.outcome.faults_fired;
+            if judged.violations.iter().any(|v| !t.found.contains(&v.invariant)) {
+                let broken: Vec<Invariant> = judged.violations.iter().map(|v| v.invariant).collect();
+                t.found.extend(broken);
+                t.kept.push(judged);
+            }
+            !enough_in(&t.found)
+        });
+        let tally = std::mem::replace(
+            &mut *tally.lock().unwrap_or_else(|p| p.into_inner()),
+            Tally {
+                schedules: 0,
+                fired: false,
+                found: BTreeSet::new(),
+                kept: Vec::new(),
+            },
+        );
+        result.schedules += tally.schedules;
+        for judged in tally.kept {
+            result.counterexamples.push(Counterexample {
+                flow: flow.to_string(),
+                strategy,
+                seed,
+                schedule: judged.index,
+                faults: faults.clone(),
+                position,
+                choices: judged.choices,
+                violations: judged.violations,
+                trace: judged.outcome.trace,
+            });
+        }
+        if !every || !tally.fired || enough(&result.violated()) {
+            break;
+        }
+    }
+    result
+}
+
+/// A file with a pinned schedule runs that one schedule, whatever asked.
+fn pinned_or(scenario: &Scenario, strategy: Strategy, schedules: u32) -> (Strategy, u32) {
+    match scenario.choices {
+        Some(_) => (Strategy::Pinned, 1),
+        None => (strategy, schedules),
+    }
+}
+
+fn limits(scenario: &Scenario) -> Limits {
+    Limits {
+        otp_ttl_ms: scenario.deployment.otp_ttl_ms,
+        max_attempts: scenario.deployment.max_attempts,
+    }
+}
+
+/// Replays exactly one schedule: the one `choices` pin, with the world's
+/// randomness from `seed` and the faults of `position` (1 unless the
+/// scenario has a fault at `every` statement). Returns with its verdict
+/// the choices it actually took: what a saved file must pin to replay it.
+pub fn replay<F: Flow>(
+    scenario: &Arc<Scenario>,
+    flow: &F,
+    seed: u64,
+    choices: &[u8],
+    position: u32,
+) -> (RunOutcome, Vec<Violation>, Vec<u8>) {
+    let plan = RunPlan {
+        scenario: Arc::clone(scenario),
+        flow: flow.clone(),
+        faults: fault_sets(&scenario.faults, position),
+        seed,
+    };
+    let result: Arc<Mutex<Option<Judged>>> = Arc::default();
+    let sink = Arc::clone(&result);
+    run_schedules(plan, Box::new(ChoiceScheduler::new(choices.to_vec())), move |judged| {
+        *sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(judged);
+        false
+    });
+    let judged = result
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+        .expect("one schedule ran");
+    (judged.outcome, judged.violations, judged.choices)
+}

@@ -89,3 +89,18 @@ fn traces_never_contain_a_code_or_a_password() {
         }
     }
 }
+
+#[test]
+fn a_sweep_keeps_one_counterexample_per_invariant_however_many_schedules() {
+    // Memory must not grow with schedules: the sweep keeps the first
+    // counterexample of each invariant, never every schedule's trace.
+    let s = scenario("double_click_signup.toml");
+    let found = sweep(&s, &variant("naive"), Strategy::Random, 3000, 1, |_| false);
+    assert_eq!(found.schedules, 3000);
+    assert!(!found.counterexamples.is_empty());
+    assert!(
+        found.counterexamples.len() <= otpsim_sim::Invariant::ALL.len(),
+        "{}",
+        found.counterexamples.len()
+    );
+}

@@ -88,13 +88,15 @@ fn loom_finds_no_break_in_idempotent_double_signup() {
 #[test]
 fn loom_finds_no_break_in_idempotent_double_verify() {
     for workers in [1, 2] {
-        let (broken, _) = explore(Model::DoubleVerify, "idempotent", workers, Some(3));
+        let (broken, iterations) = explore(Model::DoubleVerify, "idempotent", workers, Some(3));
         assert!(broken.is_empty(), "{broken:?}");
+        assert!(iterations > 1, "one iteration explores no interleaving");
     }
 }
 
 #[test]
 fn loom_finds_no_break_in_idempotent_signup_racing_verify() {
-    let (broken, _) = explore(Model::SignupRacesVerify, "idempotent", 2, Some(3));
+    let (broken, iterations) = explore(Model::SignupRacesVerify, "idempotent", 2, Some(3));
     assert!(broken.is_empty(), "{broken:?}");
+    assert!(iterations > 1, "one iteration explores no interleaving");
 }

@@ -16,35 +16,7 @@ use otpsim_sim::sweep::replay;
 use otpsim_sim::{Invariant, Scenario};
 use serde::Serialize;
 
-/// What `explore` was asked.
-#[derive(clap::Args)]
-pub struct ExploreArgs {
-    /// Variants to explore (repeatable); default naive, seed_fix, idempotent.
-    #[arg(long = "variant", value_parser = crate::parse_variant)]
-    pub variants: Vec<Variant>,
-    /// Time per variant, e.g. 30s, 2m.
-    #[arg(long, default_value = "30s", value_parser = crate::parse_budget)]
-    pub budget: std::time::Duration,
-    /// The search's seed: the same seed draws the same cases.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Where the minimal scenarios go (existing files are kept).
-    #[arg(long, default_value = "otpsim-found")]
-    pub save: PathBuf,
-    /// Also write the report as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// Rerun each failure from its saved file and compare the traces.
-    #[arg(long)]
-    pub check_determinism: bool,
-    /// Also write an HTML report, with each minimal counterexample's
-    /// diagram, to DIR/index.html.
-    #[arg(long, value_name = "DIR")]
-    pub report: Option<PathBuf>,
-    /// text, or markdown for a CI job summary.
-    #[arg(long, value_enum, default_value_t = crate::TableFormat::Text)]
-    pub format: crate::TableFormat,
-}
+use crate::cli::{ExploreArgs, TableFormat};
 
 #[derive(Serialize)]
 struct JsonReport {
@@ -91,7 +63,7 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
         }
         saved.push(paths);
     }
-    if args.format == crate::TableFormat::Markdown {
+    if args.format == TableFormat::Markdown {
         print_markdown(&reports, &saved);
     } else {
         print_matrix(&reports, &saved);

@@ -13,7 +13,7 @@ pub type Example<'a> = (&'a Counterexample, String);
 
 /// A `check` row's counterexample.
 pub fn of_counterexample<'a>(scenario: &Scenario, c: &'a Counterexample) -> Example<'a> {
-    (c, crate::replay_command(scenario, c))
+    (c, crate::check::replay_command(scenario, c))
 }
 
 /// A report row, with the counterexample's diagram and explanation.

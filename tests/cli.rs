@@ -1,4 +1,11 @@
-//! The command line as a user runs it: output, and exit codes 0, 1 and 2.
+//! The command line as a user runs it: output, and exit codes 0, 1 and 2;
+//! explore and ablate (`cli/explore.rs`); the reports and pictures
+//! (`cli/reports.rs`). One test binary for everything that runs `otpsim`.
+
+#[path = "cli/explore.rs"]
+mod explore;
+#[path = "cli/reports.rs"]
+mod reports;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

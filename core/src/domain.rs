@@ -1,5 +1,5 @@
 //! The domain of the signup/verify flow: validated values at the edge,
-//! requests, responses with the status/code table of `spec/flows.md`, and
+//! requests, responses with the status/code table of `docs/flows.md`, and
 //! the session a browser carries.
 
 use std::fmt;

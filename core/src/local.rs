@@ -5,13 +5,12 @@
 //! The core's own tests use it on std, loom and shuttle alike; the loom
 //! models and the stress runner build on it.
 
-use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::domain::{Email, Otp, Request, Session};
 use crate::flows::{Flow, FlowConfig, Handled, Variant};
 use crate::platform::{Lock, Platform};
-use crate::ports::{Mail, Ports, SplitMix64, WorkerCrashed, WorkerMemory};
+use crate::ports::{Mail, Ports, RequestRng, WorkerCrashed, WorkerMemory};
 use crate::store::{Db, DbError, Store, YieldingHook};
 
 /// The clock the flows see at simulated time 0: the first temp_id of the
@@ -72,7 +71,7 @@ impl<P: Platform> Local<P> {
             arrived_ms: self.now_ms.load(Ordering::SeqCst),
             worker: worker % self.memories.len(),
             hook: YieldingHook::new(id),
-            rng: Cell::new(SplitMix64::new(self.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
+            rng: RequestRng::new(self.seed, id),
         };
         self.variant.handle(&ports, &self.config, session, request)
     }
@@ -111,7 +110,7 @@ struct LocalPorts<'a, P: Platform> {
     arrived_ms: u64,
     worker: usize,
     hook: YieldingHook<P>,
-    rng: Cell<SplitMix64>,
+    rng: RequestRng,
 }
 
 impl<P: Platform> Ports for LocalPorts<'_, P> {
@@ -126,10 +125,7 @@ impl<P: Platform> Ports for LocalPorts<'_, P> {
         self.arrived_ms
     }
     fn random_u64(&self) -> u64 {
-        let mut rng = self.rng.replace(SplitMix64::new(0));
-        let n = rng.next_u64();
-        self.rng.set(rng);
-        n
+        self.rng.next_u64()
     }
     fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed> {
         self.local.outbox.with(|o| o.push(mail));

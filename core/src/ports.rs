@@ -65,9 +65,31 @@ pub trait Ports {
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed>;
 }
 
+/// One request's own seeded generator, drawn from through `&self` (ports
+/// are shared references): what in-process ports (`local`, `stress`) hand
+/// out as `random_u64`.
+#[derive(Debug)]
+pub struct RequestRng(std::cell::Cell<SplitMix64>);
+
+impl RequestRng {
+    /// The generator of request `id` in a run seeded with `seed`.
+    pub fn new(seed: u64, id: u64) -> Self {
+        RequestRng(std::cell::Cell::new(SplitMix64::new(
+            seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        )))
+    }
+    /// The next 64 bits.
+    pub fn next_u64(&self) -> u64 {
+        let mut rng = self.0.get();
+        let n = rng.next_u64();
+        self.0.set(rng);
+        n
+    }
+}
+
 /// SplitMix64: a small, fast, seedable generator, so a run's randomness is
 /// a function of its seed alone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct SplitMix64(u64);
 
 impl SplitMix64 {

@@ -118,9 +118,9 @@ pub struct Limits {
     pub max_attempts: u32,
 }
 
-/// Checks `invariants` on `trace`: the first violation of each, in the
+/// The violations of `invariants` in `trace`: the first of each, in the
 /// spec's order.
-pub fn check(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Violation> {
+pub fn violations(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Vec<Violation> {
     let history = History::of(trace);
     Invariant::ALL
         .into_iter()

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod ablate;
 pub mod bugfind;
 pub mod check;
 pub mod explore;

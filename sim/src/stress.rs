@@ -13,14 +13,14 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use otpsim_core::platform::Std;
-use otpsim_core::ports::SplitMix64;
+use otpsim_core::ports::RequestRng;
 use otpsim_core::store::{YieldingHook, BUSY_TIMEOUT_MS};
 use otpsim_core::{
     Db, DbError, Email, Flow, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, Store, Variant, WorkerCrashed,
     WorkerMemory,
 };
 
-use crate::invariant::{check, Invariant, Limits};
+use crate::invariant::{violations, Invariant, Limits};
 use crate::trace::{CodeSource, Cookie, DbState, Event, Trace, What};
 
 /// How browsers run.
@@ -95,7 +95,7 @@ struct StressPorts<'a> {
     arrived_ms: u64,
     worker: &'a Worker,
     hook: YieldingHook<Std>,
-    rng: std::cell::Cell<SplitMix64>,
+    rng: RequestRng,
     log: &'a Log,
     request: usize,
     started: Instant,
@@ -113,10 +113,7 @@ impl Ports for StressPorts<'_> {
         self.arrived_ms
     }
     fn random_u64(&self) -> u64 {
-        let mut rng = self.rng.replace(SplitMix64::new(0));
-        let n = rng.next_u64();
-        self.rng.set(rng);
-        n
+        self.rng.next_u64()
     }
     fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed> {
         let mut log = self.log.lock().expect("not poisoned");
@@ -180,7 +177,7 @@ impl Server {
             arrived_ms,
             worker: &worker,
             hook: YieldingHook::new(id),
-            rng: std::cell::Cell::new(SplitMix64::new(id.wrapping_mul(0x9e37_79b9_7f4a_7c15))),
+            rng: RequestRng::new(0, id),
             log,
             request: number,
             started,
@@ -407,7 +404,7 @@ impl Tally {
                 *self.statuses.entry(code.status()).or_default() += 1;
             }
         }
-        for v in check(trace, limits, &Invariant::ALL) {
+        for v in violations(trace, limits, &Invariant::ALL) {
             *self.violations.entry(v.invariant).or_default() += 1;
             self.examples.entry(v.invariant).or_insert(v.why);
         }

@@ -145,7 +145,7 @@ pub fn run_schedules<F: Flow>(
     let ran = catch_unwind(AssertUnwindSafe(move || {
         runner.run(move || {
             let outcome = world::run(&plan);
-            let violations = invariant::check(&outcome.trace, limits, &plan.scenario.invariants);
+            let violations = invariant::violations(&outcome.trace, limits, &plan.scenario.invariants);
             let choices = std::mem::take(&mut *taken_in.lock().unwrap_or_else(|p| p.into_inner()));
             let index = {
                 let mut next = index_in.lock().unwrap_or_else(|p| p.into_inner());

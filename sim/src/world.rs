@@ -11,6 +11,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use otpsim_core::local::EPOCH_UNIX_MS;
@@ -716,13 +717,34 @@ fn handle<F: Flow>(world: &World<F>, id: usize, request: Request, cookie: Cookie
         }),
         Cookie::None => Session::default(),
     };
+    // A panic in the handler is the flow's bug, not the harness's: it is
+    // recorded, the request gets no answer, and the run goes on so that
+    // the trace around it is kept.
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        world.plan.flow.handle(&ports, &world.config, &mut session, &request)
+    }));
+    let handled = match ran {
+        Ok(handled) => handled,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic".to_string());
+            world.event(Some(p), None, What::Panicked(message));
+            world.store.abandon(id as u64);
+            world.log(|log| log.in_flight.remove(&id));
+            world.with(|s| {
+                s.running -= 1;
+                s.finished += 1;
+            });
+            P::notify_all(&world.clock);
+            return;
+        }
+    };
     // A request that outlived its process without another step still
     // answers nothing.
-    let handled = world
-        .plan
-        .flow
-        .handle(&ports, &world.config, &mut session, &request)
-        .and_then(|r| ports.alive().map(|()| r));
+    let handled = handled.and_then(|r| ports.alive().map(|()| r));
     world.log(|log| log.in_flight.remove(&id));
     world.with(|s| match &handled {
         Ok(response) => {

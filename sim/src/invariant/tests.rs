@@ -124,7 +124,7 @@ impl T {
             otp_ttl_ms: TTL,
             max_attempts: 2,
         };
-        check(&Trace { events: self.0 }, limits, &Invariant::ALL)
+        violations(&Trace { events: self.0 }, limits, &Invariant::ALL)
             .into_iter()
             .map(|v| v.invariant)
             .collect()

@@ -1,6 +1,7 @@
-//! A run is a pure function of (file, variant, seed, choices), and every
-//! counterexample replays from its recorded choices to the same trace.
-//! Traces are compared as values.
+//! The sweep: a run is a pure function of (file, flow, seed, choices),
+//! every counterexample replays from its recorded choices to the same
+//! trace (compared as values), memory does not grow with schedules, and a
+//! panicking flow is a counterexample with its trace.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -103,4 +104,52 @@ fn a_sweep_keeps_one_counterexample_per_invariant_however_many_schedules() {
         "{}",
         found.counterexamples.len()
     );
+}
+
+/// Naive, except that a login panics: a flow's bug, not the harness's.
+#[derive(Debug, Clone)]
+struct PanicsOnLogin;
+
+impl std::fmt::Display for PanicsOnLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad("panics_on_login")
+    }
+}
+
+impl otpsim_core::Flow for PanicsOnLogin {
+    fn schema(&self) -> &'static str {
+        Variant::Naive.schema()
+    }
+    fn handle<E: otpsim_core::Ports>(
+        &self,
+        env: &E,
+        cfg: &otpsim_core::FlowConfig,
+        session: &mut otpsim_core::Session,
+        request: &otpsim_core::Request,
+    ) -> otpsim_core::Handled {
+        if request.kind() == otpsim_core::Kind::Login {
+            panic!("login is not written yet");
+        }
+        Variant::Naive.handle(env, cfg, session, request)
+    }
+}
+
+#[test]
+fn a_panic_in_a_handler_is_a_counterexample_with_its_trace() {
+    let s = scenario("stranger_signs_up_after_the_owner.toml");
+    let found = sweep(&s, &PanicsOnLogin, Strategy::Pct(3), 5, 1, |_| false);
+    let c = found
+        .counterexamples
+        .iter()
+        .find(|c| c.violations.iter().any(|v| v.why.contains("login is not written yet")))
+        .expect("the panic is reported as clear_errors");
+    let panicked = c
+        .trace
+        .events
+        .iter()
+        .position(|e| matches!(e.what, otpsim_sim::trace::What::Panicked(_)))
+        .expect("the panic is in the trace");
+    assert!(panicked > 10, "the events before the panic are kept");
+    let (again, _, _) = replay(&s, &PanicsOnLogin, c.seed, &c.choices, c.position);
+    assert_eq!(again.trace, c.trace);
 }

@@ -1,0 +1,194 @@
+//! Every flag of the command line, in one place (clap derive types); the
+//! commands' own modules take these and do the work.
+
+use std::path::PathBuf;
+
+use otpsim_core::Variant;
+use otpsim_sim::schedule::Strategy;
+
+#[derive(clap::Parser)]
+#[command(
+    name = "otpsim",
+    version,
+    about = "Deterministic concurrency tests for signup and email-OTP flows"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Explores every scenario and compares what each variant does with
+    /// what the file expects.
+    Check {
+        /// Scenario files, or folders of them (*.toml).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Overrides each file's [explore] seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The scheduler: pct1..pct10, random or dfs.
+        #[arg(long, default_value = "pct3", value_parser = parse_strategy)]
+        strategy: Strategy,
+        /// Also write an HTML report, with each counterexample's diagram, to
+        /// DIR/index.html.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
+        /// text, or markdown for a CI job summary.
+        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+        format: TableFormat,
+    },
+    /// Prints the trace of one schedule: the one `--choices` pins (what
+    /// `check` prints for every counterexample), else the first that the
+    /// scheduler finds breaking an invariant.
+    Replay {
+        /// The scenario file.
+        file: PathBuf,
+        /// The variant, e.g. naive, seed_fix-dedup, idempotent.
+        #[arg(long, value_parser = parse_variant)]
+        variant: Variant,
+        /// The seed of the run's randomness and of the scheduler (default:
+        /// the file's seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The schedule to run, as the choices it takes where more than one
+        /// task can run (e.g. 0,1,1); runs exactly that one schedule.
+        #[arg(long, value_delimiter = ',', num_args = 0..)]
+        choices: Option<Vec<u8>>,
+        /// Without --choices, the scheduler that looks for a failing
+        /// schedule: pct1..pct10, random or dfs.
+        #[arg(long, default_value = "pct3", value_parser = parse_strategy)]
+        strategy: Strategy,
+        /// For a fault at statement = "every": the position to replay.
+        #[arg(long, default_value_t = 1)]
+        position: u32,
+        /// text, json, mermaid (a sequenceDiagram), svg or html (one
+        /// self-contained page).
+        #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+        format: RunFormat,
+        /// Explain the violation in a few sentences (always in json and html).
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Generates scenarios and schedules against each variant until the
+    /// budget, shrinks every break to a minimal scenario file, and prints a
+    /// matrix variant x invariant. Exits 1 when something broke.
+    Explore(ExploreArgs),
+    /// Measures schedules to the first violation over many seeds for each
+    /// scheduler, on each failing variant of the given scenarios.
+    Bugfind {
+        /// Scenario files (default: the seed incident, the one-worker and
+        /// the two-worker double-click).
+        paths: Vec<PathBuf>,
+        /// Seeds per scheduler.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// Give up on a seed after this many schedules.
+        #[arg(long, default_value_t = 1000)]
+        max: u32,
+    },
+    /// Real concurrency: browsers on threads or tokio double-click signup,
+    /// verify and guess against a SQLite file in WAL mode; the same
+    /// invariant checker judges every run. Exits 1 when something broke.
+    Stress(StressFlags),
+    /// Explores all 16 on/off combinations of seed_fix's switches on the
+    /// scenario corpus and generated scenarios, and says which switch is
+    /// load-bearing for which invariant.
+    Ablate {
+        /// Scenario files or folders (default: scenarios/).
+        paths: Vec<PathBuf>,
+        /// Time for the generated search, shared by the 16 combinations
+        /// (0s: the corpus only).
+        #[arg(long, default_value = "16s", value_parser = parse_budget)]
+        budget: std::time::Duration,
+        /// The search's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+/// `otpsim stress`'s flags.
+#[derive(clap::Args)]
+pub struct StressFlags {
+    /// The variant, e.g. naive, seed_fix-dedup, idempotent.
+    #[arg(long, value_parser = parse_variant)]
+    pub variant: Variant,
+    /// Browsers, each on its own OS thread (or tokio task with --tokio).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Run the browsers as tokio tasks; handlers go to spawn_blocking.
+    #[arg(long)]
+    pub tokio: bool,
+    /// Server workers, each with its own connection and memory.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+    /// How long to run, e.g. 10s, 2m.
+    #[arg(long, default_value = "10s", value_parser = parse_budget)]
+    pub duration: std::time::Duration,
+    /// A new SQLite file to use (default: a scratch file, removed after).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+pub fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
+    otpsim_sim::scenario::parse_duration(s)
+        .map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{s:?} is not a duration; expected e.g. 30s, 1500ms, 2m"))
+}
+
+/// How `replay` shows a run.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunFormat {
+    Text,
+    Json,
+    Mermaid,
+    Svg,
+    Html,
+}
+
+/// How `check` and `explore` print their table.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFormat {
+    Text,
+    /// A Markdown table, fit for a CI job summary.
+    Markdown,
+}
+
+pub fn parse_strategy(s: &str) -> Result<Strategy, String> {
+    s.parse()
+}
+
+pub fn parse_variant(s: &str) -> Result<Variant, String> {
+    s.parse().map_err(|e: otpsim_core::flows::VariantError| e.to_string())
+}
+
+/// What `explore` was asked.
+#[derive(clap::Args)]
+pub struct ExploreArgs {
+    /// Variants to explore (repeatable); default naive, seed_fix, idempotent.
+    #[arg(long = "variant", value_parser = parse_variant)]
+    pub variants: Vec<Variant>,
+    /// Time per variant, e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = parse_budget)]
+    pub budget: std::time::Duration,
+    /// The search's seed: the same seed draws the same cases.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where the minimal scenarios go (existing files are kept).
+    #[arg(long, default_value = "otpsim-found")]
+    pub save: PathBuf,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Rerun each failure from its saved file and compare the traces.
+    #[arg(long)]
+    pub check_determinism: bool,
+    /// Also write an HTML report, with each minimal counterexample's
+    /// diagram, to DIR/index.html.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// text, or markdown for a CI job summary.
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    pub format: TableFormat,
+}

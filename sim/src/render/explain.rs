@@ -29,7 +29,11 @@ pub fn explain(trace: &Trace, violations: &[Violation]) -> String {
         why.replace_range(..1, &first);
     }
     let _ = write!(out, "{why} ({}).", v.invariant);
-    let Some(r) = v.request else { return out };
+    // The cookie and the registration explain a refused verify; other
+    // breaks are told by their sentence alone.
+    let Some(r) = v.request.filter(|r| kind_of(trace, *r) == "verify") else {
+        return out;
+    };
     let Some((sent_at, sent)) = trace
         .events
         .iter()

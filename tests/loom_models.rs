@@ -10,14 +10,15 @@ use std::collections::BTreeSet;
 
 use models::{run, Model};
 use otpsim_core::platform::Loom;
+use otpsim_sim::Invariant;
 
 /// Explores `model` exhaustively (up to `preemptions`, if given) and
 /// returns every invariant some interleaving broke and the iterations.
-fn explore(model: Model, variant: &str, workers: usize, preemptions: Option<usize>) -> (BTreeSet<&'static str>, usize) {
+fn explore(model: Model, variant: &str, workers: usize, preemptions: Option<usize>) -> (BTreeSet<Invariant>, usize) {
     // Per test thread: loom runs the model's coroutines on the calling
     // thread, and tests run in parallel.
     thread_local! {
-        static FOUND: RefCell<(BTreeSet<&'static str>, usize, Option<usize>)> = const { RefCell::new((BTreeSet::new(), 0, None)) };
+        static FOUND: RefCell<(BTreeSet<Invariant>, usize, Option<usize>)> = const { RefCell::new((BTreeSet::new(), 0, None)) };
     }
     FOUND.with(|f| *f.borrow_mut() = (BTreeSet::new(), 0, None));
     let variant = variant.parse().unwrap();
@@ -45,21 +46,21 @@ fn explore(model: Model, variant: &str, workers: usize, preemptions: Option<usiz
 #[test]
 fn loom_finds_naive_losing_the_registration_of_a_double_click() {
     let (broken, iterations) = explore(Model::DoubleClickSignup, "naive", 1, None);
-    assert!(broken.contains("verify_succeeds"), "{broken:?}");
-    assert!(broken.contains("single_pending"), "{broken:?}");
+    assert!(broken.contains(&Invariant::VerifySucceeds), "{broken:?}");
+    assert!(broken.contains(&Invariant::SinglePending), "{broken:?}");
     assert!(iterations > 1);
 }
 
 #[test]
 fn loom_finds_naives_double_verify_500() {
     let (broken, _) = explore(Model::DoubleVerify, "naive", 1, None);
-    assert!(broken.contains("clear_errors"), "{broken:?}");
+    assert!(broken.contains(&Invariant::ClearErrors), "{broken:?}");
 }
 
 #[test]
 fn loom_finds_naive_losing_a_verify_to_a_late_signup() {
     let (broken, _) = explore(Model::SignupRacesVerify, "naive", 1, None);
-    assert!(broken.contains("verify_succeeds"), "{broken:?}");
+    assert!(broken.contains(&Invariant::VerifySucceeds), "{broken:?}");
 }
 
 #[test]
@@ -67,9 +68,9 @@ fn loom_finds_the_seed_fixs_check_then_act_on_one_worker_and_its_break_on_two() 
     // is_request_allowed and set_request_lock are two steps: both clicks
     // can pass the check on one threaded worker.
     let (one, _) = explore(Model::DoubleClickSignup, "seed_fix", 1, None);
-    assert!(one.contains("verify_succeeds"), "{one:?}");
+    assert!(one.contains(&Invariant::VerifySucceeds), "{one:?}");
     let (two, _) = explore(Model::DoubleClickSignup, "seed_fix", 2, None);
-    assert!(two.contains("verify_succeeds"), "{two:?}");
+    assert!(two.contains(&Invariant::VerifySucceeds), "{two:?}");
 }
 
 // idempotent's transactions take many more lock steps (BEGIN, the busy

@@ -16,13 +16,14 @@ use std::sync::{Arc, Mutex};
 
 use models::{run, Model};
 use otpsim_core::platform::{Shuttle, TASK_STACK_SIZE};
+use otpsim_sim::Invariant;
 use shuttle::scheduler::DfsScheduler;
 use shuttle::{Config, Runner};
 
 /// What a DFS run saw.
 #[derive(Debug, Default, Clone)]
 struct Seen {
-    broken: BTreeSet<&'static str>,
+    broken: BTreeSet<Invariant>,
     schedules: usize,
     first_break: Option<usize>,
 }
@@ -52,20 +53,20 @@ fn dfs(model: Model, variant: &str, workers: usize, cap: Option<usize>) -> Seen 
 #[test]
 fn dfs_exhausts_naives_double_verify_and_finds_the_500() {
     let seen = dfs(Model::DoubleVerify, "naive", 1, None);
-    assert!(seen.broken.contains("clear_errors"), "{seen:?}");
+    assert!(seen.broken.contains(&Invariant::ClearErrors), "{seen:?}");
 }
 
 #[test]
 fn dfs_exhausts_naives_signup_racing_a_verify_and_finds_the_lost_code() {
     let seen = dfs(Model::SignupRacesVerify, "naive", 1, None);
-    assert!(seen.broken.contains("verify_succeeds"), "{seen:?}");
+    assert!(seen.broken.contains(&Invariant::VerifySucceeds), "{seen:?}");
 }
 
 #[test]
 fn dfs_finds_naives_double_click_within_its_cap() {
     // First hit at schedule 196 of a space of 397,042 (42 s to exhaust).
     let seen = dfs(Model::DoubleClickSignup, "naive", 1, Some(CAP));
-    assert!(seen.broken.contains("single_pending"), "{seen:?}");
+    assert!(seen.broken.contains(&Invariant::SinglePending), "{seen:?}");
 }
 
 // Not asserted here: the seed fix breaking, on one threaded worker (its

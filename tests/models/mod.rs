@@ -11,6 +11,7 @@ use std::sync::Arc;
 use otpsim_core::local::Local;
 use otpsim_core::platform::Lock;
 use otpsim_core::{Code, Platform, Request, Session, Variant};
+use otpsim_sim::Invariant;
 
 pub const ANA: &str = "ana@example.com";
 
@@ -86,7 +87,7 @@ fn concurrently<P: Platform>(
 }
 
 /// Runs `model` once on the platform `P` and names the invariant it broke.
-pub fn run<P: Platform>(model: Model, variant: Variant, workers: usize) -> Option<&'static str> {
+pub fn run<P: Platform>(model: Model, variant: Variant, workers: usize) -> Option<Invariant> {
     let local = Arc::new(Local::<P>::new(variant, workers, 3).expect("an in-memory database opens"));
     let jar = Arc::new(Jar::<P>(P::Mutex::new(Session::default())));
     let answers = match model {
@@ -109,14 +110,14 @@ pub fn run<P: Platform>(model: Model, variant: Variant, workers: usize) -> Optio
         }
     };
     if answers.iter().any(|c| c.status() == 500) {
-        return Some("clear_errors");
+        return Some(Invariant::ClearErrors);
     }
     if local.pending_count(ANA) > 1 {
-        return Some("single_pending");
+        return Some(Invariant::SinglePending);
     }
     // Every verify typed a code from an email the user really got.
     if answers.iter().any(|c| !c.is_success()) || local.account_count(ANA) != 1 {
-        return Some("verify_succeeds");
+        return Some(Invariant::VerifySucceeds);
     }
     None
 }

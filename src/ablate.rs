@@ -3,14 +3,14 @@
 //! breaks it) and a verdict per switch.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use otpsim_core::SeedFixSwitches;
 use otpsim_sim::ablate::{label, Ablation};
+use otpsim_sim::explore::Budget;
 use otpsim_sim::{Invariant, Scenario};
 
 /// Runs the ablation and prints the table and the verdict.
-pub fn run(scenarios: &[Arc<Scenario>], budget: Duration, seed: u64) {
+pub fn run(scenarios: &[Arc<Scenario>], budget: Budget, seed: u64) {
     let ablation = Ablation::run(scenarios, budget, seed, &|variant, broken| {
         eprintln!("{variant}: {broken} break(s)");
     });

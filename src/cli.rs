@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use otpsim_core::Variant;
+use otpsim_sim::explore::Budget;
 use otpsim_sim::schedule::Strategy;
 
 #[derive(clap::Parser)]
@@ -98,10 +99,10 @@ pub enum Command {
     Ablate {
         /// Scenario files or folders (default: scenarios/).
         paths: Vec<PathBuf>,
-        /// Time for the generated search, shared by the 16 combinations
-        /// (0s: the corpus only).
-        #[arg(long, default_value = "16s", value_parser = parse_budget)]
-        budget: std::time::Duration,
+        /// The generated search's budget, shared by the 16 combinations: a
+        /// time (16s) or a number of schedules (16000); 0s: the corpus only.
+        #[arg(long, default_value = "16s", value_parser = parse_search_budget)]
+        budget: Budget,
         /// The search's seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -129,6 +130,10 @@ pub struct StressFlags {
     /// A new SQLite file to use (default: a scratch file, removed after).
     #[arg(long)]
     pub db: Option<PathBuf>,
+}
+
+pub fn parse_search_budget(s: &str) -> Result<Budget, String> {
+    s.parse()
 }
 
 pub fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
@@ -169,9 +174,10 @@ pub struct ExploreArgs {
     /// Variants to explore (repeatable); default naive, seed_fix, idempotent.
     #[arg(long = "variant", value_parser = parse_variant)]
     pub variants: Vec<Variant>,
-    /// Time per variant, e.g. 30s, 2m.
-    #[arg(long, default_value = "30s", value_parser = parse_budget)]
-    pub budget: std::time::Duration,
+    /// Per variant: a time (30s, 2m) or a number of schedules (20000). A
+    /// number makes the results a pure function of it and the seed.
+    #[arg(long, default_value = "30s", value_parser = parse_search_budget)]
+    pub budget: Budget,
     /// The search's seed: the same seed draws the same cases.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

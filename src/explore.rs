@@ -6,12 +6,11 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use otpsim_core::Variant;
-use otpsim_sim::explore::{search, SearchReport};
+use otpsim_sim::explore::{search, Budget, SearchReport};
 use otpsim_sim::sweep::replay;
 use otpsim_sim::{Invariant, Scenario};
 use serde::Serialize;
@@ -91,9 +90,13 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
     Ok(if found { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn search_with_progress(variant: &Variant, budget: Duration, seed: u64) -> SearchReport {
+fn search_with_progress(variant: &Variant, budget: Budget, seed: u64) -> SearchReport {
     let report = if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(budget.as_millis() as u64);
+        let (length, unit) = match budget {
+            Budget::Time(d) => (d.as_millis() as u64, "ms"),
+            Budget::Schedules(n) => (n, "schedules"),
+        };
+        let bar = ProgressBar::new(length);
         bar.set_style(
             ProgressStyle::with_template("{prefix:>12} [{bar:30}] {elapsed:>4}/{msg}")
                 .expect("a valid template")
@@ -102,8 +105,11 @@ fn search_with_progress(variant: &Variant, budget: Duration, seed: u64) -> Searc
         bar.set_prefix(variant.to_string());
         let started = std::time::Instant::now();
         let report = search(variant, budget, seed, &|schedules, found| {
-            bar.set_position(started.elapsed().as_millis() as u64);
-            bar.set_message(format!("{}s  {schedules} schedules, {found} broken", budget.as_secs()));
+            bar.set_position(match budget {
+                Budget::Time(_) => started.elapsed().as_millis() as u64,
+                Budget::Schedules(_) => schedules,
+            });
+            bar.set_message(format!("{length} {unit}  {schedules} schedules, {found} broken"));
         });
         bar.finish_and_clear();
         report

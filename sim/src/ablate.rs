@@ -6,11 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use otpsim_core::{SeedFixSwitches, Variant};
 
-use crate::explore::search;
+use crate::explore::{search, Budget};
 use crate::invariant::Invariant;
 use crate::scenario::Scenario;
 use crate::schedule::Strategy;
@@ -46,14 +45,9 @@ pub struct SwitchVerdict {
 impl Ablation {
     /// Sweeps every combination over `scenarios` and searches each for
     /// `budget / 16`; `progress` is told each combination's count.
-    pub fn run(
-        scenarios: &[Arc<Scenario>],
-        budget: Duration,
-        seed: u64,
-        progress: &dyn Fn(&Variant, usize),
-    ) -> Ablation {
+    pub fn run(scenarios: &[Arc<Scenario>], budget: Budget, seed: u64, progress: &dyn Fn(&Variant, usize)) -> Ablation {
         let combos = SeedFixSwitches::all_combinations();
-        let per_combo = budget / combos.len() as u32;
+        let per_combo = budget.split(combos.len() as u32);
         let mut rows = Vec::new();
         for switches in combos {
             let variant = Variant::SeedFix(switches);

@@ -4,9 +4,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
-use otpsim_sim::explore::search;
+use otpsim_sim::explore::{search, Budget};
 use otpsim_sim::Invariant;
 
 fn otpsim(args: &[&str]) -> std::process::Output {
@@ -26,7 +25,7 @@ fn fresh_dir(name: &str) -> PathBuf {
 #[test]
 fn the_search_finds_naives_double_click_and_shrinks_it_to_at_most_three_requests() {
     let naive: otpsim_core::Variant = "naive".parse().unwrap();
-    let report = search(&naive, Duration::from_secs(3), 1, &|_, _| {});
+    let report = search(&naive, Budget::Schedules(3000), 1, &|_, _| {});
     let found: Vec<Invariant> = report.findings.iter().map(|f| f.invariant).collect();
     assert!(
         found.contains(&Invariant::SinglePending),
@@ -56,7 +55,7 @@ fn explore_saves_files_that_check_replays_and_a_json_report() {
         "--variant",
         "naive",
         "--budget",
-        "3s",
+        "3000",
         "--save",
         dir.to_str().unwrap(),
         "--json",
@@ -90,7 +89,7 @@ fn explore_saves_files_that_check_replays_and_a_json_report() {
         "--variant",
         "naive",
         "--budget",
-        "1s",
+        "1000",
         "--save",
         dir.to_str().unwrap(),
     ]);
@@ -143,4 +142,21 @@ fn ablate_names_the_load_bearing_switches_on_the_corpus() {
         stdout.contains("No combination of switches prevents:") && stdout.contains("double_click_two_workers.toml"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_search_budgeted_in_schedules_finds_the_same_whatever_the_machine_does() {
+    let seed_fix: otpsim_core::Variant = "seed_fix".parse().unwrap();
+    let run = || search(&seed_fix, Budget::Schedules(2000), 5, &|_, _| {});
+    let (a, b) = (run(), run());
+    assert_eq!(a.schedules, b.schedules);
+    assert!(!a.findings.is_empty());
+    let files = |r: &otpsim_sim::explore::SearchReport| -> Vec<String> {
+        r.findings.iter().map(|f| f.scenario.to_toml()).collect()
+    };
+    assert_eq!(files(&a), files(&b), "same minimal files");
+    for (x, y) in a.findings.iter().zip(&b.findings) {
+        assert_eq!(x.counterexample.trace, y.counterexample.trace);
+        assert_eq!(x.schedules_to_hit, y.schedules_to_hit);
+    }
 }

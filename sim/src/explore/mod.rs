@@ -65,9 +65,57 @@ pub struct SearchReport {
     pub findings: Vec<Finding>,
 }
 
-/// Searches `flow` for `budget`, from `seed`. `progress` is told the
+/// How long a search runs: wall-clock time, or a number of schedules
+/// (shrinking included). With a count, what the search finds is a pure
+/// function of the seed and the count, whatever the machine's load: what
+/// tests and CI should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Until this much time has passed.
+    Time(Duration),
+    /// Until this many schedules have run.
+    Schedules(u64),
+}
+
+impl Budget {
+    /// One part in `parts` of the budget.
+    pub fn split(self, parts: u32) -> Budget {
+        match self {
+            Budget::Time(d) => Budget::Time(d / parts.max(1)),
+            Budget::Schedules(n) => Budget::Schedules(n / u64::from(parts.max(1))),
+        }
+    }
+    /// Whether nothing is to be run at all.
+    pub fn is_zero(self) -> bool {
+        matches!(self, Budget::Time(d) if d.is_zero()) || self == Budget::Schedules(0)
+    }
+}
+
+impl std::str::FromStr for Budget {
+    type Err = String;
+    /// "30s", "2m", "1500ms": a time; "20000": a number of schedules.
+    fn from_str(s: &str) -> Result<Budget, String> {
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s.parse().map(Budget::Schedules).map_err(|e| format!("{s:?}: {e}"));
+        }
+        crate::scenario::parse_duration(s)
+            .map(|ms| Budget::Time(Duration::from_millis(ms)))
+            .ok_or_else(|| format!("{s:?} is neither a duration (30s, 1500ms, 2m) nor a number of schedules (20000)"))
+    }
+}
+
+impl std::fmt::Display for Budget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Budget::Time(d) => write!(f, "{:.1} s", d.as_secs_f64()),
+            Budget::Schedules(n) => write!(f, "{n} schedules"),
+        }
+    }
+}
+
+/// Searches `flow` within `budget`, from `seed`. `progress` is told the
 /// schedules run so far and the invariants found, now and then.
-pub fn search<F: Flow>(flow: &F, budget: Duration, seed: u64, progress: &dyn Fn(u64, usize)) -> SearchReport {
+pub fn search<F: Flow>(flow: &F, budget: Budget, seed: u64, progress: &dyn Fn(u64, usize)) -> SearchReport {
     let start = Instant::now();
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
@@ -87,13 +135,17 @@ pub fn search<F: Flow>(flow: &F, budget: Duration, seed: u64, progress: &dyn Fn(
     let schedules = Cell::new(0u64);
     let first_hit: Cell<Option<(u64, f64)>> = Cell::new(None);
     let mut findings = Vec::new();
-    while start.elapsed() < budget && known.borrow().len() < Invariant::ALL.len() {
+    let spent = || match budget {
+        Budget::Time(d) => start.elapsed() >= d,
+        Budget::Schedules(n) => schedules.get() >= n,
+    };
+    while !spent() && known.borrow().len() < Invariant::ALL.len() {
         first_hit.set(None);
         let mut runner = TestRunner::new_with_rng(config.clone(), master.new_rng());
         let result = runner.run(&strategy, |(scenario, choices)| {
             // Once the budget is spent, pass the remaining cases unrun; a
             // shrink in progress still runs to its end.
-            if first_hit.get().is_none() && start.elapsed() >= budget {
+            if first_hit.get().is_none() && spent() {
                 return Ok(());
             }
             schedules.set(schedules.get() + 1);

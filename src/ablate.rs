@@ -10,8 +10,8 @@ use otpsim_sim::explore::Budget;
 use otpsim_sim::{Invariant, Scenario};
 
 /// Runs the ablation and prints the table and the verdict.
-pub fn run(scenarios: &[Arc<Scenario>], budget: Budget, seed: u64) {
-    let ablation = Ablation::run(scenarios, budget, seed, &|variant, broken| {
+pub fn run(scenarios: &[Arc<Scenario>], budget: Budget, seed: u64, jobs: usize) {
+    let ablation = Ablation::run(scenarios, budget, seed, jobs, &|variant, broken| {
         eprintln!("{variant}: {broken} break(s)");
     });
     print_table(&ablation);

@@ -39,6 +39,10 @@ pub enum Command {
         /// text, or markdown for a CI job summary.
         #[arg(long, value_enum, default_value_t = TableFormat::Text)]
         format: TableFormat,
+        /// Threads, each sweeping a scenario at a time (default: every
+        /// core). The table does not depend on it.
+        #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
+        jobs: usize,
     },
     /// Prints the trace of one schedule: the one `--choices` pins (what
     /// `check` prints for every counterexample), else the first that the
@@ -88,6 +92,9 @@ pub enum Command {
         /// Give up on a seed after this many schedules.
         #[arg(long, default_value_t = 1000)]
         max: u32,
+        /// Threads, each measuring one row at a time (default: every core).
+        #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
+        jobs: usize,
     },
     /// Real concurrency: browsers on threads or tokio double-click signup,
     /// verify and guess against a SQLite file in WAL mode; the same
@@ -106,6 +113,10 @@ pub enum Command {
         /// The search's seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Threads, each running one combination of switches at a time
+        /// (default: every core). The verdict does not depend on it.
+        #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
+        jobs: usize,
     },
 }
 
@@ -130,6 +141,13 @@ pub struct StressFlags {
     /// A new SQLite file to use (default: a scratch file, removed after).
     #[arg(long)]
     pub db: Option<PathBuf>,
+}
+
+pub fn parse_jobs(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=256).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: expected a number of threads from 1 to 256")),
+    }
 }
 
 pub fn parse_search_budget(s: &str) -> Result<Budget, String> {
@@ -178,6 +196,10 @@ pub struct ExploreArgs {
     /// number makes the results a pure function of it and the seed.
     #[arg(long, default_value = "30s", value_parser = parse_search_budget)]
     pub budget: Budget,
+    /// Threads, each searching one variant at a time (default: every
+    /// core). With a budget in schedules the results do not depend on it.
+    #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
+    pub jobs: usize,
     /// The search's seed: the same seed draws the same cases.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

@@ -46,10 +46,12 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
     } else {
         args.variants.clone()
     };
-    let mut reports = Vec::new();
-    for variant in &variants {
-        reports.push(search_with_progress(variant, args.budget, args.seed));
-    }
+    // Each variant is searched on its own thread; the reports come back
+    // in the order asked. A progress bar only for one search at a time.
+    let bar = args.jobs == 1 || variants.len() == 1;
+    let reports = otpsim_sim::jobs::map(&variants, args.jobs, |variant| {
+        search_with_progress(variant, args.budget, args.seed, bar)
+    });
     let mut saved: Vec<Vec<PathBuf>> = Vec::new();
     for report in &reports {
         let mut paths = Vec::new();
@@ -90,8 +92,8 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
     Ok(if found { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn search_with_progress(variant: &Variant, budget: Budget, seed: u64) -> SearchReport {
-    let report = if std::io::stderr().is_terminal() {
+fn search_with_progress(variant: &Variant, budget: Budget, seed: u64, bar: bool) -> SearchReport {
+    let report = if bar && std::io::stderr().is_terminal() {
         let (length, unit) = match budget {
             Budget::Time(d) => (d.as_millis() as u64, "ms"),
             Budget::Schedules(n) => (n, "schedules"),

@@ -46,7 +46,8 @@ fn main() -> ExitCode {
             strategy,
             report,
             format,
-        } => check::run(&paths, seed, strategy, report.as_deref(), format),
+            jobs,
+        } => check::run(&paths, seed, strategy, report.as_deref(), format, jobs),
         Command::Replay {
             file,
             variant,
@@ -58,7 +59,12 @@ fn main() -> ExitCode {
             explain,
         } => replay::run(&file, variant, seed, choices, strategy, position, format, explain),
         Command::Explore(args) => explore::run(&args),
-        Command::Bugfind { paths, seeds, max } => {
+        Command::Bugfind {
+            paths,
+            seeds,
+            max,
+            jobs,
+        } => {
             let paths = if paths.is_empty() {
                 ["seed_incident", "double_click_signup", "double_click_two_workers"]
                     .iter()
@@ -67,7 +73,7 @@ fn main() -> ExitCode {
             } else {
                 paths
             };
-            load_all(&paths).map(|scenarios| bugfind::run(&scenarios, seeds, max))
+            load_all(&paths).map(|scenarios| bugfind::run(&scenarios, seeds, max, jobs))
         }
         Command::Stress(f) => stress::run(&stress::StressArgs {
             variant: f.variant,
@@ -81,14 +87,19 @@ fn main() -> ExitCode {
             duration: f.duration,
             db: f.db,
         }),
-        Command::Ablate { paths, budget, seed } => {
+        Command::Ablate {
+            paths,
+            budget,
+            seed,
+            jobs,
+        } => {
             let paths = if paths.is_empty() {
                 vec![PathBuf::from("scenarios")]
             } else {
                 paths
             };
             load_all(&paths).map(|scenarios| {
-                ablate::run(&scenarios, budget, seed);
+                ablate::run(&scenarios, budget, seed, jobs);
                 ExitCode::SUCCESS
             })
         }

@@ -45,11 +45,18 @@ pub struct SwitchVerdict {
 impl Ablation {
     /// Sweeps every combination over `scenarios` and searches each for
     /// `budget / 16`; `progress` is told each combination's count.
-    pub fn run(scenarios: &[Arc<Scenario>], budget: Budget, seed: u64, progress: &dyn Fn(&Variant, usize)) -> Ablation {
+    pub fn run(
+        scenarios: &[Arc<Scenario>],
+        budget: Budget,
+        seed: u64,
+        jobs: usize,
+        progress: &(dyn Fn(&Variant, usize) + Sync),
+    ) -> Ablation {
         let combos = SeedFixSwitches::all_combinations();
         let per_combo = budget.split(combos.len() as u32);
-        let mut rows = Vec::new();
-        for switches in combos {
+        // Each combination is explored on its own: `jobs` does not change
+        // what is found (with a budget in schedules), only how fast.
+        let rows = crate::jobs::map(&combos, jobs, |&switches| {
             let variant = Variant::SeedFix(switches);
             let mut broken = Broken::new();
             for scenario in scenarios {
@@ -74,8 +81,8 @@ impl Ablation {
                 broken.extend(report.findings.iter().map(|f| (GENERATED.to_string(), f.invariant)));
             }
             progress(&variant, broken.len());
-            rows.push((switches, broken));
-        }
+            (switches, broken)
+        });
         Ablation {
             rows,
             sources: scenarios.len() + usize::from(!per_combo.is_zero()),

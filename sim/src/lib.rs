@@ -10,6 +10,7 @@ pub mod bugfind;
 pub mod check;
 pub mod explore;
 pub mod invariant;
+pub mod jobs;
 pub mod render;
 pub mod scenario;
 pub mod schedule;

@@ -26,7 +26,7 @@ pub enum Command {
         /// Scenario files, or folders of them (*.toml).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Overrides each file's [explore] seed.
+        /// Overrides each file's [schedules] seed.
         #[arg(long)]
         seed: Option<u64>,
         /// The scheduler: pct1..pct10, random or dfs.

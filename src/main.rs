@@ -104,6 +104,13 @@ fn main() -> ExitCode {
             })
         }
     };
+    // For tests and benchmarks: how much memory the whole command took.
+    if std::env::var_os("OTPSIM_REPORT_PEAK_RSS").is_some() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            eprintln!("peak RSS: {}", line.trim_start_matches("VmHWM:").trim());
+        }
+    }
     match outcome {
         Ok(code) => code,
         Err(e) => {

@@ -142,3 +142,40 @@ fn stress_never_writes_into_an_existing_database() {
     assert!(text(&o).1.contains("exists"));
     assert_eq!(std::fs::read_to_string(&existing).unwrap(), "not yours");
 }
+
+/// Peak RSS of `otpsim check` on the double-click file with `schedules`
+/// schedules of idempotent (which passes, so every schedule runs), in KiB.
+fn peak_rss_of_check(schedules: u32) -> u64 {
+    let body =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/double_click_signup.toml"))
+            .unwrap();
+    let body = body
+        .replace("schedules = 500", &format!("schedules = {schedules}"))
+        .replace("naive = \"fail:single_pending\"\n", "")
+        .replace("seed_fix = \"fail:verify_succeeds\"\n", "");
+    let file = temp_file(&format!("memory-{schedules}.toml"), &body);
+    let o = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(["check", file.to_str().unwrap(), "--jobs", "1"])
+        .env("OTPSIM_REPORT_PEAK_RSS", "1")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert!(out.contains(&format!("{schedules} schedules")), "{out}");
+    let kib = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak RSS: "))
+        .and_then(|v| v.trim_end_matches(" kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS in {err:?}"));
+    kib
+}
+
+#[test]
+fn memory_does_not_grow_with_schedules() {
+    // The format-1 build kept about 10 KiB a schedule: 9,000 more
+    // schedules would have added some 90 MiB.
+    let (few, many) = (peak_rss_of_check(1000), peak_rss_of_check(10_000));
+    assert!(
+        many < few + 8 * 1024,
+        "peak RSS {few} KiB at 1,000 schedules, {many} KiB at 10,000"
+    );
+}

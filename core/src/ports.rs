@@ -53,8 +53,9 @@ pub trait Ports {
     fn now_ms(&self) -> u64;
     /// When this request reached the server, in unix milliseconds: before
     /// any wait for a lock or for the worker process to be ready. A real
-    /// deployment reads it from the accept time or the front proxy's
-    /// `X-Request-Start`. Defaults to now, read once at the handler's start.
+    /// deployment reads it from the accept time, or from a header that its
+    /// own front proxy sets (`X-Request-Start`) and overwrites whatever the
+    /// client sent, since a client that sets it would choose its own expiry.
     fn arrived_ms(&self) -> u64;
     /// 64 random bits from the run's seeded generator.
     fn random_u64(&self) -> u64;

@@ -77,6 +77,12 @@ pub trait StatementHook {
         let _ = sql;
         Ok(())
     }
+    /// Holding the connection, just before the statement runs: `Err`
+    /// refuses it. Taking the connection is a step, so a request whose
+    /// process died while it waited for it is refused here.
+    fn still_alive(&self) -> Result<(), DbError> {
+        Ok(())
+    }
     /// After the statement ran, still holding the connection, so that
     /// hooks see statements in the order they ran. `Err(DbError::Crashed)`
     /// kills the worker right after it (a committed COMMIT stays committed).
@@ -290,6 +296,9 @@ impl<P: Platform> Db<'_, P> {
             let tried = self.store.inner.with(|inner| match inner.writer {
                 Some(writer) if writer != me => None,
                 _ => {
+                    if let Err(dead) = self.hook.still_alive() {
+                        return Some(Err(dead));
+                    }
                     let result = run(&inner.conn);
                     if sql == "BEGIN IMMEDIATE" && result.is_ok() {
                         inner.writer = Some(me);

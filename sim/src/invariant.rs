@@ -378,8 +378,9 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         if code.is_success() || (q.faulted && code == Code::Retry) {
             continue;
         }
-        // Every mail promises its code the interval [sent, sent + otp_ttl).
-        if code == Code::OtpExpired && q.sent_at >= mail.sent_at + limits.otp_ttl_ms {
+        // Every mail promises its code the interval [sent, sent + otp_ttl);
+        // after it, the code is owed nothing (410, or a code since replaced).
+        if q.sent_at >= mail.sent_at + limits.otp_ttl_ms {
             continue;
         }
         if code == Code::Locked && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
@@ -402,7 +403,7 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
                 q.id,
                 q.browser,
                 mail.to,
-                crate::render::secs(mail.sent_at),
+                crate::trace::secs(mail.sent_at),
                 code.status(),
                 answer.message
             ),
@@ -412,9 +413,11 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
 }
 
 /// How many verifies with another code than `mail`'s, for the same
-/// address, may have taken effect on `mail`'s registration before `q`:
-/// sent before `q` was answered, and not answered before the request that
-/// made the registration was sent.
+/// address, may have counted as wrong attempts on `mail`'s registration
+/// before `q`: answered `invalid_otp` or not at all (a lockout answered to
+/// another verify is no attempt that caused it), sent before `q` was
+/// answered, and not answered before the request that made the
+/// registration was sent.
 fn wrong_codes_placeable_before(h: &History, q: &Req, mail: &MailFact) -> usize {
     let made_at = h
         .mails
@@ -426,6 +429,7 @@ fn wrong_codes_placeable_before(h: &History, q: &Req, mail: &MailFact) -> usize 
         .unwrap_or(0);
     h.verifies()
         .filter(|w| w.id != q.id && w.email == q.email && w.otp.as_ref() != Some(&mail.otp))
+        .filter(|w| w.answered().is_none_or(|a| a.code == Code::InvalidOtp))
         .filter(|w| w.sent_index < q.done_by() && w.done_by() > made_at)
         .count()
 }
@@ -577,12 +581,18 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
         // Not counted: wrong codes that may have met the account rather
         // than the registration: an account was seen before it was sent,
         // or a verify that answered 200, or that died without an answer
-        // (it may have committed), was sent before it was answered.
+        // carrying a code mailed to the address (it may have committed),
+        // was sent before it was answered.
+        let could_verify = |v: &Req| {
+            v.otp
+                .as_ref()
+                .is_some_and(|otp| h.mails.iter().any(|m| m.to == v.email && &m.otp == otp))
+        };
         let account_first = h.account_before(&w.email, w.sent_index)
             || h.verifies().any(|v| {
                 v.email == w.email
                     && v.id != w.id
-                    && (v.succeeded() || v.answer.is_none())
+                    && (v.succeeded() || (v.answer.is_none() && could_verify(v)))
                     && v.sent_index < answer.index
             });
         if account_first {

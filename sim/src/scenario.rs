@@ -183,7 +183,7 @@ pub struct Scenario {
     pub schedules: u32,
     /// Base seed.
     pub seed: u64,
-    /// A pinned schedule: the choices of [`crate::choice::ChoiceScheduler`].
+    /// A pinned schedule: the choices of [`crate::schedule::ChoiceScheduler`].
     /// When set, `check` runs exactly this one schedule.
     pub choices: Option<Vec<u8>>,
     /// The invariants checked.

@@ -34,8 +34,6 @@ pub struct Counterexample {
     pub seed: u64,
     /// The schedule's 0-based index in the scheduler's sequence.
     pub schedule: u64,
-    /// The faults it ran with.
-    pub faults: Vec<ActiveFault>,
     /// The statement position a fault at `every` statement had (else 1).
     pub position: u32,
     /// The choices it took where more than one task could run.
@@ -141,7 +139,12 @@ pub fn run_schedules<F: Flow>(
         config,
     );
     let sink = Arc::new(Mutex::new(on_schedule));
-    let (sink_in, flag, index_in, taken_in) = (Arc::clone(&sink), Arc::clone(&halt), Arc::clone(&next_index), taken);
+    let (sink_in, flag, index_in, taken_in) = (
+        Arc::clone(&sink),
+        Arc::clone(&halt),
+        Arc::clone(&next_index),
+        Arc::clone(&taken),
+    );
     let ran = catch_unwind(AssertUnwindSafe(move || {
         runner.run(move || {
             let outcome = world::run(&plan);
@@ -170,9 +173,12 @@ pub fn run_schedules<F: Flow>(
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "a panic".to_string());
         let index = *next_index.lock().unwrap_or_else(|p| p.into_inner());
+        // The choices the panicking execution had taken so far: they
+        // replay it up to the panic.
+        let choices = std::mem::take(&mut *taken.lock().unwrap_or_else(|p| p.into_inner()));
         let judged = Judged {
             index,
-            choices: Vec::new(),
+            choices,
             outcome: RunOutcome {
                 trace: Trace::default(),
                 faults_fired: true,
@@ -253,7 +259,6 @@ pub fn sweep<F: Flow>(
                 strategy,
                 seed,
                 schedule: judged.index,
-                faults: faults.clone(),
                 position,
                 choices: judged.choices,
                 violations: judged.violations,

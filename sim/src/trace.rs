@@ -12,6 +12,11 @@ use std::fmt::{self, Write as _};
 
 use otpsim_core::{Code, Email, Kind, Otp, SessionData};
 
+/// Simulated milliseconds as the trace and the reports print them.
+pub fn secs(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
 /// What a browser's cookie for the site holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Cookie {

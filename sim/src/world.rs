@@ -312,6 +312,9 @@ impl<F: Flow> StatementHook for SimPorts<'_, F> {
         }
         Ok(())
     }
+    fn still_alive(&self) -> Result<(), DbError> {
+        Ok(self.alive()?)
+    }
     fn wait_for_lock(&self, attempt: u32) -> Result<(), DbError> {
         // SQLite's busy handler: back off, doubling, until the timeout.
         let waited = self.busy_waited_ms.get();
@@ -396,11 +399,14 @@ impl<F: Flow> Ports for SimPorts<'_, F> {
         Ok(())
     }
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {
-        self.alive()?;
-        Ok(self.world.with(|s| {
+        // Checked once the memory is ours: taking it is a step, and the
+        // process may die meanwhile; a dead request must not write into
+        // its successor's memory.
+        self.world.with(|s| {
+            self.alive()?;
             self.world.event(Some(self.request), None, What::Memory);
-            f(&mut s.memories[self.request.worker])
-        }))
+            Ok(f(&mut s.memories[self.request.worker]))
+        })
     }
 }
 
@@ -734,6 +740,11 @@ fn handle<F: Flow>(world: &World<F>, id: usize, request: Request, cookie: Cookie
             world.event(Some(p), None, What::Panicked(message));
             world.store.abandon(id as u64);
             world.log(|log| log.in_flight.remove(&id));
+            // It may have panicked on its own crash: the process still died.
+            if ports.killed_it.get() {
+                world.with(|s| s.memories[p.worker] = WorkerMemory::default());
+                replace_process(world, p);
+            }
             world.with(|s| {
                 s.running -= 1;
                 s.finished += 1;
@@ -792,25 +803,32 @@ fn handle<F: Flow>(world: &World<F>, id: usize, request: Request, cookie: Cookie
         Err(WorkerCrashed) => world.event(Some(p), None, What::DiedWithWorker),
     });
     if ports.killed_it.get() {
-        // SQLite rolls back every open transaction of a dead process.
-        let dead: Vec<usize> = world.log(|log| {
-            let now = log.generations[p.worker];
-            log.in_flight
-                .iter()
-                .filter(|(_, (w, generation))| *w == p.worker && *generation < now)
-                .map(|(r, _)| *r)
-                .collect()
-        });
-        for r in dead {
-            world.store.abandon(r as u64);
-        }
-        restart(world, p);
+        replace_process(world, p);
     }
     world.with(|s| {
         s.running -= 1;
         s.finished += 1;
     });
     P::notify_all(&world.clock);
+}
+
+/// After `crashed`'s fault killed its process: every open transaction of
+/// the dead process rolls back, as SQLite does (defensive: a crash follows
+/// a statement that ran, so no neighbour held the write lock then), and a
+/// new process starts and recovers.
+fn replace_process<F: Flow>(world: &World<F>, crashed: &Planned) {
+    let dead: Vec<usize> = world.log(|log| {
+        let now = log.generations[crashed.worker];
+        log.in_flight
+            .iter()
+            .filter(|(_, (w, generation))| *w == crashed.worker && *generation < now)
+            .map(|(r, _)| *r)
+            .collect()
+    });
+    for r in dead {
+        world.store.abandon(r as u64);
+    }
+    restart(world, crashed);
 }
 
 /// A request accepted by a worker's new process while it still runs its

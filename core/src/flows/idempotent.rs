@@ -72,7 +72,7 @@ pub const MAX_SENDS: i64 = 5;
 pub const REISSUE_GRACE_MS: u64 = 60_000;
 
 const BUSY: &str = "The service is busy; nothing was changed. Please retry.";
-const LOCKED: &str = "Too many wrong codes; wait for this code to expire, then sign up again.";
+const LOCKED: &str = "Too many wrong codes; try again with a new signup in a few minutes.";
 
 fn retry(_: DbError) -> Handled {
     Ok(Response::new(Code::Retry, BUSY))
@@ -180,13 +180,16 @@ pub(super) fn recover(env: &impl Ports, cfg: &FlowConfig) -> Result<(), WorkerCr
         let (Ok(email), Ok(temp_id)) = (Email::parse(row.text(0)), TempId::parse(row.text(1))) else {
             continue;
         };
-        // The sweep may have waited for the lock: the promise of a full
-        // otp_ttl counts from the mail, so move the expiry first.
-        let expires_at = env.now_ms() + cfg.otp_ttl_ms;
-        let extended = db.execute(
-            "UPDATE temp_registrations SET expires_at = max(expires_at, ?2) WHERE temp_id = ?1",
-            params![temp_id.as_str(), expires_at as i64],
-        );
+        // The promise of a full otp_ttl counts from the mail: read the
+        // clock once the lock is held (the wait for it takes time), and
+        // mail right after COMMIT, with no wait in between.
+        let extended = db.immediate(|db| {
+            let expires_at = env.now_ms() + cfg.otp_ttl_ms;
+            db.execute(
+                "UPDATE temp_registrations SET expires_at = max(expires_at, ?2) WHERE temp_id = ?1",
+                params![temp_id.as_str(), expires_at as i64],
+            )
+        });
         match extended {
             Ok(_) => mail_and_clear(env, cfg, &email, &temp_id)?,
             Err(DbError::Crashed) => return Err(WorkerCrashed),

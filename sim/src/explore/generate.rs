@@ -2,7 +2,7 @@
 //!
 //! Every choice is drawn so that proptest's shrinking moves towards the
 //! simplest case: the first option of each list is the plainest (time 0,
-//! browser b1, a signup for ana, no delay, no fault), and the schedule's
+//! browser ana, a signup for ana, no delay, no fault), and the schedule's
 //! choices shrink towards 0, "no preemption".
 
 use std::path::PathBuf;

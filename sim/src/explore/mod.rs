@@ -57,7 +57,8 @@ impl Finding {
 pub struct SearchReport {
     /// The flow's name.
     pub flow: String,
-    /// Schedules run (shrinking included).
+    /// Schedules run: the search's cases and proptest's shrinking (the
+    /// greedy reduction of each finding after it is not counted).
     pub schedules: u64,
     /// Wall-clock seconds spent.
     pub seconds: f64,
@@ -66,7 +67,8 @@ pub struct SearchReport {
 }
 
 /// How long a search runs: wall-clock time, or a number of schedules
-/// (shrinking included). With a count, what the search finds is a pure
+/// (the cases and proptest's shrinking; the greedy reduction of each
+/// finding runs on top, bounded by the finding's size). With a count, what the search finds is a pure
 /// function of the seed and the count, whatever the machine's load: what
 /// tests and CI should use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +238,6 @@ fn minimal<F: Flow>(
         strategy: Strategy::Pinned,
         seed: scenario.seed,
         schedule: 0,
-        faults: Vec::new(),
         position: 1,
         choices: taken,
         violations,

@@ -238,6 +238,32 @@ fn verify_succeeds_places_concurrent_wrong_codes_first() {
 }
 
 #[test]
+fn verify_succeeds_does_not_excuse_a_lockout_by_the_lockouts_it_gave() {
+    // max_attempts = 2: one wrong code answered, a second answered 423 by
+    // an off-by-one flow, then ana's right code refused 423. Only one
+    // wrong attempt can have been counted.
+    let t = signed_up()
+        .send(5000, 2, wrong("mallory", false))
+        .answer(5000, 2, Code::InvalidOtp)
+        .send(5100, 3, wrong("mallory", false))
+        .answer(5100, 3, Code::Locked)
+        .send(6000, 4, verify("111111", CodeSource::Mail(1)))
+        .answer(6000, 4, Code::Locked)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(t.check(), vec![Invariant::VerifySucceeds]);
+}
+
+#[test]
+fn verify_succeeds_owes_a_code_nothing_after_its_otp_ttl() {
+    // Replaced by a new code long after it expired: invalid_otp is fine.
+    let t = signed_up()
+        .send(TTL + 70_000, 2, verify("111111", CodeSource::Mail(1)))
+        .answer(TTL + 70_000, 2, Code::InvalidOtp)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(t.check(), vec![]);
+}
+
+#[test]
 fn verify_succeeds_wants_503_from_a_faulted_verify() {
     let faulted = |code| {
         signed_up()
@@ -376,6 +402,15 @@ fn attempts_limited_counts_per_registration_and_not_after_the_account() {
         .send(1500, 9, verify("111111", CodeSource::Mail(1)))
         .push(1500, 9, What::Crashed);
     assert_eq!(three_wrong(died, 2).db(&[], &[ANA]).check(), vec![]);
+    // But a stranger's guess that died could never create the account:
+    // it does not switch the count off.
+    let guess_died = signed_up()
+        .send(1500, 9, wrong("mallory", false))
+        .push(1500, 9, What::Crashed);
+    assert_eq!(
+        three_wrong(guess_died, 2).db(&["temp_1_00000001"], &[]).check(),
+        vec![Invariant::AttemptsLimited]
+    );
     // Two on one registration, one on the next: within max_attempts each.
     let split = signed_up()
         .send(2000, 2, wrong("ana", true))

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::{cookie_temp, secs};
+use super::cookie_temp;
 use crate::invariant::Violation;
+use crate::trace::secs;
 use crate::trace::{Trace, What};
 
 fn kind_of(trace: &Trace, request: usize) -> &'static str {

@@ -14,7 +14,7 @@ pub use mermaid::mermaid;
 pub use svg::svg;
 
 use crate::invariant::Violation;
-use crate::trace::{CodeSource, Cookie, Trace, What};
+use crate::trace::{secs, CodeSource, Cookie, Trace, What};
 
 /// One arrow or note of the diagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,10 +61,6 @@ fn short(text: &str, max: usize) -> String {
     } else {
         format!("{}…", folded.chars().take(max - 1).collect::<String>())
     }
-}
-
-pub(crate) fn secs(ms: u64) -> String {
-    format!("{}.{:03}s", ms / 1000, ms % 1000)
 }
 
 impl Diagram {

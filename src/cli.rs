@@ -43,6 +43,14 @@ pub enum Command {
         /// core). The table does not depend on it.
         #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
         jobs: usize,
+        /// Run the scenarios against a real server, described by this
+        /// target file, instead of the simulator (docs/targets.md).
+        #[arg(long, value_name = "FILE")]
+        target: Option<PathBuf>,
+        /// With --target: at most this many network schedules per scenario
+        /// (each costs real seconds; one with no same-instant choice runs once).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+        schedules: u32,
     },
     /// Prints the trace of one schedule: the one `--choices` pins (what
     /// `check` prints for every counterexample), else the first that the
@@ -50,9 +58,10 @@ pub enum Command {
     Replay {
         /// The scenario file.
         file: PathBuf,
-        /// The variant, e.g. naive, seed_fix-dedup, idempotent.
-        #[arg(long, value_parser = parse_variant)]
-        variant: Variant,
+        /// The variant, e.g. naive, seed_fix-dedup, idempotent (not with
+        /// --target: the target says what runs).
+        #[arg(long, value_parser = parse_variant, required_unless_present = "target", conflicts_with = "target")]
+        variant: Option<Variant>,
         /// The seed of the run's randomness and of the scheduler (default:
         /// the file's seed).
         #[arg(long)]
@@ -75,6 +84,13 @@ pub enum Command {
         /// Explain the violation in a few sentences (always in json and html).
         #[arg(long)]
         explain: bool,
+        /// Replay against a real server, described by this target file.
+        #[arg(long, value_name = "FILE")]
+        target: Option<PathBuf>,
+        /// With --target: run the schedule this many times and say how many
+        /// runs broke the same invariants as the first.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        repeat: u32,
     },
     /// Generates scenarios and schedules against each variant until the
     /// budget, shrinks every break to a minimal scenario file, and prints a
@@ -118,6 +134,49 @@ pub enum Command {
         #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
         jobs: usize,
     },
+    /// Runs a variant as a real web app: one process is one worker; start
+    /// several on one --db for several workers. Prints the address it
+    /// listens on, then serves until stopped.
+    Serve(ServeFlags),
+}
+
+/// `otpsim serve`'s flags.
+#[derive(clap::Args)]
+pub struct ServeFlags {
+    /// The variant, e.g. naive, seed_fix, idempotent.
+    #[arg(long, value_parser = parse_variant)]
+    pub variant: Variant,
+    /// Where to listen (port 0: any free port; the line printed says which).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: std::net::SocketAddr,
+    /// The SQLite file every worker shares (created if missing; WAL mode).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// The SMTP server that mail goes to.
+    #[arg(long)]
+    pub smtp: std::net::SocketAddr,
+    /// cookie: Flask-like signed cookie sessions; server: a session id in
+    /// the cookie, the session in the database.
+    #[arg(long, value_enum, default_value_t = SessionFlag::Cookie)]
+    pub session: SessionFlag,
+    /// Lifetime of a code, e.g. 10m, 8s.
+    #[arg(long, default_value = "10m", value_parser = parse_budget)]
+    pub otp_ttl: std::time::Duration,
+    /// Wrong codes allowed per pending registration.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// The file holding the secret that signs cookies and keys code MACs
+    /// (default: the environment variable OTPSIM_SECRET). Every worker of
+    /// a deployment needs the same one.
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// Where `serve` keeps sessions.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SessionFlag {
+    Cookie,
+    Server,
 }
 
 /// `otpsim stress`'s flags.

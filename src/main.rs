@@ -9,8 +9,10 @@ mod bugfind;
 mod check;
 mod cli;
 mod explore;
+mod live;
 mod replay;
 mod report;
+mod serve;
 mod stress;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +49,21 @@ fn main() -> ExitCode {
             report,
             format,
             jobs,
+            target: Some(target),
+            schedules,
+        } => {
+            let _ = (seed, strategy, report, jobs);
+            live::check(&target, &paths, schedules, format)
+        }
+        Command::Check {
+            paths,
+            seed,
+            strategy,
+            report,
+            format,
+            jobs,
+            target: None,
+            ..
         } => check::run(&paths, seed, strategy, report.as_deref(), format, jobs),
         Command::Replay {
             file,
@@ -57,7 +74,28 @@ fn main() -> ExitCode {
             position,
             format,
             explain,
-        } => replay::run(&file, variant, seed, choices, strategy, position, format, explain),
+            target: Some(target),
+            repeat,
+            ..
+        } => {
+            let _ = (variant, seed, strategy, position, explain);
+            live::replay(&target, &file, choices.unwrap_or_default(), repeat, format)
+        }
+        Command::Replay {
+            file,
+            variant,
+            seed,
+            choices,
+            strategy,
+            position,
+            format,
+            explain,
+            target: None,
+            ..
+        } => match variant {
+            Some(variant) => replay::run(&file, variant, seed, choices, strategy, position, format, explain),
+            None => Err(InvalidInput("--variant is needed without --target".to_string()).into()),
+        },
         Command::Explore(args) => explore::run(&args),
         Command::Bugfind {
             paths,
@@ -87,6 +125,7 @@ fn main() -> ExitCode {
             duration: f.duration,
             db: f.db,
         }),
+        Command::Serve(flags) => serve::run(&flags),
         Command::Ablate {
             paths,
             budget,
@@ -117,7 +156,8 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             let invalid = e.downcast_ref::<InvalidInput>().is_some()
                 || e.downcast_ref::<ScenarioError>().is_some()
-                || e.downcast_ref::<DiscoveryError>().is_some();
+                || e.downcast_ref::<DiscoveryError>().is_some()
+                || e.downcast_ref::<otpsim_live::target::TargetError>().is_some();
             if invalid {
                 ExitCode::from(2)
             } else {

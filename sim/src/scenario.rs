@@ -436,6 +436,16 @@ struct RawCheck {
 
 // ---- validation -----------------------------------------------------------
 
+/// The 1-based line and column of byte `offset` in `text`: where an error
+/// in a TOML file (a scenario, a target) points.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
 struct Loader<'a> {
     path: &'a Path,
     text: &'a str,
@@ -443,10 +453,7 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     fn error(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        let (line, column) = line_column(self.text, offset);
         ScenarioError {
             file: self.path.to_path_buf(),
             line,

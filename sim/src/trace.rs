@@ -27,6 +27,9 @@ pub enum Cookie {
     Session(SessionData),
     /// A server-side session's id.
     Sid(u64),
+    /// A real server's cookie that is not a readable session (a live run's
+    /// server session id, say): shown as it is, shortened.
+    Opaque(String),
 }
 
 impl Cookie {
@@ -45,6 +48,10 @@ impl fmt::Display for Cookie {
             Cookie::None => f.write_str("(none)"),
             Cookie::Session(data) => write!(f, "{data}"),
             Cookie::Sid(sid) => write!(f, "sid={sid}"),
+            Cookie::Opaque(raw) if raw.chars().count() > 24 => {
+                write!(f, "{}…", raw.chars().take(24).collect::<String>())
+            }
+            Cookie::Opaque(raw) => f.write_str(raw),
         }
     }
 }

@@ -63,12 +63,17 @@ pub struct RunOutcome {
 
 /// One request as sent: a copy of a `[[request]]`.
 #[derive(Debug, Clone)]
-struct Planned {
-    id: usize,
-    spec: usize,
-    first_copy: bool,
-    at_ms: u64,
-    worker: usize,
+pub struct Planned {
+    /// 1-based number, copies numbered in send order.
+    pub id: usize,
+    /// 0-based index of its `[[request]]`.
+    pub spec: usize,
+    /// The first copy of its `[[request]]` (the one faults target).
+    pub first_copy: bool,
+    /// When it is sent.
+    pub at_ms: u64,
+    /// The worker it goes to.
+    pub worker: usize,
 }
 
 #[derive(Debug, Default)]
@@ -410,8 +415,9 @@ impl<F: Flow> Ports for SimPorts<'_, F> {
     }
 }
 
-/// Expands copies, orders by time then file order, and routes round-robin.
-fn plan_requests(scenario: &Scenario) -> Vec<Planned> {
+/// Expands copies, orders by time then file order, and routes round-robin:
+/// the requests of a run, simulated or live.
+pub fn plan_requests(scenario: &Scenario) -> Vec<Planned> {
     let mut order: Vec<(u64, usize, u32)> = Vec::new();
     for (i, r) in scenario.requests.iter().enumerate() {
         for copy in 0..r.repeat {
@@ -721,7 +727,7 @@ fn handle<F: Flow>(world: &World<F>, id: usize, request: Request, cookie: Cookie
             world.event(Some(p), None, What::SessionLoad(data.clone()));
             Session::loaded(data)
         }),
-        Cookie::None => Session::default(),
+        Cookie::None | Cookie::Opaque(_) => Session::default(),
     };
     // A panic in the handler is the flow's bug, not the harness's: it is
     // recorded, the request gets no answer, and the run goes on so that

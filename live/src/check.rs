@@ -1,0 +1,108 @@
+//! Many live schedules of one scenario: a depth-first enumeration of the
+//! delivery orders, capped, judged by the simulator's checker on the
+//! invariants the target can observe.
+
+use std::collections::BTreeSet;
+
+use otpsim_sim::invariant::{Invariant, Violation};
+use otpsim_sim::scenario::{Expectation, Scenario};
+
+use crate::run::{self, judged, next_schedule, violations, LiveError, LiveRun, Options};
+use crate::target::Target;
+
+/// What the live schedules of one scenario found.
+#[derive(Debug, Clone)]
+pub struct LiveSweep {
+    /// Schedules run.
+    pub schedules: usize,
+    /// Whether the enumeration ended before the cap (every order was run).
+    pub exhausted: bool,
+    /// Every observable invariant some schedule broke.
+    pub violated: BTreeSet<Invariant>,
+    /// The first failing run and what it broke.
+    pub counterexample: Option<(LiveRun, Vec<Violation>)>,
+    /// The first run, failing or not (for a report of a passing scenario).
+    pub first: LiveRun,
+    /// Checked invariants the target cannot observe: never counted a pass.
+    pub not_observable: Vec<Invariant>,
+    /// Wall-clock seconds of all runs.
+    pub seconds: f64,
+}
+
+/// A live verdict against an expectation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// What was expected happened.
+    Holds,
+    /// It did not.
+    Unexpected,
+    /// The expectation is about an invariant the target cannot observe.
+    NotObservable,
+}
+
+impl LiveSweep {
+    /// `pass`, or `fail:` and the broken invariants.
+    pub fn found(&self) -> String {
+        if self.violated.is_empty() {
+            "pass".to_string()
+        } else {
+            let names: Vec<&str> = self.violated.iter().map(|i| i.name()).collect();
+            format!("fail:{}", names.join(","))
+        }
+    }
+
+    /// Whether the sweep meets `expectation`.
+    pub fn verdict(&self, expectation: Expectation) -> Verdict {
+        match expectation {
+            Expectation::FailOn(i) if self.not_observable.contains(&i) => Verdict::NotObservable,
+            Expectation::FailOn(i) if self.violated.contains(&i) => Verdict::Holds,
+            Expectation::Fail if !self.violated.is_empty() => Verdict::Holds,
+            Expectation::Pass if self.violated.is_empty() => Verdict::Holds,
+            _ => Verdict::Unexpected,
+        }
+    }
+}
+
+/// Runs up to `max` schedules of `scenario` against `target`, depth first.
+pub async fn sweep(
+    target: &Target,
+    scenario: &Scenario,
+    options: &Options,
+    max: usize,
+) -> Result<LiveSweep, LiveError> {
+    let (_, not_observable) = judged(target, scenario);
+    let mut choices = Vec::new();
+    let mut schedules = 0;
+    let mut violated = BTreeSet::new();
+    let mut counterexample = None;
+    let mut first = None;
+    let mut seconds = 0.0;
+    let exhausted = loop {
+        let run = run::run(target, scenario, &choices, options, schedules).await?;
+        schedules += 1;
+        seconds += run.seconds;
+        let broken = violations(target, scenario, &run);
+        violated.extend(broken.iter().map(|v| v.invariant));
+        let next = next_schedule(&run);
+        if counterexample.is_none() && !broken.is_empty() {
+            counterexample = Some((run.clone(), broken));
+        }
+        if first.is_none() {
+            first = Some(run);
+        }
+        match next {
+            Some(next) if schedules < max => choices = next,
+            Some(_) => break false,
+            None => break true,
+        }
+    };
+    Ok(LiveSweep {
+        schedules,
+        exhausted,
+        violated,
+        counterexample,
+        first: first.expect("at least one run"),
+        not_observable,
+        seconds,
+    })
+}

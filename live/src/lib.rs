@@ -1,0 +1,17 @@
+//! otpsim-live: the scenario files of otpsim against real servers.
+//!
+//! - [`serve`]: `otpsim serve`, the flows of otpsim-core as a real web app.
+//! - [`target`]: target files, how to start and talk to a server.
+//! - [`smtp`]: the SMTP sink that takes the server's mail.
+//! - [`proxy`]: the gating reverse proxy that holds each response.
+//! - [`run`]: the live executor, one network schedule.
+//! - [`check`]: many schedules, judged.
+
+#![warn(missing_docs)]
+
+pub mod check;
+pub mod proxy;
+pub mod run;
+pub mod serve;
+pub mod smtp;
+pub mod target;

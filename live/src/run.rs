@@ -1,0 +1,805 @@
+//! The live executor: one scenario, one network schedule, against a real
+//! server described by a [`Target`].
+//!
+//! What it controls, and what replays exactly: when each request is sent
+//! and to which instance, the order in which held responses reach the
+//! browsers, and the order in which mails reach the mailboxes. What it does
+//! not control: anything inside the server (its threads, its locks, its
+//! clock). Scenario time is real time: a request `at = "3s"` leaves 3 s
+//! after the run starts, a `response_delay` holds its response that long.
+//!
+//! Deliveries due within the target's `batch` of the first one due are one
+//! instant, as events due at the same simulated instant are in the
+//! simulator; their order is the schedule's: each choice picks one of the
+//! deliveries not yet made, in a fixed order (responses by request number,
+//! then mails by request and number). A run records every choice it made
+//! and how many options each had, so that the next schedule of a
+//! depth-first enumeration, or an exact replay, can be derived from it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use otpsim_core::{Email, Kind, Otp};
+use otpsim_sim::invariant::{self, Invariant, Limits, Violation};
+use otpsim_sim::scenario::{FaultKind, OtpChoice, Scenario, SessionMode};
+use otpsim_sim::trace::{CodeSource, Cookie, DbState, Event, Trace, What};
+use otpsim_sim::world::{plan_requests, Planned};
+use reqwest::cookie::{CookieStore as _, Jar};
+use tokio::sync::mpsc;
+
+use crate::proxy::{self, Held, Report};
+use crate::serve::{cookie, REQUEST_HEADER};
+use crate::smtp::{self, Received};
+use crate::target::Target;
+
+/// How long a run waits for the server before it gives up.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a live run could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The scenario needs something a real server cannot be made to do.
+    #[error("not runnable live: {0}")]
+    NotRunnable(String),
+    /// The target file does not match what the server does.
+    #[error("{file}: {why}")]
+    Target {
+        /// The target file.
+        file: PathBuf,
+        /// What went wrong.
+        why: String,
+    },
+    /// The machine refused (ports, processes, files).
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Where and how runs happen.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The `otpsim` program, for targets that start `otpsim serve`.
+    pub otpsim: PathBuf,
+    /// A folder for the runs' databases and the instances' logs.
+    pub scratch: PathBuf,
+}
+
+/// One live run.
+#[derive(Debug, Clone)]
+pub struct LiveRun {
+    /// What happened, in the simulator's terms.
+    pub trace: Trace,
+    /// The choices it made where more than one delivery was due.
+    pub choices: Vec<u8>,
+    /// How many deliveries each choice chose among.
+    pub arities: Vec<u8>,
+    /// Wall-clock length of the run, start-up included.
+    pub seconds: f64,
+}
+
+impl LiveRun {
+    /// The network's part of the trace: sends, deliveries and mail
+    /// arrivals, in order. Two runs of one schedule have the same.
+    pub fn network_order(&self) -> Vec<String> {
+        self.trace
+            .events
+            .iter()
+            .filter_map(|e| match &e.what {
+                What::Sent { kind, .. } => Some(format!("send #{} {kind}", e.request.unwrap_or(0))),
+                What::Delivered { .. } => Some(format!("response #{}", e.request.unwrap_or(0))),
+                What::MailDelivered { to, .. } => Some(format!("mail for {to}")),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Why `scenario` cannot run against `target`, if it cannot.
+pub fn not_runnable(target: &Target, scenario: &Scenario) -> Option<String> {
+    if scenario
+        .faults
+        .iter()
+        .any(|f| matches!(f.kind, FaultKind::Db(_) | FaultKind::Crash))
+    {
+        return Some("its db and crash faults strike at a statement, and a real server has no statement hook".into());
+    }
+    if scenario.deployment.session == SessionMode::Server && !target.server_sessions {
+        return Some("it uses server sessions, which the target does not offer (server_sessions = false)".into());
+    }
+    if scenario.requests.iter().any(|r| r.kind == Kind::Login) && !target.routes.contains_key(&Kind::Login) {
+        return Some("it logs in, and the target has no login route".into());
+    }
+    None
+}
+
+/// The invariants a live run of `scenario` against `target` is judged on,
+/// and those it checks but the target cannot observe.
+pub fn judged(target: &Target, scenario: &Scenario) -> (Vec<Invariant>, Vec<Invariant>) {
+    scenario.invariants.iter().partition(|i| target.observes(**i))
+}
+
+/// The violations of a live run.
+pub fn violations(target: &Target, scenario: &Scenario, run: &LiveRun) -> Vec<Violation> {
+    let limits = Limits {
+        otp_ttl_ms: scenario.deployment.otp_ttl_ms,
+        max_attempts: scenario.deployment.max_attempts,
+    };
+    invariant::violations(&run.trace, limits, &judged(target, scenario).0)
+}
+
+/// The next schedule of a depth-first enumeration after `run`, if any.
+pub fn next_schedule(run: &LiveRun) -> Option<Vec<u8>> {
+    let last = (0..run.choices.len())
+        .rev()
+        .find(|&i| run.choices[i] + 1 < run.arities[i])?;
+    let mut next = run.choices[..last].to_vec();
+    next.push(run.choices[last] + 1);
+    Some(next)
+}
+
+struct Instance {
+    child: tokio::process::Child,
+    addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn free_port() -> Result<u16, LiveError> {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| LiveError::Io(format!("no free port: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| LiveError::Io(e.to_string()))
+}
+
+async fn start_instances(
+    target: &Target,
+    scenario: &Scenario,
+    options: &Options,
+    dir: &Path,
+    db: &Path,
+    smtp: SocketAddr,
+) -> Result<Vec<Instance>, LiveError> {
+    let target_dir = target.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let mut instances = Vec::new();
+    for n in 0..scenario.deployment.workers {
+        let port = free_port()?;
+        let fill = |arg: &str| {
+            arg.replace("{port}", &port.to_string())
+                .replace("{smtp_port}", &smtp.port().to_string())
+                .replace("{db}", &db.display().to_string())
+                .replace("{instance}", &n.to_string())
+                .replace(
+                    "{session}",
+                    match scenario.deployment.session {
+                        SessionMode::Cookie => "cookie",
+                        SessionMode::Server => "server",
+                    },
+                )
+                .replace("{otp_ttl}", &format!("{}ms", scenario.deployment.otp_ttl_ms))
+                .replace("{max_attempts}", &scenario.deployment.max_attempts.to_string())
+                .replace("{otpsim}", &options.otpsim.display().to_string())
+                .replace("{target_dir}", &target_dir.display().to_string())
+        };
+        let log = dir.join(format!("instance-{n}.log"));
+        let log_file = std::fs::File::create(&log).map_err(|e| LiveError::Io(format!("{}: {e}", log.display())))?;
+        let err_file = log_file.try_clone().map_err(|e| LiveError::Io(e.to_string()))?;
+        let args: Vec<String> = target.command.iter().map(|a| fill(a)).collect();
+        let mut command = tokio::process::Command::new(&args[0]);
+        command
+            .args(&args[1..])
+            .envs(target.env.iter().map(|(k, v)| (k, fill(v))))
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(err_file)
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(|e| LiveError::Target {
+            file: target.path.clone(),
+            why: format!("cannot start {:?}: {e}", args[0]),
+        })?;
+        instances.push(Instance {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            log,
+        });
+    }
+    let probe = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| LiveError::Io(e.to_string()))?;
+    for instance in &mut instances {
+        let started = Instant::now();
+        let url = format!("http://{}{}", instance.addr, target.ready);
+        loop {
+            if let Ok(r) = probe.get(&url).send().await {
+                if r.status().as_u16() < 500 {
+                    break;
+                }
+            }
+            let exited = instance.child.try_wait().ok().flatten();
+            if exited.is_some() || started.elapsed() > target.ready_timeout {
+                let log = std::fs::read_to_string(&instance.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(8).collect();
+                let how = match exited {
+                    Some(status) => format!("exited ({status})"),
+                    None => format!("was not ready within {:?}", target.ready_timeout),
+                };
+                return Err(LiveError::Target {
+                    file: target.path.clone(),
+                    why: format!(
+                        "the instance on {} {how}; its last lines:\n{}",
+                        instance.addr,
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    Ok(instances)
+}
+
+enum Item {
+    Response {
+        id: usize,
+        browser: String,
+        release: tokio::sync::oneshot::Sender<()>,
+    },
+    Mail {
+        number: usize,
+        to: Email,
+    },
+}
+
+struct Due {
+    at_ms: u64,
+    /// The fixed order choices index: responses by request, then mails.
+    key: (u8, usize, usize),
+    item: Item,
+}
+
+struct Browser {
+    client: reqwest::Client,
+    jar: Arc<Jar>,
+}
+
+/// Runs `scenario` once against fresh instances of `target`, taking
+/// `choices` where deliveries are due at one instant. `run` numbers the
+/// run's folder under the scratch folder.
+pub async fn run(
+    target: &Target,
+    scenario: &Scenario,
+    choices: &[u8],
+    options: &Options,
+    run: usize,
+) -> Result<LiveRun, LiveError> {
+    if let Some(why) = not_runnable(target, scenario) {
+        return Err(LiveError::NotRunnable(why));
+    }
+    let wall = Instant::now();
+    let dir = options.scratch.join(format!("run-{run}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| LiveError::Io(format!("{}: {e}", dir.display())))?;
+    let db = dir.join("app.sqlite");
+    let (mail_tx, mail_rx) = mpsc::unbounded_channel();
+    let sink = smtp::start(mail_tx, Duration::from_millis(scenario.deployment.mail_latency_ms))
+        .await
+        .map_err(|e| LiveError::Io(format!("the SMTP sink: {e}")))?;
+    let instances = start_instances(target, scenario, options, &dir, &db, sink.addr).await?;
+    let (proxy_tx, proxy_rx) = mpsc::unbounded_channel();
+    let proxy = proxy::start(instances.iter().map(|i| i.addr).collect(), proxy_tx)
+        .await
+        .map_err(|e| LiveError::Io(format!("the proxy: {e}")))?;
+    let planned = plan_requests(scenario);
+    {
+        let mut routes = proxy.routes.lock().unwrap_or_else(|p| p.into_inner());
+        for p in &planned {
+            routes.insert(p.id, p.worker);
+        }
+    }
+    let observe_db = target
+        .observe
+        .as_ref()
+        .map(|o| o.db.replace("{db}", &db.display().to_string()));
+    let mut executor = Executor {
+        target,
+        scenario,
+        planned,
+        base: format!("http://{}", proxy.addr),
+        browsers: BTreeMap::new(),
+        mailboxes: BTreeMap::new(),
+        mails: Vec::new(),
+        trace: Vec::new(),
+        start: Instant::now(),
+        in_flight: BTreeSet::new(),
+        due: Vec::new(),
+        choices: choices.to_vec(),
+        taken: Vec::new(),
+        arities: Vec::new(),
+        observe_db,
+        answers_since_snapshot: false,
+        done: mpsc::unbounded_channel(),
+        finished: BTreeSet::new(),
+    };
+    let outcome = executor.drive(proxy_rx, mail_rx).await;
+    drop(proxy);
+    drop(instances);
+    drop(sink);
+    outcome?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(LiveRun {
+        trace: Trace { events: executor.trace },
+        choices: executor.taken,
+        arities: executor.arities,
+        seconds: wall.elapsed().as_secs_f64(),
+    })
+}
+
+struct Executor<'a> {
+    target: &'a Target,
+    scenario: &'a Scenario,
+    planned: Vec<Planned>,
+    base: String,
+    browsers: BTreeMap<String, Browser>,
+    mailboxes: BTreeMap<Email, Vec<usize>>,
+    mails: Vec<(Email, Otp)>,
+    trace: Vec<Event>,
+    start: Instant,
+    in_flight: BTreeSet<usize>,
+    due: Vec<Due>,
+    choices: Vec<u8>,
+    taken: Vec<u8>,
+    arities: Vec<u8>,
+    observe_db: Option<String>,
+    answers_since_snapshot: bool,
+    done: (mpsc::UnboundedSender<usize>, mpsc::UnboundedReceiver<usize>),
+    finished: BTreeSet<usize>,
+}
+
+impl Executor<'_> {
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    fn record(&mut self, request: Option<usize>, browser: Option<&str>, worker: Option<usize>, what: What) {
+        let at_ms = self.now();
+        self.trace.push(Event {
+            at_ms,
+            request,
+            browser: browser.map(str::to_string),
+            worker,
+            what,
+        });
+    }
+
+    fn target_error(&self, why: String) -> LiveError {
+        LiveError::Target {
+            file: self.target.path.clone(),
+            why,
+        }
+    }
+
+    async fn drive(
+        &mut self,
+        mut proxy_rx: mpsc::UnboundedReceiver<Report>,
+        mut mail_rx: mpsc::UnboundedReceiver<Received>,
+    ) -> Result<(), LiveError> {
+        let batch = self.target.batch.as_millis() as u64;
+        let mut next_send = 0;
+        let mut last_progress = self.now();
+        // After the last delivery, one more batch for late mail.
+        let mut quiet_since: Option<u64> = None;
+        loop {
+            let now = self.now();
+            while let Some(p) = self.planned.get(next_send).filter(|p| p.at_ms <= now).cloned() {
+                next_send += 1;
+                self.send(&p)?;
+                last_progress = now;
+            }
+            if let Some(first) = self.due.iter().map(|d| d.at_ms).min() {
+                if now >= first + batch {
+                    self.deliver_batch(first + batch).await?;
+                    last_progress = self.now();
+                    continue;
+                }
+            }
+            let idle = next_send == self.planned.len() && self.in_flight.is_empty() && self.due.is_empty();
+            if idle {
+                match quiet_since {
+                    Some(since) if now >= since + batch => break,
+                    Some(_) => {}
+                    None => quiet_since = Some(now),
+                }
+            } else {
+                quiet_since = None;
+            }
+            if now > last_progress + ANSWER_TIMEOUT.as_millis() as u64 {
+                let waiting: Vec<String> = self.in_flight.iter().map(|r| format!("#{r}")).collect();
+                return Err(self.target_error(format!(
+                    "no progress for {ANSWER_TIMEOUT:?}; requests without an answer: {}",
+                    waiting.join(" ")
+                )));
+            }
+            let wake = [
+                self.planned.get(next_send).map(|p| p.at_ms),
+                self.due.iter().map(|d| d.at_ms + batch).min(),
+                quiet_since.map(|s| s + batch),
+                Some(now + 1000),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + 1000);
+            let sleep = tokio::time::sleep(Duration::from_millis(wake.saturating_sub(now)));
+            tokio::select! {
+                Some(report) = proxy_rx.recv() => {
+                    self.on_report(report)?;
+                    last_progress = self.now();
+                }
+                Some(mail) = mail_rx.recv() => {
+                    self.on_mail(mail)?;
+                    last_progress = self.now();
+                }
+                Some(id) = self.done.1.recv() => { self.finished.insert(id); }
+                _ = sleep => {}
+            }
+        }
+        self.snapshot()?;
+        Ok(())
+    }
+
+    fn browser(&mut self, name: &str) -> Result<&Browser, LiveError> {
+        if !self.browsers.contains_key(name) {
+            let jar = Arc::new(Jar::default());
+            let client = reqwest::Client::builder()
+                .cookie_provider(Arc::clone(&jar))
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .map_err(|e| LiveError::Io(e.to_string()))?;
+            self.browsers.insert(name.to_string(), Browser { client, jar });
+        }
+        Ok(&self.browsers[name])
+    }
+
+    /// What a browser's jar holds for the site, as the trace shows it.
+    fn cookie_of(&self, browser: &str) -> Cookie {
+        let Some(b) = self.browsers.get(browser) else {
+            return Cookie::None;
+        };
+        let Ok(url) = reqwest::Url::parse(&self.base) else {
+            return Cookie::None;
+        };
+        let Some(header) = b.jar.cookies(&url) else {
+            return Cookie::None;
+        };
+        let header = header.to_str().unwrap_or("").to_string();
+        self.read_cookie(&header)
+    }
+
+    /// A `name=value; …` list (a Cookie or Set-Cookie header) as the trace
+    /// shows it: the session cookie's payload when it is readable.
+    fn read_cookie(&self, header: &str) -> Cookie {
+        let pairs: Vec<(&str, &str)> = header.split(';').filter_map(|p| p.trim().split_once('=')).collect();
+        match pairs.iter().find(|(n, _)| *n == self.target.session_cookie) {
+            Some((_, value)) => match cookie::read(value) {
+                Some(data) => Cookie::Session(data),
+                None => Cookie::Opaque(format!("{}={value}", self.target.session_cookie)),
+            },
+            None => match pairs.first() {
+                Some((n, v)) => Cookie::Opaque(format!("{n}={v}")),
+                None => Cookie::None,
+            },
+        }
+    }
+
+    fn send(&mut self, p: &Planned) -> Result<(), LiveError> {
+        let spec = &self.scenario.requests[p.spec];
+        let owner = self.scenario.owns(&spec.browser).contains(&spec.email);
+        let readable: Vec<usize> = match (owner, self.mailboxes.get(&spec.email)) {
+            (true, Some(mailbox)) => mailbox.clone(),
+            _ => Vec::new(),
+        };
+        let (otp, source) = match (&spec.kind, &spec.otp) {
+            (Kind::Signup | Kind::Login, _) => (None, None),
+            (Kind::Verify, OtpChoice::Literal(o)) => (Some(o.clone()), Some(CodeSource::Literal)),
+            (Kind::Verify, choice) => {
+                let picked = match choice {
+                    OtpChoice::Latest => readable.last(),
+                    OtpChoice::First => readable.first(),
+                    _ => None,
+                };
+                match picked {
+                    Some(&m) => (Some(self.mails[m - 1].1.clone()), Some(CodeSource::Mail(m))),
+                    None => (Some(self.wrong_code()), Some(CodeSource::Wrong)),
+                }
+            }
+        };
+        let route = self
+            .target
+            .routes
+            .get(&spec.kind)
+            .cloned()
+            .ok_or_else(|| LiveError::NotRunnable(format!("the target has no {} route", spec.kind)))?;
+        let mut fields = vec![(route.email.clone(), spec.email.to_string())];
+        if let Some(name) = &route.password {
+            fields.push((name.clone(), spec.password.clone()));
+        }
+        if let (Some(name), Some(code)) = (&route.otp, &otp) {
+            fields.push((name.clone(), code.digits().to_string()));
+        }
+        let cookie = self.cookie_of(&spec.browser);
+        let (kind, email, password, browser_name) = (
+            spec.kind,
+            spec.email.clone(),
+            spec.password.clone(),
+            spec.browser.clone(),
+        );
+        self.record(
+            Some(p.id),
+            Some(&browser_name),
+            Some(p.worker),
+            What::Sent {
+                kind,
+                email,
+                owner,
+                otp,
+                source,
+                password,
+                cookie,
+            },
+        );
+        self.in_flight.insert(p.id);
+        let url = format!("{}{}", self.base, route.path);
+        let mut request = self
+            .browser(&browser_name)?
+            .client
+            .post(url)
+            .header(REQUEST_HEADER, p.id.to_string());
+        for (name, value) in &self.target.headers {
+            request = request.header(name, value);
+        }
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&fields)
+            .finish();
+        let request = request
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        let done = self.done.0.clone();
+        let id = p.id;
+        tokio::spawn(async move {
+            // The browser reads the whole response, as a page load does; the
+            // jar took its Set-Cookie when the headers came.
+            if let Ok(response) = request.send().await {
+                let _ = response.bytes().await;
+            }
+            let _ = done.send(id);
+        });
+        Ok(())
+    }
+
+    /// A code that no mail so far carried.
+    fn wrong_code(&self) -> Otp {
+        (0..)
+            .map(|n| Otp::from_number(999_999 - n))
+            .find(|o| !self.mails.iter().any(|(_, m)| m == o))
+            .expect("fewer than a million mails")
+    }
+
+    fn on_report(&mut self, report: Report) -> Result<(), LiveError> {
+        let Report::Answered(held) = report else {
+            return Ok(());
+        };
+        let Held {
+            request,
+            status,
+            body,
+            set_cookie,
+            release,
+        } = held;
+        let id = request.id;
+        let Some(p) = self.planned.iter().find(|p| p.id == id).cloned() else {
+            // Not a scenario's request (someone else's browser): let it go.
+            let _ = release.send(());
+            return Ok(());
+        };
+        self.in_flight.remove(&id);
+        let spec = &self.scenario.requests[p.spec];
+        let browser = spec.browser.clone();
+        let delay = spec.response_delay_ms;
+        match status {
+            Err(_) => {
+                self.record(Some(id), None, Some(p.worker), What::DiedWithWorker);
+                let _ = release.send(());
+            }
+            Ok(status) => {
+                let (code, message) = self
+                    .target
+                    .read_answer(status, &body)
+                    .map_err(|why| self.target_error(format!("request #{id}'s answer: {why}")))?;
+                let set = (!set_cookie.is_empty()).then(|| self.read_cookie(&set_cookie.join("; ")));
+                self.record(
+                    Some(id),
+                    None,
+                    Some(p.worker),
+                    What::Answered {
+                        code,
+                        message,
+                        set_cookie: set,
+                    },
+                );
+                let at_ms = self.now() + delay;
+                self.due.push(Due {
+                    at_ms,
+                    key: (0, id, 0),
+                    item: Item::Response { id, browser, release },
+                });
+            }
+        }
+        self.answers_since_snapshot = true;
+        if self.in_flight.is_empty() {
+            self.snapshot()?;
+        }
+        Ok(())
+    }
+
+    fn on_mail(&mut self, mail: Received) -> Result<(), LiveError> {
+        let address = mail
+            .to
+            .clone()
+            .or_else(|| mail.recipients.first().cloned())
+            .unwrap_or_default();
+        let to = Email::parse(&address)
+            .map_err(|e| self.target_error(format!("a mail went to {address:?}, which is {e}")))?;
+        let otp = self
+            .target
+            .mail_code
+            .captures(&mail.body)
+            .and_then(|c| c.get(1))
+            .and_then(|m| Otp::parse(m.as_str()).ok())
+            .ok_or_else(|| self.target_error(format!("[mail] code finds no six-digit code in a mail to {to}")))?;
+        let number = self.mails.len() + 1;
+        let temp_id = self
+            .target
+            .mail_temp_id
+            .as_ref()
+            .and_then(|re| re.captures(&mail.body))
+            .and_then(|c| c.get(1))
+            .map_or_else(
+                || format!("(registration of mail {number})"),
+                |m| m.as_str().to_string(),
+            );
+        // The label the proxy stamped, else the newest signup for the
+        // address still in flight, else a worker's own start-up work.
+        let request = mail
+            .request
+            .filter(|r| self.planned.iter().any(|p| p.id == *r))
+            .or_else(|| {
+                self.planned
+                    .iter()
+                    .rev()
+                    .filter(|p| self.in_flight.contains(&p.id))
+                    .find(|p| {
+                        let spec = &self.scenario.requests[p.spec];
+                        spec.kind == Kind::Signup && spec.email == to
+                    })
+                    .map(|p| p.id)
+            })
+            .unwrap_or(0);
+        let planned = self.planned.iter().find(|p| p.id == request).cloned();
+        let lost = planned.as_ref().is_some_and(|p| {
+            p.first_copy
+                && self
+                    .scenario
+                    .faults
+                    .iter()
+                    .any(|f| f.kind == FaultKind::Mail && f.request == p.spec)
+        });
+        self.mails.push((to.clone(), otp.clone()));
+        self.record(
+            Some(request),
+            None,
+            planned.as_ref().map(|p| p.worker),
+            What::MailSent {
+                mail: number,
+                to: to.clone(),
+                otp,
+                temp_id,
+                lost,
+            },
+        );
+        if !lost {
+            let delay = planned.map_or(0, |p| self.scenario.requests[p.spec].email_delay_ms);
+            self.due.push(Due {
+                at_ms: self.now() + delay,
+                key: (1, request, number),
+                item: Item::Mail { number, to },
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes every delivery due by `until`, in the schedule's order.
+    async fn deliver_batch(&mut self, until: u64) -> Result<(), LiveError> {
+        let (mut batch, later): (Vec<Due>, Vec<Due>) = std::mem::take(&mut self.due)
+            .into_iter()
+            .partition(|d| d.at_ms <= until);
+        self.due = later;
+        batch.sort_by_key(|d| d.key);
+        while !batch.is_empty() {
+            let pick = if batch.len() > 1 {
+                let choice = self.choices.get(self.taken.len()).copied().unwrap_or(0) % batch.len() as u8;
+                self.taken.push(choice);
+                self.arities.push(batch.len() as u8);
+                choice as usize
+            } else {
+                0
+            };
+            match batch.remove(pick).item {
+                Item::Response { id, browser, release } => {
+                    let _ = release.send(());
+                    while !self.finished.contains(&id) {
+                        let waited = tokio::time::timeout(ANSWER_TIMEOUT, self.done.1.recv()).await;
+                        match waited {
+                            Ok(Some(done)) => {
+                                self.finished.insert(done);
+                            }
+                            _ => {
+                                return Err(LiveError::Io(format!(
+                                    "browser {browser} never finished reading response #{id}"
+                                )))
+                            }
+                        }
+                    }
+                    let cookie_now = self.cookie_of(&browser);
+                    self.record(Some(id), Some(&browser), None, What::Delivered { cookie_now });
+                }
+                Item::Mail { number, to } => {
+                    self.mailboxes.entry(to.clone()).or_default().push(number);
+                    self.record(None, None, None, What::MailDelivered { mail: number, to });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the database as the observer reads it, if one is set and
+    /// something was answered since the last reading.
+    fn snapshot(&mut self) -> Result<(), LiveError> {
+        let (Some(path), Some(observer)) = (&self.observe_db, &self.target.observe) else {
+            return Ok(());
+        };
+        if !self.answers_since_snapshot {
+            return Ok(());
+        }
+        let read = || -> rusqlite::Result<DbState> {
+            let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            let mut pending = Vec::new();
+            let mut stmt = conn.prepare(&observer.pending)?;
+            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                pending.push(row?);
+            }
+            pending.sort();
+            let mut stmt = conn.prepare(&observer.accounts)?;
+            let mut accounts = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            accounts.sort();
+            Ok(DbState { pending, accounts })
+        };
+        let state = read().map_err(|e| self.target_error(format!("[observe] on {path}: {e}")))?;
+        self.record(None, None, None, What::Quiescent(state));
+        self.answers_since_snapshot = false;
+        Ok(())
+    }
+}

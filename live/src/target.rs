@@ -1,0 +1,484 @@
+//! Target files: how to start, reset, talk to and observe a real server,
+//! so that scenario files run against it (`docs/targets.md`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use otpsim_core::{Code, Kind};
+use regex::Regex;
+use serde::Deserialize;
+use toml::Spanned as S;
+
+/// A target file that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct TargetError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// One route: where a kind of request is posted, and its field names.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The path, e.g. `/signup`.
+    pub path: String,
+    /// The form's field for the address.
+    pub email: String,
+    /// For the password (`None`: the form has none).
+    pub password: Option<String>,
+    /// For the code (verify).
+    pub otp: Option<String>,
+}
+
+/// How a response maps to the spec's table: a rule.
+#[derive(Debug, Clone)]
+pub struct AnswerRule {
+    /// The status it needs, if any.
+    pub status: Option<u16>,
+    /// A pattern the body must match, if any.
+    pub body: Option<Regex>,
+    /// The code it means.
+    pub code: Code,
+}
+
+/// What to read from the database after each response.
+#[derive(Debug, Clone)]
+pub struct Observer {
+    /// The file (with `{db}` replaced by the run's database).
+    pub db: String,
+    /// `(email, temp_id)` of every pending registration.
+    pub pending: String,
+    /// Every account's email.
+    pub accounts: String,
+}
+
+/// A loaded target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// Its name.
+    pub name: String,
+    /// The `[expect]` key of a scenario it is judged by.
+    pub expect: String,
+    /// One instance's command line; placeholders `{port}`, `{smtp_port}`,
+    /// `{db}`, `{instance}`, `{session}`, `{otp_ttl}`, `{max_attempts}`,
+    /// `{otpsim}`, `{target_dir}`.
+    pub command: Vec<String>,
+    /// Extra environment for the command.
+    pub env: BTreeMap<String, String>,
+    /// A GET path polled until it answers below 500.
+    pub ready: String,
+    /// How long an instance may take to be ready.
+    pub ready_timeout: Duration,
+    /// Whether the app can keep sessions on the server (`{session}` =
+    /// `server`); else a scenario with server sessions is not runnable.
+    pub server_sessions: bool,
+    /// The route of each kind of request.
+    pub routes: BTreeMap<Kind, Route>,
+    /// Headers every request carries (e.g. `Accept`).
+    pub headers: BTreeMap<String, String>,
+    /// The JSON key of the code in a response, if the app answers JSON.
+    pub json_code: Option<String>,
+    /// The JSON key of the message.
+    pub json_message: Option<String>,
+    /// Rules tried in order when there is no JSON code.
+    pub rules: Vec<AnswerRule>,
+    /// A pattern whose first group is the message in a body.
+    pub message: Option<Regex>,
+    /// The name of the session cookie, to show its payload in traces.
+    pub session_cookie: String,
+    /// A pattern whose first group is the code in a mail.
+    pub mail_code: Regex,
+    /// A pattern whose first group is the registration in a mail.
+    pub mail_temp_id: Option<Regex>,
+    /// The database observer, if the target has one.
+    pub observe: Option<Observer>,
+    /// Deliveries due within this long of the first are one instant,
+    /// ordered by the schedule.
+    pub batch: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: S<String>,
+    expect: S<String>,
+    start: RawStart,
+    routes: BTreeMap<S<String>, S<RawRoute>>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    answer: RawAnswer,
+    mail: RawMail,
+    observe: Option<RawObserve>,
+    #[serde(default)]
+    time: RawTime,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStart {
+    command: S<Vec<String>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    ready: S<String>,
+    ready_timeout: Option<S<String>>,
+    #[serde(default)]
+    server_sessions: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    path: String,
+    email: String,
+    password: Option<String>,
+    otp: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnswer {
+    json_code: Option<String>,
+    json_message: Option<String>,
+    message: Option<S<String>>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
+    session_cookie: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    status: Option<S<u16>>,
+    body: Option<S<String>>,
+    code: S<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMail {
+    code: S<String>,
+    temp_id: Option<S<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObserve {
+    db: String,
+    pending: String,
+    accounts: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTime {
+    batch: Option<S<String>>,
+}
+
+impl Target {
+    /// Reads and validates a target file.
+    pub fn load(path: &Path) -> Result<Target, TargetError> {
+        let text = std::fs::read_to_string(path).map_err(|e| TargetError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read it: {e}"),
+        })?;
+        Target::parse(path, &text)
+    }
+
+    /// Validates a target file's text.
+    pub fn parse(path: &Path, text: &str) -> Result<Target, TargetError> {
+        let error = |offset: usize, message: String| {
+            let (line, column) = otpsim_sim::scenario::line_column(text, offset);
+            TargetError {
+                file: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: Raw = toml::from_str(text)
+            .map_err(|e| error(e.span().map_or(0, |s| s.start), e.message().trim_end().to_string()))?;
+        let regex = |s: &S<String>, groups: usize| -> Result<Regex, TargetError> {
+            let re = Regex::new(s.get_ref()).map_err(|e| error(s.span().start, format!("not a regex: {e}")))?;
+            if re.captures_len() <= groups {
+                return Err(error(
+                    s.span().start,
+                    format!("the pattern needs {groups} capture group(s), e.g. (\\d{{6}})"),
+                ));
+            }
+            Ok(re)
+        };
+        let duration = |s: &Option<S<String>>, default: u64| -> Result<Duration, TargetError> {
+            match s {
+                None => Ok(Duration::from_millis(default)),
+                Some(s) => otpsim_sim::scenario::parse_duration(s.get_ref())
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| {
+                        error(
+                            s.span().start,
+                            format!("{:?} is not a duration; expected e.g. 200ms, 20s", s.get_ref()),
+                        )
+                    }),
+            }
+        };
+        if raw.start.command.get_ref().is_empty() {
+            return Err(error(
+                raw.start.command.span().start,
+                "the command is empty; expected [\"program\", \"arg\", …]".into(),
+            ));
+        }
+        if !raw.start.ready.get_ref().starts_with('/') {
+            return Err(error(
+                raw.start.ready.span().start,
+                "ready is a path, e.g. \"/\"".into(),
+            ));
+        }
+        let mut routes = BTreeMap::new();
+        for (name, route) in &raw.routes {
+            let kind = Kind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == name.get_ref())
+                .ok_or_else(|| {
+                    error(
+                        name.span().start,
+                        format!("unknown route {:?}; expected signup, verify or login", name.get_ref()),
+                    )
+                })?;
+            let r = route.get_ref();
+            if !r.path.starts_with('/') {
+                return Err(error(route.span().start, format!("the {kind} path must start with /")));
+            }
+            if kind == Kind::Verify && r.otp.is_none() {
+                return Err(error(
+                    route.span().start,
+                    "the verify route needs the code's field: otp = \"…\"".into(),
+                ));
+            }
+            routes.insert(
+                kind,
+                Route {
+                    path: r.path.clone(),
+                    email: r.email.clone(),
+                    password: r.password.clone(),
+                    otp: r.otp.clone(),
+                },
+            );
+        }
+        for kind in [Kind::Signup, Kind::Verify] {
+            if !routes.contains_key(&kind) {
+                return Err(error(
+                    0,
+                    format!("no [routes] {kind}; signup and verify are required, login is optional"),
+                ));
+            }
+        }
+        let mut rules = Vec::new();
+        for rule in &raw.answer.rule {
+            let code = Code::ALL
+                .into_iter()
+                .find(|c| c.as_str() == rule.code.get_ref())
+                .ok_or_else(|| {
+                    let names: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+                    error(
+                        rule.code.span().start,
+                        format!(
+                            "unknown code {:?}; expected one of {}",
+                            rule.code.get_ref(),
+                            names.join(", ")
+                        ),
+                    )
+                })?;
+            let body = match &rule.body {
+                Some(b) => Some(regex(b, 0)?),
+                None => None,
+            };
+            rules.push(AnswerRule {
+                status: rule.status.as_ref().map(|s| *s.get_ref()),
+                body,
+                code,
+            });
+        }
+        if raw.answer.json_code.is_none() && rules.is_empty() {
+            return Err(error(
+                0,
+                "[answer] needs json_code = \"…\" or at least one [[answer.rule]]".into(),
+            ));
+        }
+        let message = match &raw.answer.message {
+            Some(m) => Some(regex(m, 1)?),
+            None => None,
+        };
+        let mail_temp_id = match &raw.mail.temp_id {
+            Some(t) => Some(regex(t, 1)?),
+            None => None,
+        };
+        Ok(Target {
+            path: path.to_path_buf(),
+            name: raw.name.into_inner(),
+            expect: raw.expect.into_inner(),
+            command: raw.start.command.into_inner(),
+            env: raw.start.env,
+            ready: raw.start.ready.into_inner(),
+            ready_timeout: duration(&raw.start.ready_timeout, 20_000)?,
+            server_sessions: raw.start.server_sessions,
+            routes,
+            headers: raw.headers,
+            json_code: raw.answer.json_code,
+            json_message: raw.answer.json_message,
+            rules,
+            message,
+            session_cookie: raw.answer.session_cookie.unwrap_or_else(|| "session".to_string()),
+            mail_code: regex(&raw.mail.code, 1)?,
+            mail_temp_id,
+            observe: raw.observe.map(|o| Observer {
+                db: o.db,
+                pending: o.pending,
+                accounts: o.accounts,
+            }),
+            batch: duration(&raw.time.batch, 200)?,
+        })
+    }
+
+    /// The spec's code and the message of a response, or why it maps to
+    /// none.
+    pub fn read_answer(&self, status: u16, body: &str) -> Result<(Code, String), String> {
+        let text = strip_tags(body);
+        let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
+        let from_json = |key: &Option<String>| {
+            key.as_ref()
+                .and_then(|k| json.as_ref()?.get(k)?.as_str().map(str::to_string))
+        };
+        let message = from_json(&self.json_message)
+            .or_else(|| {
+                self.message
+                    .as_ref()
+                    .and_then(|re| re.captures(&text))
+                    .and_then(|c| c.get(1))
+                    .map(|m| m.as_str().trim().to_string())
+            })
+            .unwrap_or_else(|| text.chars().take(200).collect::<String>().trim().to_string());
+        if let Some(code) = from_json(&self.json_code) {
+            return Code::ALL
+                .into_iter()
+                .find(|c| c.as_str() == code)
+                .map(|c| (c, message.clone()))
+                .ok_or_else(|| format!("the answer's code {code:?} is not in the spec's table"));
+        }
+        self.rules
+            .iter()
+            .find(|r| r.status.is_none_or(|s| s == status) && r.body.as_ref().is_none_or(|re| re.is_match(&text)))
+            .map(|r| (r.code, message.clone()))
+            .ok_or_else(|| format!("no [[answer.rule]] matches status {status} with body {message:?}"))
+    }
+
+    /// Whether the target can observe `invariant`: the database ones need
+    /// `[observe]`, the per-registration ones the registration in the mail.
+    pub fn observes(&self, invariant: otpsim_sim::Invariant) -> bool {
+        use otpsim_sim::Invariant::*;
+        match invariant {
+            SinglePending | OneAccount => self.observe.is_some(),
+            NoOrphans => self.observe.is_some() && self.mail_temp_id.is_some(),
+            AttemptsLimited => self.mail_temp_id.is_some(),
+            VerifySucceeds | ClearErrors | NoFalseAccept | NoHijack => true,
+        }
+    }
+}
+
+/// A page's text without its tags, whitespace collapsed.
+fn strip_tags(body: &str) -> String {
+    let mut text = String::with_capacity(body.len());
+    let mut in_tag = false;
+    for c in body.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let text = text
+        .replace("&amp;", "&")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'");
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "t"
+expect = "naive"
+[start]
+command = ["app", "{port}"]
+ready = "/"
+[routes]
+signup = { path = "/signup", email = "email", password = "password" }
+verify = { path = "/verify", email = "email", otp = "otp" }
+[answer]
+[[answer.rule]]
+status = 404
+body = "No temp_registration"
+code = "no_registration"
+[[answer.rule]]
+status = 200
+code = "ok"
+[mail]
+code = '(\d{6})'
+"#;
+
+    #[test]
+    fn rules_map_answers_in_order() {
+        let t = Target::parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(
+            t.read_answer(404, "<p>No temp_registration found for temp_id: temp_1_0000000a</p>")
+                .unwrap(),
+            (
+                Code::NoRegistration,
+                "No temp_registration found for temp_id: temp_1_0000000a".to_string()
+            )
+        );
+        assert_eq!(t.read_answer(200, "fine").unwrap().0, Code::Ok);
+        assert!(t
+            .read_answer(500, "boom")
+            .unwrap_err()
+            .contains("no [[answer.rule]] matches status 500"));
+        assert!(!t.observes(otpsim_sim::Invariant::SinglePending));
+    }
+
+    #[test]
+    fn errors_point_at_the_line_and_column() {
+        for (bad, from, to, line, what) in [
+            (
+                GOOD,
+                "code = \"no_registration\"",
+                "code = \"gone\"",
+                14,
+                "unknown code \"gone\"",
+            ),
+            (GOOD, "code = '(\\d{6})'", "code = '\\d{6}'", 20, "capture group"),
+            (GOOD, "ready = \"/\"", "ready = \"x\"", 6, "ready is a path"),
+            (GOOD, "[mail]", "[mail]\nbody = 1", 21, "unknown field `body`"),
+        ] {
+            let text = bad.replacen(from, to, 1);
+            let err = Target::parse(Path::new("t.toml"), &text).unwrap_err();
+            assert_eq!((err.line, err.message.contains(what)), (line, true), "{err}");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `otpsim check --target` and `otpsim replay --target`: scenario files
+//! against a real server (otpsim-live).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use otpsim_live::check::{sweep, Verdict};
+use otpsim_live::run::{self, violations, LiveError, Options};
+use otpsim_live::target::Target;
+use otpsim_sim::render::{self, Diagram};
+use otpsim_sim::Scenario;
+
+use crate::cli::{RunFormat, TableFormat};
+use crate::load_all;
+
+/// A scratch folder for the runs, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn setup() -> Result<(Options, Scratch, tokio::runtime::Runtime)> {
+    let scratch = std::env::temp_dir().join(format!("otpsim-live-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
+    let options = Options {
+        otpsim: std::env::current_exe().context("finding the otpsim program")?,
+        scratch: scratch.clone(),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    Ok((options, Scratch(scratch), runtime))
+}
+
+/// The `[expect]` entry of `scenario` for the target's key.
+fn expectation(target: &Target, scenario: &Scenario) -> Option<otpsim_sim::Expectation> {
+    scenario
+        .expect
+        .iter()
+        .find(|(variant, _)| variant.to_string() == target.expect)
+        .map(|(_, e)| *e)
+}
+
+pub fn check(target: &Path, paths: &[PathBuf], max: u32, format: TableFormat) -> Result<ExitCode> {
+    let target = Target::load(target)?;
+    let scenarios = load_all(paths)?;
+    let (options, _scratch, runtime) = setup()?;
+    let (mut held, mut unexpected, mut skipped) = (0, 0, 0);
+    println!(
+        "target {} ({}), judged as {}",
+        target.path.display(),
+        target.name,
+        target.expect
+    );
+    if format == TableFormat::Markdown {
+        println!("| scenario | expected | live | schedules | seconds | |\n|---|---|---|---|---|---|");
+    }
+    for scenario in &scenarios {
+        let expected = expectation(&target, scenario);
+        let swept = runtime.block_on(sweep(&target, scenario, &options, max as usize));
+        let file = scenario.path.display();
+        let swept = match swept {
+            Ok(s) => s,
+            Err(LiveError::NotRunnable(why)) => {
+                skipped += 1;
+                match format {
+                    TableFormat::Text => println!("{file}\n  not runnable live: {why}"),
+                    TableFormat::Markdown => println!("| `{file}` | | not runnable: {why} | | | |"),
+                }
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("running {file} live")),
+        };
+        let verdict = expected.map(|e| swept.verdict(e));
+        let mark = match verdict {
+            Some(Verdict::Holds) => "ok",
+            Some(Verdict::Unexpected) => "UNEXPECTED",
+            Some(Verdict::NotObservable) => "not observable",
+            None => "no expectation",
+        };
+        match verdict {
+            Some(Verdict::Holds) => held += 1,
+            Some(Verdict::Unexpected) => unexpected += 1,
+            _ => skipped += 1,
+        }
+        let expected = expected.map_or("-".to_string(), |e| e.to_string());
+        let all = if swept.exhausted { " (all)" } else { "" };
+        match format {
+            TableFormat::Text => {
+                println!("{file}  ({})", scenario.name);
+                println!(
+                    "  live  expected {expected:<24} found {:<24} {:>3} schedule(s){all}  {:>6.1} s  {mark}",
+                    swept.found(),
+                    swept.schedules,
+                    swept.seconds
+                );
+                if !swept.not_observable.is_empty() {
+                    let names: Vec<&str> = swept.not_observable.iter().map(|i| i.name()).collect();
+                    println!("    not observable by this target: {}", names.join(", "));
+                }
+                if let Some((run, broken)) = &swept.counterexample {
+                    for v in broken {
+                        println!("    {}: {}", v.invariant, v.why);
+                    }
+                    let choices: Vec<String> = run.choices.iter().map(u8::to_string).collect();
+                    println!(
+                        "    replay: otpsim replay {file} --target {} --choices {}",
+                        target.path.display(),
+                        choices.join(",")
+                    );
+                }
+            }
+            TableFormat::Markdown => println!(
+                "| `{file}` | `{expected}` | `{}` | {}{all} | {:.1} | {mark} |",
+                swept.found(),
+                swept.schedules,
+                swept.seconds
+            ),
+        }
+    }
+    println!("{held} as expected, {unexpected} unexpected, {skipped} not judged");
+    Ok(if unexpected == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub fn replay(target: &Path, file: &Path, choices: Vec<u8>, repeat: u32, format: RunFormat) -> Result<ExitCode> {
+    let target = Target::load(target)?;
+    let scenario = crate::load(file)?;
+    let (options, _scratch, runtime) = setup()?;
+    let mut runs = Vec::new();
+    for n in 0..repeat {
+        let run = runtime
+            .block_on(run::run(&target, &scenario, &choices, &options, n as usize))
+            .with_context(|| format!("running {} live", file.display()))?;
+        runs.push(run);
+    }
+    let first = &runs[0];
+    let broken = violations(&target, &scenario, first);
+    let same_invariants = |r: &run::LiveRun| {
+        let a: Vec<_> = violations(&target, &scenario, r).iter().map(|v| v.invariant).collect();
+        let b: Vec<_> = broken.iter().map(|v| v.invariant).collect();
+        a == b
+    };
+    let reproduced = runs.iter().filter(|r| same_invariants(r)).count();
+    let same_network = runs
+        .iter()
+        .filter(|r| r.network_order() == first.network_order())
+        .count();
+    let taken: Vec<String> = first.choices.iter().map(u8::to_string).collect();
+    let title = format!(
+        "{} | target {} | choices [{}]",
+        scenario.name,
+        target.name,
+        taken.join(",")
+    );
+    let summary = format!(
+        "{reproduced} of {repeat} runs broke the same invariants as the first; {same_network} of {repeat} had the same network order; a run took {:.1} s",
+        runs.iter().map(|r| r.seconds).sum::<f64>() / runs.len() as f64
+    );
+    let diagram = || Diagram::of(&first.trace, &broken);
+    match format {
+        RunFormat::Text => {
+            println!("# {title}");
+            print!("{}", first.trace);
+            if broken.is_empty() {
+                println!("no invariant broken");
+            }
+            for v in &broken {
+                println!("VIOLATED {}: {}", v.invariant, v.why);
+            }
+            println!("{summary}");
+        }
+        RunFormat::Json => print!("{}", render::json(&title, &first.trace, &broken, &summary)),
+        RunFormat::Mermaid => print!("{}", render::mermaid(&diagram())),
+        RunFormat::Svg => print!("{}", render::svg(&diagram())),
+        RunFormat::Html => print!(
+            "{}",
+            render::html_page(&title, &render::svg(&diagram()), &summary, &first.trace.to_string())
+        ),
+    }
+    if format != RunFormat::Text {
+        eprintln!("{summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

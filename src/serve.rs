@@ -1,0 +1,43 @@
+//! `otpsim serve`: flags to a [`ServeConfig`], then the server.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use otpsim_core::FlowConfig;
+use otpsim_live::serve::{serve, ServeConfig, SessionStore};
+
+use crate::cli::{ServeFlags, SessionFlag};
+use crate::InvalidInput;
+
+pub fn run(flags: &ServeFlags) -> Result<ExitCode> {
+    let secret = match &flags.secret_file {
+        Some(path) => std::fs::read(path).with_context(|| format!("reading the secret from {}", path.display()))?,
+        None => std::env::var("OTPSIM_SECRET").map(String::into_bytes).map_err(|_| {
+            InvalidInput(
+                "no secret: set OTPSIM_SECRET or give --secret-file (every worker of a deployment needs the same one)"
+                    .to_string(),
+            )
+        })?,
+    };
+    if secret.len() < 16 {
+        return Err(InvalidInput("the secret is shorter than 16 bytes".to_string()).into());
+    }
+    let config = ServeConfig {
+        variant: flags.variant,
+        addr: flags.addr,
+        db: flags.db.clone(),
+        smtp: flags.smtp,
+        session: match flags.session {
+            SessionFlag::Cookie => SessionStore::Cookie,
+            SessionFlag::Server => SessionStore::Server,
+        },
+        flow: FlowConfig {
+            otp_ttl_ms: flags.otp_ttl.as_millis() as u64,
+            max_attempts: flags.max_attempts,
+            secret,
+        },
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,329 @@
+//! Live mode as a user runs it: `otpsim serve` and the SMTP sink on free
+//! 127.0.0.1 ports, scenario files run through the gating proxy, the
+//! simulator's checker judging real traces; `otpsim serve` refusing bad
+//! input; a real Chromium submitting its forms (`live/browser.rs`).
+//!
+//! Budgets count schedules: a scenario whose network has no same-instant
+//! choice runs once; the others at most `MAX_SCHEDULES` times.
+
+#[path = "live/browser.rs"]
+mod browser;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use otpsim_live::check::{sweep, LiveSweep};
+use otpsim_live::run::{self, Options};
+use otpsim_live::target::Target;
+use otpsim_sim::{Invariant, Scenario};
+
+const MAX_SCHEDULES: usize = 4;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("otpsim-live-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn options(name: &str) -> Options {
+    Options {
+        otpsim: PathBuf::from(env!("CARGO_BIN_EXE_otpsim")),
+        scratch: scratch(name),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn live(target: &str, scenario: &str) -> (Target, Scenario, LiveSweep) {
+    let target = Target::load(&root().join("targets").join(format!("{target}.toml"))).unwrap();
+    let scenario = Scenario::load(&root().join("scenarios").join(format!("{scenario}.toml"))).unwrap();
+    let name = format!(
+        "{}-{}",
+        target.expect,
+        scenario.path.file_stem().unwrap().to_string_lossy()
+    );
+    let swept = runtime()
+        .block_on(sweep(&target, &scenario, &options(&name), MAX_SCHEDULES))
+        .unwrap();
+    (target, scenario, swept)
+}
+
+#[test]
+fn the_seed_incident_fails_live_against_naive_with_the_apps_own_message() {
+    let (target, scenario, swept) = live("otpsim-naive", "seed_incident");
+    assert!(swept.violated.contains(&Invariant::VerifySucceeds), "{}", swept.found());
+    let (run, broken) = swept.counterexample.clone().expect("a failing schedule");
+    let why = &broken
+        .iter()
+        .find(|v| v.invariant == Invariant::VerifySucceeds)
+        .unwrap()
+        .why;
+    assert!(
+        why.contains("404 no_registration: \"No temp_registration found for temp_id: temp_"),
+        "{why}"
+    );
+    // The failing schedule's network order replays exactly.
+    let again = runtime()
+        .block_on(run::run(&target, &scenario, &run.choices, &options("naive-replay"), 99))
+        .unwrap();
+    assert_eq!(again.network_order(), run.network_order());
+    assert_eq!(again.choices, run.choices);
+}
+
+#[test]
+fn the_seed_incident_passes_live_against_idempotent() {
+    let (_, _, swept) = live("otpsim-idempotent", "seed_incident");
+    assert!(swept.exhausted, "every network order was run");
+    assert_eq!(
+        swept.found(),
+        "pass",
+        "{:?}",
+        swept.counterexample.map(|c| c.0.trace.to_string())
+    );
+    assert!(swept.not_observable.is_empty(), "{:?}", swept.not_observable);
+}
+
+#[test]
+fn a_stranger_chooses_anas_password_live_against_seed_fix_but_not_idempotent() {
+    let (_, _, fix) = live("otpsim-seed_fix", "stranger_signs_up_after_the_owner");
+    assert!(fix.violated.contains(&Invariant::NoHijack), "{}", fix.found());
+    let (_, _, idempotent) = live("otpsim-idempotent", "stranger_signs_up_after_the_owner");
+    assert_eq!(idempotent.found(), "pass");
+}
+
+/// `otpsim serve` on a free port with the SMTP sink; stopped when dropped.
+pub struct Served {
+    child: Child,
+    pub base: String,
+    pub db: PathBuf,
+    pub mail: tokio::sync::mpsc::UnboundedReceiver<otpsim_live::smtp::Received>,
+    _sink: otpsim_live::smtp::Sink,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn serve(variant: &str, name: &str) -> Served {
+    let runtime = runtime();
+    let (tx, mail) = tokio::sync::mpsc::unbounded_channel();
+    let sink = runtime.block_on(otpsim_live::smtp::start(tx, Duration::ZERO)).unwrap();
+    let db = scratch(name).join("serve.sqlite");
+    let _ = std::fs::remove_file(&db);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(["serve", "--variant", variant, "--addr", "127.0.0.1:0", "--db"])
+        .arg(&db)
+        .args(["--smtp", &sink.addr.to_string()])
+        .env("OTPSIM_SECRET", "a test secret of some length")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .split("listening on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("serve printed {line:?}"))
+        .trim()
+        .trim_end_matches('/')
+        .to_string();
+    Served {
+        child,
+        base,
+        db,
+        mail,
+        _sink: sink,
+        runtime,
+    }
+}
+
+fn pending_rows(db: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT count(*) FROM temp_registrations", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn serve_refuses_bad_input_with_a_clear_400_and_changes_nothing() {
+    let served = serve("naive", "bad-input");
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = |path: &str, content_type: &str, body: Vec<u8>| {
+        let request = client
+            .post(format!("{}{path}", served.base))
+            .header("content-type", content_type)
+            .body(body);
+        served.runtime.block_on(async {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let form = "application/x-www-form-urlencoded";
+    let huge = format!("email=ana%40example.com&password={}", "x".repeat(10_000));
+    for (path, content_type, body, why) in [
+        ("/signup", form, huge.into_bytes(), "larger than 8192 bytes"),
+        (
+            "/signup",
+            form,
+            b"email=ana%40example.com".to_vec(),
+            "`password` is missing",
+        ),
+        ("/signup", "application/json", b"{}".to_vec(), "Expected a form"),
+        (
+            "/signup",
+            form,
+            b"email=ana%40example.com&password=a&role=admin".to_vec(),
+            "Unknown field `role`",
+        ),
+        (
+            "/signup",
+            form,
+            b"email=not-an-address&password=a".to_vec(),
+            "not an email address",
+        ),
+        (
+            "/verify",
+            form,
+            b"email=ana%40example.com&otp=12ab56&password=a".to_vec(),
+            "not a code",
+        ),
+    ] {
+        let (status, text) = post(path, content_type, body);
+        assert_eq!(status, 400, "{path}: {text}");
+        assert!(text.contains(why), "{path}: {text}");
+        assert_eq!(pending_rows(&served.db), 0, "{path} changed the database");
+    }
+    let status = |method: reqwest::Method, path: &str| {
+        let request = client.request(method, format!("{}{path}", served.base));
+        served
+            .runtime
+            .block_on(async { request.send().await.unwrap().status().as_u16() })
+    };
+    assert_eq!(status(reqwest::Method::GET, "/admin"), 404);
+    assert_eq!(status(reqwest::Method::PUT, "/signup"), 405);
+    assert_eq!(status(reqwest::Method::GET, "/signup"), 200);
+}
+
+#[test]
+fn serve_signs_its_cookies_and_mails_the_code_over_smtp() {
+    let mut served = serve("naive", "round-trip");
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .cookie_provider(jar.clone())
+        .build()
+        .unwrap();
+    let post = |path: &str, body: String| {
+        let request = client
+            .post(format!("{}{path}", served.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body);
+        served.runtime.block_on(async {
+            let r = request.send().await.unwrap();
+            let cookie = r.headers().get("set-cookie").map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), r.text().await.unwrap(), cookie)
+        })
+    };
+    let (status, _, cookie) = post("/signup", "email=ana%40example.com&password=pw".into());
+    assert_eq!(status, 200);
+    let cookie = cookie.expect("a session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let mail = served
+        .runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(10), served.mail.recv()).await })
+        .unwrap()
+        .unwrap();
+    assert_eq!(mail.to.as_deref(), Some("ana@example.com"));
+    let code = regex::Regex::new(r"code is (\d{6})")
+        .unwrap()
+        .captures(&mail.body)
+        .unwrap()[1]
+        .to_string();
+    // A session forged with another secret is no session.
+    let forged = otpsim_live::serve::cookie::seal(
+        b"not the server's secret",
+        &otpsim_core::SessionData {
+            temp_user_id: Some("temp_1_0000000a".into()),
+            email: Some("ana@example.com".into()),
+            user: None,
+        },
+    );
+    let (status, text) = served.runtime.block_on(async {
+        let r = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(format!("{}/verify", served.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .header("cookie", format!("session={forged}"))
+            .body(format!("email=ana%40example.com&otp={code}&password=pw"))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!((status, text.contains("session_missing")), (400, true), "{text}");
+    let (status, text, _) = post("/verify", format!("email=ana%40example.com&otp={code}&password=pw"));
+    assert_eq!(status, 200, "{text}");
+    let (status, text, _) = post("/login", "email=ana%40example.com&password=pw".into());
+    assert_eq!(status, 200, "{text}");
+    let (status, _, _) = post("/login", "email=ana%40example.com&password=wrong".into());
+    assert_eq!(status, 401);
+}
+
+#[test]
+fn a_bad_target_file_exits_2_and_says_where() {
+    let dir = scratch("bad-target");
+    let good = std::fs::read_to_string(root().join("targets/otpsim-naive.toml")).unwrap();
+    for (from, to, what) in [
+        (
+            "json_code = \"code\"",
+            "json_code = \"code\"\nbody = 1",
+            "unknown field `body`",
+        ),
+        (
+            "code = 'verification code is (\\d{6})'",
+            "code = 'verification code is \\d{6}'",
+            "capture group",
+        ),
+        ("ready_timeout = \"20s\"", "ready_timeout = \"soon\"", "not a duration"),
+    ] {
+        let text = good.replacen(from, to, 1);
+        assert_ne!(text, good, "{from}");
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+            .args(["check", "--target"])
+            .arg(&path)
+            .arg(root().join("scenarios/seed_incident.toml"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("{}:", path.display())) && err.contains(what),
+            "{err}"
+        );
+    }
+}

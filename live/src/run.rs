@@ -186,6 +186,7 @@ async fn start_instances(
                     },
                 )
                 .replace("{otp_ttl}", &format!("{}ms", scenario.deployment.otp_ttl_ms))
+                .replace("{otp_ttl_ms}", &scenario.deployment.otp_ttl_ms.to_string())
                 .replace("{max_attempts}", &scenario.deployment.max_attempts.to_string())
                 .replace("{otpsim}", &options.otpsim.display().to_string())
                 .replace("{target_dir}", &target_dir.display().to_string())
@@ -668,16 +669,19 @@ impl Executor<'_> {
             .and_then(|m| Otp::parse(m.as_str()).ok())
             .ok_or_else(|| self.target_error(format!("[mail] code finds no six-digit code in a mail to {to}")))?;
         let number = self.mails.len() + 1;
-        let temp_id = self
+        let named = self
             .target
             .mail_temp_id
             .as_ref()
             .and_then(|re| re.captures(&mail.body))
             .and_then(|c| c.get(1))
-            .map_or_else(
-                || format!("(registration of mail {number})"),
-                |m| m.as_str().to_string(),
-            );
+            .map(|m| m.as_str().to_string());
+        let temp_id = match named {
+            Some(t) => t,
+            None => self
+                .registration_of(&to, &otp)?
+                .unwrap_or_else(|| format!("(registration of mail {number})")),
+        };
         // The label the proxy stamped, else the newest signup for the
         // address still in flight, else a worker's own start-up work.
         let request = mail
@@ -770,6 +774,25 @@ impl Executor<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The registration holding `otp` for `to`, by `[observe]
+    /// registration`, if the target has that query and the row exists.
+    fn registration_of(&self, to: &Email, otp: &Otp) -> Result<Option<String>, LiveError> {
+        let (Some(path), Some(sql)) = (
+            &self.observe_db,
+            self.target.observe.as_ref().and_then(|o| o.registration.as_ref()),
+        ) else {
+            return Ok(None);
+        };
+        let read = || -> rusqlite::Result<Option<String>> {
+            let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            let mut stmt = conn.prepare(sql)?;
+            let mut rows = stmt.query_map([to.as_str(), otp.digits()], |r| r.get::<_, String>(0))?;
+            rows.next().transpose()
+        };
+        read().map_err(|e| self.target_error(format!("[observe] registration on {path}: {e}")))
     }
 
     /// Records the database as the observer reads it, if one is set and

@@ -57,6 +57,9 @@ pub struct Observer {
     pub pending: String,
     /// Every account's email.
     pub accounts: String,
+    /// The registration a mail's code belongs to (`?1` the address, `?2`
+    /// the code), for apps whose mail does not name it.
+    pub registration: Option<String>,
 }
 
 /// A loaded target.
@@ -175,6 +178,7 @@ struct RawObserve {
     db: String,
     pending: String,
     accounts: String,
+    registration: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -344,6 +348,7 @@ impl Target {
                 db: o.db,
                 pending: o.pending,
                 accounts: o.accounts,
+                registration: o.registration,
             }),
             batch: duration(&raw.time.batch, 200)?,
         })
@@ -382,13 +387,16 @@ impl Target {
     }
 
     /// Whether the target can observe `invariant`: the database ones need
-    /// `[observe]`, the per-registration ones the registration in the mail.
+    /// `[observe]`, the per-registration ones each mail's registration
+    /// (named in the mail, or looked up by `[observe] registration`).
     pub fn observes(&self, invariant: otpsim_sim::Invariant) -> bool {
         use otpsim_sim::Invariant::*;
+        let registrations =
+            self.mail_temp_id.is_some() || self.observe.as_ref().is_some_and(|o| o.registration.is_some());
         match invariant {
             SinglePending | OneAccount => self.observe.is_some(),
-            NoOrphans => self.observe.is_some() && self.mail_temp_id.is_some(),
-            AttemptsLimited => self.mail_temp_id.is_some(),
+            NoOrphans => self.observe.is_some() && registrations,
+            AttemptsLimited => registrations,
             VerifySucceeds | ClearErrors | NoFalseAccept | NoHijack => true,
         }
     }

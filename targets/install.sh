@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# What the live tests need from Debian's packages, installed only if missing:
+# Chromium and chromedriver (the browser tests), Flask and gunicorn (the
+# Flask reference target, targets/flask/). .ci/run calls it; on your own
+# machine run it once before `cargo test --workspace`.
+set -euo pipefail
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+/usr/bin/python3 -c 'import flask' >/dev/null 2>&1 || need+=(python3-flask)
+command -v gunicorn >/dev/null 2>&1 || need+=(gunicorn)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  sudo="sudo"
+fi
+echo "installing from Debian's packages: ${need[*]}"
+$sudo apt-get update -qq >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

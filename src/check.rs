@@ -3,8 +3,10 @@
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Result;
+use otpsim_core::DbMode;
 use otpsim_sim::check::{check, CheckRow};
 use otpsim_sim::schedule::Strategy;
 use otpsim_sim::{Counterexample, Scenario};
@@ -19,9 +21,15 @@ pub fn run(
     report: Option<&Path>,
     format: TableFormat,
     jobs: usize,
+    db_mode: Option<DbMode>,
 ) -> Result<ExitCode> {
     // Load everything first: one bad file stops the run before any work.
-    let scenarios = load_all(paths)?;
+    let mut scenarios = load_all(paths)?;
+    if let Some(db_mode) = db_mode {
+        for scenario in &mut scenarios {
+            Arc::make_mut(scenario).deployment.db_mode = db_mode;
+        }
+    }
     // Each scenario is swept on its own; the table comes out in file order.
     let checked = otpsim_sim::jobs::map(&scenarios, jobs, |scenario| check(scenario, strategy, seed));
     let (mut passed, mut failed) = (0, 0);

@@ -43,6 +43,10 @@ pub enum Command {
         /// core). The table does not depend on it.
         #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
         jobs: usize,
+        /// Overrides every scenario's [deployment] db_mode: autocommit, or
+        /// python (Python sqlite3's implicit transactions, as the seed's app).
+        #[arg(long, value_parser = parse_db_mode)]
+        db_mode: Option<otpsim_core::DbMode>,
         /// Run the scenarios against a real server, described by this
         /// target file, instead of the simulator (docs/targets.md).
         #[arg(long, value_name = "FILE")]
@@ -235,6 +239,10 @@ pub enum TableFormat {
     Text,
     /// A Markdown table, fit for a CI job summary.
     Markdown,
+}
+
+pub fn parse_db_mode(s: &str) -> Result<otpsim_core::DbMode, String> {
+    s.parse()
 }
 
 pub fn parse_strategy(s: &str) -> Result<Strategy, String> {

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
             jobs,
             target: Some(target),
             schedules,
+            ..
         } => {
             let _ = (seed, strategy, report, jobs);
             live::check(&target, &paths, schedules, format)
@@ -62,9 +63,10 @@ fn main() -> ExitCode {
             report,
             format,
             jobs,
+            db_mode,
             target: None,
             ..
-        } => check::run(&paths, seed, strategy, report.as_deref(), format, jobs),
+        } => check::run(&paths, seed, strategy, report.as_deref(), format, jobs, db_mode),
         Command::Replay {
             file,
             variant,

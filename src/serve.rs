@@ -35,6 +35,8 @@ pub fn run(flags: &ServeFlags) -> Result<ExitCode> {
             otp_ttl_ms: flags.otp_ttl.as_millis() as u64,
             max_attempts: flags.max_attempts,
             secret,
+            // The flows as the project models them: each statement commits.
+            db_mode: otpsim_core::DbMode::Autocommit,
         },
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;

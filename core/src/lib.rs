@@ -16,7 +16,7 @@ pub mod ports;
 pub mod store;
 
 pub use domain::{Code, Email, Kind, Otp, Request, Response, Session, SessionData, TempId};
-pub use flows::{Flow, FlowConfig, Handled, SeedFixSwitches, Variant};
+pub use flows::{DbMode, Flow, FlowConfig, Handled, SeedFixSwitches, Variant};
 pub use platform::Platform;
 pub use ports::{Mail, Ports, WorkerCrashed, WorkerMemory};
 pub use store::{Db, DbError, StatementHook, Store};

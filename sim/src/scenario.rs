@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use otpsim_core::{Email, Kind, Otp, Variant};
+use otpsim_core::{DbMode, Email, Kind, Otp, Variant};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -48,6 +48,8 @@ pub struct Deployment {
     pub otp_ttl_ms: u64,
     /// Wrong codes allowed per pending registration.
     pub max_attempts: u32,
+    /// How the app's driver groups writes into transactions (format 2).
+    pub db_mode: DbMode,
 }
 
 /// Which code a verify types.
@@ -274,6 +276,9 @@ impl Scenario {
             q(&format_duration(d.otp_ttl_ms)),
             d.max_attempts
         );
+        if d.db_mode != DbMode::Autocommit {
+            let _ = writeln!(out, "db_mode = {}", q(d.db_mode.as_str()));
+        }
         for r in &self.requests {
             let kind = r.kind.as_str();
             let _ = writeln!(
@@ -394,6 +399,7 @@ struct RawDeployment {
     mail_latency: Option<S<String>>,
     otp_ttl: Option<S<String>>,
     max_attempts: Option<S<i64>>,
+    db_mode: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -491,7 +497,7 @@ impl Loader<'_> {
             }
             browsers.push(spec);
         }
-        let deployment = self.deployment(raw.deployment.as_ref())?;
+        let deployment = self.deployment(format, raw.deployment.as_ref())?;
         let mut requests = Vec::new();
         for r in &raw.requests {
             requests.push(self.request(r, &deployment, format)?);
@@ -643,7 +649,7 @@ impl Loader<'_> {
         value.as_ref().map_or(Ok(default), |v| self.duration(v, what))
     }
 
-    fn deployment(&self, raw: Option<&S<RawDeployment>>) -> Result<Deployment, ScenarioError> {
+    fn deployment(&self, format: u8, raw: Option<&S<RawDeployment>>) -> Result<Deployment, ScenarioError> {
         let empty = RawDeployment::default();
         let d = raw.map_or(&empty, |r| r.get_ref());
         let session = match &d.session {
@@ -665,6 +671,13 @@ impl Loader<'_> {
             max_attempts: match &d.max_attempts {
                 Some(m) => self.int_in(m, 1, 1000, "`max_attempts`")? as u32,
                 None => 5,
+            },
+            db_mode: match &d.db_mode {
+                Some(m) => {
+                    self.needs_format_2(format, m, "`db_mode`")?;
+                    m.get_ref().parse().map_err(|e: String| self.at(m, e))?
+                }
+                None => DbMode::Autocommit,
             },
         })
     }
@@ -947,7 +960,8 @@ mod tests {
                 session: SessionMode::Cookie,
                 mail_latency_ms: 0,
                 otp_ttl_ms: 600_000,
-                max_attempts: 5
+                max_attempts: 5,
+                db_mode: DbMode::Autocommit,
             }
         );
         assert_eq!((s.schedules, s.seed, s.invariants.len()), (200, 1, 8));
@@ -1079,6 +1093,18 @@ mod tests {
                 13,
                 1,
                 "one section",
+            ),
+            (
+                FORMAT_2.replace("[schedules]", "[deployment]\ndb_mode = \"django\"\n[schedules]"),
+                12,
+                11,
+                "expected \"autocommit\" or \"python\"",
+            ),
+            (
+                MINIMAL.replace("[[request]]", "[deployment]\ndb_mode = \"python\"\n[[request]]"),
+                3,
+                11,
+                "`db_mode` needs `format = 2`",
             ),
         ];
         for (text, line, column, what) in cases {

@@ -454,6 +454,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
     let config = FlowConfig {
         otp_ttl_ms: scenario.deployment.otp_ttl_ms,
         max_attempts: scenario.deployment.max_attempts,
+        db_mode: scenario.deployment.db_mode,
         ..FlowConfig::default()
     };
     let store = Store::<P>::from_connection(spare::take(plan.flow.schema()));

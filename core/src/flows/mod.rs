@@ -30,6 +30,8 @@ pub struct FlowConfig {
     pub max_attempts: u32,
     /// The server's secret (password hashes, code MACs).
     pub secret: Vec<u8>,
+    /// How the app's database driver groups statements into transactions.
+    pub db_mode: DbMode,
 }
 
 impl Default for FlowConfig {
@@ -38,7 +40,59 @@ impl Default for FlowConfig {
             otp_ttl_ms: 10 * 60 * 1000,
             max_attempts: 5,
             secret: b"otpsim-server-secret".to_vec(),
+            db_mode: DbMode::Autocommit,
         }
+    }
+}
+
+/// How the app's database driver groups the naive and seed_fix flows'
+/// writes, which the flows write as separate statements.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DbMode {
+    /// Every statement commits on its own: another request can run between
+    /// the DELETE and the INSERT of one signup.
+    #[default]
+    Autocommit,
+    /// Python's `sqlite3` as the seed's app uses it: the first write opens
+    /// a transaction (taking SQLite's write lock) that lasts until the
+    /// app's `commit()`, so a signup's DELETE and INSERT, and a verify's
+    /// INSERT and DELETE, are each one transaction.
+    Python,
+}
+
+impl DbMode {
+    /// The name scenario files and flags use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DbMode::Autocommit => "autocommit",
+            DbMode::Python => "python",
+        }
+    }
+}
+
+impl FromStr for DbMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<DbMode, String> {
+        match s {
+            "autocommit" => Ok(DbMode::Autocommit),
+            "python" => Ok(DbMode::Python),
+            _ => Err(format!("db_mode {s:?}; expected \"autocommit\" or \"python\"")),
+        }
+    }
+}
+
+/// Runs a group of writes the app issues back to back: one by one under
+/// autocommit, in one transaction under Python's driver (whose implicit
+/// BEGIN takes the write lock at the first write, as BEGIN IMMEDIATE does
+/// right before it).
+fn writes<P: crate::platform::Platform, R>(
+    db: &crate::store::Db<'_, P>,
+    cfg: &FlowConfig,
+    body: impl FnOnce(&crate::store::Db<'_, P>) -> Result<R, DbError>,
+) -> Result<R, DbError> {
+    match cfg.db_mode {
+        DbMode::Autocommit => body(db),
+        DbMode::Python => db.immediate(body),
     }
 }
 

@@ -5,7 +5,7 @@
 
 use rusqlite::params;
 
-use super::{answer_db_error, new_temp_id, not_found, FlowConfig, Handled};
+use super::{answer_db_error, new_temp_id, not_found, writes, FlowConfig, Handled};
 use crate::crypto::{constant_time_eq, password_hash};
 use crate::domain::{Code, Email, Otp, Response, Session, TempId};
 use crate::ports::{Mail, Ports};
@@ -77,8 +77,10 @@ pub(super) fn verify(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
             if let Some(r) = check_code(env, cfg, row.int(3), row.text(2), otp) {
                 return Ok(r);
             }
-            db.execute(INSERT_USER, params![row.text(0), row.text(1)])?;
-            db.execute(DELETE_BY_TEMP_ID, params![temp_id])?;
+            writes(&db, cfg, |db| {
+                db.execute(INSERT_USER, params![row.text(0), row.text(1)])?;
+                db.execute(DELETE_BY_TEMP_ID, params![temp_id])
+            })?;
             session.clear();
             Ok(Response::new(Code::Ok, "Email verified; your account is ready."))
         })(),
@@ -97,19 +99,20 @@ pub(super) fn replace_registration(
 ) -> Result<(TempId, Otp), DbError> {
     let temp_id = new_temp_id(env);
     let otp = Otp::from_number(env.random_u64());
-    let db = env.db();
-    db.execute(DELETE_BY_EMAIL, params![email.as_str()])?;
     let hash = password_hash(&cfg.secret, email.as_str(), password);
-    db.execute(
-        INSERT_PENDING,
-        params![
-            temp_id.as_str(),
-            email.as_str(),
-            hash,
-            otp.digits(),
-            env.now_ms() as i64
-        ],
-    )?;
+    writes(&env.db(), cfg, |db| {
+        db.execute(DELETE_BY_EMAIL, params![email.as_str()])?;
+        db.execute(
+            INSERT_PENDING,
+            params![
+                temp_id.as_str(),
+                email.as_str(),
+                hash,
+                otp.digits(),
+                env.now_ms() as i64
+            ],
+        )
+    })?;
     Ok((temp_id, otp))
 }
 

@@ -5,7 +5,7 @@
 use rusqlite::params;
 
 use super::naive::{check_code, replace_registration, DELETE_BY_TEMP_ID, INSERT_USER, SELECT_BY_TEMP_ID};
-use super::{answer_db_error, not_found, FlowConfig, Handled, SeedFixSwitches, WorkerCrashed};
+use super::{answer_db_error, not_found, writes, FlowConfig, Handled, SeedFixSwitches, WorkerCrashed};
 use crate::domain::{Code, Email, Otp, Response, Session, TempId};
 use crate::platform::Platform;
 use crate::ports::{Mail, Ports};
@@ -136,9 +136,11 @@ pub(super) fn verify(
         if let Some(r) = check_code(env, cfg, row.int(3), row.text(2), otp) {
             return Ok(r);
         }
-        db.execute(INSERT_USER, params![row.text(0), row.text(1)])?;
-        inserted_user = Some(row.text(0).to_string());
-        db.execute(DELETE_BY_TEMP_ID, params![temp_id])?;
+        writes(&db, cfg, |db| {
+            db.execute(INSERT_USER, params![row.text(0), row.text(1)])?;
+            inserted_user = Some(row.text(0).to_string());
+            db.execute(DELETE_BY_TEMP_ID, params![temp_id])
+        })?;
         session.clear();
         Ok(Response::new(Code::Ok, "Email verified; your account is ready."))
     })();

@@ -190,6 +190,9 @@ pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
                         mail_latency_ms,
                         otp_ttl_ms: TTLS_MS[ttl],
                         max_attempts,
+                        // The flows as modelled; a Python-driver deployment
+                        // is a file's choice (`db_mode`), not drawn here.
+                        db_mode: otpsim_core::DbMode::Autocommit,
                     },
                     requests,
                     faults,

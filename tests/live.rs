@@ -8,6 +8,8 @@
 
 #[path = "live/browser.rs"]
 mod browser;
+#[path = "live/double_click.rs"]
+mod double_click;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -144,6 +146,58 @@ pub fn serve(variant: &str, name: &str) -> Served {
         .trim()
         .trim_end_matches('/')
         .to_string();
+    Served {
+        child,
+        base,
+        db,
+        mail,
+        _sink: sink,
+        runtime,
+    }
+}
+
+/// The seed's Flask app under gunicorn (one threaded worker) on a free
+/// port with the SMTP sink, `FIX` as given; stopped when dropped.
+pub fn flask(fix: bool, name: &str) -> Served {
+    let runtime = runtime();
+    let (tx, mail) = tokio::sync::mpsc::unbounded_channel();
+    let sink = runtime.block_on(otpsim_live::smtp::start(tx, Duration::ZERO)).unwrap();
+    let db = scratch(name).join("flask.sqlite");
+    let _ = std::fs::remove_file(&db);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("gunicorn")
+        .args([
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+        ])
+        .arg("--chdir")
+        .arg(root().join("targets/flask"))
+        .args(["--log-level", "warning", "app:app"])
+        .env("DATABASE", &db)
+        .env("SECRET_KEY", "a test secret of some length")
+        .env("SMTP_HOST", "127.0.0.1")
+        .env("SMTP_PORT", sink.addr.port().to_string())
+        .env("FIX", if fix { "1" } else { "0" })
+        .spawn()
+        .unwrap_or_else(|e| panic!("gunicorn did not start ({e}); install Flask and gunicorn with targets/install.sh"));
+    let base = format!("http://127.0.0.1:{port}");
+    let probe = reqwest::Client::builder().no_proxy().build().unwrap();
+    let started = std::time::Instant::now();
+    while runtime.block_on(probe.get(&base).send()).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "gunicorn never answered on {base}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     Served {
         child,
         base,

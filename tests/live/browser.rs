@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::serve;
 
-struct Driver {
+pub struct Driver {
     child: Child,
     url: String,
     session: String,
@@ -29,7 +29,7 @@ impl Drop for Driver {
 }
 
 impl Driver {
-    fn start(profile: &std::path::Path) -> Driver {
+    pub fn start(profile: &std::path::Path) -> Driver {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -91,7 +91,7 @@ impl Driver {
     }
 
     /// One WebDriver command; its `value`.
-    fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+    pub fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
         let base = if path == "/session" {
             self.url.clone()
         } else {
@@ -109,11 +109,11 @@ impl Driver {
         value
     }
 
-    fn go(&self, url: &str) {
+    pub fn go(&self, url: &str) {
         self.call(reqwest::Method::POST, "/url", json!({ "url": url }));
     }
 
-    fn element(&self, css: &str) -> String {
+    pub fn element(&self, css: &str) -> String {
         let found = self.call(
             reqwest::Method::POST,
             "/element",
@@ -127,7 +127,7 @@ impl Driver {
             .to_string()
     }
 
-    fn type_into(&self, css: &str, text: &str) {
+    pub fn type_into(&self, css: &str, text: &str) {
         let id = self.element(css);
         self.call(
             reqwest::Method::POST,
@@ -136,12 +136,12 @@ impl Driver {
         );
     }
 
-    fn click(&self, css: &str) {
+    pub fn click(&self, css: &str) {
         let id = self.element(css);
         self.call(reqwest::Method::POST, &format!("/element/{id}/click"), json!({}));
     }
 
-    fn text(&self, css: &str) -> String {
+    pub fn text(&self, css: &str) -> String {
         let id = self.element(css);
         self.call(reqwest::Method::GET, &format!("/element/{id}/text"), Value::Null)
             .as_str()
@@ -150,7 +150,7 @@ impl Driver {
     }
 
     /// Waits for the page after a submit: one with a `#code`.
-    fn result_code(&self) -> String {
+    pub fn result_code(&self) -> String {
         let started = Instant::now();
         loop {
             let found = self.call(
@@ -166,7 +166,7 @@ impl Driver {
         }
     }
 
-    fn screenshot(&self, path: &std::path::Path) -> usize {
+    pub fn screenshot(&self, path: &std::path::Path) -> usize {
         let data = self.call(reqwest::Method::GET, "/screenshot", Value::Null);
         let png = base64::engine::general_purpose::STANDARD
             .decode(data.as_str().unwrap())

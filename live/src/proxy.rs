@@ -62,8 +62,24 @@ pub struct Held {
     pub body: String,
     /// The Set-Cookie headers.
     pub set_cookie: Vec<String>,
-    /// Send `()` to let the response go to the browser.
-    pub release: oneshot::Sender<()>,
+    /// Lets the response go to the browser.
+    pub release: Release,
+}
+
+/// The handle that lets a held response go.
+#[derive(Debug)]
+pub struct Release(oneshot::Sender<oneshot::Sender<bool>>);
+
+impl Release {
+    /// Lets the response go; true if it reached the browser's connection,
+    /// false if the browser had closed it (it gave up on the request).
+    pub async fn deliver(self) -> bool {
+        let (ack, acked) = oneshot::channel();
+        if self.0.send(ack).is_err() {
+            return false;
+        }
+        acked.await.unwrap_or(false)
+    }
 }
 
 /// What the proxy reports, in the order it happened.
@@ -181,54 +197,75 @@ impl Shared {
         if labelled.is_none() {
             parts.headers.insert(REQUEST_HEADER, HeaderValue::from(id));
         }
-        let answered = self
-            .client
-            .request(hyper::Request::from_parts(parts, Full::new(body)))
-            .await;
-        let (reply, status, text, set_cookie) = match answered {
-            Ok(response) => {
-                let (parts, body) = response.into_parts();
-                match body.collect().await {
-                    Ok(body) => {
-                        let bytes = body.to_bytes();
-                        let set_cookie = parts
-                            .headers
-                            .get_all(hyper::header::SET_COOKIE)
-                            .iter()
-                            .filter_map(|v| v.to_str().ok().map(str::to_string))
-                            .collect();
-                        let text = String::from_utf8_lossy(&bytes).into_owned();
-                        let status = parts.status.as_u16();
-                        (
-                            hyper::Response::from_parts(parts, Full::new(bytes)),
-                            Ok(status),
-                            text,
-                            set_cookie,
-                        )
-                    }
-                    Err(e) => {
-                        let why = format!("the instance's answer was cut off: {e}");
-                        (bad_gateway(why.clone()), Err(why), String::new(), Vec::new())
-                    }
-                }
+        // The exchange with the instance runs on its own task: a browser
+        // that gives up on the request (closes its connection) must not
+        // cut the server's work short, and its answer is still reported.
+        let (reply_tx, reply_rx) = oneshot::channel();
+        let client = self.client.clone();
+        let out = self.out.clone();
+        tokio::spawn(async move {
+            let upstream = hyper::Request::from_parts(parts, Full::new(body));
+            let (reply, status, text, set_cookie) = exchange(&client, upstream).await;
+            let (release, released) = oneshot::channel::<oneshot::Sender<bool>>();
+            let held = Held {
+                request: forwarded,
+                status,
+                body: text,
+                set_cookie,
+                release: Release(release),
+            };
+            if out.send(Report::Answered(held)).is_err() {
+                // Nobody gates any more (the run is over): let it go.
+                let _ = reply_tx.send(reply);
+                return;
             }
-            Err(e) => {
-                let why = format!("the instance gave no answer: {e}");
-                (bad_gateway(why.clone()), Err(why), String::new(), Vec::new())
+            if let Ok(ack) = released.await {
+                let _ = ack.send(reply_tx.send(reply).is_ok());
             }
-        };
-        let (release, released) = oneshot::channel();
-        let held = Held {
-            request: forwarded,
-            status,
-            body: text,
-            set_cookie,
-            release,
-        };
-        if self.out.send(Report::Answered(held)).is_ok() {
-            // Dropped unreleased: the run is over; the browser gets it now.
-            let _ = released.await;
+        });
+        match reply_rx.await {
+            Ok(reply) => reply,
+            Err(_) => bad_gateway("the run ended before this response was released".to_string()),
         }
-        reply
+    }
+}
+
+/// Sends one request to an instance and reads the whole answer: the reply
+/// for the browser, the status (or why there is none), the body as text
+/// and the Set-Cookie headers.
+async fn exchange(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    request: hyper::Request<Full<Bytes>>,
+) -> (Reply, Result<u16, String>, String, Vec<String>) {
+    let response = match client.request(request).await {
+        Ok(response) => response,
+        Err(e) => {
+            let why = format!("the instance gave no answer: {e}");
+            return (bad_gateway(why.clone()), Err(why), String::new(), Vec::new());
+        }
+    };
+    let (parts, body) = response.into_parts();
+    match body.collect().await {
+        Ok(body) => {
+            let bytes = body.to_bytes();
+            let set_cookie = parts
+                .headers
+                .get_all(hyper::header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_string))
+                .collect();
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let status = parts.status.as_u16();
+            (
+                hyper::Response::from_parts(parts, Full::new(bytes)),
+                Ok(status),
+                text,
+                set_cookie,
+            )
+        }
+        Err(e) => {
+            let why = format!("the instance's answer was cut off: {e}");
+            (bad_gateway(why.clone()), Err(why), String::new(), Vec::new())
+        }
     }
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use otpsim_core::{Email, Kind, Otp};
 use otpsim_sim::invariant::{self, Invariant, Limits, Violation};
-use otpsim_sim::scenario::{FaultKind, OtpChoice, Scenario, SessionMode};
+use otpsim_sim::scenario::{FaultKind, OtpChoice, Scenario, SessionMode, Via};
 use otpsim_sim::trace::{CodeSource, Cookie, DbState, Event, Trace, What};
 use otpsim_sim::world::{plan_requests, Planned};
 use reqwest::cookie::{CookieStore as _, Jar};
@@ -35,6 +35,10 @@ use crate::proxy::{self, Held, Report};
 use crate::serve::{cookie, REQUEST_HEADER};
 use crate::smtp::{self, Received};
 use crate::target::Target;
+
+/// How long a run waits, once nothing is in flight or due, for mail that
+/// may still come.
+const QUIET_MS: u64 = 300;
 
 /// How long a run waits for the server before it gives up.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -253,7 +257,7 @@ enum Item {
     Response {
         id: usize,
         browser: String,
-        release: tokio::sync::oneshot::Sender<()>,
+        release: proxy::Release,
     },
     Mail {
         number: usize,
@@ -262,7 +266,8 @@ enum Item {
 }
 
 struct Due {
-    at_ms: u64,
+    /// The scenario instant it is due at.
+    instant: u64,
     /// The fixed order choices index: responses by request, then mails.
     key: (u8, usize, usize),
     item: Item,
@@ -330,6 +335,11 @@ pub async fn run(
         answers_since_snapshot: false,
         done: mpsc::unbounded_channel(),
         finished: BTreeSet::new(),
+        navigations: BTreeMap::new(),
+        tasks: BTreeMap::new(),
+        abandoned: BTreeSet::new(),
+        mailed: BTreeSet::new(),
+        delivered_through: None,
     };
     let outcome = executor.drive(proxy_rx, mail_rx).await;
     drop(proxy);
@@ -364,6 +374,16 @@ struct Executor<'a> {
     answers_since_snapshot: bool,
     done: (mpsc::UnboundedSender<usize>, mpsc::UnboundedReceiver<usize>),
     finished: BTreeSet<usize>,
+    /// Each browser's form submission whose response has not come.
+    navigations: BTreeMap<String, usize>,
+    /// The browser tasks of form submissions, to abandon them.
+    tasks: BTreeMap<usize, tokio::task::JoinHandle<()>>,
+    /// Form submissions a later one abandoned.
+    abandoned: BTreeSet<usize>,
+    /// Requests that sent a mail.
+    mailed: BTreeSet<usize>,
+    /// The last scenario instant whose deliveries were made.
+    delivered_through: Option<u64>,
 }
 
 impl Executor<'_> {
@@ -394,29 +414,41 @@ impl Executor<'_> {
         mut proxy_rx: mpsc::UnboundedReceiver<Report>,
         mut mail_rx: mpsc::UnboundedReceiver<Received>,
     ) -> Result<(), LiveError> {
-        let batch = self.target.batch.as_millis() as u64;
+        let settle = self.target.settle.as_millis() as u64;
         let mut next_send = 0;
         let mut last_progress = self.now();
-        // After the last delivery, one more batch for late mail.
+        // After the last delivery, a while for late mail.
         let mut quiet_since: Option<u64> = None;
         loop {
             let now = self.now();
-            while let Some(p) = self.planned.get(next_send).filter(|p| p.at_ms <= now).cloned() {
-                next_send += 1;
-                self.send(&p)?;
-                last_progress = now;
-            }
-            if let Some(first) = self.due.iter().map(|d| d.at_ms).min() {
-                if now >= first + batch {
-                    self.deliver_batch(first + batch).await?;
+            let next_at = self.planned.get(next_send).map(|p| p.at_ms);
+            // The next instant with deliveries, if it comes before the next
+            // send (at one instant, deliveries go first, as in the
+            // simulator), once the server has answered everything that
+            // could still add to it, or the settle time is over.
+            if let Some(instant) = self.due.iter().map(|d| d.instant).min() {
+                let before_sends = next_at.is_none_or(|at| instant <= at);
+                let waiting = self.in_flight.iter().any(|id| self.sent_at(*id) <= instant);
+                if before_sends && now >= instant && (!waiting || now >= instant + settle) {
+                    self.deliver_instant(instant).await?;
                     last_progress = self.now();
+                    continue;
+                }
+            }
+            if let Some(at) = next_at.filter(|at| *at <= now) {
+                let blocked = self.due.iter().any(|d| d.instant <= at);
+                if !blocked {
+                    let p = self.planned[next_send].clone();
+                    next_send += 1;
+                    self.send(&p)?;
+                    last_progress = now;
                     continue;
                 }
             }
             let idle = next_send == self.planned.len() && self.in_flight.is_empty() && self.due.is_empty();
             if idle {
                 match quiet_since {
-                    Some(since) if now >= since + batch => break,
+                    Some(since) if now >= since + QUIET_MS => break,
                     Some(_) => {}
                     None => quiet_since = Some(now),
                 }
@@ -431,16 +463,18 @@ impl Executor<'_> {
                 )));
             }
             let wake = [
-                self.planned.get(next_send).map(|p| p.at_ms),
-                self.due.iter().map(|d| d.at_ms + batch).min(),
-                quiet_since.map(|s| s + batch),
+                next_at,
+                self.due.iter().map(|d| d.instant).min().map(|i| i.max(now + 1)),
+                self.due.iter().map(|d| d.instant + settle).min(),
+                quiet_since.map(|s| s + QUIET_MS),
                 Some(now + 1000),
             ]
             .into_iter()
             .flatten()
+            .filter(|t| *t > now)
             .min()
-            .unwrap_or(now + 1000);
-            let sleep = tokio::time::sleep(Duration::from_millis(wake.saturating_sub(now)));
+            .unwrap_or(now + 1);
+            let sleep = tokio::time::sleep(Duration::from_millis(wake - now));
             tokio::select! {
                 Some(report) = proxy_rx.recv() => {
                     self.on_report(report)?;
@@ -456,6 +490,22 @@ impl Executor<'_> {
         }
         self.snapshot()?;
         Ok(())
+    }
+
+    /// When request `id` was sent, in scenario time.
+    fn sent_at(&self, id: usize) -> u64 {
+        self.planned.iter().find(|p| p.id == id).map_or(0, |p| p.at_ms)
+    }
+
+    /// The scenario instant of a delivery whose nominal instant is
+    /// `nominal`: that one, unless an instant at or after it has already
+    /// been delivered (the server answered later than the settle time);
+    /// then as soon as it can, after what was delivered.
+    fn instant(&self, nominal: u64) -> u64 {
+        match self.delivered_through {
+            Some(done) if nominal <= done => done.max(self.now()),
+            _ => nominal,
+        }
     }
 
     fn browser(&mut self, name: &str) -> Result<&Browser, LiveError> {
@@ -577,7 +627,7 @@ impl Executor<'_> {
             .body(body);
         let done = self.done.0.clone();
         let id = p.id;
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             // The browser reads the whole response, as a page load does; the
             // jar took its Set-Cookie when the headers came.
             if let Ok(response) = request.send().await {
@@ -585,6 +635,17 @@ impl Executor<'_> {
             }
             let _ = done.send(id);
         });
+        // A form submission is a navigation: the browser abandons its
+        // earlier one still in flight, closing that connection.
+        if self.scenario.requests[p.spec].via == Via::Form {
+            if let Some(earlier) = self.navigations.insert(browser_name.clone(), id) {
+                if let Some(t) = self.tasks.remove(&earlier) {
+                    t.abort();
+                }
+                self.abandoned.insert(earlier);
+            }
+            self.tasks.insert(id, task);
+        }
         Ok(())
     }
 
@@ -610,7 +671,7 @@ impl Executor<'_> {
         let id = request.id;
         let Some(p) = self.planned.iter().find(|p| p.id == id).cloned() else {
             // Not a scenario's request (someone else's browser): let it go.
-            let _ = release.send(());
+            tokio::spawn(release.deliver());
             return Ok(());
         };
         self.in_flight.remove(&id);
@@ -620,7 +681,7 @@ impl Executor<'_> {
         match status {
             Err(_) => {
                 self.record(Some(id), None, Some(p.worker), What::DiedWithWorker);
-                let _ = release.send(());
+                tokio::spawn(release.deliver());
             }
             Ok(status) => {
                 let (code, message) = self
@@ -638,9 +699,16 @@ impl Executor<'_> {
                         set_cookie: set,
                     },
                 );
-                let at_ms = self.now() + delay;
+                // As in the simulator: the answer comes when the request is
+                // sent, plus the SMTP latency if it sent mail.
+                let latency = if self.mailed.contains(&id) {
+                    self.scenario.deployment.mail_latency_ms
+                } else {
+                    0
+                };
+                let instant = self.instant(p.at_ms + latency + delay);
                 self.due.push(Due {
-                    at_ms,
+                    instant,
                     key: (0, id, 0),
                     item: Item::Response { id, browser, release },
                 });
@@ -721,10 +789,20 @@ impl Executor<'_> {
                 lost,
             },
         );
+        if let Some(p) = &planned {
+            self.mailed.insert(p.id);
+        }
         if !lost {
-            let delay = planned.map_or(0, |p| self.scenario.requests[p.spec].email_delay_ms);
+            // Out of the sender's hands after the SMTP latency, in its
+            // mailbox after the request's email_delay; a mail no request
+            // sent (a worker's recovery) is due when it came.
+            let latency = self.scenario.deployment.mail_latency_ms;
+            let nominal = planned.map_or(self.now(), |p| {
+                p.at_ms + latency + self.scenario.requests[p.spec].email_delay_ms
+            });
+            let instant = self.instant(nominal);
             self.due.push(Due {
-                at_ms: self.now() + delay,
+                instant,
                 key: (1, request, number),
                 item: Item::Mail { number, to },
             });
@@ -732,12 +810,14 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Makes every delivery due by `until`, in the schedule's order.
-    async fn deliver_batch(&mut self, until: u64) -> Result<(), LiveError> {
+    /// Makes every delivery of scenario instant `instant`, in the
+    /// schedule's order.
+    async fn deliver_instant(&mut self, instant: u64) -> Result<(), LiveError> {
         let (mut batch, later): (Vec<Due>, Vec<Due>) = std::mem::take(&mut self.due)
             .into_iter()
-            .partition(|d| d.at_ms <= until);
+            .partition(|d| d.instant <= instant);
         self.due = later;
+        self.delivered_through = Some(instant);
         batch.sort_by_key(|d| d.key);
         while !batch.is_empty() {
             let pick = if batch.len() > 1 {
@@ -750,7 +830,20 @@ impl Executor<'_> {
             };
             match batch.remove(pick).item {
                 Item::Response { id, browser, release } => {
-                    let _ = release.send(());
+                    if self.navigations.get(&browser) == Some(&id) {
+                        self.navigations.remove(&browser);
+                    }
+                    let abandoned = self.abandoned.remove(&id);
+                    let delivered = release.deliver().await;
+                    if abandoned {
+                        self.record(Some(id), Some(&browser), None, What::Abandoned);
+                        continue;
+                    }
+                    if !delivered {
+                        return Err(LiveError::Io(format!(
+                            "browser {browser} closed its connection before response #{id} came"
+                        )));
+                    }
                     while !self.finished.contains(&id) {
                         let waited = tokio::time::timeout(ANSWER_TIMEOUT, self.done.1.recv()).await;
                         match waited {

@@ -104,9 +104,10 @@ pub struct Target {
     pub mail_temp_id: Option<Regex>,
     /// The database observer, if the target has one.
     pub observe: Option<Observer>,
-    /// Deliveries due within this long of the first are one instant,
-    /// ordered by the schedule.
-    pub batch: Duration,
+    /// How long the executor waits for the server's answers to requests
+    /// sent up to an instant before it makes that instant's deliveries
+    /// without them.
+    pub settle: Duration,
 }
 
 #[derive(Deserialize)]
@@ -184,7 +185,7 @@ struct RawObserve {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawTime {
-    batch: Option<S<String>>,
+    settle: Option<S<String>>,
 }
 
 impl Target {
@@ -350,7 +351,7 @@ impl Target {
                 accounts: o.accounts,
                 registration: o.registration,
             }),
-            batch: duration(&raw.time.batch, 200)?,
+            settle: duration(&raw.time.settle, 1000)?,
         })
     }
 

@@ -97,6 +97,22 @@ pub struct RequestSpec {
     pub response_delay_ms: u64,
     /// Extra time before this request's email arrives.
     pub email_delay_ms: u64,
+    /// How the page sends it (format 2).
+    pub via: Via,
+}
+
+/// How a page sends a request: what a browser does with an earlier one
+/// still in flight when the user submits again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Via {
+    /// `fetch()` or XHR from a script: every response is taken, in the
+    /// order they arrive (each one's Set-Cookie applied).
+    #[default]
+    Fetch,
+    /// A plain HTML form: submitting is a navigation, and a later
+    /// navigation of the same browser abandons it: its response is dropped
+    /// and its Set-Cookie never applied (measured in Chromium).
+    Form,
 }
 
 /// What a fault does.
@@ -316,6 +332,9 @@ impl Scenario {
             if r.email_delay_ms != 0 {
                 let _ = writeln!(out, "email_delay = {}", q(&format_duration(r.email_delay_ms)));
             }
+            if r.via == Via::Form {
+                let _ = writeln!(out, "via = \"form\"");
+            }
         }
         for f in &self.faults {
             let (kind, error) = match f.kind {
@@ -415,6 +434,7 @@ struct RawRequest {
     worker: Option<S<i64>>,
     response_delay: Option<S<String>>,
     email_delay: Option<S<String>>,
+    via: Option<S<String>>,
 }
 
 #[derive(Deserialize)]
@@ -789,6 +809,17 @@ impl Loader<'_> {
             worker,
             response_delay_ms: self.opt_duration(&r.response_delay, "`response_delay`", 0)?,
             email_delay_ms: self.opt_duration(&r.email_delay, "`email_delay`", 0)?,
+            via: match &r.via {
+                None => Via::Fetch,
+                Some(v) => {
+                    self.needs_format_2(format, v, "`via`")?;
+                    match v.get_ref().as_str() {
+                        "fetch" => Via::Fetch,
+                        "form" => Via::Form,
+                        other => return Err(self.at(v, format!("via {other:?}; expected \"fetch\" or \"form\""))),
+                    }
+                }
+            },
         })
     }
 

@@ -184,6 +184,9 @@ pub enum What {
     Restarted,
     /// The handler panicked.
     Panicked(String),
+    /// A response reached a browser that had navigated away from the form
+    /// that sent it: dropped, its Set-Cookie never applied.
+    Abandoned,
     /// A response reached the browser.
     Delivered {
         /// What the browser's cookie holds now.
@@ -294,6 +297,10 @@ impl fmt::Display for Event {
             What::DiedWithWorker => write!(f, "dies with its worker process; no answer"),
             What::Restarted => write!(f, "a fresh worker process starts (recovery)"),
             What::Panicked(m) => write!(f, "PANIC in the handler: {m}"),
+            What::Abandoned => write!(
+                f,
+                "<- response dropped: the browser had left the form for a later submission; its cookie is never set"
+            ),
             What::Delivered { cookie_now } => write!(f, "<- response arrives; cookie now {cookie_now}"),
             What::Quiescent(db) => {
                 let pending: Vec<String> = db.pending.iter().map(|(e, t)| format!("{e}={t}")).collect();

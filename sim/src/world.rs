@@ -23,7 +23,7 @@ use otpsim_core::{
     WorkerCrashed, WorkerMemory,
 };
 
-use crate::scenario::{DbFault, FaultKind, OtpChoice, Scenario, SessionMode};
+use crate::scenario::{DbFault, FaultKind, OtpChoice, Scenario, SessionMode, Via};
 use crate::trace::{CodeSource, Cookie, DbState, Event, SqlOutcome, Trace, What};
 
 type P = Shuttle;
@@ -101,6 +101,11 @@ struct State {
     sleepers: Vec<(u64, u64)>,
     next_token: u64,
     browsers: BTreeMap<String, Browser>,
+    /// Each browser's form submission in flight, if any: a later one
+    /// abandons it.
+    navigations: BTreeMap<String, usize>,
+    /// Form submissions a later one abandoned: their responses are dropped.
+    abandoned: Vec<usize>,
     /// Each address's mailbox: mail numbers in order of arrival.
     mailboxes: BTreeMap<Email, Vec<usize>>,
     server_sessions: BTreeMap<u64, SessionData>,
@@ -486,6 +491,8 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
             sleepers: Vec::new(),
             next_token: 0,
             browsers: BTreeMap::new(),
+            navigations: BTreeMap::new(),
+            abandoned: Vec::new(),
             mailboxes: BTreeMap::new(),
             server_sessions: BTreeMap::new(),
             next_sid: 1,
@@ -633,6 +640,14 @@ fn deliver<F: Flow>(world: &World<F>, s: &mut State, delivery: Delivery) {
             browser,
             set_cookie,
         } => {
+            if s.navigations.get(&browser) == Some(&request) {
+                s.navigations.remove(&browser);
+            }
+            if let Some(i) = s.abandoned.iter().position(|r| *r == request) {
+                s.abandoned.swap_remove(i);
+                world.record(Some(request), Some(&browser), None, What::Abandoned);
+                return;
+            }
             let b = s.browsers.entry(browser.clone()).or_default();
             if let Some(c) = set_cookie {
                 b.cookie = c;
@@ -682,6 +697,13 @@ fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned) -> (Request, Cook
         },
         Kind::Login => Request::Login { email, password },
     };
+    // A form submission is a navigation: it abandons the browser's
+    // earlier one still in flight.
+    if spec.via == Via::Form {
+        if let Some(earlier) = s.navigations.insert(spec.browser.clone(), p.id) {
+            s.abandoned.push(earlier);
+        }
+    }
     // The process that accepts the request is the one alive now.
     world.log(|log| {
         let generation = log.generations[p.worker];

@@ -104,7 +104,7 @@ async fn gate(mut reports: tokio::sync::mpsc::UnboundedReceiver<Report>, finding
                     f.verify_cookie = h.request.cookie.clone().unwrap_or_default();
                     f.verify_status = *h.status.as_ref().unwrap_or(&0);
                 }
-                let _ = h.release.send(());
+                h.release.deliver().await;
             }
             None if held.len() == 1 => {
                 note("only one signup answered within 3 s".to_string());
@@ -118,7 +118,7 @@ async fn gate(mut reports: tokio::sync::mpsc::UnboundedReceiver<Report>, finding
 async fn release_reversed(held: &mut Vec<Held>, finding: &Arc<Mutex<Finding>>) {
     let mut delivered = vec![false; held.len()];
     for (i, h) in held.drain(..).enumerate().rev() {
-        let ok = h.release.send(()).is_ok();
+        let ok = h.release.deliver().await;
         delivered[i] = ok;
         finding.lock().unwrap().log.push(format!(
             "released the response of signup {}: {}",

@@ -110,6 +110,9 @@ fn request() -> impl Strategy<Value = RequestSpec> {
                 } else {
                     0
                 },
+                // Every response taken: the browser behaviour that reaches
+                // the most orders; plain forms are a file's choice.
+                via: crate::scenario::Via::Fetch,
             },
         )
 }

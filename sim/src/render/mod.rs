@@ -216,6 +216,10 @@ impl Diagram {
                         reply: true,
                     });
                 }
+                What::Abandoned => steps.push(note(
+                    format!("{t} {req}response dropped: the browser left the form"),
+                    false,
+                )),
                 What::SessionLoad(s) => steps.push(note(format!("{t} {req}session load {s}"), false)),
                 What::SessionSave(s) => steps.push(note(format!("{t} {req}session save {s}"), false)),
                 What::Memory => steps.push(note(format!("{t} {req}_request_locks"), false)),

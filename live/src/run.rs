@@ -8,12 +8,16 @@
 //! clock). Scenario time is real time: a request `at = "3s"` leaves 3 s
 //! after the run starts, a `response_delay` holds its response that long.
 //!
-//! Deliveries due within the target's `batch` of the first one due are one
-//! instant, as events due at the same simulated instant are in the
-//! simulator; their order is the schedule's: each choice picks one of the
-//! deliveries not yet made, in a fixed order (responses by request number,
-//! then mails by request and number). A run records every choice it made
-//! and how many options each had, so that the next schedule of a
+//! Each delivery has a scenario instant, computed as the simulator
+//! computes it: a response is due when its request was sent, plus the SMTP
+//! latency if it sent mail, plus its `response_delay`; a mail when its
+//! request was sent, plus the latency, plus its `email_delay`. An instant
+//! is delivered once real time has reached it and the server has answered
+//! every request sent up to it (or the target's `settle` time is over);
+//! deliveries of one instant go in the schedule's order: each choice picks
+//! one of those not yet made, in a fixed order (responses by request
+//! number, then mails by request and number). A run records every choice
+//! it made and how many options each had, so that the next schedule of a
 //! depth-first enumeration, or an exact replay, can be derived from it.
 
 use std::collections::{BTreeMap, BTreeSet};

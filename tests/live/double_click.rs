@@ -239,12 +239,13 @@ fn a_real_double_click_on_a_plain_form_and_on_a_fetch_form() {
     ] {
         let mut app = app;
         let plain = double_click(&mut app, false, &format!("dc-plain-{}", name.len()));
-        // Both clicks post; the browser abandons the first navigation, so
-        // the first response finds its connection closed and its cookie is
-        // never set: the second click's cookie is the one kept.
+        // Both clicks post; the second submission abandons the first
+        // request, whose response then finds its connection closed: its
+        // cookie is never set, the second click's is the one kept.
         assert_eq!(plain.signups, 2, "{name}: {plain:#?}");
         assert_eq!(plain.delivered, vec![false, true], "{name}: {plain:#?}");
         assert_eq!(plain.kept(), 2, "{name}: {plain:#?}");
+        assert_eq!(plain.verify_status, 200, "{name}: {plain:#?}");
 
         let fetched = double_click(&mut app, true, &format!("dc-fetch-{}", name.len()));
         // fetch() keeps both requests: both responses are taken, in the
@@ -254,5 +255,27 @@ fn a_real_double_click_on_a_plain_form_and_on_a_fetch_form() {
         assert_eq!(fetched.delivered, vec![true, true], "{name}: {fetched:#?}");
         assert_eq!(fetched.kept(), 1, "{name}: {fetched:#?}");
         assert_eq!(fetched.verify_status, 404, "{name}: {fetched:#?}");
+    }
+}
+
+#[test]
+fn the_seed_fix_locks_out_a_plain_form_double_click_as_the_simulator_predicts() {
+    // scenarios/browser_double_click_form.toml: the 2 s window answers the
+    // second click 429 with no cookie, and the browser drops the first
+    // response, the only one with a cookie: the verify finds no session.
+    for (app, name) in [
+        (serve("seed_fix", "dc-serve-fix"), "serve seed_fix"),
+        (flask(true, "dc-flask-fix"), "Flask fix"),
+    ] {
+        let mut app = app;
+        let plain = double_click(&mut app, false, &format!("dc-fix-plain-{}", name.len()));
+        assert_eq!(plain.signups, 2, "{name}: {plain:#?}");
+        assert_eq!(plain.delivered, vec![false, true], "{name}: {plain:#?}");
+        assert_eq!(plain.kept(), 0, "{name}: {plain:#?}");
+        assert_eq!(plain.verify_status, 400, "{name}: {plain:#?}");
+        // With fetch() the first response's cookie is kept and verifies.
+        let fetched = double_click(&mut app, true, &format!("dc-fix-fetch-{}", name.len()));
+        assert_eq!(fetched.kept(), 1, "{name}: {fetched:#?}");
+        assert_eq!(fetched.verify_status, 200, "{name}: {fetched:#?}");
     }
 }

@@ -5,15 +5,51 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use otpsim_core::DbMode;
-use otpsim_sim::check::{check, CheckRow};
+use otpsim_sim::check::check;
 use otpsim_sim::schedule::Strategy;
 use otpsim_sim::{Counterexample, Scenario};
+use serde::{Deserialize, Serialize};
 
-use crate::cli::TableFormat;
-use crate::{load_all, report};
+use crate::cli::{Shard, TableFormat};
+use crate::{load_all, report, InvalidInput};
 
+/// One printed row of the table: what `check --json` writes for each
+/// scenario and variant, and what `otpsim merge` reads back, so that the
+/// merged table is the one an unsharded run prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// The scenario's position among all the files given (sharding key).
+    pub index: usize,
+    /// The file.
+    pub file: String,
+    /// The scenario's name.
+    pub name: String,
+    pub variant: String,
+    pub expected: String,
+    pub found: String,
+    pub schedules: u64,
+    pub holds: bool,
+    /// Why each broken invariant broke (`invariant`, sentence), for an
+    /// unexpected row.
+    pub violations: Vec<(String, String)>,
+    /// The command that replays the counterexample, if there is one.
+    pub replay: Option<String>,
+}
+
+/// What `check --json` writes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// `I/N`, or `1/1` for an unsharded run.
+    pub shard: Shard,
+    /// The scheduler, for the hint on a row where nothing broke.
+    pub strategy: String,
+    /// Rows, in order.
+    pub rows: Vec<Row>,
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     paths: &[std::path::PathBuf],
     seed: Option<u64>,
@@ -22,6 +58,8 @@ pub fn run(
     format: TableFormat,
     jobs: usize,
     db_mode: Option<DbMode>,
+    shard: Shard,
+    json: Option<&Path>,
 ) -> Result<ExitCode> {
     // Load everything first: one bad file stops the run before any work.
     let mut scenarios = load_all(paths)?;
@@ -30,35 +68,18 @@ pub fn run(
             Arc::make_mut(scenario).deployment.db_mode = db_mode;
         }
     }
+    // This shard's scenarios: every N-th, from the I-th.
+    let mine: Vec<(usize, Arc<Scenario>)> = scenarios
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| shard.owns(*i))
+        .collect();
     // Each scenario is swept on its own; the table comes out in file order.
-    let checked = otpsim_sim::jobs::map(&scenarios, jobs, |scenario| check(scenario, strategy, seed));
-    let (mut passed, mut failed) = (0, 0);
+    let checked = otpsim_sim::jobs::map(&mine, jobs, |(_, scenario)| check(scenario, strategy, seed));
+    let mut rows = Vec::new();
     let mut report_rows = Vec::new();
-    if format == TableFormat::Markdown {
-        println!("| scenario | variant | expected | found | schedules | |\n|---|---|---|---|---|---|");
-    }
-    for (scenario, rows) in scenarios.iter().zip(checked) {
-        if format == TableFormat::Text {
-            println!("{}  ({})", scenario.path.display(), scenario.name);
-        }
-        for row in rows {
-            match format {
-                TableFormat::Text => print_row(scenario, &row, strategy),
-                TableFormat::Markdown => println!(
-                    "| `{}` | {} | `{}` | `{}` | {} | {} |",
-                    scenario.path.display(),
-                    row.variant,
-                    row.expected,
-                    row.found(),
-                    row.sweep.schedules,
-                    if row.holds() { "✅" } else { "❌ unexpected" }
-                ),
-            }
-            if row.holds() {
-                passed += 1;
-            } else {
-                failed += 1;
-            }
+    for ((index, scenario), checked) in mine.iter().zip(checked) {
+        for row in checked {
             if report.is_some() {
                 let example = row.counterexample().map(|c| report::of_counterexample(scenario, c));
                 let file = scenario.path.display().to_string();
@@ -72,43 +93,150 @@ pub fn run(
                     example,
                 ));
             }
+            let counterexample = row.counterexample();
+            rows.push(Row {
+                index: *index,
+                file: scenario.path.display().to_string(),
+                name: scenario.name.clone(),
+                variant: row.variant.to_string(),
+                expected: row.expected.to_string(),
+                found: row.found(),
+                schedules: row.sweep.schedules,
+                holds: row.holds(),
+                violations: counterexample
+                    .filter(|_| !row.holds())
+                    .map(|c| {
+                        c.violations
+                            .iter()
+                            .map(|v| (v.invariant.to_string(), v.why.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                replay: counterexample.map(|c| replay_command(scenario, c)),
+            });
         }
-    }
-    if format == TableFormat::Markdown {
-        println!();
     }
     if let Some(dir) = report {
         let path = report::write(dir, "otpsim check", &report_rows)?;
         eprintln!("report: {}", path.display());
     }
-    println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 {
+    let table = Report {
+        shard,
+        strategy: strategy.to_string(),
+        rows,
+    };
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&table)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(print_table(&table.rows, &table.strategy, format))
+}
+
+/// `otpsim merge`: the shards' JSON reports, printed as the table one
+/// unsharded run prints, with its exit code.
+pub fn merge(files: &[std::path::PathBuf], format: TableFormat) -> Result<ExitCode> {
+    let mut reports: Vec<(std::path::PathBuf, Report)> = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let report: Report = serde_json::from_str(&text).map_err(|e| {
+            InvalidInput(format!(
+                "{}:{}:{}: not a report of `otpsim check --json`: {e}",
+                file.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        reports.push((file.clone(), report));
+    }
+    let total = reports.first().map_or(1, |(_, r)| r.shard.count);
+    let mut seen = vec![None; total];
+    for (file, r) in &reports {
+        if r.shard.count != total {
+            bail!(InvalidInput(format!(
+                "{} is shard {} of {}, the others are of {total}",
+                file.display(),
+                r.shard.index,
+                r.shard.count
+            )));
+        }
+        if let Some(other) = seen[r.shard.index - 1].replace(file.clone()) {
+            bail!(InvalidInput(format!(
+                "shard {}/{total} is given twice: {} and {}",
+                r.shard.index,
+                other.display(),
+                file.display()
+            )));
+        }
+    }
+    let missing: Vec<String> = (1..=total)
+        .filter(|i| seen[i - 1].is_none())
+        .map(|i| format!("{i}/{total}"))
+        .collect();
+    if !missing.is_empty() {
+        bail!(InvalidInput(format!("shard(s) {} missing", missing.join(", "))));
+    }
+    let strategy = reports[0].1.strategy.clone();
+    let mut rows: Vec<Row> = reports.into_iter().flat_map(|(_, r)| r.rows).collect();
+    // Stable: a scenario's rows keep their order.
+    rows.sort_by_key(|r| r.index);
+    Ok(print_table(&rows, &strategy, format))
+}
+
+/// Prints the table and the count; exit 1 if a row does not hold.
+fn print_table(rows: &[Row], strategy: &str, format: TableFormat) -> ExitCode {
+    if format == TableFormat::Markdown {
+        println!("| scenario | variant | expected | found | schedules | |\n|---|---|---|---|---|---|");
+    }
+    let mut last = None;
+    for row in rows {
+        match format {
+            TableFormat::Text => {
+                if last != Some(row.index) {
+                    println!("{}  ({})", row.file, row.name);
+                    last = Some(row.index);
+                }
+                print_row(row, strategy);
+            }
+            TableFormat::Markdown => println!(
+                "| `{}` | {} | `{}` | `{}` | {} | {} |",
+                row.file,
+                row.variant,
+                row.expected,
+                row.found,
+                row.schedules,
+                if row.holds { "✅" } else { "❌ unexpected" }
+            ),
+        }
+    }
+    if format == TableFormat::Markdown {
+        println!();
+    }
+    let failed = rows.iter().filter(|r| !r.holds).count();
+    println!("{} passed, {failed} failed", rows.len() - failed);
+    if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
-fn print_row(scenario: &Scenario, row: &CheckRow, strategy: Strategy) {
-    let verdict = if row.holds() { "ok" } else { "UNEXPECTED" };
-    let schedules = row.sweep.schedules;
-    let expected = row.expected.to_string();
+fn print_row(row: &Row, strategy: &str) {
+    let verdict = if row.holds { "ok" } else { "UNEXPECTED" };
     println!(
-        "  {:<16} expected {expected:<24} found {:<24} {schedules:>4} schedules  {verdict}",
-        row.variant.to_string(),
-        row.found()
+        "  {:<16} expected {:<24} found {:<24} {:>4} schedules  {verdict}",
+        row.variant, row.expected, row.found, row.schedules
     );
-    if !row.holds() {
-        match row.counterexample() {
-            Some(f) => {
-                for v in &f.violations {
-                    println!("    {}: {}", v.invariant, v.why);
+    if !row.holds {
+        match &row.replay {
+            Some(replay) => {
+                for (invariant, why) in &row.violations {
+                    println!("    {invariant}: {why}");
                 }
-                println!("    replay: {}", replay_command(scenario, f));
+                println!("    replay: {replay}");
             }
             None => println!(
                 "    no schedule broke it; explore more with: otpsim check {} --strategy {strategy} --seed <another>",
-                scenario.path.display()
+                row.file
             ),
         }
     }

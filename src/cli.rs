@@ -43,13 +43,20 @@ pub enum Command {
         /// core). The table does not depend on it.
         #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
         jobs: usize,
+        /// Run only this shard of the scenarios: I/N takes every N-th file
+        /// from the I-th (1-based). `otpsim merge` joins the shards' --json.
+        #[arg(long, default_value = "1/1", value_parser = parse_shard)]
+        shard: Shard,
+        /// Also write the table as JSON to this file (what merge reads).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
         /// Overrides every scenario's [deployment] db_mode: autocommit, or
         /// python (Python sqlite3's implicit transactions, as the seed's app).
         #[arg(long, value_parser = parse_db_mode)]
         db_mode: Option<otpsim_core::DbMode>,
         /// Run the scenarios against a real server, described by this
         /// target file, instead of the simulator (docs/targets.md).
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "strategy", "report", "jobs", "shard", "json", "db_mode"])]
         target: Option<PathBuf>,
         /// With --target: at most this many network schedules per scenario
         /// (each costs real seconds; one with no same-instant choice runs once).
@@ -89,7 +96,7 @@ pub enum Command {
         #[arg(long)]
         explain: bool,
         /// Replay against a real server, described by this target file.
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "strategy", "position", "explain"])]
         target: Option<PathBuf>,
         /// With --target: run the schedule this many times and say how many
         /// runs broke the same invariants as the first.
@@ -137,6 +144,16 @@ pub enum Command {
         /// (default: every core). The verdict does not depend on it.
         #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
         jobs: usize,
+    },
+    /// Joins the --json reports of `otpsim check --shard I/N` runs and
+    /// prints the table one unsharded run prints (exit 1 if a row fails).
+    Merge {
+        /// One report per shard.
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        /// text, or markdown for a CI job summary.
+        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+        format: TableFormat,
     },
     /// Runs a variant as a real web app: one process is one worker; start
     /// several on one --db for several workers. Prints the address it
@@ -239,6 +256,30 @@ pub enum TableFormat {
     Text,
     /// A Markdown table, fit for a CI job summary.
     Markdown,
+}
+
+/// One shard of a run: the I-th (1-based) of N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl Shard {
+    /// Whether item `i` (0-based, in file order) is this shard's.
+    pub fn owns(self, i: usize) -> bool {
+        i % self.count == self.index - 1
+    }
+}
+
+pub fn parse_shard(s: &str) -> Result<Shard, String> {
+    let bad = || format!("{s:?}: expected I/N with 1 <= I <= N <= 1000, e.g. 2/4");
+    let (i, n) = s.split_once('/').ok_or_else(bad)?;
+    let (index, count): (usize, usize) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+    if index == 0 || index > count || count > 1000 {
+        return Err(bad());
+    }
+    Ok(Shard { index, count })
 }
 
 pub fn parse_db_mode(s: &str) -> Result<otpsim_core::DbMode, String> {

@@ -53,6 +53,7 @@ fn main() -> ExitCode {
             schedules,
             ..
         } => {
+            // clap refuses the simulator's flags beside --target.
             let _ = (seed, strategy, report, jobs);
             live::check(&target, &paths, schedules, format)
         }
@@ -64,9 +65,22 @@ fn main() -> ExitCode {
             format,
             jobs,
             db_mode,
+            shard,
+            json,
             target: None,
             ..
-        } => check::run(&paths, seed, strategy, report.as_deref(), format, jobs, db_mode),
+        } => check::run(
+            &paths,
+            seed,
+            strategy,
+            report.as_deref(),
+            format,
+            jobs,
+            db_mode,
+            shard,
+            json.as_deref(),
+        ),
+        Command::Merge { reports, format } => check::merge(&reports, format),
         Command::Replay {
             file,
             variant,
@@ -80,6 +94,7 @@ fn main() -> ExitCode {
             repeat,
             ..
         } => {
+            // clap refuses the simulator's flags beside --target.
             let _ = (variant, seed, strategy, position, explain);
             live::replay(&target, &file, choices.unwrap_or_default(), repeat, format)
         }

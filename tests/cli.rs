@@ -179,3 +179,56 @@ fn memory_does_not_grow_with_schedules() {
         "peak RSS {few} KiB at 1,000 schedules, {many} KiB at 10,000"
     );
 }
+
+#[test]
+fn shards_merge_into_the_table_of_one_unsharded_run() {
+    let files = [
+        "scenarios/seed_incident.toml",
+        "scenarios/double_click_two_workers.toml",
+        "scenarios/emails_out_of_order.toml",
+        "scenarios/stranger_signs_up_after_the_owner.toml",
+        "scenarios/browser_double_click_form.toml",
+    ];
+    let whole = otpsim(&[&["check", "--jobs", "1"][..], &files[..]].concat());
+    let dir = std::env::temp_dir().join(format!("otpsim-shards-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut reports = Vec::new();
+    for i in 1..=3 {
+        let json = dir.join(format!("shard{i}.json"));
+        let shard = format!("{i}/3");
+        let json_arg = json.display().to_string();
+        let o = otpsim(&[&["check", "--shard", &shard, "--json", &json_arg][..], &files[..]].concat());
+        assert!(o.status.code().is_some(), "{:?}", text(&o));
+        reports.push(json_arg);
+    }
+    // In any order.
+    reports.reverse();
+    let merged = otpsim(
+        &[
+            &["merge"][..],
+            &reports.iter().map(String::as_str).collect::<Vec<_>>()[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(text(&merged).0, text(&whole).0);
+    assert_eq!(merged.status.code(), whole.status.code());
+    assert_eq!(
+        text(&whole).0.lines().filter(|l| l.starts_with("scenarios/")).count(),
+        5
+    );
+    // A missing or doubled shard is refused.
+    let missing = otpsim(&["merge", &reports[0], &reports[1]]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing).1.contains("missing"), "{:?}", text(&missing));
+    let doubled = otpsim(&["merge", &reports[0], &reports[0], &reports[1]]);
+    assert_eq!(doubled.status.code(), Some(2));
+    assert!(text(&doubled).1.contains("given twice"), "{:?}", text(&doubled));
+    let not_a_report = temp_file("not-a-report.json", "{\"rows\": 3}");
+    let bad = otpsim(&["merge", &not_a_report.display().to_string()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad).1.contains("not a report of `otpsim check --json`"),
+        "{:?}",
+        text(&bad)
+    );
+}

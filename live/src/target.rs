@@ -481,9 +481,9 @@ code = '(\d{6})'
                 14,
                 "unknown code \"gone\"",
             ),
-            (GOOD, "code = '(\\d{6})'", "code = '\\d{6}'", 20, "capture group"),
+            (GOOD, "code = '(\\d{6})'", "code = '\\d{6}'", 19, "capture group"),
             (GOOD, "ready = \"/\"", "ready = \"x\"", 6, "ready is a path"),
-            (GOOD, "[mail]", "[mail]\nbody = 1", 21, "unknown field `body`"),
+            (GOOD, "[mail]", "[mail]\nbody = 1", 19, "unknown field `body`"),
         ] {
             let text = bad.replacen(from, to, 1);
             let err = Target::parse(Path::new("t.toml"), &text).unwrap_err();

@@ -35,9 +35,12 @@ struct Finding {
     verify_cookie: String,
     /// The verify's status.
     verify_status: u16,
-    /// The registration left in the database after both signups: the one
-    /// the server handled last.
-    surviving: String,
+    /// The registration left in the database after both signups (the one
+    /// the server handled last) and its code.
+    surviving: (String, String),
+    /// The code the browser typed: the newest mail's (the mail sent last,
+    /// not always by the signup handled last).
+    typed: String,
     /// The proxy's log, for the README.
     log: Vec<String>,
 }
@@ -57,15 +60,18 @@ impl Finding {
         otpsim_live::serve::cookie::read(kept.strip_prefix("session=")?)?.temp_user_id
     }
 
-    /// What the verify should answer: 200 if the kept cookie names the
-    /// registration the server kept (which one that is depends on the
-    /// order the server handled the two signups in, which nobody
-    /// controls), 404 if it names the replaced one.
+    /// What the naive verify should answer: 404 if the kept cookie names
+    /// the replaced registration, 400 if it names the surviving one but
+    /// the newest mail carried the other code, 200 otherwise. Which
+    /// registration survives and which mail is newest depend on the order
+    /// the server's threads ran in, which nobody controls.
     fn expected_verify(&self) -> u16 {
-        if self.kept_registration().as_deref() == Some(self.surviving.as_str()) {
-            200
-        } else {
+        if self.kept_registration().as_deref() != Some(self.surviving.0.as_str()) {
             404
+        } else if self.typed != self.surviving.1 {
+            400
+        } else {
+            200
         }
     }
 }
@@ -80,8 +86,8 @@ fn session_of(set_cookie: &[String]) -> String {
 }
 
 /// The proxy's policy: hold signup responses until two have answered (or
-/// 3 s passed), release the second, wait, release the first; release
-/// everything else at once.
+/// 3 s passed), release the second request's, wait, release the first's;
+/// release everything else at once.
 async fn gate(mut reports: tokio::sync::mpsc::UnboundedReceiver<Report>, finding: Arc<Mutex<Finding>>) {
     let mut held: Vec<Held> = Vec::new();
     let note = |line: String| finding.lock().unwrap().log.push(line);
@@ -113,14 +119,13 @@ async fn gate(mut reports: tokio::sync::mpsc::UnboundedReceiver<Report>, finding
                     h.request.id - proxy::UNLABELLED_FROM + 1,
                     h.status
                 ));
-                finding.lock().unwrap().set_cookies.push(session_of(&h.set_cookie));
                 held.push(h);
                 if held.len() == 2 {
                     release_reversed(&mut held, &finding).await;
                 }
             }
             Some(Report::Answered(h)) => {
-                if h.request.path == "/verify" {
+                if h.request.path == "/verify" && h.request.method == "POST" {
                     let mut f = finding.lock().unwrap();
                     f.verify_cookie = h.request.cookie.clone().unwrap_or_default();
                     f.verify_status = *h.status.as_ref().unwrap_or(&0);
@@ -136,7 +141,12 @@ async fn gate(mut reports: tokio::sync::mpsc::UnboundedReceiver<Report>, finding
     }
 }
 
+/// Releases the held signup responses latest request first: the second
+/// click's answer reaches the browser before the first's, whichever the
+/// server finished first.
 async fn release_reversed(held: &mut Vec<Held>, finding: &Arc<Mutex<Finding>>) {
+    held.sort_by_key(|h| h.request.id);
+    finding.lock().unwrap().set_cookies = held.iter().map(|h| session_of(&h.set_cookie)).collect();
     let mut delivered = vec![false; held.len()];
     for (i, h) in held.drain(..).enumerate().rev() {
         let ok = h.release.deliver().await;
@@ -176,7 +186,12 @@ form.addEventListener('submit', async (event) => {
 });
 "#;
 
-fn double_click(app: &mut Served, fetch: bool, profile: &str) -> Finding {
+fn double_click(app: &mut Served, name: &str, fetch: bool) -> Finding {
+    let profile = format!(
+        "dc-{}-{}",
+        name.replace(' ', "-"),
+        if fetch { "fetch" } else { "plain" }
+    );
     let email = if fetch { "bea@example.com" } else { "ana@example.com" };
     let (tx, reports) = tokio::sync::mpsc::unbounded_channel();
     let upstream: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
@@ -184,7 +199,7 @@ fn double_click(app: &mut Served, fetch: bool, profile: &str) -> Finding {
     let finding = Arc::new(Mutex::new(Finding::default()));
     let gate = app.runtime.spawn(gate(reports, Arc::clone(&finding)));
     let base = format!("http://{}", proxy.addr);
-    let driver = Driver::start(&scratch(profile));
+    let driver = Driver::start(&scratch(&profile));
 
     driver.go(&format!("{base}/signup"));
     driver.type_into("#email", email);
@@ -223,9 +238,9 @@ fn double_click(app: &mut Served, fetch: bool, profile: &str) -> Finding {
     finding.lock().unwrap().surviving = rusqlite::Connection::open(&app.db)
         .unwrap()
         .query_row(
-            "SELECT temp_id FROM temp_registrations WHERE email = ?1",
+            "SELECT temp_id, otp FROM temp_registrations WHERE email = ?1",
             [email],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap_or_default();
     // The newest mail is the code the user has.
@@ -242,6 +257,7 @@ fn double_click(app: &mut Served, fetch: bool, profile: &str) -> Finding {
         .captures(&mail.body)
         .unwrap()[1]
         .to_string();
+    finding.lock().unwrap().typed = code.clone();
     driver.go(&format!("{base}/verify"));
     driver.type_into("#email", email);
     driver.type_into("#otp", &code);
@@ -256,7 +272,10 @@ fn double_click(app: &mut Served, fetch: bool, profile: &str) -> Finding {
     gate.abort();
     drop(proxy);
     let finding = finding.lock().unwrap().clone();
-    eprintln!("{} form: {finding:#?}", if fetch { "fetch()" } else { "plain HTML" });
+    eprintln!(
+        "{name}, a {} form: {finding:#?}",
+        if fetch { "fetch()" } else { "plain HTML" }
+    );
     finding
 }
 
@@ -267,7 +286,7 @@ fn a_real_double_click_on_a_plain_form_and_on_a_fetch_form() {
         (flask(false, "dc-flask"), "Flask original"),
     ] {
         let mut app = app;
-        let plain = double_click(&mut app, false, &format!("dc-plain-{}", name.len()));
+        let plain = double_click(&mut app, name, false);
         // Both clicks post; the second submission abandons the first
         // request, whose response then finds its connection closed: its
         // cookie is never set, the second click's is the one kept.
@@ -276,7 +295,7 @@ fn a_real_double_click_on_a_plain_form_and_on_a_fetch_form() {
         assert_eq!(plain.kept(), 2, "{name}: {plain:#?}");
         assert_eq!(plain.verify_status, plain.expected_verify(), "{name}: {plain:#?}");
 
-        let fetched = double_click(&mut app, true, &format!("dc-fetch-{}", name.len()));
+        let fetched = double_click(&mut app, name, true);
         // fetch() keeps both requests: both responses are taken, in the
         // order they arrive, and the last one's cookie wins: the first
         // signup's, whose registration the second replaced when the server
@@ -299,13 +318,13 @@ fn the_seed_fix_locks_out_a_plain_form_double_click_as_the_simulator_predicts() 
         (flask(true, "dc-flask-fix"), "Flask fix"),
     ] {
         let mut app = app;
-        let plain = double_click(&mut app, false, &format!("dc-fix-plain-{}", name.len()));
+        let plain = double_click(&mut app, name, false);
         assert_eq!(plain.signups, 2, "{name}: {plain:#?}");
         assert_eq!(plain.delivered, vec![false, true], "{name}: {plain:#?}");
         assert_eq!(plain.kept(), 0, "{name}: {plain:#?}");
         assert_eq!(plain.verify_status, 400, "{name}: {plain:#?}");
         // With fetch() the first response's cookie is kept and verifies.
-        let fetched = double_click(&mut app, true, &format!("dc-fix-fetch-{}", name.len()));
+        let fetched = double_click(&mut app, name, true);
         assert_eq!(fetched.kept(), 1, "{name}: {fetched:#?}");
         assert_eq!(fetched.verify_status, 200, "{name}: {fetched:#?}");
     }

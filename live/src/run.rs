@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use otpsim_core::{Email, Kind, Otp};
 use otpsim_sim::invariant::{self, Invariant, Limits, Violation};
-use otpsim_sim::scenario::{FaultKind, OtpChoice, Scenario, SessionMode, Via};
-use otpsim_sim::trace::{CodeSource, Cookie, DbState, Event, Trace, What};
-use otpsim_sim::world::{plan_requests, Planned};
+use otpsim_sim::scenario::{FaultKind, Scenario, SessionMode, Via};
+use otpsim_sim::trace::{Cookie, DbState, Event, Trace, What};
+use otpsim_sim::world::{plan_requests, typed_code, Planned};
 use reqwest::cookie::{CookieStore as _, Jar};
 use tokio::sync::mpsc;
 
@@ -564,21 +564,7 @@ impl Executor<'_> {
             (true, Some(mailbox)) => mailbox.clone(),
             _ => Vec::new(),
         };
-        let (otp, source) = match (&spec.kind, &spec.otp) {
-            (Kind::Signup | Kind::Login, _) => (None, None),
-            (Kind::Verify, OtpChoice::Literal(o)) => (Some(o.clone()), Some(CodeSource::Literal)),
-            (Kind::Verify, choice) => {
-                let picked = match choice {
-                    OtpChoice::Latest => readable.last(),
-                    OtpChoice::First => readable.first(),
-                    _ => None,
-                };
-                match picked {
-                    Some(&m) => (Some(self.mails[m - 1].1.clone()), Some(CodeSource::Mail(m))),
-                    None => (Some(self.wrong_code()), Some(CodeSource::Wrong)),
-                }
-            }
-        };
+        let (otp, source) = typed_code(spec, &readable, &self.mails);
         let route = self
             .target
             .routes
@@ -651,14 +637,6 @@ impl Executor<'_> {
             self.tasks.insert(id, task);
         }
         Ok(())
-    }
-
-    /// A code that no mail so far carried.
-    fn wrong_code(&self) -> Otp {
-        (0..)
-            .map(|n| Otp::from_number(999_999 - n))
-            .find(|o| !self.mails.iter().any(|(_, m)| m == o))
-            .expect("fewer than a million mails")
     }
 
     fn on_report(&mut self, report: Report) -> Result<(), LiveError> {

@@ -23,7 +23,7 @@ use otpsim_core::{
     WorkerCrashed, WorkerMemory,
 };
 
-use crate::scenario::{DbFault, FaultKind, OtpChoice, Scenario, SessionMode, Via};
+use crate::scenario::{DbFault, FaultKind, OtpChoice, RequestSpec, Scenario, SessionMode, Via};
 use crate::trace::{CodeSource, Cookie, DbState, Event, SqlOutcome, Trace, What};
 
 type P = Shuttle;
@@ -672,21 +672,7 @@ fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned) -> (Request, Cook
         (true, Some(mailbox)) => mailbox,
         _ => &[],
     };
-    let (otp, source) = match (&spec.kind, &spec.otp) {
-        (Kind::Signup | Kind::Login, _) => (None, None),
-        (Kind::Verify, OtpChoice::Literal(o)) => (Some(o.clone()), Some(CodeSource::Literal)),
-        (Kind::Verify, choice) => {
-            let picked = match choice {
-                OtpChoice::Latest => readable.last(),
-                OtpChoice::First => readable.first(),
-                _ => None,
-            };
-            match picked {
-                Some(&m) => (Some(s.mails[m - 1].1.clone()), Some(CodeSource::Mail(m))),
-                None => (Some(wrong_code(s)), Some(CodeSource::Wrong)),
-            }
-        }
-    };
+    let (otp, source) = typed_code(spec, readable, &s.mails);
     let (email, password) = (spec.email.to_string(), spec.password.clone());
     let request = match spec.kind {
         Kind::Signup => Request::Signup { email, password },
@@ -726,12 +712,36 @@ fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned) -> (Request, Cook
     (request, cookie)
 }
 
+/// The code a request types, and where it came from: none for a signup
+/// or a login; for a verify, the file's digits, or the newest or oldest
+/// mail among `readable` (mail numbers, 1-based, in the mailboxes its
+/// browser reads), or else a code no mail carried. `mails` are every mail
+/// so far, `(to, code)` in order. The simulator and the live executor
+/// both type codes with it.
+pub fn typed_code(spec: &RequestSpec, readable: &[usize], mails: &[(Email, Otp)]) -> (Option<Otp>, Option<CodeSource>) {
+    match (&spec.kind, &spec.otp) {
+        (Kind::Signup | Kind::Login, _) => (None, None),
+        (Kind::Verify, OtpChoice::Literal(o)) => (Some(o.clone()), Some(CodeSource::Literal)),
+        (Kind::Verify, choice) => {
+            let picked = match choice {
+                OtpChoice::Latest => readable.last(),
+                OtpChoice::First => readable.first(),
+                _ => None,
+            };
+            match picked {
+                Some(&m) => (Some(mails[m - 1].1.clone()), Some(CodeSource::Mail(m))),
+                None => (Some(wrong_code(mails)), Some(CodeSource::Wrong)),
+            }
+        }
+    }
+}
+
 /// A code that no email sent so far carried (one sent later may, with
 /// probability one in a million per email).
-fn wrong_code(s: &State) -> Otp {
+fn wrong_code(mails: &[(Email, Otp)]) -> Otp {
     (0..)
         .map(|n| Otp::from_number(999_999 - n))
-        .find(|o| !s.mails.iter().any(|(_, m)| m == o))
+        .find(|o| !mails.iter().any(|(_, m)| m == o))
         .expect("fewer than a million emails")
 }
 

@@ -98,6 +98,7 @@ impl LiveRun {
             .filter_map(|e| match &e.what {
                 What::Sent { kind, .. } => Some(format!("send #{} {kind}", e.request.unwrap_or(0))),
                 What::Delivered { .. } => Some(format!("response #{}", e.request.unwrap_or(0))),
+                What::Abandoned => Some(format!("dropped #{}", e.request.unwrap_or(0))),
                 What::MailDelivered { to, .. } => Some(format!("mail for {to}")),
                 _ => None,
             })

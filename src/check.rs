@@ -137,7 +137,8 @@ pub fn run(
 pub fn merge(files: &[std::path::PathBuf], format: TableFormat) -> Result<ExitCode> {
     let mut reports: Vec<(std::path::PathBuf, Report)> = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| InvalidInput(format!("{}: cannot read it: {e}", file.display())))?;
         let report: Report = serde_json::from_str(&text).map_err(|e| {
             InvalidInput(format!(
                 "{}:{}:{}: not a report of `otpsim check --json`: {e}",
@@ -147,6 +148,16 @@ pub fn merge(files: &[std::path::PathBuf], format: TableFormat) -> Result<ExitCo
             ))
         })?;
         reports.push((file.clone(), report));
+    }
+    for (file, r) in &reports {
+        if r.shard.index == 0 || r.shard.index > r.shard.count || r.shard.count > 1000 {
+            bail!(InvalidInput(format!(
+                "{}: shard {}/{} is not a shard (expected I/N with 1 <= I <= N <= 1000)",
+                file.display(),
+                r.shard.index,
+                r.shard.count
+            )));
+        }
     }
     let total = reports.first().map_or(1, |(_, r)| r.shard.count);
     let mut seen = vec![None; total];

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use otpsim_live::check::{sweep, Verdict};
 use otpsim_live::run::{self, violations, LiveError, Options};
 use otpsim_live::target::Target;
@@ -12,7 +12,7 @@ use otpsim_sim::render::{self, Diagram};
 use otpsim_sim::Scenario;
 
 use crate::cli::{RunFormat, TableFormat};
-use crate::load_all;
+use crate::{load_all, InvalidInput};
 
 /// A scratch folder for the runs, removed when dropped.
 struct Scratch(PathBuf);
@@ -140,6 +140,27 @@ pub fn replay(target: &Path, file: &Path, choices: Vec<u8>, repeat: u32, format:
         runs.push(run);
     }
     let first = &runs[0];
+    // A choice the run had no use for means a different schedule than the
+    // one asked for: say so rather than replay something else.
+    if choices.len() > first.arities.len() {
+        bail!(InvalidInput(format!(
+            "--choices gives {} choices, but this schedule has only {} instants with more than one delivery",
+            choices.len(),
+            first.arities.len()
+        )));
+    }
+    if let Some((i, (c, a))) = choices
+        .iter()
+        .zip(&first.arities)
+        .enumerate()
+        .find(|(_, (c, a))| c >= a)
+    {
+        bail!(InvalidInput(format!(
+            "--choices: choice {} is {c}, but only {a} deliveries were due at that instant (0 to {})",
+            i + 1,
+            a - 1
+        )));
+    }
     let broken = violations(&target, &scenario, first);
     let same_invariants = |r: &run::LiveRun| {
         let a: Vec<_> = violations(&target, &scenario, r).iter().map(|v| v.invariant).collect();

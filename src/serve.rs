@@ -11,7 +11,8 @@ use crate::InvalidInput;
 
 pub fn run(flags: &ServeFlags) -> Result<ExitCode> {
     let secret = match &flags.secret_file {
-        Some(path) => std::fs::read(path).with_context(|| format!("reading the secret from {}", path.display()))?,
+        Some(path) => std::fs::read(path)
+            .map_err(|e| InvalidInput(format!("--secret-file {}: cannot read it: {e}", path.display())))?,
         None => std::env::var("OTPSIM_SECRET").map(String::into_bytes).map_err(|_| {
             InvalidInput(
                 "no secret: set OTPSIM_SECRET or give --secret-file (every worker of a deployment needs the same one)"
@@ -39,7 +40,14 @@ pub fn run(flags: &ServeFlags) -> Result<ExitCode> {
             db_mode: otpsim_core::DbMode::Autocommit,
         },
     };
+    if flags.otp_ttl.as_millis() < 1000 {
+        return Err(InvalidInput("--otp-ttl must be at least 1s".to_string()).into());
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    runtime.block_on(serve(config))?;
+    // A database that cannot be opened or an address that cannot be bound
+    // is the command line's to fix: exit 2.
+    runtime
+        .block_on(serve(config))
+        .map_err(|e| InvalidInput(e.to_string()))?;
     Ok(ExitCode::SUCCESS)
 }

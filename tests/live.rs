@@ -12,6 +12,7 @@ mod browser;
 mod double_click;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -116,8 +117,37 @@ pub struct Served {
 
 impl Drop for Served {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop(&mut self.child);
+    }
+}
+
+/// Stops a server started in its own process group: SIGTERM to the group
+/// (gunicorn's workers too), then the leader is killed and reaped.
+fn stop(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) on a process group; no memory is involved.
+        unsafe {
+            libc::kill(-pid, libc::SIGTERM);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A child that is stopped if the test panics before it is handed on.
+struct Guard(Option<Child>);
+
+impl Guard {
+    fn take(mut self) -> Child {
+        self.0.take().expect("taken once")
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            stop(child);
+        }
     }
 }
 
@@ -127,18 +157,20 @@ pub fn serve(variant: &str, name: &str) -> Served {
     let sink = runtime.block_on(otpsim_live::smtp::start(tx, Duration::ZERO)).unwrap();
     let db = scratch(name).join("serve.sqlite");
     let _ = std::fs::remove_file(&db);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_otpsim"))
-        .args(["serve", "--variant", variant, "--addr", "127.0.0.1:0", "--db"])
-        .arg(&db)
-        .args(["--smtp", &sink.addr.to_string()])
-        .env("OTPSIM_SECRET", "a test secret of some length")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut guard = Guard(Some(
+        Command::new(env!("CARGO_BIN_EXE_otpsim"))
+            .args(["serve", "--variant", variant, "--addr", "127.0.0.1:0", "--db"])
+            .arg(&db)
+            .args(["--smtp", &sink.addr.to_string()])
+            .env("OTPSIM_SECRET", "a test secret of some length")
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    ));
+    let stdout = guard.0.as_mut().and_then(|c| c.stdout.take()).unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
     let base = line
         .split("listening on ")
         .nth(1)
@@ -147,7 +179,7 @@ pub fn serve(variant: &str, name: &str) -> Served {
         .trim_end_matches('/')
         .to_string();
     Served {
-        child,
+        child: guard.take(),
         base,
         db,
         mail,
@@ -169,25 +201,30 @@ pub fn flask(fix: bool, name: &str) -> Served {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("gunicorn")
-        .args([
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--workers",
-            "1",
-            "--threads",
-            "4",
-        ])
-        .arg("--chdir")
-        .arg(root().join("targets/flask"))
-        .args(["--log-level", "warning", "app:app"])
-        .env("DATABASE", &db)
-        .env("SECRET_KEY", "a test secret of some length")
-        .env("SMTP_HOST", "127.0.0.1")
-        .env("SMTP_PORT", sink.addr.port().to_string())
-        .env("FIX", if fix { "1" } else { "0" })
-        .spawn()
-        .unwrap_or_else(|e| panic!("gunicorn did not start ({e}); install Flask and gunicorn with targets/install.sh"));
+    let guard = Guard(Some(
+        Command::new("gunicorn")
+            .args([
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--workers",
+                "1",
+                "--threads",
+                "4",
+            ])
+            .arg("--chdir")
+            .arg(root().join("targets/flask"))
+            .args(["--log-level", "warning", "app:app"])
+            .env("DATABASE", &db)
+            .env("SECRET_KEY", "a test secret of some length")
+            .env("SMTP_HOST", "127.0.0.1")
+            .env("SMTP_PORT", sink.addr.port().to_string())
+            .env("FIX", if fix { "1" } else { "0" })
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("gunicorn did not start ({e}); install Flask and gunicorn with targets/install.sh")
+            }),
+    ));
     let base = format!("http://127.0.0.1:{port}");
     let probe = reqwest::Client::builder().no_proxy().build().unwrap();
     let started = std::time::Instant::now();
@@ -199,7 +236,7 @@ pub fn flask(fix: bool, name: &str) -> Served {
         std::thread::sleep(Duration::from_millis(50));
     }
     Served {
-        child,
+        child: guard.take(),
         base,
         db,
         mail,

@@ -157,6 +157,16 @@ struct Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        // The instance leads its own process group: SIGTERM reaches the
+        // workers a server forked (gunicorn's) too, and they stop cleanly
+        // while the leader is killed.
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: kill(2) with a negative pid signals a process group;
+            // it touches no memory of ours.
+            unsafe {
+                libc::kill(-pid, libc::SIGTERM);
+            }
+        }
         let _ = self.child.start_kill();
     }
 }
@@ -178,7 +188,12 @@ async fn start_instances(
     db: &Path,
     smtp: SocketAddr,
 ) -> Result<Vec<Instance>, LiveError> {
-    let target_dir = target.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let target_dir = target
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
     let mut instances = Vec::new();
     for n in 0..scenario.deployment.workers {
         let port = free_port()?;
@@ -211,6 +226,7 @@ async fn start_instances(
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(err_file)
+            .process_group(0)
             .kill_on_drop(true);
         let child = command.spawn().map_err(|e| LiveError::Target {
             file: target.path.clone(),
@@ -230,7 +246,10 @@ async fn start_instances(
         let started = Instant::now();
         let url = format!("http://{}{}", instance.addr, target.ready);
         loop {
-            if let Ok(r) = probe.get(&url).send().await {
+            // An instance that accepts but never answers must not hang
+            // the probe past the ready timeout.
+            let probed = tokio::time::timeout(Duration::from_millis(500), probe.get(&url).send()).await;
+            if let Ok(Ok(r)) = probed {
                 if r.status().as_u16() < 500 {
                     break;
                 }
@@ -277,6 +296,10 @@ struct Due {
     key: (u8, usize, usize),
     item: Item,
 }
+
+/// A browser task's report: the request, and whether it was sent and its
+/// response read.
+type Finished = (usize, Result<(), String>);
 
 struct Browser {
     client: reqwest::Client,
@@ -340,6 +363,8 @@ pub async fn run(
         answers_since_snapshot: false,
         done: mpsc::unbounded_channel(),
         finished: BTreeSet::new(),
+        failed: BTreeMap::new(),
+        arrived: BTreeSet::new(),
         navigations: BTreeMap::new(),
         tasks: BTreeMap::new(),
         abandoned: BTreeSet::new(),
@@ -377,8 +402,13 @@ struct Executor<'a> {
     arities: Vec<u8>,
     observe_db: Option<String>,
     answers_since_snapshot: bool,
-    done: (mpsc::UnboundedSender<usize>, mpsc::UnboundedReceiver<usize>),
+    /// Browser tasks report here when they finished a request.
+    done: (mpsc::UnboundedSender<Finished>, mpsc::UnboundedReceiver<Finished>),
     finished: BTreeSet<usize>,
+    /// Requests a browser could not send or read, and why.
+    failed: BTreeMap<usize, String>,
+    /// Requests the proxy has seen.
+    arrived: BTreeSet<usize>,
     /// Each browser's form submission whose response has not come.
     navigations: BTreeMap<String, usize>,
     /// The browser tasks of form submissions, to abandon them.
@@ -460,6 +490,16 @@ impl Executor<'_> {
             } else {
                 quiet_since = None;
             }
+            if let Some((id, why)) = self.failed.iter().find(|(id, _)| !self.abandoned.contains(id)) {
+                return Err(LiveError::Io(format!(
+                    "the browser could not send request #{id}: {why}"
+                )));
+            }
+            // Only a server that owes answers can stall a run: waiting for
+            // the scenario's next event is progress.
+            if self.in_flight.is_empty() {
+                last_progress = now;
+            }
             if now > last_progress + ANSWER_TIMEOUT.as_millis() as u64 {
                 let waiting: Vec<String> = self.in_flight.iter().map(|r| format!("#{r}")).collect();
                 return Err(self.target_error(format!(
@@ -480,16 +520,23 @@ impl Executor<'_> {
             .min()
             .unwrap_or(now + 1);
             let sleep = tokio::time::sleep(Duration::from_millis(wake - now));
+            // Mail first: a request's mail reaches the sink before its
+            // answer reaches the proxy, and must be seen first (it adds the
+            // SMTP latency to the answer's instant and names its sender).
             tokio::select! {
-                Some(report) = proxy_rx.recv() => {
-                    self.on_report(report)?;
-                    last_progress = self.now();
-                }
+                biased;
                 Some(mail) = mail_rx.recv() => {
                     self.on_mail(mail)?;
                     last_progress = self.now();
                 }
-                Some(id) = self.done.1.recv() => { self.finished.insert(id); }
+                Some(report) = proxy_rx.recv() => {
+                    while let Ok(mail) = mail_rx.try_recv() {
+                        self.on_mail(mail)?;
+                    }
+                    self.on_report(report)?;
+                    last_progress = self.now();
+                }
+                Some((id, sent)) = self.done.1.recv() => self.finish(id, sent),
                 _ = sleep => {}
             }
         }
@@ -621,10 +668,11 @@ impl Executor<'_> {
         let task = tokio::spawn(async move {
             // The browser reads the whole response, as a page load does; the
             // jar took its Set-Cookie when the headers came.
-            if let Ok(response) = request.send().await {
-                let _ = response.bytes().await;
-            }
-            let _ = done.send(id);
+            let sent = match request.send().await {
+                Ok(response) => response.bytes().await.map(|_| ()).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let _ = done.send((id, sent));
         });
         // A form submission is a navigation: the browser abandons its
         // earlier one still in flight, closing that connection.
@@ -634,15 +682,31 @@ impl Executor<'_> {
                     t.abort();
                 }
                 self.abandoned.insert(earlier);
+                // Aborted before it reached the proxy: no answer will come.
+                if !self.arrived.contains(&earlier) {
+                    self.in_flight.remove(&earlier);
+                }
             }
             self.tasks.insert(id, task);
         }
         Ok(())
     }
 
+    /// A browser finished a request: read its response, or failed.
+    fn finish(&mut self, id: usize, sent: Result<(), String>) {
+        self.finished.insert(id);
+        if let Err(why) = sent {
+            self.failed.insert(id, why);
+        }
+    }
+
     fn on_report(&mut self, report: Report) -> Result<(), LiveError> {
-        let Report::Answered(held) = report else {
-            return Ok(());
+        let held = match report {
+            Report::Arrived(forwarded) => {
+                self.arrived.insert(forwarded.id);
+                return Ok(());
+            }
+            Report::Answered(held) => held,
         };
         let Held {
             request,
@@ -802,6 +866,12 @@ impl Executor<'_> {
         self.due = later;
         self.delivered_through = Some(instant);
         batch.sort_by_key(|d| d.key);
+        if batch.len() > usize::from(u8::MAX) {
+            return Err(LiveError::NotRunnable(format!(
+                "{} deliveries are due at one instant; a live schedule orders at most 255",
+                batch.len()
+            )));
+        }
         while !batch.is_empty() {
             let pick = if batch.len() > 1 {
                 let choice = self.choices.get(self.taken.len()).copied().unwrap_or(0) % batch.len() as u8;
@@ -830,9 +900,7 @@ impl Executor<'_> {
                     while !self.finished.contains(&id) {
                         let waited = tokio::time::timeout(ANSWER_TIMEOUT, self.done.1.recv()).await;
                         match waited {
-                            Ok(Some(done)) => {
-                                self.finished.insert(done);
-                            }
+                            Ok(Some((done, sent))) => self.finish(done, sent),
                             _ => {
                                 return Err(LiveError::Io(format!(
                                     "browser {browser} never finished reading response #{id}"

@@ -33,9 +33,10 @@ use tokio::net::TcpListener;
 /// The largest request body a route reads; a larger one is refused.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
-/// The header the gating proxy stamps on each request with its number in
-/// the scenario; `serve` copies it into the mail the request sends, so that
-/// a mail is tied to the request that sent it. It is only a label: a
+/// The header with a request's number in the scenario, which the live
+/// executor's browsers send (the proxy stamps it on requests that come
+/// without); `serve` copies it into the mail the request sends, so that a
+/// mail is tied to the request that sent it. It is only a label: a
 /// client that forges it mislabels its own mail and nothing else.
 pub const REQUEST_HEADER: &str = "x-otpsim-request";
 
@@ -76,6 +77,9 @@ pub enum ServeError {
         /// SQLite's reason.
         source: DbError,
     },
+    /// The flow's recovery did not finish.
+    #[error("the worker's recovery failed; not serving")]
+    Recovery,
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -112,12 +116,16 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         next_request: AtomicU64::new(1),
     });
     let recovering = Arc::clone(&app);
-    // A worker runs its recovery before it takes requests, as the flows ask.
-    let _ = tokio::task::spawn_blocking(move || {
+    // A worker runs its recovery before it takes requests, as the flows ask;
+    // one that cannot recover does not serve.
+    let recovered = tokio::task::spawn_blocking(move || {
         let ports = recovering.ports(now_ms(), None);
         recovering.config.variant.recover(&ports, &recovering.config.flow)
     })
     .await;
+    if !matches!(recovered, Ok(Ok(()))) {
+        return Err(ServeError::Recovery);
+    }
     let listener = TcpListener::bind(config.addr)
         .await
         .map_err(|source| ServeError::Bind {
@@ -128,6 +136,8 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     println!("otpsim serve: {} listening on http://{bound}/", config.variant);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait rather than spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         let app = Arc::clone(&app);

@@ -12,12 +12,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// The largest message accepted, in bytes.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The longest command line read (RFC 5321 allows 512 octets).
+const MAX_LINE_BYTES: u64 = 4096;
 
 /// One message as it arrived.
 #[derive(Debug, Clone)]
@@ -77,7 +80,11 @@ async fn session(
     let mut line = String::new();
     loop {
         line.clear();
-        if lines.read_line(&mut line).await? == 0 {
+        if (&mut lines).take(MAX_LINE_BYTES).read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        if !line.ends_with('\n') {
+            write.write_all(b"500 Line too long\r\n").await?;
             return Ok(());
         }
         let command = line.trim_end().to_string();
@@ -141,7 +148,12 @@ async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut R) -> std::io
     let mut line = Vec::new();
     loop {
         line.clear();
-        if lines.read_until(b'\n', &mut line).await? == 0 {
+        if (&mut *lines)
+            .take(MAX_MESSAGE_BYTES as u64)
+            .read_until(b'\n', &mut line)
+            .await?
+            == 0
+        {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         if line == b".\r\n" || line == b".\n" {

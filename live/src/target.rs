@@ -72,7 +72,7 @@ pub struct Target {
     /// The `[expect]` key of a scenario it is judged by.
     pub expect: String,
     /// One instance's command line; placeholders `{port}`, `{smtp_port}`,
-    /// `{db}`, `{instance}`, `{session}`, `{otp_ttl}`, `{max_attempts}`,
+    /// `{db}`, `{instance}`, `{session}`, `{otp_ttl}`, `{otp_ttl_ms}`, `{max_attempts}`,
     /// `{otpsim}`, `{target_dir}`.
     pub command: Vec<String>,
     /// Extra environment for the command.
@@ -226,16 +226,35 @@ impl Target {
         let duration = |s: &Option<S<String>>, default: u64| -> Result<Duration, TargetError> {
             match s {
                 None => Ok(Duration::from_millis(default)),
+                // Bounded, so that no sum of instants overflows and no wait
+                // is endless.
                 Some(s) => otpsim_sim::scenario::parse_duration(s.get_ref())
+                    .filter(|ms| *ms <= 600_000)
                     .map(Duration::from_millis)
                     .ok_or_else(|| {
                         error(
                             s.span().start,
-                            format!("{:?} is not a duration; expected e.g. 200ms, 20s", s.get_ref()),
+                            format!(
+                                "{:?} is not a duration up to 10m; expected e.g. 200ms, 20s",
+                                s.get_ref()
+                            ),
                         )
                     }),
             }
         };
+        if let Err(e) = raw.expect.get_ref().parse::<otpsim_core::Variant>() {
+            return Err(error(raw.expect.span().start, format!("expect: {e}")));
+        }
+        for (name, value) in &raw.headers {
+            let valid = reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+                && reqwest::header::HeaderValue::from_str(value).is_ok();
+            if !valid {
+                return Err(error(
+                    0,
+                    format!("[headers] {name:?} = {value:?} is not a valid HTTP header"),
+                ));
+            }
+        }
         if raw.start.command.get_ref().is_empty() {
             return Err(error(
                 raw.start.command.span().start,
@@ -484,6 +503,13 @@ code = '(\d{6})'
             (GOOD, "code = '(\\d{6})'", "code = '\\d{6}'", 19, "capture group"),
             (GOOD, "ready = \"/\"", "ready = \"x\"", 6, "ready is a path"),
             (GOOD, "[mail]", "[mail]\nbody = 1", 19, "unknown field `body`"),
+            (
+                GOOD,
+                "expect = \"naive\"",
+                "expect = \"seedfix\"",
+                3,
+                "expect: unknown variant",
+            ),
         ] {
             let text = bad.replacen(from, to, 1);
             let err = Target::parse(Path::new("t.toml"), &text).unwrap_err();

@@ -22,7 +22,12 @@ pub struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.call(reqwest::Method::DELETE, "", Value::Null);
+        // Never panic here (a test may be failing already): end the
+        // session if there is one, then stop chromedriver.
+        if !self.session.is_empty() {
+            let request = self.client.delete(format!("{}/session/{}", self.url, self.session));
+            let _ = self.runtime.block_on(request.send());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -26,12 +26,15 @@ pub enum Command {
         /// Scenario files, or folders of them (*.toml).
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// Overrides each file's [schedules] seed.
+        /// Overrides each file's [schedules] seed (with --target: the seed
+        /// of the random order).
         #[arg(long)]
         seed: Option<u64>,
-        /// The scheduler: pct1..pct10, random or dfs.
-        #[arg(long, default_value = "pct3", value_parser = parse_strategy)]
-        strategy: Strategy,
+        /// The scheduler: pct1..pct10 (default pct3), random or dfs. With
+        /// --target it orders same-instant deliveries: dfs (default, every
+        /// order in turn) or random.
+        #[arg(long, value_parser = parse_strategy)]
+        strategy: Option<Strategy>,
         /// Also write an HTML report, with each counterexample's diagram, to
         /// DIR/index.html.
         #[arg(long, value_name = "DIR")]
@@ -56,7 +59,7 @@ pub enum Command {
         db_mode: Option<otpsim_core::DbMode>,
         /// Run the scenarios against a real server, described by this
         /// target file, instead of the simulator (docs/targets.md).
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "strategy", "report", "jobs", "shard", "json", "db_mode"])]
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["report", "jobs", "shard", "json", "db_mode"])]
         target: Option<PathBuf>,
         /// With --target: at most this many network schedules per scenario
         /// (each costs real seconds; one with no same-instant choice runs once).

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use otpsim_live::check::{sweep, Verdict};
+use otpsim_live::check::{sweep, Order, Verdict};
 use otpsim_live::run::{self, violations, LiveError, Options};
 use otpsim_live::target::Target;
 use otpsim_sim::render::{self, Diagram};
+use otpsim_sim::schedule::Strategy;
 use otpsim_sim::Scenario;
 
 use crate::cli::{RunFormat, TableFormat};
@@ -43,7 +44,26 @@ fn expectation(target: &Target, scenario: &Scenario) -> Option<otpsim_sim::Expec
         .map(|(_, e)| *e)
 }
 
-pub fn check(target: &Path, paths: &[PathBuf], max: u32, format: TableFormat) -> Result<ExitCode> {
+pub fn check(
+    target: &Path,
+    paths: &[PathBuf],
+    max: u32,
+    strategy: Option<Strategy>,
+    seed: Option<u64>,
+    format: TableFormat,
+) -> Result<ExitCode> {
+    let order = match strategy {
+        None | Some(Strategy::Dfs) => Order::DepthFirst,
+        Some(Strategy::Random) => Order::Random(seed.unwrap_or(1)),
+        Some(other) => bail!(InvalidInput(format!(
+            "--strategy {other} with --target: a live run orders deliveries, not threads; use dfs or random"
+        ))),
+    };
+    if seed.is_some() && order == Order::DepthFirst {
+        bail!(InvalidInput(
+            "--seed with --target is the seed of --strategy random".to_string()
+        ));
+    }
     let target = Target::load(target)?;
     let scenarios = load_all(paths)?;
     let (options, _scratch, runtime) = setup()?;
@@ -59,7 +79,7 @@ pub fn check(target: &Path, paths: &[PathBuf], max: u32, format: TableFormat) ->
     }
     for scenario in &scenarios {
         let expected = expectation(&target, scenario);
-        let swept = runtime.block_on(sweep(&target, scenario, &options, max as usize));
+        let swept = runtime.block_on(sweep(&target, scenario, &options, max as usize, order));
         let file = scenario.path.display();
         let swept = match swept {
             Ok(s) => s,

@@ -53,9 +53,9 @@ fn main() -> ExitCode {
             schedules,
             ..
         } => {
-            // clap refuses the simulator's flags beside --target.
-            let _ = (seed, strategy, report, jobs);
-            live::check(&target, &paths, schedules, format)
+            // clap refuses the simulator's other flags beside --target.
+            let _ = (report, jobs);
+            live::check(&target, &paths, schedules, strategy, seed, format)
         }
         Command::Check {
             paths,
@@ -72,7 +72,7 @@ fn main() -> ExitCode {
         } => check::run(
             &paths,
             seed,
-            strategy,
+            strategy.unwrap_or_default(),
             report.as_deref(),
             format,
             jobs,

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use otpsim_live::check::{sweep, LiveSweep};
+use otpsim_live::check::{sweep, LiveSweep, Order};
 use otpsim_live::run::{self, Options};
 use otpsim_live::target::Target;
 use otpsim_sim::{Invariant, Scenario};
@@ -57,7 +57,13 @@ fn live(target: &str, scenario: &str) -> (Target, Scenario, LiveSweep) {
         scenario.path.file_stem().unwrap().to_string_lossy()
     );
     let swept = runtime()
-        .block_on(sweep(&target, &scenario, &options(&name), MAX_SCHEDULES))
+        .block_on(sweep(
+            &target,
+            &scenario,
+            &options(&name),
+            MAX_SCHEDULES,
+            Order::DepthFirst,
+        ))
         .unwrap();
     (target, scenario, swept)
 }

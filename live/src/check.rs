@@ -63,15 +63,30 @@ impl LiveSweep {
     }
 }
 
-/// Runs up to `max` schedules of `scenario` against `target`, depth first.
+/// How the orders of same-instant deliveries are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Every order in turn, the last choice varied first; a scenario with
+    /// no choice runs once, and the sweep says when all orders were run.
+    DepthFirst,
+    /// Each schedule draws its choices from this seed: wider than
+    /// depth-first when the budget is smaller than the number of orders.
+    Random(u64),
+}
+
+/// Runs up to `max` schedules of `scenario` against `target`.
 pub async fn sweep(
     target: &Target,
     scenario: &Scenario,
     options: &Options,
     max: usize,
+    order: Order,
 ) -> Result<LiveSweep, LiveError> {
     let (_, not_observable) = judged(target, scenario);
-    let mut choices = Vec::new();
+    let mut choices = match order {
+        Order::DepthFirst => Vec::new(),
+        Order::Random(seed) => random_choices(seed, 0),
+    };
     let mut schedules = 0;
     let mut violated = BTreeSet::new();
     let mut counterexample = None;
@@ -83,7 +98,13 @@ pub async fn sweep(
         seconds += run.seconds;
         let broken = violations(target, scenario, &run);
         violated.extend(broken.iter().map(|v| v.invariant));
-        let next = next_schedule(&run);
+        let next = match order {
+            Order::DepthFirst => next_schedule(&run),
+            // Random orders never run out; a run with no choice to make
+            // is the only schedule there is.
+            Order::Random(_) if run.arities.is_empty() => None,
+            Order::Random(seed) => Some(random_choices(seed, schedules as u64)),
+        };
         if counterexample.is_none() && !broken.is_empty() {
             counterexample = Some((run.clone(), broken));
         }
@@ -105,4 +126,11 @@ pub async fn sweep(
         not_observable,
         seconds,
     })
+}
+
+/// The choices of random schedule `n`: enough for any live run (a choice
+/// is taken modulo the deliveries due, and extra ones are not used).
+fn random_choices(seed: u64, n: u64) -> Vec<u8> {
+    let mut rng = otpsim_core::ports::SplitMix64::new(seed ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    (0..64).map(|_| (rng.next_u64() >> 56) as u8).collect()
 }

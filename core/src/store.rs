@@ -177,10 +177,25 @@ impl<P: Platform> Store<P> {
     /// its tables are missing: what one worker of a real deployment opens.
     pub fn open_file(path: &std::path::Path, schema: &str, busy_timeout_ms: u64) -> Result<Self, DbError> {
         let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_millis(busy_timeout_ms))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.execute_batch(schema)?;
+        let timeout = std::time::Duration::from_millis(busy_timeout_ms);
+        conn.busy_timeout(timeout)?;
+        // Workers starting together on a new file race to switch it to WAL
+        // and create the tables; SQLite answers the loser SQLITE_BUSY at
+        // once, without its busy handler, so wait here as it would.
+        let started = std::time::Instant::now();
+        loop {
+            let set_up = conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
+                .and_then(|()| conn.execute_batch(schema));
+            match set_up.map_err(DbError::from) {
+                Ok(()) => break,
+                Err(DbError::Busy) if started.elapsed() < timeout => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(Self::from_connection(conn))
     }
 

@@ -429,6 +429,27 @@ mod tests {
     }
 
     #[test]
+    fn workers_opening_a_new_file_together_both_get_it() {
+        let dir = std::env::temp_dir().join(format!("otpsim-open-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for round in 0..20 {
+            let path = dir.join(format!("race-{round}.sqlite"));
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || {
+                        Store::<Std>::open_file(&path, "CREATE TABLE IF NOT EXISTS t(x INTEGER);", 5000).map(|_| ())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                assert_eq!(opener.join().unwrap(), Ok(()), "round {round}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn sqlite_errors_map_to_typed_errors() {
         let store = store();
         let hook = YieldingHook::<Std>::new(1);

@@ -28,6 +28,7 @@ use otpsim_core::{
     Code, Db, DbError, Flow, FlowConfig, Mail, Ports, Request, Response, Session, SessionData, StatementHook, Store,
     Variant, WorkerCrashed, WorkerMemory,
 };
+use rusqlite::OptionalExtension as _;
 use tokio::net::TcpListener;
 
 /// The largest request body a route reads; a larger one is refused.
@@ -230,7 +231,13 @@ impl App {
         };
         let app = Arc::clone(&self);
         let ran = tokio::task::spawn_blocking(move || {
-            let (mut session, sid) = app.load_session(&cookies);
+            let (mut session, sid) = match app.load_session(&cookies) {
+                Ok(loaded) => loaded,
+                Err(_) => {
+                    let busy = Response::new(Code::Retry, "The service is busy; nothing was changed. Please retry.");
+                    return (Ok(busy), None);
+                }
+            };
             let ports = app.ports(arrived, label);
             let handled = app
                 .config
@@ -262,31 +269,31 @@ impl App {
         }
     }
 
-    fn load_session(&self, cookies: &[(String, String)]) -> (Session, Option<String>) {
+    /// The request's session and, for a server session, its id; an error
+    /// if the session store could not be read (the request is then not
+    /// handled: a fresh session would silently log the user out).
+    fn load_session(&self, cookies: &[(String, String)]) -> Result<(Session, Option<String>), DbError> {
         let find = |name: &str| cookies.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
         match self.config.session {
             SessionStore::Cookie => {
                 let data = find("session").and_then(|v| cookie::open(&self.config.flow.secret, v));
-                (Session::loaded(data.unwrap_or_default()), None)
+                Ok((Session::loaded(data.unwrap_or_default()), None))
             }
             SessionStore::Server => {
                 let Some(sid) = find("sid").filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
                 else {
-                    return (Session::default(), None);
+                    return Ok((Session::default(), None));
                 };
-                let data = self
-                    .store
-                    .inspect(|c| {
-                        c.query_row("SELECT data FROM otpsim_sessions WHERE sid = ?1", [sid], |r| {
-                            r.get::<_, String>(0)
-                        })
+                let stored = self.store.inspect(|c| {
+                    c.query_row("SELECT data FROM otpsim_sessions WHERE sid = ?1", [sid], |r| {
+                        r.get::<_, String>(0)
                     })
-                    .ok()
-                    .and_then(|json| cookie::data_from_json(&json));
-                match data {
-                    Some(data) => (Session::loaded(data), Some(sid.to_string())),
+                    .optional()
+                })?;
+                match stored.and_then(|json| cookie::data_from_json(&json)) {
+                    Some(data) => Ok((Session::loaded(data), Some(sid.to_string()))),
                     // An unknown id: a fresh session under a fresh id.
-                    None => (Session::default(), None),
+                    None => Ok((Session::default(), None)),
                 }
             }
         }

@@ -42,21 +42,8 @@ fn main() -> ExitCode {
     // clap exits with 2 on a bad flag, as the project's convention asks.
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Check {
-            paths,
-            seed,
-            strategy,
-            report,
-            format,
-            jobs,
-            target: Some(target),
-            schedules,
-            ..
-        } => {
-            // clap refuses the simulator's other flags beside --target.
-            let _ = (report, jobs);
-            live::check(&target, &paths, schedules, strategy, seed, format)
-        }
+        // With --target the run is live; clap refuses the simulator's
+        // other flags beside it.
         Command::Check {
             paths,
             seed,
@@ -67,19 +54,22 @@ fn main() -> ExitCode {
             db_mode,
             shard,
             json,
-            target: None,
-            ..
-        } => check::run(
-            &paths,
-            seed,
-            strategy.unwrap_or_default(),
-            report.as_deref(),
-            format,
-            jobs,
-            db_mode,
-            shard,
-            json.as_deref(),
-        ),
+            target,
+            schedules,
+        } => match target {
+            Some(target) => live::check(&target, &paths, schedules, strategy, seed, format),
+            None => check::run(
+                &paths,
+                seed,
+                strategy.unwrap_or_default(),
+                report.as_deref(),
+                format,
+                jobs,
+                db_mode,
+                shard,
+                json.as_deref(),
+            ),
+        },
         Command::Merge { reports, format } => check::merge(&reports, format),
         Command::Replay {
             file,
@@ -90,28 +80,12 @@ fn main() -> ExitCode {
             position,
             format,
             explain,
-            target: Some(target),
+            target,
             repeat,
-            ..
-        } => {
-            // clap refuses the simulator's flags beside --target.
-            let _ = (variant, seed, strategy, position, explain);
-            live::replay(&target, &file, choices.unwrap_or_default(), repeat, format)
-        }
-        Command::Replay {
-            file,
-            variant,
-            seed,
-            choices,
-            strategy,
-            position,
-            format,
-            explain,
-            target: None,
-            ..
-        } => match variant {
-            Some(variant) => replay::run(&file, variant, seed, choices, strategy, position, format, explain),
-            None => Err(InvalidInput("--variant is needed without --target".to_string()).into()),
+        } => match (target, variant) {
+            (Some(target), _) => live::replay(&target, &file, choices.unwrap_or_default(), repeat, format),
+            (None, Some(variant)) => replay::run(&file, variant, seed, choices, strategy, position, format, explain),
+            (None, None) => Err(InvalidInput("--variant is needed without --target".to_string()).into()),
         },
         Command::Explore(args) => explore::run(&args),
         Command::Bugfind {

@@ -1,14 +1,17 @@
 //! One whole schedule of the double-click signup scenario, per variant,
 //! beside a raw baseline: shuttle running the same two DELETE + INSERT
 //! pairs directly on a fresh in-memory database, with no world around them.
-//! The ratio of the two is the cost of the world.
+//! The ratio of the two is the cost of the world. The baseline, like
+//! `replay`, starts a shuttle runner for its one schedule; `check` and
+//! `explore` run many schedules through one runner, measured last.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use otpsim_core::Variant;
-use otpsim_sim::sweep::replay;
+use otpsim_sim::sweep::{replay, run_cases};
 use otpsim_sim::Scenario;
 use rusqlite::{params, Connection};
 use shuttle::scheduler::RandomScheduler;
@@ -52,6 +55,23 @@ fn schedule(c: &mut Criterion) {
         let choices = Mutex::new(vec![1u8, 0, 1, 0, 1]);
         group.bench_function(format!("world double-click {variant}"), |b| {
             b.iter(|| replay(&scenario, &variant, 1, &choices.lock().unwrap(), 1))
+        });
+    }
+    // As `check` and `explore` run schedules: many through one runner,
+    // whose task stacks are reused from one schedule to the next.
+    for variant in Variant::MAIN {
+        let scenario = Arc::clone(&scenario);
+        group.bench_function(format!("world double-click {variant}, one runner"), |b| {
+            b.iter_custom(|iters| {
+                let case = (Arc::clone(&scenario), vec![1u8, 0, 1, 0, 1]);
+                let mut left = iters;
+                let start = Instant::now();
+                run_cases(&variant, move |_| {
+                    left = left.checked_sub(1)?;
+                    Some(case.clone())
+                });
+                start.elapsed()
+            })
         });
     }
     group.finish();

@@ -27,7 +27,7 @@ use otpsim_core::{
     Code, DbError, Email, Flow, FlowConfig, Handled, Mail, Otp, Ports, Request, Response, Session, TempId,
     WorkerCrashed,
 };
-use otpsim_sim::explore::{search, Budget};
+use otpsim_sim::explore::{search, Budget, Options};
 use otpsim_sim::Invariant;
 use rusqlite::params;
 
@@ -172,7 +172,7 @@ fn main() -> ExitCode {
         },
         None => Budget::Schedules(30_000),
     };
-    let report = search(&EmailCode, budget, 1, &|_, _| {});
+    let report = search(&EmailCode, &Options::new(budget, 1), &|_, _| {});
     println!(
         "{}: {} schedules in {:.1} s",
         report.flow, report.schedules, report.seconds

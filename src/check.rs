@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use otpsim_core::DbMode;
 use otpsim_sim::check::check;
 use otpsim_sim::schedule::Strategy;
@@ -134,12 +134,10 @@ pub fn run(
 
 /// `otpsim merge`: the shards' JSON reports, printed as the table one
 /// unsharded run prints, with its exit code.
-pub fn merge(files: &[std::path::PathBuf], format: TableFormat) -> Result<ExitCode> {
+pub fn merge(files: &[(std::path::PathBuf, String)], format: TableFormat) -> Result<ExitCode> {
     let mut reports: Vec<(std::path::PathBuf, Report)> = Vec::new();
-    for file in files {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| InvalidInput(format!("{}: cannot read it: {e}", file.display())))?;
-        let report: Report = serde_json::from_str(&text).map_err(|e| {
+    for (file, text) in files {
+        let report: Report = serde_json::from_str(text).map_err(|e| {
             InvalidInput(format!(
                 "{}:{}:{}: not a report of `otpsim check --json`: {e}",
                 file.display(),
@@ -149,43 +147,8 @@ pub fn merge(files: &[std::path::PathBuf], format: TableFormat) -> Result<ExitCo
         })?;
         reports.push((file.clone(), report));
     }
-    for (file, r) in &reports {
-        if r.shard.index == 0 || r.shard.index > r.shard.count || r.shard.count > 1000 {
-            bail!(InvalidInput(format!(
-                "{}: shard {}/{} is not a shard (expected I/N with 1 <= I <= N <= 1000)",
-                file.display(),
-                r.shard.index,
-                r.shard.count
-            )));
-        }
-    }
-    let total = reports.first().map_or(1, |(_, r)| r.shard.count);
-    let mut seen = vec![None; total];
-    for (file, r) in &reports {
-        if r.shard.count != total {
-            bail!(InvalidInput(format!(
-                "{} is shard {} of {}, the others are of {total}",
-                file.display(),
-                r.shard.index,
-                r.shard.count
-            )));
-        }
-        if let Some(other) = seen[r.shard.index - 1].replace(file.clone()) {
-            bail!(InvalidInput(format!(
-                "shard {}/{total} is given twice: {} and {}",
-                r.shard.index,
-                other.display(),
-                file.display()
-            )));
-        }
-    }
-    let missing: Vec<String> = (1..=total)
-        .filter(|i| seen[i - 1].is_none())
-        .map(|i| format!("{i}/{total}"))
-        .collect();
-    if !missing.is_empty() {
-        bail!(InvalidInput(format!("shard(s) {} missing", missing.join(", "))));
-    }
+    let shards: Vec<_> = reports.iter().map(|(f, r)| (f.clone(), r.shard)).collect();
+    crate::merge::shards_complete(&shards)?;
     let strategy = reports[0].1.strategy.clone();
     let mut rows: Vec<Row> = reports.into_iter().flat_map(|(_, r)| r.rows).collect();
     // Stable: a scenario's rows keep their order.

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use otpsim_core::Variant;
-use otpsim_sim::explore::Budget;
+use otpsim_sim::explore::{Budget, Guide};
+pub use otpsim_sim::jobs::Shard;
 use otpsim_sim::schedule::Strategy;
 
 #[derive(clap::Parser)]
@@ -148,8 +149,10 @@ pub enum Command {
         #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
         jobs: usize,
     },
-    /// Joins the --json reports of `otpsim check --shard I/N` runs and
-    /// prints the table one unsharded run prints (exit 1 if a row fails).
+    /// Joins the --json reports of `otpsim check --shard I/N` or
+    /// `otpsim explore --shard I/N` runs and prints what one unsharded run
+    /// prints, with its exit code; for explore, saves the minimal
+    /// scenarios as it would.
     Merge {
         /// One report per shard.
         #[arg(required = true)]
@@ -157,6 +160,13 @@ pub enum Command {
         /// text, or markdown for a CI job summary.
         #[arg(long, value_enum, default_value_t = TableFormat::Text)]
         format: TableFormat,
+        /// For explore's reports: where the minimal scenarios go (existing
+        /// files are kept).
+        #[arg(long, default_value = "otpsim-found")]
+        save: PathBuf,
+        /// For explore's reports: also write the merged report as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Runs a variant as a real web app: one process is one worker; start
     /// several on one --db for several workers. Prints the address it
@@ -261,28 +271,12 @@ pub enum TableFormat {
     Markdown,
 }
 
-/// One shard of a run: the I-th (1-based) of N.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl Shard {
-    /// Whether item `i` (0-based, in file order) is this shard's.
-    pub fn owns(self, i: usize) -> bool {
-        i % self.count == self.index - 1
-    }
-}
-
 pub fn parse_shard(s: &str) -> Result<Shard, String> {
-    let bad = || format!("{s:?}: expected I/N with 1 <= I <= N <= 1000, e.g. 2/4");
-    let (i, n) = s.split_once('/').ok_or_else(bad)?;
-    let (index, count): (usize, usize) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
-    if index == 0 || index > count || count > 1000 {
-        return Err(bad());
-    }
-    Ok(Shard { index, count })
+    s.parse()
+}
+
+pub fn parse_guide(s: &str) -> Result<Guide, String> {
+    s.parse()
 }
 
 pub fn parse_db_mode(s: &str) -> Result<otpsim_core::DbMode, String> {
@@ -307,13 +301,28 @@ pub struct ExploreArgs {
     /// number makes the results a pure function of it and the seed.
     #[arg(long, default_value = "30s", value_parser = parse_search_budget)]
     pub budget: Budget,
-    /// Threads, each searching one variant at a time (default: every
-    /// core). With a budget in schedules the results do not depend on it.
+    /// Threads, each running one round of the search at a time (default:
+    /// every core). With a budget in schedules the results do not depend
+    /// on it.
     #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
     pub jobs: usize,
     /// The search's seed: the same seed draws the same cases.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Schedules in a round: the search runs rounds, each from a seed of
+    /// its own, on every core and across shards. Smaller rounds spread
+    /// wider; larger ones let the search build on more of what it learnt.
+    #[arg(long, default_value_t = otpsim_sim::explore::ROUND, value_parser = clap::value_parser!(u64).range(1..))]
+    pub round: u64,
+    /// Run only this shard of the rounds: I/N takes every N-th round from
+    /// the I-th (1-based). `otpsim merge` joins the shards' --json.
+    #[arg(long, default_value = "1/1", value_parser = parse_shard)]
+    pub shard: Shard,
+    /// coverage: keep the cases that show new behaviour (statement
+    /// outcomes, answers, which write each read saw) and mutate them;
+    /// blind: draw every case afresh.
+    #[arg(long, default_value = "coverage", value_parser = parse_guide)]
+    pub guide: Guide,
     /// Where the minimal scenarios go (existing files are kept).
     #[arg(long, default_value = "otpsim-found")]
     pub save: PathBuf,

@@ -7,30 +7,42 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use otpsim_core::Variant;
-use otpsim_sim::explore::{search, Budget, SearchReport};
+use otpsim_sim::explore::{search, Budget, Finding, Options, Round, SearchReport};
 use otpsim_sim::sweep::replay;
 use otpsim_sim::{Invariant, Scenario};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::cli::{ExploreArgs, TableFormat};
+use crate::cli::{ExploreArgs, Shard, TableFormat};
+use crate::InvalidInput;
 
-#[derive(Serialize)]
-struct JsonReport {
+/// What `explore --json` writes, and what `otpsim merge` reads back: the
+/// table's figures, and each round with its findings' files, so that the
+/// shards of a search add up to the search.
+#[derive(Serialize, Deserialize)]
+pub struct JsonReport {
+    /// Always "explore": how merge tells it from a check report.
+    command: String,
+    guide: String,
+    seed: u64,
+    budget: Budget,
+    round: u64,
+    shard: Shard,
     variants: Vec<JsonVariant>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct JsonVariant {
     variant: String,
     schedules: u64,
     seconds: f64,
     violations: Vec<JsonViolation>,
+    rounds: Vec<JsonRound>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct JsonViolation {
     invariant: String,
     scenario: String,
@@ -39,21 +51,50 @@ struct JsonViolation {
     why: String,
 }
 
-/// Runs the search for each variant, one after the other.
+#[derive(Serialize, Deserialize)]
+struct JsonRound {
+    index: u64,
+    schedules: u64,
+    seconds: f64,
+    findings: Vec<JsonFinding>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct JsonFinding {
+    invariant: String,
+    schedules_to_hit: u64,
+    seconds_to_hit: f64,
+    /// The minimal scenario file, as it would be saved.
+    file: String,
+}
+
+/// Searches each variant in turn, each on every core.
 pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
     let variants = if args.variants.is_empty() {
         Variant::MAIN.to_vec()
     } else {
         args.variants.clone()
     };
-    // Each variant is searched on its own thread; the reports come back
-    // in the order asked. A progress bar only for one search at a time.
-    let bar = args.jobs == 1 || variants.len() == 1;
-    let reports = otpsim_sim::jobs::map(&variants, args.jobs, |variant| {
-        search_with_progress(variant, args.budget, args.seed, bar)
-    });
+    let options = Options {
+        guide: args.guide,
+        budget: args.budget,
+        seed: args.seed,
+        round: args.round,
+        jobs: args.jobs,
+        shard: args.shard,
+    };
+    let reports: Vec<SearchReport> = variants
+        .iter()
+        .map(|variant| search_with_progress(variant, &options))
+        .collect();
+    finish(&reports, &options, args)
+}
+
+/// Saves, prints and reports what the searches found: the same for one
+/// run and for the merge of its shards.
+fn finish(reports: &[SearchReport], options: &Options, args: &ExploreArgs) -> Result<ExitCode> {
     let mut saved: Vec<Vec<PathBuf>> = Vec::new();
-    for report in &reports {
+    for report in reports {
         let mut paths = Vec::new();
         for finding in &report.findings {
             paths.push(save_new(
@@ -65,9 +106,9 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
         saved.push(paths);
     }
     if args.format == TableFormat::Markdown {
-        print_markdown(&reports, &saved);
+        print_markdown(reports, &saved);
     } else {
-        print_matrix(&reports, &saved);
+        print_matrix(reports, &saved);
     }
     if let Some(dir) = &args.report {
         let mut rows = Vec::new();
@@ -83,17 +124,18 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
         eprintln!("report: {}", path.display());
     }
     if args.check_determinism {
-        check_determinism(&reports, &saved)?;
+        check_determinism(reports, &saved)?;
     }
     if let Some(json) = &args.json {
-        write_json(json, &reports, &saved)?;
+        write_json(json, reports, &saved, options)?;
     }
     let found = reports.iter().any(|r| !r.findings.is_empty());
     Ok(if found { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn search_with_progress(variant: &Variant, budget: Budget, seed: u64, bar: bool) -> SearchReport {
-    let report = if bar && std::io::stderr().is_terminal() {
+fn search_with_progress(variant: &Variant, options: &Options) -> SearchReport {
+    let budget = options.budget;
+    let report = if std::io::stderr().is_terminal() {
         let (length, unit) = match budget {
             Budget::Time(d) => (d.as_millis() as u64, "ms"),
             Budget::Schedules(n) => (n, "schedules"),
@@ -105,8 +147,10 @@ fn search_with_progress(variant: &Variant, budget: Budget, seed: u64, bar: bool)
                 .progress_chars("=> "),
         );
         bar.set_prefix(variant.to_string());
+        // A round reports when it ends; the clock moves in between.
+        bar.enable_steady_tick(std::time::Duration::from_millis(250));
         let started = std::time::Instant::now();
-        let report = search(variant, budget, seed, &|schedules, found| {
+        let report = search(variant, options, &|schedules, found| {
             bar.set_position(match budget {
                 Budget::Time(_) => started.elapsed().as_millis() as u64,
                 Budget::Schedules(_) => schedules,
@@ -116,11 +160,12 @@ fn search_with_progress(variant: &Variant, budget: Budget, seed: u64, bar: bool)
         bar.finish_and_clear();
         report
     } else {
-        search(variant, budget, seed, &|_, _| {})
+        search(variant, options, &|_, _| {})
     };
     eprintln!(
-        "{variant}: {} schedules in {:.1} s, {} invariant(s) broken",
+        "{variant}: {} schedules in {} round(s), {:.1} s of search, {} invariant(s) broken",
         report.schedules,
+        report.rounds.len(),
         report.seconds,
         report.findings.len()
     );
@@ -233,8 +278,14 @@ fn check_determinism(reports: &[SearchReport], saved: &[Vec<PathBuf>]) -> Result
     Ok(())
 }
 
-fn write_json(path: &Path, reports: &[SearchReport], saved: &[Vec<PathBuf>]) -> Result<()> {
+fn write_json(path: &Path, reports: &[SearchReport], saved: &[Vec<PathBuf>], options: &Options) -> Result<()> {
     let report = JsonReport {
+        command: "explore".to_string(),
+        guide: options.guide.to_string(),
+        seed: options.seed,
+        budget: options.budget,
+        round: options.round,
+        shard: options.shard,
         variants: reports
             .iter()
             .zip(saved)
@@ -254,9 +305,122 @@ fn write_json(path: &Path, reports: &[SearchReport], saved: &[Vec<PathBuf>]) -> 
                         why: f.violation().why.clone(),
                     })
                     .collect(),
+                rounds: r
+                    .rounds
+                    .iter()
+                    .map(|round| JsonRound {
+                        index: round.index,
+                        schedules: round.schedules,
+                        seconds: round.seconds,
+                        findings: round
+                            .findings
+                            .iter()
+                            .map(|f| JsonFinding {
+                                invariant: f.invariant.name().to_string(),
+                                schedules_to_hit: f.schedules_to_hit,
+                                seconds_to_hit: f.seconds_to_hit,
+                                file: f.scenario.to_toml(),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
             })
             .collect(),
     };
     let text = serde_json::to_string_pretty(&report)?;
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+/// Whether `text` is a report of `explore --json` (and not of `check`).
+pub fn is_report(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v["command"] == "explore")
+}
+
+/// `otpsim merge` of explore's shards: every shard's rounds, replayed from
+/// the files they carry, add up to the search one unsharded run makes;
+/// saved, printed and reported as that run does.
+pub fn merge(files: &[(PathBuf, String)], format: TableFormat, save: &Path, json: Option<&Path>) -> Result<ExitCode> {
+    let mut reports: Vec<(PathBuf, JsonReport)> = Vec::new();
+    for (file, text) in files {
+        let report: JsonReport = serde_json::from_str(text).map_err(|e| {
+            InvalidInput(format!(
+                "{}:{}:{}: not a report of `otpsim explore --json`: {e}",
+                file.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        reports.push((file.clone(), report));
+    }
+    let shards: Vec<(PathBuf, Shard)> = reports.iter().map(|(f, r)| (f.clone(), r.shard)).collect();
+    crate::merge::shards_complete(&shards)?;
+    let (first_file, first) = &reports[0];
+    let same = |r: &JsonReport| {
+        let variants: Vec<String> = r.variants.iter().map(|v| v.variant.clone()).collect();
+        (r.guide.clone(), r.seed, r.budget, r.round, variants)
+    };
+    for (file, r) in &reports {
+        if same(r) != same(first) {
+            bail!(InvalidInput(format!(
+                "{} is not a shard of the same search as {}: guide, seed, budget, round and variants must agree",
+                file.display(),
+                first_file.display()
+            )));
+        }
+    }
+    let mut merged = Vec::new();
+    for (v, variant) in first.variants.iter().enumerate() {
+        let flow: Variant = variant
+            .variant
+            .parse()
+            .map_err(|e| InvalidInput(format!("{}: {e}", first_file.display())))?;
+        let mut rounds = Vec::new();
+        for (file, r) in &reports {
+            for round in &r.variants[v].rounds {
+                let mut findings = Vec::new();
+                for f in &round.findings {
+                    findings.push(replayed(&flow, f, file)?);
+                }
+                rounds.push(Round {
+                    index: round.index,
+                    schedules: round.schedules,
+                    seconds: round.seconds,
+                    findings,
+                });
+            }
+        }
+        merged.push(SearchReport::from_rounds(flow.to_string(), rounds));
+    }
+    let options = Options {
+        guide: first.guide.parse().map_err(InvalidInput)?,
+        budget: first.budget,
+        seed: first.seed,
+        round: first.round,
+        jobs: 1,
+        shard: Shard::ALL,
+    };
+    let args = ExploreArgs {
+        variants: Vec::new(),
+        budget: options.budget,
+        jobs: 1,
+        seed: options.seed,
+        round: options.round,
+        shard: Shard::ALL,
+        guide: options.guide,
+        save: save.to_path_buf(),
+        json: json.map(Path::to_path_buf),
+        check_determinism: false,
+        report: None,
+        format,
+    };
+    finish(&merged, &options, &args)
+}
+
+/// A shard's finding, replayed from the file it carries.
+fn replayed(flow: &Variant, f: &JsonFinding, file: &Path) -> Result<Finding> {
+    let bad = |what: String| InvalidInput(format!("{}: a finding of {flow}: {what}", file.display()));
+    let invariant: Invariant = f.invariant.parse().map_err(|e: String| bad(e))?;
+    let scenario = Scenario::parse(Path::new("generated.toml"), &f.file).map_err(|e| bad(e.to_string()))?;
+    Finding::replayed(flow, invariant, scenario, f.schedules_to_hit, f.seconds_to_hit)
+        .ok_or_else(|| bad(format!("its file does not break {invariant} when replayed")).into())
 }

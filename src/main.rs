@@ -10,6 +10,7 @@ mod check;
 mod cli;
 mod explore;
 mod live;
+mod merge;
 mod replay;
 mod report;
 mod serve;
@@ -70,7 +71,12 @@ fn main() -> ExitCode {
                 json.as_deref(),
             ),
         },
-        Command::Merge { reports, format } => check::merge(&reports, format),
+        Command::Merge {
+            reports,
+            format,
+            save,
+            json,
+        } => merge::run(&reports, format, &save, json.as_deref()),
         Command::Replay {
             file,
             variant,

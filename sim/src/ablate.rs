@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use otpsim_core::{SeedFixSwitches, Variant};
 
-use crate::explore::{search, Budget};
+use crate::explore::{search, Budget, Options};
 use crate::invariant::Invariant;
 use crate::scenario::Scenario;
 use crate::schedule::Strategy;
@@ -77,7 +77,7 @@ impl Ablation {
                 broken.extend(found.violated().into_iter().map(|i| (file.clone(), i)));
             }
             if !per_combo.is_zero() {
-                let report = search(&variant, per_combo, seed, &|_, _| {});
+                let report = search(&variant, &Options::new(per_combo, seed), &|_, _| {});
                 broken.extend(report.findings.iter().map(|f| (GENERATED.to_string(), f.invariant)));
             }
             progress(&variant, broken.len());

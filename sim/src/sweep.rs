@@ -3,16 +3,19 @@
 //! ends, and keeps only the first counterexample of each invariant, so
 //! memory does not grow with the number of schedules.
 //!
-//! `otpsim check`, `replay`, `bugfind` and `ablate` are built on it.
+//! `otpsim check`, `replay`, `bugfind` and `ablate` are built on it;
+//! `explore` runs its generated cases through [`run_cases`].
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use otpsim_core::platform::TASK_STACK_SIZE;
 use otpsim_core::Flow;
-use shuttle::scheduler::Scheduler;
+use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
 use shuttle::{Config, FailurePersistence, Runner};
 
 use crate::invariant::{self, Invariant, Limits, Violation};
@@ -130,13 +133,9 @@ pub fn run_schedules<F: Flow>(
     let taken: Arc<Mutex<Vec<u8>>> = Arc::default();
     let halt = Arc::new(AtomicBool::new(false));
     let next_index = Arc::new(Mutex::new(0u64));
-    let mut config = Config::new();
-    config.stack_size = TASK_STACK_SIZE;
-    config.failure_persistence = FailurePersistence::None;
-    config.silence_warnings = true;
     let runner = Runner::new(
         Stoppable::new(Recorder::new(scheduler, Arc::clone(&taken)), Arc::clone(&halt)),
-        config,
+        config(),
     );
     let sink = Arc::new(Mutex::new(on_schedule));
     let (sink_in, flag, index_in, taken_in) = (
@@ -167,29 +166,146 @@ pub fn run_schedules<F: Flow>(
         })
     }));
     if let Err(panic) = ran {
-        let message = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a panic".to_string());
         let index = *next_index.lock().unwrap_or_else(|p| p.into_inner());
-        // The choices the panicking execution had taken so far: they
-        // replay it up to the panic.
-        let choices = std::mem::take(&mut *taken.lock().unwrap_or_else(|p| p.into_inner()));
-        let judged = Judged {
-            index,
-            choices,
-            outcome: RunOutcome {
-                trace: Trace::default(),
-                faults_fired: true,
-            },
-            violations: vec![Violation {
-                invariant: Invariant::ClearErrors,
-                request: None,
-                why: format!("the run panicked: {message}"),
-            }],
-        };
+        let judged = panicked(index, &taken, panic);
         (sink.lock().unwrap_or_else(|p| p.into_inner()))(judged);
+    }
+}
+
+/// shuttle's settings for every run: our task stacks, nothing persisted,
+/// no warnings printed.
+fn config() -> Config {
+    let mut config = Config::new();
+    config.stack_size = TASK_STACK_SIZE;
+    config.failure_persistence = FailurePersistence::None;
+    config.silence_warnings = true;
+    config
+}
+
+/// A panic of the harness itself, judged as a `clear_errors` violation
+/// with the choices the execution had taken so far: they replay it up to
+/// the panic.
+fn panicked(index: u64, taken: &Mutex<Vec<u8>>, panic: Box<dyn std::any::Any + Send>) -> Judged {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic".to_string());
+    Judged {
+        index,
+        choices: std::mem::take(&mut *taken.lock().unwrap_or_else(|p| p.into_inner())),
+        outcome: RunOutcome {
+            trace: Trace::default(),
+            faults_fired: true,
+        },
+        violations: vec![Violation {
+            invariant: Invariant::ClearErrors,
+            request: None,
+            why: format!("the run panicked: {message}"),
+        }],
+    }
+}
+
+/// A case of [`run_cases`]: a scenario and the choices of its one schedule.
+pub type Case = (Arc<Scenario>, Vec<u8>);
+
+/// Runs many cases of `flow`, one schedule each, through one shuttle
+/// runner: `next` is told how the last case went (its scenario and its
+/// judged schedule) and gives the next case, or `None` to stop. What
+/// [`replay`] does for one case, without a fresh runner, and so fresh task
+/// stacks from the operating system, for each: a search of generated
+/// cases spends much of a case there, and on several threads of one
+/// process those calls contend.
+pub fn run_cases<F: Flow>(flow: &F, next: impl FnMut(Option<(Arc<Scenario>, Judged)>) -> Option<Case> + 'static) {
+    let next = Rc::new(RefCell::new(next));
+    let mut last = None;
+    loop {
+        // The plan the scheduler sets for the execution it starts, and the
+        // execution's verdict for the scheduler to hand on.
+        let plan: Arc<Mutex<Option<RunPlan<F>>>> = Arc::default();
+        let judged: Arc<Mutex<Option<Judged>>> = Arc::default();
+        let taken: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let stream = CaseStream {
+            flow: flow.clone(),
+            next: Rc::clone(&next),
+            last: last.take(),
+            plan: Arc::clone(&plan),
+            judged: Arc::clone(&judged),
+            taken: Arc::clone(&taken),
+            running: None,
+            scheduler: Recorder::new(ChoiceScheduler::new(Vec::new()), Arc::clone(&taken)),
+        };
+        let scenario_of = Arc::clone(&plan);
+        let runner = Runner::new(stream, config());
+        let (plan_in, judged_in, taken_in) = (Arc::clone(&plan), Arc::clone(&judged), Arc::clone(&taken));
+        let ran = catch_unwind(AssertUnwindSafe(move || {
+            runner.run(move || {
+                let plan = plan_in.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let Some(plan) = plan else { return };
+                let outcome = world::run(&plan);
+                let violations =
+                    invariant::violations(&outcome.trace, limits(&plan.scenario), &plan.scenario.invariants);
+                let choices = std::mem::take(&mut *taken_in.lock().unwrap_or_else(|p| p.into_inner()));
+                *judged_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(Judged {
+                    index: 0,
+                    choices,
+                    outcome,
+                    violations,
+                });
+            })
+        }));
+        match ran {
+            Ok(_) => return,
+            Err(panic) => {
+                // The case that panicked is judged; the stream goes on in a
+                // new runner.
+                let scenario = scenario_of.lock().unwrap_or_else(|p| p.into_inner()).take();
+                match scenario {
+                    Some(plan) => last = Some((plan.scenario, panicked(0, &taken, panic))),
+                    None => std::panic::resume_unwind(panic),
+                }
+            }
+        }
+    }
+}
+
+/// The scheduler of [`run_cases`]: each new execution is the next case,
+/// followed through its choices.
+struct CaseStream<F, N> {
+    flow: F,
+    next: Rc<RefCell<N>>,
+    /// A case judged before this runner started (one that panicked).
+    last: Option<(Arc<Scenario>, Judged)>,
+    plan: Arc<Mutex<Option<RunPlan<F>>>>,
+    judged: Arc<Mutex<Option<Judged>>>,
+    taken: Arc<Mutex<Vec<u8>>>,
+    running: Option<Arc<Scenario>>,
+    scheduler: Recorder<ChoiceScheduler>,
+}
+
+impl<F: Flow, N: FnMut(Option<(Arc<Scenario>, Judged)>) -> Option<Case>> Scheduler for CaseStream<F, N> {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        let judged = self.judged.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let last = self.last.take().or_else(|| Some((self.running.take()?, judged?)));
+        let Some((scenario, choices)) = (self.next.borrow_mut())(last) else {
+            *self.plan.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            return None;
+        };
+        *self.plan.lock().unwrap_or_else(|p| p.into_inner()) = Some(RunPlan {
+            scenario: Arc::clone(&scenario),
+            flow: self.flow.clone(),
+            faults: fault_sets(&scenario.faults, 1),
+            seed: scenario.seed,
+        });
+        self.running = Some(scenario);
+        self.scheduler = Recorder::new(ChoiceScheduler::new(choices), Arc::clone(&self.taken));
+        self.scheduler.new_execution()
+    }
+    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
+        self.scheduler.next_task(runnable, current, is_yielding)
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.scheduler.next_u64()
     }
 }
 

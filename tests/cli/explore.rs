@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use otpsim_sim::explore::{search, Budget};
+use otpsim_sim::explore::{search, Budget, Options};
 use otpsim_sim::Invariant;
 
 fn otpsim(args: &[&str]) -> std::process::Output {
@@ -25,7 +25,7 @@ fn fresh_dir(name: &str) -> PathBuf {
 #[test]
 fn the_search_finds_naives_double_click_and_shrinks_it_to_at_most_three_requests() {
     let naive: otpsim_core::Variant = "naive".parse().unwrap();
-    let report = search(&naive, Budget::Schedules(3000), 1, &|_, _| {});
+    let report = search(&naive, &Options::new(Budget::Schedules(3000), 1), &|_, _| {});
     let found: Vec<Invariant> = report.findings.iter().map(|f| f.invariant).collect();
     assert!(
         found.contains(&Invariant::SinglePending),
@@ -147,7 +147,7 @@ fn ablate_names_the_load_bearing_switches_on_the_corpus() {
 #[test]
 fn a_search_budgeted_in_schedules_finds_the_same_whatever_the_machine_does() {
     let seed_fix: otpsim_core::Variant = "seed_fix".parse().unwrap();
-    let run = || search(&seed_fix, Budget::Schedules(2000), 5, &|_, _| {});
+    let run = || search(&seed_fix, &Options::new(Budget::Schedules(2000), 5), &|_, _| {});
     let (a, b) = (run(), run());
     assert_eq!(a.schedules, b.schedules);
     assert!(!a.findings.is_empty());
@@ -159,4 +159,103 @@ fn a_search_budgeted_in_schedules_finds_the_same_whatever_the_machine_does() {
         assert_eq!(x.counterexample.trace, y.counterexample.trace);
         assert_eq!(x.schedules_to_hit, y.schedules_to_hit);
     }
+}
+
+#[test]
+fn explore_on_threads_and_in_shards_adds_up_to_one_run() {
+    let dir = fresh_dir("explore-shards");
+    // 3 rounds of 700 schedules: one round a shard.
+    let explore = |name: &str, extra: &[&str]| {
+        let save = dir.join(name);
+        let json = dir.join(format!("{name}.json"));
+        let mut args = vec![
+            "explore",
+            "--variant",
+            "naive",
+            "--budget",
+            "2100",
+            "--round",
+            "700",
+            "--save",
+            save.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = otpsim(&args);
+        (out, save, json)
+    };
+    let saved = |dir: &Path| -> Vec<(String, String)> {
+        let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read_to_string(&p).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    // What does not depend on the machine: schedules, where each
+    // invariant was first hit, the saved files.
+    let figures = |json: &Path| -> (u64, Vec<(String, u64)>) {
+        let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        let naive = &report["variants"][0];
+        let hits = naive["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["invariant"].as_str().unwrap().to_string(),
+                    v["schedules_to_hit"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        (naive["schedules"].as_u64().unwrap(), hits)
+    };
+    let (one, one_save, one_json) = explore("one", &["--jobs", "1"]);
+    assert_eq!(one.status.code(), Some(1), "{}", String::from_utf8_lossy(&one.stderr));
+    let (two, two_save, two_json) = explore("two", &["--jobs", "2"]);
+    assert_eq!(two.status.code(), Some(1));
+    let mut shards = Vec::new();
+    for i in 1..=3 {
+        let (out, _, json) = explore(&format!("shard{i}"), &["--shard", &format!("{i}/3")]);
+        assert!(out.status.code().is_some_and(|c| c <= 1));
+        shards.push(json.display().to_string());
+    }
+    let merged_save = dir.join("merged");
+    let merged_json = dir.join("merged.json");
+    let merged = otpsim(&[
+        "merge",
+        &shards[1],
+        &shards[2],
+        &shards[0],
+        "--save",
+        merged_save.to_str().unwrap(),
+        "--json",
+        merged_json.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        merged.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let (schedules, hits) = figures(&one_json);
+    assert_eq!(schedules, 2100);
+    assert!(!hits.is_empty());
+    assert_eq!(figures(&two_json), (schedules, hits.clone()));
+    assert_eq!(figures(&merged_json), (schedules, hits));
+    assert_eq!(saved(&two_save), saved(&one_save));
+    assert_eq!(saved(&merged_save), saved(&one_save));
+    // A shard missing, or shards of another search, are refused.
+    assert_eq!(otpsim(&["merge", &shards[0], &shards[1]]).status.code(), Some(2));
+    let (_, _, other) = explore("other", &["--shard", "3/3", "--seed", "2"]);
+    let mixed = otpsim(&["merge", &shards[0], &shards[1], other.to_str().unwrap()]);
+    assert_eq!(mixed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&mixed.stderr).contains("same search"));
 }

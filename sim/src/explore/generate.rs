@@ -20,16 +20,16 @@ use crate::scenario::{
 /// and mallory, who reads no mailbox and goes after ana's address. Each
 /// has one password; the weight says how often each one acts.
 #[derive(Debug)]
-struct Person {
-    browser: &'static str,
-    owns: &'static [&'static str],
-    password: &'static str,
-    weight: u32,
+pub(super) struct Person {
+    pub(super) browser: &'static str,
+    pub(super) owns: &'static [&'static str],
+    pub(super) password: &'static str,
+    pub(super) weight: u32,
 }
 
 const ANA: &str = "ana@example.com";
 const BOB: &str = "bob@example.com";
-const PEOPLE: [Person; 4] = [
+pub(super) const PEOPLE: [Person; 4] = [
     Person {
         browser: "ana",
         owns: &[ANA],
@@ -57,10 +57,10 @@ const PEOPLE: [Person; 4] = [
 ];
 /// Send times: whole seconds, and a few 5 ms before a short `otp_ttl`
 /// runs out, so that expiry is crossed while a request waits for the lock.
-const TIMES_MS: [u64; 9] = [0, 1000, 3000, 3995, 4000, 5000, 7995, 10_000, 20_000];
-const DELAYS_MS: [u64; 2] = [0, 5000];
+pub(super) const TIMES_MS: [u64; 9] = [0, 1000, 3000, 3995, 4000, 5000, 7995, 10_000, 20_000];
+pub(super) const DELAYS_MS: [u64; 2] = [0, 5000];
 /// Lifetimes of a code: the default, and two short enough to cross.
-const TTLS_MS: [u64; 3] = [600_000, 4000, 8000];
+pub(super) const TTLS_MS: [u64; 3] = [600_000, 4000, 8000];
 
 fn person() -> impl Strategy<Value = &'static Person> {
     let weighted: Vec<(u32, Just<&'static Person>)> = PEOPLE.iter().map(|p| (p.weight, Just(p))).collect();
@@ -94,38 +94,103 @@ fn request() -> impl Strategy<Value = RequestSpec> {
                 ),
             )
         })
-        .prop_map(
-            |((p, kind, at), (otp, repeat, response_delay, email_delay))| RequestSpec {
-                at_ms: TIMES_MS[at],
-                browser: p.browser.to_string(),
+        .prop_map(|((p, kind, at), (otp, repeat, response_delay, email_delay))| {
+            request_of(
+                p,
                 kind,
-                email: Email::parse(p.owns.first().copied().unwrap_or(ANA)).expect("a valid constant"),
-                password: p.password.to_string(),
-                otp: if kind == Kind::Verify { otp } else { OtpChoice::Latest },
+                TIMES_MS[at],
+                otp,
                 repeat,
-                worker: None,
-                response_delay_ms: DELAYS_MS[response_delay],
-                email_delay_ms: if kind == Kind::Signup {
-                    DELAYS_MS[email_delay]
-                } else {
-                    0
-                },
-                // Every response taken: the browser behaviour that reaches
-                // the most orders; plain forms are a file's choice.
-                via: crate::scenario::Via::Fetch,
-            },
-        )
+                DELAYS_MS[response_delay],
+                DELAYS_MS[email_delay],
+            )
+        })
+}
+
+/// A person's request: their browser, their address (a stranger's is
+/// ana's), their password; the code choice only on a verify and the mail
+/// delay only on a signup.
+pub(super) fn request_of(
+    p: &Person,
+    kind: Kind,
+    at_ms: u64,
+    otp: OtpChoice,
+    repeat: u32,
+    response_delay_ms: u64,
+    email_delay_ms: u64,
+) -> RequestSpec {
+    RequestSpec {
+        at_ms,
+        browser: p.browser.to_string(),
+        kind,
+        email: Email::parse(p.owns.first().copied().unwrap_or(ANA)).expect("a valid constant"),
+        password: p.password.to_string(),
+        otp: if kind == Kind::Verify { otp } else { OtpChoice::Latest },
+        repeat,
+        worker: None,
+        response_delay_ms,
+        email_delay_ms: if kind == Kind::Signup { email_delay_ms } else { 0 },
+        // Every response taken: the browser behaviour that reaches the
+        // most orders; plain forms are a file's choice.
+        via: crate::scenario::Via::Fetch,
+    }
+}
+
+/// The `[[browser]]` list for `requests`: the people who act, in
+/// [`PEOPLE`]'s order.
+pub(super) fn browsers(requests: &[RequestSpec]) -> Vec<BrowserSpec> {
+    PEOPLE
+        .iter()
+        .filter(|p| requests.iter().any(|r| r.browser == p.browser))
+        .map(|p| BrowserSpec {
+            name: p.browser.to_string(),
+            owns: p
+                .owns
+                .iter()
+                .map(|e| Email::parse(e).expect("a valid constant"))
+                .collect(),
+        })
+        .collect()
 }
 
 fn fault_kind() -> impl Strategy<Value = FaultKind> {
     prop_oneof![
-        Just(FaultKind::Db(DbFault::Io)),
-        Just(FaultKind::Db(DbFault::Busy)),
-        Just(FaultKind::Db(DbFault::Full)),
-        Just(FaultKind::Crash),
-        Just(FaultKind::Mail),
+        Just(FAULT_KINDS[0]),
+        Just(FAULT_KINDS[1]),
+        Just(FAULT_KINDS[2]),
+        Just(FAULT_KINDS[3]),
+        Just(FAULT_KINDS[4]),
     ]
 }
+
+/// A fault of `kind` at a request's `statement`; a mail fault needs a
+/// signup to lose the email of, so on another kind it becomes a crash.
+pub(super) fn fault_of(kind: FaultKind, request: usize, statement: u32, requests: &[RequestSpec]) -> FaultSpec {
+    let kind = if kind == FaultKind::Mail && requests[request].kind != Kind::Signup {
+        FaultKind::Crash
+    } else {
+        kind
+    };
+    let statement = if kind == FaultKind::Mail {
+        StatementChoice::Nth(0)
+    } else {
+        StatementChoice::Nth(statement)
+    };
+    FaultSpec {
+        kind,
+        request,
+        statement,
+    }
+}
+
+/// The kinds of fault, in the order drawn.
+pub(super) const FAULT_KINDS: [FaultKind; 5] = [
+    FaultKind::Db(DbFault::Io),
+    FaultKind::Db(DbFault::Busy),
+    FaultKind::Db(DbFault::Full),
+    FaultKind::Crash,
+    FaultKind::Mail,
+];
 
 /// A format-2 scenario (1 to 8 requests from owners and a stranger,
 /// signups, verifies and logins over two addresses (see [`PEOPLE`]), 1 to 4 workers, cookie
@@ -148,39 +213,10 @@ pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
         .prop_map(
             |((workers, session, mail_latency_ms, ttl, max_attempts), requests, fault, choices)| {
                 let faults = fault
-                    .map(|(kind, at, statement)| {
-                        let request = at.index(requests.len());
-                        // A mail fault needs a signup to lose the email of.
-                        let kind = if kind == FaultKind::Mail && requests[request].kind != Kind::Signup {
-                            FaultKind::Crash
-                        } else {
-                            kind
-                        };
-                        let statement = if kind == FaultKind::Mail {
-                            StatementChoice::Nth(0)
-                        } else {
-                            StatementChoice::Nth(statement)
-                        };
-                        FaultSpec {
-                            kind,
-                            request,
-                            statement,
-                        }
-                    })
+                    .map(|(kind, at, statement)| fault_of(kind, at.index(requests.len()), statement, &requests))
                     .into_iter()
                     .collect();
-                let browsers = PEOPLE
-                    .iter()
-                    .filter(|p| requests.iter().any(|r| r.browser == p.browser))
-                    .map(|p| BrowserSpec {
-                        name: p.browser.to_string(),
-                        owns: p
-                            .owns
-                            .iter()
-                            .map(|e| Email::parse(e).expect("a valid constant"))
-                            .collect(),
-                    })
-                    .collect();
+                let browsers = browsers(&requests);
                 let scenario = Scenario {
                     path: PathBuf::from("generated.toml"),
                     format: 2,

@@ -1,28 +1,34 @@
-//! Searching generated scenarios: proptest draws a scenario and a schedule
-//! together, the world runs it, and a violation of an invariant not yet
-//! found is a failing case that proptest shrinks, scenario and interleaving
-//! at once, to a minimal file.
+//! Searching generated scenarios: cases (a scenario and the choices of
+//! its schedule) are drawn, the world runs each, and a violation of an
+//! invariant not yet found is reduced to a minimal file. Two ways to draw,
+//! one a file: [`learn`] keeps the cases that show new behaviour and
+//! mutates them (the default), [`blind`] draws every case afresh.
 
-use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use otpsim_core::{Flow, Variant};
-use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
 
 use crate::invariant::{Invariant, Violation};
-use crate::scenario::{Expectation, Scenario};
+use crate::jobs::Shard;
+use crate::scenario::{Deployment, Expectation, Scenario, SessionMode};
 use crate::schedule::Strategy;
 use crate::sweep::{replay, Counterexample};
 use crate::world::RunOutcome;
 
+mod blind;
+pub mod coverage;
 pub mod generate;
-
-use generate::scenario_and_choices;
+mod learn;
+mod mutate;
 
 /// One generated case's single schedule, with the choices it took.
-fn run_choices<F: Flow>(scenario: &Arc<Scenario>, flow: &F, choices: Vec<u8>) -> (RunOutcome, Vec<Violation>, Vec<u8>) {
+pub(super) fn run_choices<F: Flow>(
+    scenario: &Arc<Scenario>,
+    flow: &F,
+    choices: Vec<u8>,
+) -> (RunOutcome, Vec<Violation>, Vec<u8>) {
     replay(scenario, flow, scenario.seed, &choices, 1)
 }
 
@@ -42,6 +48,37 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// The finding a saved file records: `scenario`, with its schedule
+    /// pinned, replayed against `flow`; `None` if it does not break
+    /// `invariant`. How a merge of shards gets back the findings each
+    /// shard saved.
+    pub fn replayed<F: Flow>(
+        flow: &F,
+        invariant: Invariant,
+        scenario: Scenario,
+        schedules_to_hit: u64,
+        seconds_to_hit: f64,
+    ) -> Option<Finding> {
+        let choices = scenario.choices.clone()?;
+        let (outcome, violations, _) = run_choices(&Arc::new(scenario.clone()), flow, choices.clone());
+        violations.iter().any(|v| v.invariant == invariant).then(|| Finding {
+            invariant,
+            schedules_to_hit,
+            seconds_to_hit,
+            counterexample: Counterexample {
+                flow: flow.to_string(),
+                strategy: Strategy::Pinned,
+                seed: scenario.seed,
+                schedule: 0,
+                position: 1,
+                choices,
+                violations,
+                trace: outcome.trace,
+            },
+            scenario,
+        })
+    }
+
     /// Why it broke, in a sentence.
     pub fn violation(&self) -> &Violation {
         self.counterexample
@@ -52,18 +89,135 @@ impl Finding {
     }
 }
 
-/// What one search of one flow found.
+/// What one search of one flow found: its rounds, and what they add up to.
 #[derive(Debug, Clone)]
 pub struct SearchReport {
     /// The flow's name.
     pub flow: String,
-    /// Schedules run: the search's cases and proptest's shrinking (the
-    /// greedy reduction of each finding after it is not counted).
+    /// Schedules run, over every round: the cases and proptest's
+    /// shrinking (the greedy reduction of each finding is not counted).
     pub schedules: u64,
-    /// Wall-clock seconds spent.
+    /// Seconds of search, over every round (on several threads, more
+    /// than the wall-clock time).
     pub seconds: f64,
-    /// One finding per invariant broken.
+    /// One finding per invariant broken: the earliest round's, counted
+    /// from the start of round 0 as if the rounds had run one after the
+    /// other.
     pub findings: Vec<Finding>,
+    /// The rounds run, in order.
+    pub rounds: Vec<Round>,
+}
+
+impl SearchReport {
+    /// What `rounds` add up to, whichever thread or machine ran each.
+    pub fn from_rounds(flow: String, mut rounds: Vec<Round>) -> SearchReport {
+        rounds.sort_by_key(|r| r.index);
+        let (mut schedules, mut seconds) = (0, 0.0);
+        let mut findings: Vec<Finding> = Vec::new();
+        for round in &rounds {
+            for f in &round.findings {
+                if findings.iter().all(|known| known.invariant != f.invariant) {
+                    findings.push(Finding {
+                        schedules_to_hit: schedules + f.schedules_to_hit,
+                        seconds_to_hit: seconds + f.seconds_to_hit,
+                        ..f.clone()
+                    });
+                }
+            }
+            schedules += round.schedules;
+            seconds += round.seconds;
+        }
+        SearchReport {
+            flow,
+            schedules,
+            seconds,
+            findings,
+            rounds,
+        }
+    }
+}
+
+/// One round of a search: an independent search of up to
+/// [`Options::round`] schedules from a seed of its own.
+#[derive(Debug, Clone)]
+pub struct Round {
+    /// Its place in the search, from 0.
+    pub index: u64,
+    /// Schedules run.
+    pub schedules: u64,
+    /// Seconds spent.
+    pub seconds: f64,
+    /// What it found, counted from its own start.
+    pub findings: Vec<Finding>,
+}
+
+/// How a search runs. A search is a sequence of rounds, each an
+/// independent search from its own seed (round 0 from the search's seed
+/// itself): rounds run on every core and split across shards, and what
+/// the search reports is what the rounds add up to in order, whoever ran
+/// them, so neither `jobs` nor `shard` changes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// How cases are drawn.
+    pub guide: Guide,
+    /// How long, for each flow: a time, or schedules over every round
+    /// (and every shard).
+    pub budget: Budget,
+    /// The seed of round 0; every other round's comes from it.
+    pub seed: u64,
+    /// Schedules in a round. Smaller rounds spread over more threads and
+    /// shards; larger ones let the learning search build on more.
+    pub round: u64,
+    /// Threads, each running one round at a time.
+    pub jobs: usize,
+    /// The rounds this machine runs: every N-th, from the I-th.
+    pub shard: Shard,
+}
+
+/// The default [`Options::round`].
+pub const ROUND: u64 = 20_000;
+
+impl Options {
+    /// The whole search on one thread, learning, rounds of [`ROUND`].
+    pub fn new(budget: Budget, seed: u64) -> Options {
+        Options {
+            guide: Guide::default(),
+            budget,
+            seed,
+            round: ROUND,
+            jobs: 1,
+            shard: Shard::ALL,
+        }
+    }
+
+    /// The seed of round `index`.
+    pub fn round_seed(&self, index: u64) -> u64 {
+        if index == 0 {
+            self.seed
+        } else {
+            otpsim_core::ports::SplitMix64::new(self.seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15)).next_u64()
+        }
+    }
+}
+
+/// Where one round stops: a number of schedules, or a time.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limit {
+    schedules: u64,
+    deadline: Option<Instant>,
+}
+
+impl Limit {
+    pub(super) fn reached(&self, schedules: u64) -> bool {
+        schedules >= self.schedules || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// Where a round's findings came from, for the saved file's description.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Origin {
+    pub(super) seed: u64,
+    pub(super) round: u64,
 }
 
 /// How long a search runs: wall-clock time, or a number of schedules
@@ -71,7 +225,7 @@ pub struct SearchReport {
 /// finding runs on top, bounded by the finding's size). With a count, what the search finds is a pure
 /// function of the seed and the count, whatever the machine's load: what
 /// tests and CI should use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Budget {
     /// Until this much time has passed.
     Time(Duration),
@@ -115,113 +269,145 @@ impl std::fmt::Display for Budget {
     }
 }
 
-/// Searches `flow` within `budget`, from `seed`. `progress` is told the
-/// schedules run so far and the invariants found, now and then.
-pub fn search<F: Flow>(flow: &F, budget: Budget, seed: u64, progress: &dyn Fn(u64, usize)) -> SearchReport {
-    let start = Instant::now();
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
-    let config = Config {
-        cases: 64,
-        failure_persistence: None,
-        max_shrink_iters: 4096,
-        max_global_rejects: 1 << 20,
-        ..Config::default()
-    };
-    // A runner counts its cases once; each batch gets a fresh runner whose
-    // generator comes from the seeded master one, so batches stay determined
-    // by the seed.
-    let mut master = TestRunner::new_with_rng(config.clone(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
-    let strategy = scenario_and_choices();
-    let known: RefCell<BTreeSet<Invariant>> = RefCell::default();
-    let schedules = Cell::new(0u64);
-    let first_hit: Cell<Option<(u64, f64)>> = Cell::new(None);
-    let mut findings = Vec::new();
-    let spent = || match budget {
-        Budget::Time(d) => start.elapsed() >= d,
-        Budget::Schedules(n) => schedules.get() >= n,
-    };
-    while !spent() && known.borrow().len() < Invariant::ALL.len() {
-        first_hit.set(None);
-        let mut runner = TestRunner::new_with_rng(config.clone(), master.new_rng());
-        let result = runner.run(&strategy, |(scenario, choices)| {
-            // Once the budget is spent, pass the remaining cases unrun; a
-            // shrink in progress still runs to its end.
-            if first_hit.get().is_none() && spent() {
-                return Ok(());
-            }
-            schedules.set(schedules.get() + 1);
-            let (_, violations, _) = run_choices(&Arc::new(scenario), flow, choices);
-            match violations.iter().find(|v| !known.borrow().contains(&v.invariant)) {
-                None => Ok(()),
-                Some(v) => {
-                    if first_hit.get().is_none() {
-                        first_hit.set(Some((schedules.get(), start.elapsed().as_secs_f64())));
-                    }
-                    Err(TestCaseError::fail(v.invariant.name()))
-                }
-            }
-        });
-        progress(schedules.get(), known.borrow().len());
-        match result {
-            Ok(()) => {}
-            Err(TestError::Abort(_)) => break,
-            Err(TestError::Fail(_, (scenario, choices))) => {
-                let (schedules_to_hit, seconds_to_hit) = first_hit.get().unwrap_or((schedules.get(), 0.0));
-                let known_now = known.borrow().clone();
-                if let Some(finding) = minimal(
-                    flow,
-                    scenario,
-                    choices,
-                    &known_now,
-                    seed,
-                    schedules_to_hit,
-                    seconds_to_hit,
-                ) {
-                    known.borrow_mut().insert(finding.invariant);
-                    findings.push(finding);
-                }
-            }
+/// How the search draws its cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Guide {
+    /// Keep every case that shows new behaviour (see [`coverage`]) and
+    /// mutate the kept ones, drawing a fresh case one time in four.
+    #[default]
+    Coverage,
+    /// Every case drawn afresh by proptest, each failure shrunk by it.
+    Blind,
+}
+
+impl std::str::FromStr for Guide {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Guide, String> {
+        match s {
+            "coverage" => Ok(Guide::Coverage),
+            "blind" => Ok(Guide::Blind),
+            _ => Err(format!("{s:?}: expected coverage or blind")),
         }
-    }
-    SearchReport {
-        flow: flow.to_string(),
-        schedules: schedules.get(),
-        seconds: start.elapsed().as_secs_f64(),
-        findings,
     }
 }
 
-/// Turns proptest's minimal case into a pinned, self-describing scenario.
-fn minimal<F: Flow>(
+impl std::fmt::Display for Guide {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Guide::Coverage => "coverage",
+            Guide::Blind => "blind",
+        })
+    }
+}
+
+/// Searches `flow` as `options` say. `progress` is told, now and then,
+/// the schedules run so far and the most invariants one round has found.
+pub fn search<F: Flow>(flow: &F, options: &Options, progress: &(dyn Fn(u64, usize) + Sync)) -> SearchReport {
+    let start = Instant::now();
+    let round_size = options.round.max(1);
+    let (total, deadline) = match options.budget {
+        Budget::Schedules(n) => (Some(n.div_ceil(round_size)), None),
+        Budget::Time(d) => (None, Some(start + d)),
+    };
+    // This shard's k-th round.
+    let mine = |k: u64| k * options.shard.count as u64 + options.shard.index as u64 - 1;
+    let ran = AtomicU64::new(0);
+    let found = AtomicUsize::new(0);
+    let run = |&index: &u64| {
+        let limit = Limit {
+            schedules: match options.budget {
+                Budget::Schedules(n) => round_size.min(n - index * round_size),
+                Budget::Time(_) => round_size,
+            },
+            deadline,
+        };
+        let origin = Origin {
+            seed: options.seed,
+            round: index,
+        };
+        let last = std::cell::Cell::new(0);
+        let tick = |schedules: u64, known: usize| {
+            let all = ran.fetch_add(schedules - last.replace(schedules), Ordering::Relaxed) + schedules - last.get();
+            progress(all.max(schedules), found.fetch_max(known, Ordering::Relaxed).max(known));
+        };
+        let started = Instant::now();
+        let seed = options.round_seed(index);
+        let (schedules, findings) = match options.guide {
+            Guide::Coverage => learn::round(flow, limit, seed, origin, &tick),
+            Guide::Blind => blind::round(flow, limit, seed, origin, &tick),
+        };
+        Round {
+            index,
+            schedules,
+            seconds: started.elapsed().as_secs_f64(),
+            findings,
+        }
+    };
+    let rounds = match total {
+        // Every round known at the start: the threads take them in turn.
+        Some(total) => {
+            let rounds: Vec<u64> = (0..).map(mine).take_while(|r| *r < total).collect();
+            crate::jobs::map(&rounds, options.jobs, run)
+        }
+        // Until the time is up: a wave of one round a thread at a time.
+        None => {
+            let mut rounds = Vec::new();
+            for wave in 0.. {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                let jobs = options.jobs.max(1) as u64;
+                let indices: Vec<u64> = (wave * jobs..(wave + 1) * jobs).map(mine).collect();
+                rounds.extend(crate::jobs::map(&indices, options.jobs, run));
+            }
+            rounds
+        }
+    };
+    SearchReport::from_rounds(flow.to_string(), rounds)
+}
+
+/// Reduces a case that breaks `invariant` and turns it into a pinned,
+/// self-describing scenario.
+pub(super) fn minimal<F: Flow>(
     flow: &F,
-    mut scenario: Scenario,
-    choices: Vec<u8>,
-    known: &BTreeSet<Invariant>,
-    seed: u64,
+    (mut scenario, choices): (Scenario, Vec<u8>),
+    invariant: Invariant,
+    origin: Origin,
     schedules_to_hit: u64,
     seconds_to_hit: f64,
 ) -> Option<Finding> {
-    let invariant = {
-        let (_, violations, _) = run_choices(&Arc::new(scenario.clone()), flow, choices.clone());
-        violations
-            .into_iter()
-            .find(|v| !known.contains(&v.invariant))?
-            .invariant
-    };
     let (reduced, choices) = reduce(flow, invariant, scenario, choices);
     scenario = reduced;
+    // Only the people who still act, and the requests in the order they
+    // are sent (a stable sort: requests sent at the same instant keep
+    // their order, and so the run is the same).
+    scenario.browsers = generate::browsers(&scenario.requests);
+    let mut order: Vec<usize> = (0..scenario.requests.len()).collect();
+    order.sort_by_key(|&i| scenario.requests[i].at_ms);
+    scenario.requests = order.iter().map(|&i| scenario.requests[i].clone()).collect();
+    for fault in &mut scenario.faults {
+        fault.request = order.iter().position(|&i| i == fault.request).unwrap_or(fault.request);
+    }
     let shared = Arc::new(scenario.clone());
-    let (outcome, violations, mut taken) = run_choices(&shared, flow, choices);
+    let (_, violations, mut taken) = run_choices(&shared, flow, choices);
     let violation = violations.iter().find(|v| v.invariant == invariant)?.clone();
     while taken.last() == Some(&0) {
         taken.pop();
     }
     let requests: u32 = scenario.requests.iter().map(|r| r.repeat).sum();
     scenario.name = format!("{flow} breaks {}: found by otpsim explore", violation.invariant);
+    let found = match origin.round {
+        0 => format!(
+            "Found by `otpsim explore --seed {}` after {schedules_to_hit} schedules",
+            origin.seed
+        ),
+        r => format!(
+            "Found by `otpsim explore --seed {}` after {schedules_to_hit} schedules of round {r}",
+            origin.seed
+        ),
+    };
     scenario.description = format!(
-        "Found by `otpsim explore --seed {seed}` after {schedules_to_hit} schedules, then shrunk to {requests} requests \
-         and {} scheduling choices. {}",
+        "{found}, then shrunk to {requests} requests and {} scheduling choices. {}",
         taken.len(),
         sentence(&violation.why)
     );
@@ -233,23 +419,7 @@ fn minimal<F: Flow>(
         .parse::<Variant>()
         .map(|v| vec![(v, Expectation::FailOn(violation.invariant))])
         .unwrap_or_default();
-    let counterexample = Counterexample {
-        flow: flow.to_string(),
-        strategy: Strategy::Pinned,
-        seed: scenario.seed,
-        schedule: 0,
-        position: 1,
-        choices: taken,
-        violations,
-        trace: outcome.trace,
-    };
-    Some(Finding {
-        invariant: violation.invariant,
-        schedules_to_hit,
-        seconds_to_hit,
-        scenario,
-        counterexample,
-    })
+    Finding::replayed(flow, violation.invariant, scenario, schedules_to_hit, seconds_to_hit)
 }
 
 /// Greedy reduction after proptest's shrinking, which can stall in a local
@@ -306,6 +476,23 @@ fn reduce<F: Flow>(
             }
             if let Some(c) = rescheduled(&s, &choices) {
                 (scenario, choices) = (s, c);
+                smaller = true;
+            }
+        }
+        // The plainest deployment a file can have, one setting at a time:
+        // one worker, cookie sessions, instant mail, the default code
+        // lifetime and attempt limit.
+        for simplify in [
+            |d: &mut Deployment| d.workers = 1,
+            |d: &mut Deployment| d.session = SessionMode::Cookie,
+            |d: &mut Deployment| d.mail_latency_ms = 0,
+            |d: &mut Deployment| d.otp_ttl_ms = 600_000,
+            |d: &mut Deployment| d.max_attempts = 5,
+        ] {
+            let mut s = scenario.clone();
+            simplify(&mut s.deployment);
+            if s.deployment != scenario.deployment && breaks(&s, &choices) {
+                scenario = s;
                 smaller = true;
             }
         }

@@ -1,0 +1,209 @@
+//! What counts as new behaviour for the learning search: the features of
+//! one run's trace, each a hash of a small tuple of the domain's words.
+//!
+//! - a statement and what it did, per kind of request (`DELETE … -> 0 rows`
+//!   in a signup is not `-> 1 row`);
+//! - an answer, per kind of request, and which answer came right after
+//!   which (the order in which requests finish is most of a race);
+//! - reads-from: for each read, the write it saw, the latest earlier
+//!   write with rows on the same table for the same address, named by its
+//!   statement and request kind, and whether it was the reader's own;
+//! - the rare events: a fault, a crash, a dying request, a restart, a cut
+//!   mail, a dropped response, a panic, a cookie that lost its
+//!   registration.
+//!
+//! Features name statements and kinds, never times, request numbers or
+//! temp_ids, so the set saturates: a run that adds none is not kept.
+
+use std::collections::BTreeMap;
+
+use otpsim_core::Kind;
+
+use crate::trace::{SqlOutcome, Trace, What};
+
+/// FNV-1a over the parts, with a separator: deterministic on every
+/// machine and build, unlike the standard library's hasher.
+fn feature(parts: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in part.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+fn rows(outcome: &SqlOutcome) -> &'static str {
+    match outcome {
+        SqlOutcome::Done => "ok",
+        SqlOutcome::Rows(0) => "0",
+        SqlOutcome::Rows(1) => "1",
+        SqlOutcome::Rows(_) => "n",
+        SqlOutcome::Error(_) => "error",
+    }
+}
+
+/// The table a statement reads or writes first, and whether it writes.
+fn table(sql: &str) -> Option<(&str, bool)> {
+    let mut words = sql.split_whitespace();
+    let verb = words.next()?;
+    match verb {
+        "UPDATE" => words.next().map(|t| (t, true)),
+        "INSERT" | "DELETE" | "REPLACE" | "SELECT" => {
+            let mut words = words.skip_while(|w| !matches!(*w, "FROM" | "INTO"));
+            words.next()?;
+            words.next().map(|t| (t, verb != "SELECT"))
+        }
+        _ => None,
+    }
+}
+
+/// A request's kind and whether its sender owns the address: a
+/// stranger's successful verify or login is behaviour of its own.
+fn label(kind: Kind, owner: bool) -> &'static str {
+    match (kind, owner) {
+        (Kind::Signup, true) => "signup",
+        (Kind::Signup, false) => "stranger's signup",
+        (Kind::Verify, true) => "verify",
+        (Kind::Verify, false) => "stranger's verify",
+        (Kind::Login, true) => "login",
+        (Kind::Login, false) => "stranger's login",
+    }
+}
+
+/// Every feature of `trace`, appended to `out` (unsorted, may repeat).
+pub fn features(trace: &Trace, out: &mut Vec<u64>) {
+    // Per request: who sent what (its label) and its address, from its
+    // Sent event.
+    let mut requests: BTreeMap<usize, (&str, &str)> = BTreeMap::new();
+    // The latest write with rows, per (table, address): (statement, kind, request).
+    let mut last_write: BTreeMap<(&str, &str), (&str, &str, usize)> = BTreeMap::new();
+    let mut last_answer = ("start", "");
+    for event in &trace.events {
+        let request = event.request.and_then(|r| requests.get(&r).map(|(k, e)| (r, *k, *e)));
+        let kind = request.as_ref().map_or("worker", |(_, k, _)| *k);
+        match &event.what {
+            What::Sent {
+                kind: k,
+                email,
+                owner,
+                cookie,
+                ..
+            } => {
+                let label = label(*k, *owner);
+                if let Some(r) = event.request {
+                    requests.insert(r, (label, email.as_str()));
+                }
+                let held = if cookie.temp_user_id().is_some() {
+                    "registration"
+                } else {
+                    "none"
+                };
+                out.push(feature(&["sent", label, held]));
+            }
+            What::Sql { sql, outcome } => {
+                out.push(feature(&["sql", kind, sql, rows(outcome)]));
+                let (Some((r, k, email)), Some((t, writes))) = (&request, table(sql)) else {
+                    continue;
+                };
+                if writes {
+                    if matches!(outcome, SqlOutcome::Rows(n) if *n > 0) {
+                        last_write.insert((t, email), (sql, *k, *r));
+                    }
+                } else {
+                    let (writer, writer_kind, own) = match last_write.get(&(t, *email)) {
+                        Some((w, wk, wr)) => (*w, *wk, if wr == r { "own" } else { "other" }),
+                        None => ("initial", "", ""),
+                    };
+                    out.push(feature(&[
+                        "reads-from",
+                        kind,
+                        sql,
+                        rows(outcome),
+                        writer,
+                        writer_kind,
+                        own,
+                    ]));
+                }
+            }
+            What::Answered { code, set_cookie, .. } => {
+                let sets = match set_cookie {
+                    None => "no cookie",
+                    Some(c) if c.temp_user_id().is_some() => "registration",
+                    Some(_) => "cookie",
+                };
+                out.push(feature(&["answer", kind, code.as_str(), sets]));
+                out.push(feature(&[
+                    "answer after",
+                    last_answer.0,
+                    last_answer.1,
+                    kind,
+                    code.as_str(),
+                ]));
+                last_answer = (kind, code.as_str());
+            }
+            What::Fault { statement, .. } => out.push(feature(&["fault", kind, &statement.to_string()])),
+            What::Crashed => out.push(feature(&["crashed", kind])),
+            What::DiedWithWorker => out.push(feature(&["died", kind])),
+            What::Restarted => out.push(feature(&["restarted"])),
+            What::MailCut { .. } => out.push(feature(&["mail cut"])),
+            What::Abandoned => out.push(feature(&["abandoned", kind])),
+            What::Panicked(_) => out.push(feature(&["panicked", kind])),
+            What::MailSent { lost, .. } => out.push(feature(&["mail", kind, if *lost { "lost" } else { "sent" }])),
+            What::Delivered { cookie_now } => {
+                let held = if cookie_now.temp_user_id().is_some() {
+                    "registration"
+                } else {
+                    "none"
+                };
+                out.push(feature(&["delivered", kind, held]));
+            }
+            What::Quiescent(db) => {
+                let pending = match db.pending.len() {
+                    0 => "0",
+                    1 => "1",
+                    _ => "n",
+                };
+                out.push(feature(&["quiescent", pending, &db.accounts.len().min(2).to_string()]));
+            }
+            What::SessionLoad(_)
+            | What::SessionSave(_)
+            | What::Memory
+            | What::Waited(_)
+            | What::MailDelivered { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_are_named_for_reads_and_writes() {
+        assert_eq!(
+            table("SELECT temp_id FROM temp_registrations WHERE email = ?1"),
+            Some(("temp_registrations", false))
+        );
+        assert_eq!(
+            table("INSERT INTO users (email, password_hash) VALUES (?1, ?2)"),
+            Some(("users", true))
+        );
+        assert_eq!(
+            table("UPDATE temp_registrations SET attempts = attempts + 1 WHERE email = ?1"),
+            Some(("temp_registrations", true))
+        );
+        assert_eq!(
+            table("DELETE FROM temp_registrations WHERE temp_id = ?1"),
+            Some(("temp_registrations", true))
+        );
+        assert_eq!(table("BEGIN IMMEDIATE"), None);
+    }
+
+    #[test]
+    fn features_are_the_same_for_the_same_words() {
+        assert_eq!(feature(&["a", "bc"]), feature(&["a", "bc"]));
+        assert_ne!(feature(&["a", "bc"]), feature(&["ab", "c"]));
+    }
+}

@@ -1,0 +1,187 @@
+//! The search that learns, as a coverage-guided fuzzer does: a case that
+//! shows behaviour no earlier case showed (see [`super::coverage`]) is
+//! kept, and most later cases are kept ones changed a little (see
+//! [`super::mutate`]); one in four is drawn afresh, as the blind search
+//! draws it. What counts as new includes which write each read saw
+//! (reads-from), the signal that the RFF work (ASPLOS 2024) found to guide
+//! concurrency testing far better than blind or PCT sampling.
+//!
+//! Deterministic: the fresh cases come from a seeded proptest runner, the
+//! picks and mutations from a seeded generator, and the kept cases and
+//! features live in ordered containers; with a budget in schedules the
+//! findings are a pure function of the seed and the budget.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use otpsim_core::Flow;
+use proptest::strategy::{BoxedStrategy, Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+use super::coverage::features;
+use super::generate::scenario_and_choices;
+use super::mutate::{mutate, Rng};
+use super::{minimal, Finding, Limit, Origin};
+use crate::invariant::Invariant;
+use crate::scenario::Scenario;
+use crate::sweep::{run_cases, Case, Judged};
+
+/// Kept cases at most: when full, a new one replaces one at random, so
+/// memory stays flat however long the search runs.
+const KEPT: usize = 4096;
+/// One case in this many is drawn afresh.
+const FRESH: usize = 4;
+/// Of the picks from the kept cases, half come from the newest few: what
+/// was just found new is where the next new thing most likely is.
+const NEWEST: usize = 8;
+
+/// One round: schedules run, and the findings. The cases run through
+/// one runner (see [`run_cases`]); each first hit of an invariant is kept
+/// and reduced once the round is over, so the round's clock counts
+/// searching only.
+pub(super) fn round<F: Flow>(
+    flow: &F,
+    limit: Limit,
+    seed: u64,
+    origin: Origin,
+    progress: &dyn Fn(u64, usize),
+) -> (u64, Vec<Finding>) {
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let learner = Rc::new(RefCell::new(Learner {
+        limit,
+        start: Instant::now(),
+        fresh: TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes)),
+        strategy: scenario_and_choices().boxed(),
+        rng: Rng::new(seed ^ 0x6c65_6172_6e73),
+        seen: BTreeSet::new(),
+        features: Vec::new(),
+        kept: Vec::new(),
+        newest: Vec::new(),
+        hits: Vec::new(),
+        schedules: 0,
+    }));
+    let stream = Rc::clone(&learner);
+    run_cases(flow, move |last| stream.borrow_mut().next(last));
+    let learner = learner.borrow();
+    let mut findings = Vec::new();
+    for hit in &learner.hits {
+        let case = ((*hit.scenario).clone(), hit.choices.clone());
+        if let Some(finding) = minimal(flow, case, hit.invariant, origin, hit.schedules, hit.seconds) {
+            findings.push(finding);
+        }
+    }
+    progress(learner.schedules, findings.len());
+    (learner.schedules, findings)
+}
+
+/// The first case that broke an invariant.
+struct Hit {
+    invariant: Invariant,
+    scenario: Arc<Scenario>,
+    choices: Vec<u8>,
+    schedules: u64,
+    seconds: f64,
+}
+
+/// The state of a round between cases.
+struct Learner {
+    limit: Limit,
+    start: Instant,
+    fresh: TestRunner,
+    strategy: BoxedStrategy<(Scenario, Vec<u8>)>,
+    rng: Rng,
+    /// Every feature any case showed.
+    seen: BTreeSet<u64>,
+    features: Vec<u64>,
+    kept: Vec<Case>,
+    /// Where the newest kept cases are: the last `NEWEST` slots written.
+    newest: Vec<usize>,
+    hits: Vec<Hit>,
+    schedules: u64,
+}
+
+impl Learner {
+    /// Learns from the last case, then draws the next.
+    fn next(&mut self, last: Option<(Arc<Scenario>, Judged)>) -> Option<Case> {
+        if let Some((scenario, judged)) = last {
+            self.learn(scenario, judged);
+        }
+        if self.limit.reached(self.schedules) || self.hits.len() == Invariant::ALL.len() {
+            return None;
+        }
+        self.schedules += 1;
+        Some(self.draw())
+    }
+
+    fn learn(&mut self, scenario: Arc<Scenario>, judged: Judged) {
+        for v in &judged.violations {
+            if self.hits.iter().all(|h| h.invariant != v.invariant) {
+                self.hits.push(Hit {
+                    invariant: v.invariant,
+                    scenario: Arc::clone(&scenario),
+                    choices: judged.choices.clone(),
+                    schedules: self.schedules,
+                    seconds: self.start.elapsed().as_secs_f64(),
+                });
+            }
+        }
+        features(&judged.outcome.trace, &mut self.features);
+        let mut new = false;
+        for f in self.features.drain(..) {
+            new |= self.seen.insert(f);
+        }
+        if !new {
+            return;
+        }
+        let rng = &mut self.rng;
+        let slot = if self.kept.len() < KEPT {
+            self.kept.push((scenario, judged.choices));
+            self.kept.len() - 1
+        } else {
+            let slot = rng.below(KEPT);
+            self.kept[slot] = (scenario, judged.choices);
+            slot
+        };
+        self.newest.retain(|s| *s != slot);
+        self.newest.push(slot);
+        if self.newest.len() > NEWEST {
+            self.newest.remove(0);
+        }
+    }
+
+    /// A fresh case one time in [`FRESH`] (and until something is kept),
+    /// otherwise a kept one, mutated.
+    fn draw(&mut self) -> Case {
+        let kept = &self.kept;
+        let rng = &mut self.rng;
+        if kept.is_empty() || rng.one_in(FRESH) {
+            loop {
+                if let Ok(tree) = self.strategy.new_tree(&mut self.fresh) {
+                    let (scenario, choices) = tree.current();
+                    return (Arc::new(scenario), choices);
+                }
+            }
+        }
+        let at = if rng.one_in(2) {
+            self.newest[rng.below(self.newest.len())]
+        } else {
+            // Of two kept cases, the one with fewer requests: small cases
+            // run faster and reduce faster, as fuzzers favour.
+            let (a, b) = (rng.below(kept.len()), rng.below(kept.len()));
+            if kept[b].0.requests.len() < kept[a].0.requests.len() {
+                b
+            } else {
+                a
+            }
+        };
+        let (parent, parent_choices) = &kept[at];
+        let donor = &kept[rng.below(kept.len())].0;
+        let (mut scenario, mut choices) = ((**parent).clone(), parent_choices.clone());
+        mutate(rng, &mut scenario, &mut choices, donor);
+        (Arc::new(scenario), choices)
+    }
+}

@@ -1,0 +1,260 @@
+//! Small changes to a kept case, as a coverage-guided fuzzer makes them:
+//! to its schedule (one choice, a run of choices), to one request (when,
+//! who, what, which code, a copy, a delay), to the deployment, to its
+//! fault, or a request spliced in from another kept case. Every change
+//! stays inside the space the blind generator draws from, so a mutated
+//! case is one the generator could have drawn too.
+
+use otpsim_core::ports::SplitMix64;
+use otpsim_core::Kind;
+
+use super::generate::{browsers, fault_of, request_of, Person, DELAYS_MS, FAULT_KINDS, PEOPLE, TIMES_MS, TTLS_MS};
+use crate::scenario::{FaultKind, OtpChoice, RequestSpec, Scenario, SessionMode};
+
+/// The most requests and choices a generated case has.
+const MAX_REQUESTS: usize = 8;
+const MAX_CHOICES: usize = 64;
+
+/// A seeded source of small numbers.
+pub(super) struct Rng(SplitMix64);
+
+impl Rng {
+    pub(super) fn new(seed: u64) -> Rng {
+        Rng(SplitMix64::new(seed))
+    }
+    /// A number in `0..n` (`n` > 0).
+    pub(super) fn below(&mut self, n: usize) -> usize {
+        (self.0.next_u64() % n as u64) as usize
+    }
+    /// True one time in `n`.
+    pub(super) fn one_in(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+}
+
+fn person_of(request: &RequestSpec) -> &'static Person {
+    PEOPLE
+        .iter()
+        .find(|p| p.browser == request.browser)
+        .unwrap_or(&PEOPLE[0])
+}
+
+fn random_kind(rng: &mut Rng) -> Kind {
+    [Kind::Signup, Kind::Signup, Kind::Verify, Kind::Verify, Kind::Login][rng.below(5)]
+}
+
+fn random_otp(rng: &mut Rng) -> OtpChoice {
+    [OtpChoice::Latest, OtpChoice::Latest, OtpChoice::First, OtpChoice::Wrong][rng.below(4)].clone()
+}
+
+fn random_request(rng: &mut Rng) -> RequestSpec {
+    let p = &PEOPLE[rng.below(PEOPLE.len())];
+    request_of(
+        p,
+        random_kind(rng),
+        rng.pick(&TIMES_MS),
+        random_otp(rng),
+        1 + rng.below(2) as u32,
+        rng.pick(&DELAYS_MS),
+        rng.pick(&DELAYS_MS),
+    )
+}
+
+/// One request rebuilt with one field drawn afresh.
+fn mutate_request(rng: &mut Rng, r: &RequestSpec) -> RequestSpec {
+    let (mut p, mut kind, mut at, mut otp, mut repeat) = (person_of(r), r.kind, r.at_ms, r.otp.clone(), r.repeat);
+    let (mut response_delay, mut email_delay) = (r.response_delay_ms, r.email_delay_ms);
+    match rng.below(7) {
+        0 => p = &PEOPLE[rng.below(PEOPLE.len())],
+        1 => kind = random_kind(rng),
+        2 => at = rng.pick(&TIMES_MS),
+        3 => otp = random_otp(rng),
+        4 => repeat = 3 - repeat.min(2),
+        5 => response_delay = rng.pick(&DELAYS_MS),
+        _ => email_delay = rng.pick(&DELAYS_MS),
+    }
+    request_of(p, kind, at, otp, repeat, response_delay, email_delay)
+}
+
+/// Removes request `i` and the faults aimed at it.
+pub(super) fn remove_request(scenario: &mut Scenario, i: usize) {
+    scenario.requests.remove(i);
+    scenario.faults.retain(|f| f.request != i);
+    scenario
+        .faults
+        .iter_mut()
+        .filter(|f| f.request > i)
+        .for_each(|f| f.request -= 1);
+}
+
+/// `scenario` and `choices` changed by one to three small mutations;
+/// `donor` is another kept case to splice a request from.
+pub(super) fn mutate(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, donor: &Scenario) {
+    for _ in 0..1 + rng.below(3) {
+        mutate_once(rng, scenario, choices, donor);
+    }
+    // A request that stopped being a signup has no email to lose.
+    let requests = &scenario.requests;
+    scenario
+        .faults
+        .retain(|f| f.kind != FaultKind::Mail || requests[f.request].kind == Kind::Signup);
+    scenario.browsers = browsers(&scenario.requests);
+}
+
+fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, donor: &Scenario) {
+    let n = scenario.requests.len();
+    // Schedules are where most races hide: a quarter of the changes go
+    // there, and as many to the flow a person walks through.
+    match rng.below(18) {
+        0..=3 => {
+            let value = rng.below(4) as u8;
+            if choices.is_empty() {
+                choices.push(value);
+            } else {
+                let at = rng.below(choices.len());
+                choices[at] = value;
+            }
+        }
+        4 if choices.len() < MAX_CHOICES => {
+            let at = rng.below(choices.len() + 1);
+            choices.insert(at, rng.below(4) as u8);
+        }
+        5 if !choices.is_empty() => {
+            let at = rng.below(choices.len());
+            choices.remove(at);
+        }
+        6 => {
+            // A fresh tail: the same start, then somewhere new.
+            let keep = rng.below(choices.len() + 1);
+            choices.truncate(keep);
+            let more = rng.below(MAX_CHOICES.saturating_sub(keep) + 1);
+            choices.extend((0..more).map(|_| rng.below(4) as u8));
+        }
+        7 => {
+            let at = rng.below(choices.len() + 1);
+            choices.truncate(at);
+        }
+        8..=10 => {
+            let i = rng.below(n);
+            scenario.requests[i] = mutate_request(rng, &scenario.requests[i]);
+        }
+        11 if n < MAX_REQUESTS => {
+            // Another request: a copy of one already there sent at another
+            // time, a fresh one, or one from the donor.
+            let request = match rng.below(3) {
+                0 => {
+                    let mut r = scenario.requests[rng.below(n)].clone();
+                    r.at_ms = rng.pick(&TIMES_MS);
+                    r
+                }
+                1 => random_request(rng),
+                _ => donor.requests[rng.below(donor.requests.len())].clone(),
+            };
+            let at = rng.below(n + 1);
+            scenario.requests.insert(at, request);
+            scenario
+                .faults
+                .iter_mut()
+                .filter(|f| f.request >= at)
+                .for_each(|f| f.request += 1);
+        }
+        12 if n > 1 => remove_request(scenario, rng.below(n)),
+        16 | 17 if n < MAX_REQUESTS => {
+            // The next step of someone's flow, later: after a signup a
+            // verify, after a verify a login, mostly by someone already in
+            // the scenario.
+            let i = rng.below(n);
+            let previous = &scenario.requests[i];
+            let kind = match previous.kind {
+                Kind::Signup => Kind::Verify,
+                Kind::Verify => Kind::Login,
+                Kind::Login => Kind::Signup,
+            };
+            let p = if rng.one_in(4) {
+                &PEOPLE[rng.below(PEOPLE.len())]
+            } else {
+                person_of(&scenario.requests[rng.below(n)])
+            };
+            let later: Vec<u64> = TIMES_MS.iter().copied().filter(|t| *t > previous.at_ms).collect();
+            let at = if later.is_empty() {
+                previous.at_ms
+            } else {
+                later[rng.below(later.len())]
+            };
+            // Each person's own address; a stranger's is ana's.
+            scenario
+                .requests
+                .push(request_of(p, kind, at, random_otp(rng), 1, 0, 0));
+        }
+        13 => {
+            let d = &mut scenario.deployment;
+            match rng.below(5) {
+                0 => d.workers = 1 + rng.below(4),
+                1 => {
+                    d.session = match d.session {
+                        SessionMode::Cookie => SessionMode::Server,
+                        SessionMode::Server => SessionMode::Cookie,
+                    }
+                }
+                2 => d.mail_latency_ms = 2000 - d.mail_latency_ms.min(2000),
+                3 => d.otp_ttl_ms = rng.pick(&TTLS_MS),
+                _ => d.max_attempts = 1 + rng.below(5) as u32,
+            }
+        }
+        14 => {
+            if !scenario.faults.is_empty() && rng.one_in(2) {
+                scenario.faults.clear();
+            } else {
+                let kind = rng.pick(&FAULT_KINDS);
+                let fault = fault_of(kind, rng.below(n), 1 + rng.below(12) as u32, &scenario.requests);
+                scenario.faults = vec![fault];
+            }
+        }
+        _ => {
+            // Shift every send time by one step: a race moved as a whole
+            // across an expiry.
+            let i = rng.below(n);
+            let step = TIMES_MS
+                .iter()
+                .position(|t| *t == scenario.requests[i].at_ms)
+                .unwrap_or(0);
+            let to = if rng.one_in(2) {
+                step.saturating_sub(1)
+            } else {
+                (step + 1).min(TIMES_MS.len() - 1)
+            };
+            scenario.requests[i].at_ms = TIMES_MS[to];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explore::generate::scenario_and_choices;
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    #[test]
+    fn mutated_cases_stay_valid_format_2_files() {
+        let mut runner = TestRunner::deterministic();
+        let mut rng = Rng::new(7);
+        let (donor, _) = scenario_and_choices().new_tree(&mut runner).unwrap().current();
+        let (mut s, mut choices) = scenario_and_choices().new_tree(&mut runner).unwrap().current();
+        for _ in 0..2000 {
+            mutate(&mut rng, &mut s, &mut choices, &donor);
+            assert!((1..=MAX_REQUESTS).contains(&s.requests.len()));
+            assert!(choices.len() <= MAX_CHOICES);
+            assert!(s.faults.iter().all(|f| f.request < s.requests.len()));
+            let mut file = s.clone();
+            file.choices = Some(choices.clone());
+            file.expect = vec![(otpsim_core::Variant::Naive, crate::scenario::Expectation::Pass)];
+            let text = file.to_toml();
+            let back = Scenario::parse(&file.path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(back, file);
+        }
+    }
+}

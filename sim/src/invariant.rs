@@ -419,12 +419,28 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
 /// answered, and not answered before the request that made the
 /// registration was sent.
 fn wrong_codes_placeable_before(h: &History, q: &Req, mail: &MailFact) -> usize {
+    // The registration was made by the request that mailed its code, or,
+    // for a code a restarted worker's recovery mailed, by a signup for the
+    // address sent before that mail that mailed no other registration's
+    // code (the one that died before its own mail went out).
     let made_at = h
         .mails
         .iter()
         .filter(|m| m.temp_id == mail.temp_id)
-        .filter_map(|m| h.reqs.iter().find(|r| r.id == m.request))
-        .map(|r| r.sent_index)
+        .flat_map(|m| match h.reqs.iter().find(|r| r.id == m.request) {
+            Some(r) => vec![r.sent_index],
+            None => h
+                .reqs
+                .iter()
+                .filter(|r| r.kind == Kind::Signup && r.email == m.to && r.sent_index < m.index)
+                .filter(|r| {
+                    h.mails
+                        .iter()
+                        .all(|other| other.request != r.id || other.temp_id == m.temp_id)
+                })
+                .map(|r| r.sent_index)
+                .collect(),
+        })
         .min()
         .unwrap_or(0);
     h.verifies()

@@ -238,6 +238,42 @@ fn verify_succeeds_places_concurrent_wrong_codes_first() {
 }
 
 #[test]
+fn verify_succeeds_dates_a_registration_a_recovery_mailed_from_the_signup_that_died() {
+    // Ana's signup #1 commits and dies before its mail; the restarted
+    // worker's recovery mails its code. Two wrong codes lock the
+    // registration; mallory's signup re-sends it (mail 2, same
+    // registration); ana's right code from mail 2 is refused 423. The
+    // wrong codes came after the registration was made by #1, so they may
+    // have locked it: found by `otpsim explore` against idempotent as a
+    // false alarm, when only mails' own senders dated a registration.
+    let recovered = |t: T| {
+        t.send(1000, 1, signup("ana", true, "s3cret!"))
+            .push(1000, 1, What::Crashed)
+            .mail(1000, 0, 1, "111111", "temp_1_00000001")
+    };
+    let locked = |t: T| {
+        t.send(4500, 4, signup("mallory", false, "mallory's"))
+            .mail(4500, 4, 2, "222222", "temp_1_00000001")
+            .answer(4500, 4, Code::Ok)
+            .send(8000, 5, verify("222222", CodeSource::Mail(2)))
+            .answer(8000, 5, Code::Locked)
+            .db(&["temp_1_00000001"], &[])
+    };
+    let wrongs = |t: T| {
+        t.send(4000, 2, wrong("ana", true))
+            .answer(4000, 2, Code::InvalidOtp)
+            .send(4000, 3, wrong("ana", true))
+            .answer(4000, 3, Code::InvalidOtp)
+    };
+    assert_eq!(locked(wrongs(recovered(T::default()))).check(), vec![]);
+    // Wrong codes answered before any signup was sent locked nothing.
+    assert_eq!(
+        locked(recovered(wrongs(T::default()))).check(),
+        vec![Invariant::VerifySucceeds]
+    );
+}
+
+#[test]
 fn verify_succeeds_does_not_excuse_a_lockout_by_the_lockouts_it_gave() {
     // max_attempts = 2: one wrong code answered, a second answered 423 by
     // an off-by-one flow, then ana's right code refused 423. Only one

@@ -7,13 +7,13 @@
 
 use std::path::PathBuf;
 
-use otpsim_core::{Email, Kind};
+use otpsim_core::{DbMode, Email, Kind};
 use proptest::prelude::*;
 
 use crate::invariant::Invariant;
 use crate::scenario::{
     BrowserSpec, DbFault, Deployment, FaultKind, FaultSpec, OtpChoice, RequestSpec, Scenario, SessionMode,
-    StatementChoice,
+    StatementChoice, Via,
 };
 
 /// The people in a generated scenario: ana with a laptop and a phone, bob,
@@ -91,20 +91,24 @@ fn request() -> impl Strategy<Value = RequestSpec> {
                     1u32..=2,
                     0..DELAYS_MS.len(),
                     0..DELAYS_MS.len(),
+                    prop_oneof![3 => Just(Via::Fetch), 1 => Just(Via::Form)],
                 ),
             )
         })
-        .prop_map(|((p, kind, at), (otp, repeat, response_delay, email_delay))| {
-            request_of(
-                p,
-                kind,
-                TIMES_MS[at],
-                otp,
-                repeat,
-                DELAYS_MS[response_delay],
-                DELAYS_MS[email_delay],
-            )
-        })
+        .prop_map(
+            |((p, kind, at), (otp, repeat, response_delay, email_delay, via))| RequestSpec {
+                via,
+                ..request_of(
+                    p,
+                    kind,
+                    TIMES_MS[at],
+                    otp,
+                    repeat,
+                    DELAYS_MS[response_delay],
+                    DELAYS_MS[email_delay],
+                )
+            },
+        )
 }
 
 /// A person's request: their browser, their address (a stranger's is
@@ -130,9 +134,9 @@ pub(super) fn request_of(
         worker: None,
         response_delay_ms,
         email_delay_ms: if kind == Kind::Signup { email_delay_ms } else { 0 },
-        // Every response taken: the browser behaviour that reaches the
-        // most orders; plain forms are a file's choice.
-        via: crate::scenario::Via::Fetch,
+        // Every response taken, as a script's fetch() takes them; the
+        // generator makes one request in four a plain form's.
+        via: Via::Fetch,
     }
 }
 
@@ -205,13 +209,14 @@ pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
             prop_oneof![Just(0u64), Just(2000u64)],
             0..TTLS_MS.len(),
             1u32..=5,
+            prop_oneof![3 => Just(DbMode::Autocommit), 1 => Just(DbMode::Python)],
         ),
         proptest::collection::vec(request(), 1..=8),
         proptest::option::weighted(0.3, (fault_kind(), any::<prop::sample::Index>(), 1u32..=12)),
         proptest::collection::vec(0u8..4, 0..64),
     )
         .prop_map(
-            |((workers, session, mail_latency_ms, ttl, max_attempts), requests, fault, choices)| {
+            |((workers, session, mail_latency_ms, ttl, max_attempts, db_mode), requests, fault, choices)| {
                 let faults = fault
                     .map(|(kind, at, statement)| fault_of(kind, at.index(requests.len()), statement, &requests))
                     .into_iter()
@@ -229,9 +234,9 @@ pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
                         mail_latency_ms,
                         otp_ttl_ms: TTLS_MS[ttl],
                         max_attempts,
-                        // The flows as modelled; a Python-driver deployment
-                        // is a file's choice (`db_mode`), not drawn here.
-                        db_mode: otpsim_core::DbMode::Autocommit,
+                        // One deployment in four has Python's sqlite3
+                        // driver grouping a handler's writes.
+                        db_mode,
                     },
                     requests,
                     faults,

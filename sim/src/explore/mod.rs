@@ -469,6 +469,8 @@ fn reduce<F: Flow>(
             let r = &mut s.requests[i];
             if r.repeat > 1 {
                 r.repeat -= 1;
+            } else if r.via == crate::scenario::Via::Form {
+                r.via = crate::scenario::Via::Fetch;
             } else if r.response_delay_ms + r.email_delay_ms > 0 {
                 (r.response_delay_ms, r.email_delay_ms) = (0, 0);
             } else {
@@ -488,6 +490,7 @@ fn reduce<F: Flow>(
             |d: &mut Deployment| d.mail_latency_ms = 0,
             |d: &mut Deployment| d.otp_ttl_ms = 600_000,
             |d: &mut Deployment| d.max_attempts = 5,
+            |d: &mut Deployment| d.db_mode = otpsim_core::DbMode::Autocommit,
         ] {
             let mut s = scenario.clone();
             simplify(&mut s.deployment);

@@ -6,10 +6,10 @@
 //! case is one the generator could have drawn too.
 
 use otpsim_core::ports::SplitMix64;
-use otpsim_core::Kind;
+use otpsim_core::{DbMode, Kind};
 
 use super::generate::{browsers, fault_of, request_of, Person, DELAYS_MS, FAULT_KINDS, PEOPLE, TIMES_MS, TTLS_MS};
-use crate::scenario::{FaultKind, OtpChoice, RequestSpec, Scenario, SessionMode};
+use crate::scenario::{FaultKind, OtpChoice, RequestSpec, Scenario, SessionMode, Via};
 
 /// The most requests and choices a generated case has.
 const MAX_REQUESTS: usize = 8;
@@ -66,17 +66,26 @@ fn random_request(rng: &mut Rng) -> RequestSpec {
 /// One request rebuilt with one field drawn afresh.
 fn mutate_request(rng: &mut Rng, r: &RequestSpec) -> RequestSpec {
     let (mut p, mut kind, mut at, mut otp, mut repeat) = (person_of(r), r.kind, r.at_ms, r.otp.clone(), r.repeat);
-    let (mut response_delay, mut email_delay) = (r.response_delay_ms, r.email_delay_ms);
-    match rng.below(7) {
+    let (mut response_delay, mut email_delay, mut via) = (r.response_delay_ms, r.email_delay_ms, r.via);
+    match rng.below(8) {
         0 => p = &PEOPLE[rng.below(PEOPLE.len())],
         1 => kind = random_kind(rng),
         2 => at = rng.pick(&TIMES_MS),
         3 => otp = random_otp(rng),
         4 => repeat = 3 - repeat.min(2),
         5 => response_delay = rng.pick(&DELAYS_MS),
-        _ => email_delay = rng.pick(&DELAYS_MS),
+        6 => email_delay = rng.pick(&DELAYS_MS),
+        _ => {
+            via = match via {
+                Via::Fetch => Via::Form,
+                Via::Form => Via::Fetch,
+            }
+        }
     }
-    request_of(p, kind, at, otp, repeat, response_delay, email_delay)
+    RequestSpec {
+        via,
+        ..request_of(p, kind, at, otp, repeat, response_delay, email_delay)
+    }
 }
 
 /// Removes request `i` and the faults aimed at it.
@@ -191,8 +200,14 @@ fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, do
         }
         13 => {
             let d = &mut scenario.deployment;
-            match rng.below(5) {
+            match rng.below(6) {
                 0 => d.workers = 1 + rng.below(4),
+                5 => {
+                    d.db_mode = match d.db_mode {
+                        DbMode::Autocommit => DbMode::Python,
+                        DbMode::Python => DbMode::Autocommit,
+                    }
+                }
                 1 => {
                     d.session = match d.session {
                         SessionMode::Cookie => SessionMode::Server,

@@ -100,6 +100,16 @@ fn explore_saves_files_that_check_replays_and_a_json_report() {
 fn explore_refuses_bad_flags_with_exit_2() {
     assert_eq!(otpsim(&["explore", "--budget", "soon"]).status.code(), Some(2));
     assert_eq!(otpsim(&["explore", "--variant", "careful"]).status.code(), Some(2));
+    for bad in [
+        ["--round", "0"],
+        ["--shard", "4/3"],
+        ["--shard", "0/3"],
+        ["--guide", "smart"],
+    ] {
+        let out = otpsim(&["explore", bad[0], bad[1]]);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).is_empty(), "{bad:?} says why");
+    }
 }
 
 #[test]

@@ -8,15 +8,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use otpsim_core::Flow;
-use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestError, TestRng, TestRunner};
+use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
 
 use super::generate::scenario_and_choices;
-use super::{minimal, run_choices, Finding, Limit, Origin};
+use super::{minimal, run_choices, seeded, Finding, Limit, Origin};
 use crate::invariant::Invariant;
 
-/// Searches `flow` within `budget`, from `seed`. `progress` is told the
+/// One round: schedules run, and the findings. `progress` is told the
 /// schedules run so far and the invariants found, now and then.
-/// One round: schedules run, and the findings.
 pub(super) fn round<F: Flow>(
     flow: &F,
     limit: Limit,
@@ -25,8 +24,6 @@ pub(super) fn round<F: Flow>(
     progress: &dyn Fn(u64, usize),
 ) -> (u64, Vec<Finding>) {
     let start = Instant::now();
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let config = Config {
         cases: 64,
         failure_persistence: None,
@@ -37,7 +34,7 @@ pub(super) fn round<F: Flow>(
     // A runner counts its cases once; each batch gets a fresh runner whose
     // generator comes from the seeded master one, so batches stay determined
     // by the seed.
-    let mut master = TestRunner::new_with_rng(config.clone(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
+    let mut master = TestRunner::new_with_rng(config.clone(), seeded(seed));
     let strategy = scenario_and_choices();
     let known: RefCell<BTreeSet<Invariant>> = RefCell::default();
     let schedules = Cell::new(0u64);

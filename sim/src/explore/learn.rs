@@ -19,12 +19,12 @@ use std::time::Instant;
 
 use otpsim_core::Flow;
 use proptest::strategy::{BoxedStrategy, Strategy, ValueTree};
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::{Config, TestRunner};
 
 use super::coverage::features;
 use super::generate::scenario_and_choices;
 use super::mutate::{mutate, Rng};
-use super::{minimal, Finding, Limit, Origin};
+use super::{minimal, seeded, Finding, Limit, Origin};
 use crate::invariant::Invariant;
 use crate::scenario::Scenario;
 use crate::sweep::{run_cases, Case, Judged};
@@ -49,12 +49,10 @@ pub(super) fn round<F: Flow>(
     origin: Origin,
     progress: &dyn Fn(u64, usize),
 ) -> (u64, Vec<Finding>) {
-    let mut seed_bytes = [0u8; 32];
-    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let learner = Rc::new(RefCell::new(Learner {
         limit,
         start: Instant::now(),
-        fresh: TestRunner::new_with_rng(Config::default(), TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes)),
+        fresh: TestRunner::new_with_rng(Config::default(), seeded(seed)),
         strategy: scenario_and_choices().boxed(),
         rng: Rng::new(seed ^ 0x6c65_6172_6e73),
         seen: BTreeSet::new(),

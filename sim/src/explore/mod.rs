@@ -23,6 +23,13 @@ pub mod generate;
 mod learn;
 mod mutate;
 
+/// proptest's generator for a round's fresh cases, from the round's seed.
+pub(super) fn seeded(seed: u64) -> proptest::test_runner::TestRng {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    proptest::test_runner::TestRng::from_seed(proptest::test_runner::RngAlgorithm::ChaCha, &bytes)
+}
+
 /// One generated case's single schedule, with the choices it took.
 pub(super) fn run_choices<F: Flow>(
     scenario: &Arc<Scenario>,

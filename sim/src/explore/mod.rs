@@ -46,7 +46,8 @@ pub struct Finding {
     pub invariant: Invariant,
     /// Schedules run before the first (unshrunk) hit, counting it.
     pub schedules_to_hit: u64,
-    /// Seconds from the start of the search to the first hit.
+    /// Seconds of search to the first hit: within its round, or, in a
+    /// search's report, with every earlier round's seconds added.
     pub seconds_to_hit: f64,
     /// The minimal scenario, with its schedule pinned and the failure expected.
     pub scenario: Scenario,
@@ -334,8 +335,10 @@ pub fn search<F: Flow>(flow: &F, options: &Options, progress: &(dyn Fn(u64, usiz
         };
         let last = std::cell::Cell::new(0);
         let tick = |schedules: u64, known: usize| {
-            let all = ran.fetch_add(schedules - last.replace(schedules), Ordering::Relaxed) + schedules - last.get();
-            progress(all.max(schedules), found.fetch_max(known, Ordering::Relaxed).max(known));
+            // This round's new schedules, added to every round's total.
+            let new = schedules - last.replace(schedules);
+            let all = ran.fetch_add(new, Ordering::Relaxed) + new;
+            progress(all, found.fetch_max(known, Ordering::Relaxed).max(known));
         };
         let started = Instant::now();
         let seed = options.round_seed(index);

@@ -139,3 +139,58 @@ fn a_panic_in_a_handler_is_a_counterexample_with_its_trace() {
     let (again, _, _) = replay(&s, &PanicsOnLogin, c.seed, &c.choices, c.position);
     assert_eq!(again.trace, c.trace);
 }
+
+/// A mail counts as sent when the mail server accepted it: the trace
+/// dates it after the SMTP send, as live mode does.
+#[test]
+fn a_mail_is_dated_when_the_mail_server_accepted_it() {
+    let s = scenario("slow_smtp_kills_the_code.toml");
+    assert_eq!(s.deployment.mail_latency_ms, 300_000);
+    let (outcome, _, _) = replay(&s, &variant("idempotent"), 1, &[], 1);
+    let sent: Vec<u64> = outcome
+        .trace
+        .events
+        .iter()
+        .filter(|e| matches!(e.what, otpsim_sim::trace::What::MailSent { .. }))
+        .map(|e| e.at_ms)
+        .collect();
+    assert_eq!(sent, vec![300_000]);
+}
+
+/// After the last request, everyone logs in on every address with an
+/// account, in a section of its own that takes no schedule choices; a
+/// file can switch it off.
+#[test]
+fn the_end_of_run_probe_logs_everyone_in_without_spending_choices() {
+    use otpsim_sim::trace::What;
+    let s = scenario("stranger_signs_up_after_the_owner_no_login.toml");
+    let (outcome, violations, choices) = replay(&s, &variant("seed_fix"), 1, &[], 1);
+    let events = &outcome.trace.events;
+    let start = events
+        .iter()
+        .position(|e| e.what == What::Probe)
+        .expect("a probe section");
+    let logins: Vec<(&str, bool)> = events[start..]
+        .iter()
+        .filter_map(|e| match &e.what {
+            What::Sent { kind, owner, .. } => {
+                assert_eq!(*kind, otpsim_core::Kind::Login);
+                Some((e.browser.as_deref().unwrap_or(""), *owner))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logins, vec![("ana", true), ("mallory", false)]);
+    let broken: Vec<_> = violations.iter().map(|v| v.invariant.name()).collect();
+    assert!(
+        broken.contains(&"no_hijack") && broken.contains(&"owner_logs_in"),
+        "{broken:?}"
+    );
+    // The same run without the probe: the same choices, no logins.
+    let mut quiet = (*s).clone();
+    quiet.probe = false;
+    let (without, _, choices_without) = replay(&Arc::new(quiet), &variant("seed_fix"), 1, &[], 1);
+    assert!(without.trace.events.iter().all(|e| e.what != What::Probe));
+    assert_eq!(choices, choices_without, "the probe takes no schedule choice");
+    assert_eq!(&events[..start], &without.trace.events[..start]);
+}

@@ -29,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use otpsim_core::{Email, Kind, Otp};
 use otpsim_sim::invariant::{self, Invariant, Limits, Violation};
-use otpsim_sim::scenario::{FaultKind, Scenario, SessionMode, Via};
+use otpsim_sim::scenario::{FaultKind, RequestSpec, Scenario, SessionMode, Via};
 use otpsim_sim::trace::{Cookie, DbState, Event, Trace, What};
-use otpsim_sim::world::{plan_requests, typed_code, Planned};
+use otpsim_sim::world::{plan_requests, probe_logins, typed_code, Planned};
 use reqwest::cookie::{CookieStore as _, Jar};
 use tokio::sync::mpsc;
 
@@ -348,6 +348,9 @@ pub async fn run(
         target,
         scenario,
         planned,
+        requests: scenario.requests.clone(),
+        routes: Arc::clone(&proxy.routes),
+        probed: !scenario.probe || !target.routes.contains_key(&Kind::Login),
         base: format!("http://{}", proxy.addr),
         browsers: BTreeMap::new(),
         mailboxes: BTreeMap::new(),
@@ -389,6 +392,13 @@ struct Executor<'a> {
     target: &'a Target,
     scenario: &'a Scenario,
     planned: Vec<Planned>,
+    /// What each planned request is (`Planned::spec` indexes it): the
+    /// file's requests, then the probe's logins.
+    requests: Vec<RequestSpec>,
+    /// The proxy's request-to-instance routes.
+    routes: Arc<std::sync::Mutex<BTreeMap<usize, usize>>>,
+    /// Whether the end-of-run probe was sent (or is not to be).
+    probed: bool,
     base: String,
     browsers: BTreeMap<String, Browser>,
     mailboxes: BTreeMap<Email, Vec<usize>>,
@@ -483,6 +493,11 @@ impl Executor<'_> {
             let idle = next_send == self.planned.len() && self.in_flight.is_empty() && self.due.is_empty();
             if idle {
                 match quiet_since {
+                    Some(since) if now >= since + QUIET_MS && !self.probed => {
+                        self.probe(now)?;
+                        quiet_since = None;
+                        continue;
+                    }
                     Some(since) if now >= since + QUIET_MS => break,
                     Some(_) => {}
                     None => quiet_since = Some(now),
@@ -541,6 +556,39 @@ impl Executor<'_> {
             }
         }
         self.snapshot()?;
+        Ok(())
+    }
+
+    /// The end-of-run probe (`otpsim_sim::world::probe_logins`): on the
+    /// accounts the observer reads, or, with no observer, on every address
+    /// the file names (a login on one without an account is refused, and
+    /// harmless).
+    fn probe(&mut self, now: u64) -> Result<(), LiveError> {
+        self.probed = true;
+        self.answers_since_snapshot = true;
+        self.snapshot()?;
+        let observed = self.trace.iter().rev().find_map(|e| match &e.what {
+            What::Quiescent(db) => Some(db.accounts.clone()),
+            _ => None,
+        });
+        let accounts = observed.unwrap_or_else(|| {
+            let mut named: Vec<String> = self.scenario.requests.iter().map(|r| r.email.to_string()).collect();
+            named.sort();
+            named.dedup();
+            named
+        });
+        let logins = probe_logins(self.scenario, &accounts, self.planned.len(), now);
+        if logins.is_empty() {
+            return Ok(());
+        }
+        self.record(None, None, None, What::Probe);
+        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+        for (mut p, spec) in logins {
+            p.spec = self.requests.len();
+            self.requests.push(spec);
+            routes.insert(p.id, p.worker);
+            self.planned.push(p);
+        }
         Ok(())
     }
 
@@ -606,7 +654,7 @@ impl Executor<'_> {
     }
 
     fn send(&mut self, p: &Planned) -> Result<(), LiveError> {
-        let spec = &self.scenario.requests[p.spec];
+        let spec = &self.requests[p.spec];
         let owner = self.scenario.owns(&spec.browser).contains(&spec.email);
         let readable: Vec<usize> = match (owner, self.mailboxes.get(&spec.email)) {
             (true, Some(mailbox)) => mailbox.clone(),
@@ -676,7 +724,7 @@ impl Executor<'_> {
         });
         // A form submission is a navigation: the browser abandons its
         // earlier one still in flight, closing that connection.
-        if self.scenario.requests[p.spec].via == Via::Form {
+        if self.requests[p.spec].via == Via::Form {
             if let Some(earlier) = self.navigations.insert(browser_name.clone(), id) {
                 if let Some(t) = self.tasks.remove(&earlier) {
                     t.abort();
@@ -722,7 +770,7 @@ impl Executor<'_> {
             return Ok(());
         };
         self.in_flight.remove(&id);
-        let spec = &self.scenario.requests[p.spec];
+        let spec = &self.requests[p.spec];
         let browser = spec.browser.clone();
         let delay = spec.response_delay_ms;
         match status {
@@ -808,7 +856,7 @@ impl Executor<'_> {
                     .rev()
                     .filter(|p| self.in_flight.contains(&p.id))
                     .find(|p| {
-                        let spec = &self.scenario.requests[p.spec];
+                        let spec = &self.requests[p.spec];
                         spec.kind == Kind::Signup && spec.email == to
                     })
                     .map(|p| p.id)
@@ -844,9 +892,7 @@ impl Executor<'_> {
             // mailbox after the request's email_delay; a mail no request
             // sent (a worker's recovery) is due when it came.
             let latency = self.scenario.deployment.mail_latency_ms;
-            let nominal = planned.map_or(self.now(), |p| {
-                p.at_ms + latency + self.scenario.requests[p.spec].email_delay_ms
-            });
+            let nominal = planned.map_or(self.now(), |p| p.at_ms + latency + self.requests[p.spec].email_delay_ms);
             let instant = self.instant(nominal);
             self.due.push(Due {
                 instant,

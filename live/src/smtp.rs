@@ -119,9 +119,12 @@ async fn session(
                     write.write_all(b"552 Message too large\r\n").await?;
                     continue;
                 };
+                // Accepted when the reply to DATA goes out: the mail is
+                // reported then, dated at acceptance as in the simulator,
+                // and still before the sender can answer its request.
+                tokio::time::sleep(reply_delay).await;
                 let _ = out.send(parse(std::mem::take(&mut recipients), &raw));
                 sender = false;
-                tokio::time::sleep(reply_delay).await;
                 b"250 OK: queued\r\n"
             }
             "RCPT" | "DATA" => b"503 Bad sequence of commands\r\n",

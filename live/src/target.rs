@@ -417,7 +417,10 @@ impl Target {
             SinglePending | OneAccount => self.observe.is_some(),
             NoOrphans => self.observe.is_some() && registrations,
             AttemptsLimited => registrations,
-            VerifySucceeds | ClearErrors | NoFalseAccept | NoHijack => true,
+            VerifySucceeds | ClearErrors | NoFalseAccept | NoHijack | OwnerRecovers => true,
+            // The end-of-run probe logs in: without a login route there is
+            // no probe, and nothing says whether the owner could.
+            OwnerLogsIn => self.routes.contains_key(&otpsim_core::Kind::Login),
         }
     }
 }

@@ -39,11 +39,16 @@ pub enum Invariant {
     AttemptsLimited,
     /// A login succeeds only with a password the address's owner chose.
     NoHijack,
+    /// The owner of an account logs in with the password she gave.
+    OwnerLogsIn,
+    /// A lockout by guesses the owner did not send does not keep her out:
+    /// her next signup mails a fresh code that verifies.
+    OwnerRecovers,
 }
 
 impl Invariant {
     /// All of them, in the spec's order.
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 10] = [
         Invariant::SinglePending,
         Invariant::VerifySucceeds,
         Invariant::OneAccount,
@@ -52,6 +57,8 @@ impl Invariant {
         Invariant::NoFalseAccept,
         Invariant::AttemptsLimited,
         Invariant::NoHijack,
+        Invariant::OwnerLogsIn,
+        Invariant::OwnerRecovers,
     ];
 
     /// The stable name.
@@ -65,6 +72,8 @@ impl Invariant {
             Invariant::NoFalseAccept => "no_false_accept",
             Invariant::AttemptsLimited => "attempts_limited",
             Invariant::NoHijack => "no_hijack",
+            Invariant::OwnerLogsIn => "owner_logs_in",
+            Invariant::OwnerRecovers => "owner_recovers",
         }
     }
 
@@ -78,6 +87,8 @@ impl Invariant {
             Invariant::NoFalseAccept => no_false_accept,
             Invariant::AttemptsLimited => attempts_limited,
             Invariant::NoHijack => no_hijack,
+            Invariant::OwnerLogsIn => owner_logs_in,
+            Invariant::OwnerRecovers => owner_recovers,
         }
     }
 }
@@ -190,6 +201,8 @@ struct History {
     reqs: Vec<Req>,
     mails: Vec<MailFact>,
     snapshots: Vec<(usize, DbState)>,
+    /// Where the end-of-run probe starts, if it ran.
+    probe: Option<usize>,
 }
 
 impl History {
@@ -197,6 +210,7 @@ impl History {
         let mut reqs: BTreeMap<usize, Req> = BTreeMap::new();
         let mut mails: BTreeMap<usize, MailFact> = BTreeMap::new();
         let mut snapshots = Vec::new();
+        let mut probe = None;
         for (index, event) in trace.events.iter().enumerate() {
             let r = event.request.unwrap_or(0);
             match &event.what {
@@ -270,6 +284,7 @@ impl History {
                     }
                 }
                 What::Quiescent(db) => snapshots.push((index, db.clone())),
+                What::Probe => probe = Some(index),
                 _ => {}
             }
         }
@@ -277,6 +292,7 @@ impl History {
             reqs: reqs.into_values().collect(),
             mails: mails.into_values().collect(),
             snapshots,
+            probe,
         }
     }
 
@@ -297,6 +313,25 @@ impl History {
         self.snapshots
             .iter()
             .any(|(i, db)| *i < index && db.accounts.iter().any(|a| a == email))
+    }
+
+    /// Whether a signup for `w`'s address, in flight at some time while `w`
+    /// was, may have made a registration other than `registration`: it
+    /// mailed another one's code, or it answered 200 and mailed nothing
+    /// (its mail may be later, or a retry's).
+    fn may_replace_during(&self, w: &Req, registration: &str) -> bool {
+        let w_done = w.done_by();
+        self.reqs
+            .iter()
+            .filter(|s| s.kind == Kind::Signup && s.email == w.email && s.id != w.id)
+            .filter(|s| s.sent_index < w_done && s.done_by() > w.sent_index)
+            .any(|s| {
+                let mut mailed = self.mails.iter().filter(|m| m.request == s.id).peekable();
+                if mailed.peek().is_none() {
+                    return s.succeeded() || s.answer.is_none();
+                }
+                mailed.any(|m| m.temp_id != registration)
+            })
     }
 
     /// The registration (temp_id) of the newest mail for `email` handed to
@@ -614,13 +649,19 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
         if account_first {
             continue;
         }
-        // Counted against the registration in force for the whole time it
-        // was in flight; one replaced meanwhile could have been either.
+        // Counted against a registration only where every placement puts
+        // it there (docs/invariants.md): the registration in force for the
+        // whole time it was in flight, and no signup that may have made a
+        // newer one committed meanwhile.
         let at_send = h.registration_at(&w.email, w.sent_index);
         let at_answer = h.registration_at(&w.email, answer.index);
-        if let (Some(registration), true) = (at_send, at_send == at_answer) {
-            wrong.entry((&w.email, registration)).or_default().push(w.id);
+        let (Some(registration), true) = (at_send, at_send == at_answer) else {
+            continue;
+        };
+        if h.may_replace_during(w, registration) {
+            continue;
         }
+        wrong.entry((&w.email, registration)).or_default().push(w.id);
     }
     for ((email, registration), ids) in &wrong {
         if ids.len() > limits.max_attempts as usize {
@@ -664,6 +705,186 @@ fn no_hijack(h: &History, _: Limits) -> Option<Violation> {
                 login.id, login.browser, login.email
             ),
         );
+    }
+    None
+}
+
+/// `owner_logs_in`, on the end-of-run probe: for each address with an
+/// account, the owners who verified it (answered 200) or signed up for it,
+/// with the password the probe logs them in with, are not all refused.
+/// (Two browsers owning one address are one person's two tabs: the account
+/// holds one of her passwords.)
+fn owner_logs_in(h: &History, _: Limits) -> Option<Violation> {
+    let start = h.probe?;
+    let probes: Vec<&Req> = h
+        .reqs
+        .iter()
+        .filter(|q| q.kind == Kind::Login && q.sent_index > start)
+        .collect();
+    let accounts: BTreeSet<&str> = probes.iter().map(|q| q.email.as_str()).collect();
+    for email in accounts {
+        let mut claims: Vec<(&Req, &Req)> = Vec::new();
+        for login in probes.iter().filter(|q| q.email == email && q.owner) {
+            let gave = |q: &&Req| {
+                q.browser == login.browser
+                    && q.email == email
+                    && q.sent_index < start
+                    && q.password == login.password
+                    && (q.kind == Kind::Signup || (q.kind == Kind::Verify && q.succeeded()))
+            };
+            if let Some(claim) = h.reqs.iter().find(gave) {
+                claims.push((claim, login));
+            }
+        }
+        let refused = |(_, login): &(&Req, &Req)| login.answered().is_some_and(|a| !a.code.is_success());
+        if !claims.is_empty() && claims.iter().all(refused) {
+            let (claim, login) = claims[0];
+            let code = login.answered().map_or(Code::Ok, |a| a.code);
+            return violation(
+                Invariant::OwnerLogsIn,
+                Some(login.id),
+                format!(
+                    "{} has an account, and {} gave her password for it in {} #{}, yet her login #{} at the end of the run answered {} {code}",
+                    email,
+                    login.browser,
+                    claim.kind,
+                    claim.id,
+                    login.id,
+                    code.status()
+                ),
+            );
+        }
+    }
+    None
+}
+
+/// `owner_recovers`: after the first lockout (423) of an address that the
+/// owner's own wrong codes do not explain, her next signup from an owning
+/// browser answers 200, the first mail to the address after it carries a
+/// code never mailed to it before the lockout, and her verify of that code
+/// from the same browser, sent within its lifetime, answers 200 (unless
+/// she herself then sent `max_attempts` wrong codes).
+fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
+    let addresses: BTreeSet<&str> = h.reqs.iter().map(|q| q.email.as_str()).collect();
+    for email in addresses {
+        let for_it = || h.reqs.iter().filter(move |q| q.email == email);
+        // Locked: a 423 answered, or the max_attempts-th wrong code.
+        let refused = for_it().filter_map(|q| q.answered().filter(|a| a.code == Code::Locked).map(|a| (q, a.index)));
+        let mut wrong: Vec<(&Req, usize)> = for_it()
+            .filter(|q| q.kind == Kind::Verify)
+            .filter_map(|q| {
+                q.answered()
+                    .filter(|a| a.code == Code::InvalidOtp)
+                    .map(|a| (q, a.index))
+            })
+            .collect();
+        wrong.sort_by_key(|(_, at)| *at);
+        let limit = wrong.get(limits.max_attempts as usize - 1).copied();
+        let Some((lock, at)) = refused.chain(limit).min_by_key(|(_, at)| *at) else {
+            continue;
+        };
+        let own_wrong = for_it()
+            .filter(|q| q.kind == Kind::Verify && q.owner && q.sent_index < at)
+            .filter(|q| q.answered().is_some_and(|a| a.code == Code::InvalidOtp))
+            .count();
+        if own_wrong >= limits.max_attempts as usize {
+            continue;
+        }
+        let Some(signup) = for_it()
+            .filter(|q| q.kind == Kind::Signup && q.owner && q.sent_index > at)
+            .min_by_key(|q| q.sent_index)
+        else {
+            continue;
+        };
+        let Some(answer) = signup.answered() else { continue };
+        if signup.faulted && answer.code == Code::Retry {
+            continue;
+        }
+        if !answer.code.is_success() {
+            return violation(
+                Invariant::OwnerRecovers,
+                Some(signup.id),
+                format!(
+                    "{email} was locked (by {} #{}) by guesses its owner did not send, and her signup #{} ({}) then answered {} {}: {:?}",
+                    lock.kind,
+                    lock.id,
+                    signup.id,
+                    signup.browser,
+                    answer.code.status(),
+                    answer.code,
+                    answer.message
+                ),
+            );
+        }
+        // Her signup's own mail, else the first to the address after it.
+        let after = || {
+            h.mails
+                .iter()
+                .filter(|m| m.to == email && !m.cut && m.index > signup.sent_index)
+        };
+        let Some(mail) = after()
+            .filter(|m| m.request == signup.id)
+            .min_by_key(|m| m.index)
+            .or_else(|| after().min_by_key(|m| m.index))
+        else {
+            return violation(
+                Invariant::OwnerRecovers,
+                Some(signup.id),
+                format!(
+                    "{email} was locked by guesses its owner did not send; her signup #{} answered 200, yet no mail reached the address after it",
+                    signup.id
+                ),
+            );
+        };
+        let stale = h
+            .mails
+            .iter()
+            .any(|m| m.to == email && m.index < at && m.otp == mail.otp);
+        if stale {
+            return violation(
+                Invariant::OwnerRecovers,
+                Some(signup.id),
+                format!(
+                    "{email} was locked by guesses its owner did not send; after her signup #{}, mail {} carried a code mailed before the lockout, not a fresh one",
+                    signup.id, mail.number
+                ),
+            );
+        }
+        for v in for_it().filter(|q| q.kind == Kind::Verify && q.browser == signup.browser) {
+            let (Some(CodeSource::Mail(n)), Some(a)) = (&v.source, v.answered()) else {
+                continue;
+            };
+            let Some(typed) = h.mail(*n).filter(|m| m.otp == mail.otp) else {
+                continue;
+            };
+            if a.code.is_success() || (v.faulted && a.code == Code::Retry) {
+                continue;
+            }
+            if v.sent_at >= typed.sent_at + limits.otp_ttl_ms {
+                continue;
+            }
+            let own_since = for_it()
+                .filter(|q| q.kind == Kind::Verify && q.owner && q.sent_index > signup.sent_index)
+                .filter(|q| q.answered().is_some_and(|a| a.code == Code::InvalidOtp))
+                .count();
+            if own_since >= limits.max_attempts as usize {
+                continue;
+            }
+            return violation(
+                Invariant::OwnerRecovers,
+                Some(v.id),
+                format!(
+                    "{email} was locked by guesses its owner did not send; verify #{} ({}) typed the fresh code of mail {} her signup #{} brought, yet it answered {} {}: {:?}",
+                    v.id,
+                    v.browser,
+                    typed.number,
+                    signup.id,
+                    a.code.status(),
+                    a.code,
+                    a.message
+                ),
+            );
+        }
     }
     None
 }

@@ -72,6 +72,9 @@ pub struct BrowserSpec {
     pub name: String,
     /// Exactly the addresses whose mailbox it reads; empty for an attacker.
     pub owns: Vec<Email>,
+    /// The person's password, which the end-of-run probe logs in with;
+    /// `None`: the password of the browser's first signup.
+    pub password: Option<String>,
 }
 
 /// One `[[request]]`.
@@ -208,6 +211,8 @@ pub struct Scenario {
     pub invariants: Vec<Invariant>,
     /// Expected outcome per variant, in file order.
     pub expect: Vec<(Variant, Expectation)>,
+    /// Whether the end-of-run probe logs everyone in (`[probe] logins`).
+    pub probe: bool,
 }
 
 impl Scenario {
@@ -256,6 +261,37 @@ impl Scenario {
         owned
     }
 
+    /// The password `browser` logs in with at the end-of-run probe: its
+    /// `[[browser]]` password, else that of its first signup, else that of
+    /// its first request (every request carries one).
+    pub fn password_of(&self, browser: &str) -> Option<&str> {
+        if let Some(p) = self
+            .browsers
+            .iter()
+            .find(|b| b.name == browser)
+            .and_then(|b| b.password.as_deref())
+        {
+            return Some(p);
+        }
+        let mine = || self.requests.iter().filter(|r| r.browser == browser);
+        mine()
+            .find(|r| r.kind == Kind::Signup)
+            .or_else(|| mine().next())
+            .map(|r| r.password.as_str())
+    }
+
+    /// Every person (browser) of the file: the declared ones, then the
+    /// others in the order they first send.
+    pub fn people(&self) -> Vec<&str> {
+        let mut people: Vec<&str> = self.browsers.iter().map(|b| b.name.as_str()).collect();
+        for r in &self.requests {
+            if !people.contains(&r.browser.as_str()) {
+                people.push(&r.browser);
+            }
+        }
+        people
+    }
+
     /// The scenario as a file that loads back to the same
     /// scenario (defaults written out, so a reader sees every setting).
     pub fn to_toml(&self) -> String {
@@ -278,6 +314,9 @@ impl Scenario {
                 q(&b.name),
                 owns.join(", ")
             );
+            if let Some(p) = &b.password {
+                let _ = writeln!(out, "password = {}", q(p));
+            }
         }
         let session = match d.session {
             SessionMode::Cookie => "cookie",
@@ -372,6 +411,9 @@ impl Scenario {
             let names: Vec<String> = self.invariants.iter().map(|i| q(i.name())).collect();
             let _ = writeln!(out, "\n[check]\ninvariants = [{}]", names.join(", "));
         }
+        if !self.probe {
+            let _ = writeln!(out, "\n[probe]\nlogins = false");
+        }
         let _ = writeln!(out, "\n[expect]");
         for (variant, expectation) in &self.expect {
             let _ = writeln!(out, "{variant} = {}", q(&expectation.to_string()));
@@ -400,7 +442,14 @@ struct RawScenario {
     explore: Option<S<RawExplore>>,
     schedules: Option<S<RawExplore>>,
     check: Option<RawCheck>,
+    probe: Option<S<RawProbe>>,
     expect: S<BTreeMap<String, S<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
+    logins: S<bool>,
 }
 
 #[derive(Deserialize)]
@@ -408,6 +457,7 @@ struct RawScenario {
 struct RawBrowser {
     name: S<String>,
     owns: S<Vec<S<toml::Value>>>,
+    password: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -624,6 +674,13 @@ impl Loader<'_> {
             let name = v.to_string();
             raw.expect.get_ref().get(&name).map_or(usize::MAX, |s| s.span().start)
         });
+        let probe = match &raw.probe {
+            None => true,
+            Some(p) => {
+                self.needs_format_2(format, p, "[probe]")?;
+                *p.get_ref().logins.get_ref()
+            }
+        };
         Ok(Scenario {
             path: self.path.to_path_buf(),
             format,
@@ -638,6 +695,7 @@ impl Loader<'_> {
             choices,
             invariants,
             expect,
+            probe,
         })
     }
 
@@ -731,9 +789,17 @@ impl Loader<'_> {
             }
             owns.push(email);
         }
+        let password = match &b.password {
+            Some(p) if p.get_ref().is_empty() => {
+                return Err(self.at(p, "`password` is empty; leave it out for the first signup's"))
+            }
+            Some(p) => Some(p.get_ref().clone()),
+            None => None,
+        };
         Ok(BrowserSpec {
             name: b.name.get_ref().clone(),
             owns,
+            password,
         })
     }
 
@@ -995,7 +1061,8 @@ mod tests {
                 db_mode: DbMode::Autocommit,
             }
         );
-        assert_eq!((s.schedules, s.seed, s.invariants.len()), (200, 1, 8));
+        assert_eq!((s.schedules, s.seed, s.invariants.len()), (200, 1, 10));
+        assert!(s.probe, "the end-of-run probe is on unless switched off");
         assert_eq!(s.format, 1);
         assert_eq!(s.requests[0].browser, "b1");
         assert_eq!(s.requests[0].repeat, 1);
@@ -1050,6 +1117,22 @@ mod tests {
         assert_eq!(s.owns("mallory"), vec![]);
         assert_eq!(s.requests[0].kind, Kind::Login);
         assert_eq!(s.schedules, 3);
+        assert_eq!(s.password_of("mallory"), Some("s3cret!"), "no signup: his login's");
+        // A person's probe password: the table's, else the first signup's.
+        let p = load(
+            &FORMAT_2
+                .replace("owns = []", "owns = []\npassword = \"m's\"")
+                .replace("[schedules]", "[probe]\nlogins = false\n[schedules]"),
+        )
+        .unwrap();
+        assert_eq!((p.password_of("mallory"), p.probe), (Some("m's"), false));
+        assert_eq!(
+            load(&p.to_toml()).unwrap(),
+            Scenario {
+                path: "t.toml".into(),
+                ..p
+            }
+        );
         // An undeclared browser owns what it signs up for.
         let m = load(MINIMAL).unwrap();
         assert_eq!(m.owns("b1"), vec![Email::parse("a@x.org").unwrap()]);
@@ -1136,6 +1219,30 @@ mod tests {
                 3,
                 11,
                 "`db_mode` needs `format = 2`",
+            ),
+            (
+                FORMAT_2.replace("owns = []", "owns = []\npassword = \"\""),
+                6,
+                12,
+                "`password` is empty",
+            ),
+            (
+                FORMAT_2.replace("[schedules]", "[probe]\nlogins = \"no\"\n[schedules]"),
+                12,
+                10,
+                "invalid type",
+            ),
+            (
+                FORMAT_2.replace("[schedules]", "[probe]\nlogin = false\n[schedules]"),
+                12,
+                1,
+                "unknown field `login`",
+            ),
+            (
+                format!("{MINIMAL}[probe]\nlogins = false\n"),
+                8,
+                1,
+                "[probe] needs `format = 2`",
             ),
         ];
         for (text, line, column, what) in cases {

@@ -138,7 +138,8 @@ pub enum What {
         /// The error.
         error: String,
     },
-    /// The handler handed an email to the mail system.
+    /// The mail server accepted an email (the reply to DATA): the mail
+    /// counts as sent from this instant.
     MailSent {
         /// 1-based mail number.
         mail: usize,
@@ -194,6 +195,8 @@ pub enum What {
     },
     /// No request was in flight: the database as it stood.
     Quiescent(DbState),
+    /// The file's requests are done; the end-of-run probe's logins follow.
+    Probe,
 }
 
 /// One event.
@@ -273,7 +276,10 @@ impl fmt::Display for Event {
                 lost,
                 ..
             } => {
-                write!(f, "mail {mail} to {to} for {temp_id} sent")?;
+                write!(
+                    f,
+                    "mail {mail} to {to} for {temp_id} sent (accepted by the mail server)"
+                )?;
                 if *lost {
                     write!(f, " (FAULT: never delivered)")?;
                 }
@@ -302,6 +308,10 @@ impl fmt::Display for Event {
                 "<- response dropped: the browser had left the form for a later submission; its cookie is never set"
             ),
             What::Delivered { cookie_now } => write!(f, "<- response arrives; cookie now {cookie_now}"),
+            What::Probe => write!(
+                f,
+                "--- end-of-run probe: each person logs in on each address that has an account ---"
+            ),
             What::Quiescent(db) => {
                 let pending: Vec<String> = db.pending.iter().map(|(e, t)| format!("{e}={t}")).collect();
                 write!(

@@ -226,6 +226,8 @@ impl<F: Flow> World<F> {
 struct SimPorts<'w, F> {
     world: &'w World<F>,
     request: &'w Planned,
+    /// What the request is: a file's `[[request]]`, or a probe's login.
+    spec: &'w RequestSpec,
     /// The generation of the worker process the request runs in.
     generation: u64,
     statements: Cell<u32>,
@@ -235,7 +237,7 @@ struct SimPorts<'w, F> {
 }
 
 impl<F: Flow> SimPorts<'_, F> {
-    fn new<'w>(world: &'w World<F>, request: &'w Planned) -> SimPorts<'w, F> {
+    fn new<'w>(world: &'w World<F>, request: &'w Planned, spec: &'w RequestSpec) -> SimPorts<'w, F> {
         let generation = world.log(|log| match log.in_flight.get(&request.id) {
             Some((_, generation)) => *generation,
             None => log.generations[request.worker],
@@ -243,15 +245,12 @@ impl<F: Flow> SimPorts<'_, F> {
         SimPorts {
             world,
             request,
+            spec,
             generation,
             statements: Cell::new(0),
             busy_waited_ms: Cell::new(0),
             killed_it: Cell::new(false),
         }
-    }
-
-    fn spec(&self) -> &crate::scenario::RequestSpec {
-        &self.world.plan.scenario.requests[self.request.spec]
     }
 
     /// Whether the process this request runs in still lives. Asked at
@@ -373,19 +372,7 @@ impl<F: Flow> Ports for SimPorts<'_, F> {
         let to = mail.to.clone();
         let number = self.world.with(|s| {
             s.mails.push((mail.to.clone(), mail.otp.clone()));
-            let number = s.mails.len();
-            self.world.event(
-                Some(self.request),
-                None,
-                What::MailSent {
-                    mail: number,
-                    to: mail.to,
-                    otp: mail.otp,
-                    temp_id: mail.temp_id.to_string(),
-                    lost,
-                },
-            );
-            number
+            s.mails.len()
         });
         if latency > 0 {
             self.world.event(Some(self.request), None, What::Waited("SMTP send"));
@@ -397,10 +384,24 @@ impl<F: Flow> Ports for SimPorts<'_, F> {
                 .event(Some(self.request), None, What::MailCut { mail: number });
             return Err(WorkerCrashed);
         }
+        // A mail is sent when the mail server has accepted it (the reply
+        // to DATA): its code's promised lifetime starts now, after the
+        // SMTP conversation, as it does in live mode.
+        self.world.event(
+            Some(self.request),
+            None,
+            What::MailSent {
+                mail: number,
+                to: mail.to,
+                otp: mail.otp,
+                temp_id: mail.temp_id.to_string(),
+                lost,
+            },
+        );
         if lost {
             self.world.log(|log| log.faults_fired += 1);
         } else {
-            let delay = self.spec().email_delay_ms;
+            let delay = self.spec.email_delay_ms;
             self.world.with(|s| {
                 let at = s.now_ms + delay;
                 s.deliveries.push((at, Delivery::Mail { mail: number, to }));
@@ -506,6 +507,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
         clock: P::condvar(),
     });
     drive(&world);
+    crate::schedule::set_quiet(false);
     let faults_fired = world.log(|log| log.faults_fired >= plan.faults.len());
     let trace = Trace {
         events: world.log(|log| std::mem::take(&mut log.trace)),
@@ -565,6 +567,13 @@ mod spare {
 fn drive<F: Flow>(world: &Arc<World<F>>) {
     let mut next_send = 0;
     let mut handlers = Vec::new();
+    // The file's requests, then (once they are all done) the probe's.
+    let mut sends: Vec<(Planned, RequestSpec)> = world
+        .planned
+        .iter()
+        .map(|p| (p.clone(), world.plan.scenario.requests[p.spec].clone()))
+        .collect();
+    let mut probed = !world.plan.scenario.probe;
     loop {
         P::wait_while(&world.state, &world.clock, |s| s.running > 0);
         let idle = world.with(|s| s.sleepers.is_empty());
@@ -581,10 +590,26 @@ fn drive<F: Flow>(world: &Arc<World<F>>) {
         let next = world.with(|s| {
             let deliveries = s.deliveries.iter().map(|(at, _)| *at);
             let sleepers = s.sleepers.iter().map(|(wake, _)| *wake);
-            let send = world.planned.get(next_send).map(|p| p.at_ms);
+            let send = sends.get(next_send).map(|(p, _)| p.at_ms);
             deliveries.chain(sleepers).chain(send).min()
         });
-        let Some(now) = next else { break };
+        let Some(now) = next else {
+            if probed {
+                break;
+            }
+            // Every request answered, every mail delivered: the probe, on
+            // no strategy's budget.
+            probed = true;
+            crate::schedule::set_quiet(true);
+            let now = world.with(|s| s.now_ms);
+            let accounts = world.snapshot().accounts;
+            let logins = probe_logins(&world.plan.scenario, &accounts, sends.len(), now);
+            if !logins.is_empty() {
+                world.record(None, None, None, What::Probe);
+            }
+            sends.extend(logins);
+            continue;
+        };
         let now = world.with(|s| {
             s.now_ms = s.now_ms.max(now);
             s.now_ms
@@ -622,15 +647,56 @@ fn drive<F: Flow>(world: &Arc<World<F>>) {
         P::notify_all(&world.clock);
 
         // 3. Requests sent now.
-        while let Some(p) = world.planned.get(next_send).filter(|p| p.at_ms <= now) {
+        while let Some((p, spec)) = sends.get(next_send).filter(|(p, _)| p.at_ms <= now) {
             next_send += 1;
-            let (request, cookie) = world.with(|s| send(world, s, p));
+            let (p, spec) = (p.clone(), spec.clone());
+            let (request, cookie) = world.with(|s| send(world, s, &p, &spec));
             let w = Arc::clone(world);
-            let id = p.id;
-            handlers.push(P::spawn(move || handle(&w, id, request, cookie)));
+            handlers.push(P::spawn(move || handle(&w, p, spec, request, cookie)));
         }
     }
     handlers.into_iter().for_each(P::join);
+}
+
+/// The end-of-run probe (`docs/invariants.md`): once every request is
+/// answered and every mail delivered, each person logs in once on each
+/// address that has an account, with that person's password, from their
+/// own browser. Numbered after the file's `already` requests, sent at
+/// `now`, routed round-robin. The simulator and the live executor both
+/// probe with it.
+pub fn probe_logins(scenario: &Scenario, accounts: &[String], already: usize, now: u64) -> Vec<(Planned, RequestSpec)> {
+    let mut logins = Vec::new();
+    for person in scenario.people() {
+        let Some(password) = scenario.password_of(person) else {
+            continue;
+        };
+        for account in accounts {
+            let Ok(email) = Email::parse(account) else { continue };
+            let n = logins.len();
+            let spec = RequestSpec {
+                at_ms: now,
+                browser: person.to_string(),
+                kind: Kind::Login,
+                email,
+                password: password.to_string(),
+                otp: OtpChoice::Latest,
+                repeat: 1,
+                worker: None,
+                response_delay_ms: 0,
+                email_delay_ms: 0,
+                via: Via::Fetch,
+            };
+            let planned = Planned {
+                id: already + n + 1,
+                spec: usize::MAX,
+                first_copy: false,
+                at_ms: now,
+                worker: n % scenario.deployment.workers,
+            };
+            logins.push((planned, spec));
+        }
+    }
+    logins
 }
 
 fn deliver<F: Flow>(world: &World<F>, s: &mut State, delivery: Delivery) {
@@ -664,8 +730,7 @@ fn deliver<F: Flow>(world: &World<F>, s: &mut State, delivery: Delivery) {
 
 /// The browser sends `p`: the code is picked from the mailbox as it stands
 /// now (if the browser reads it), the cookie is whatever the jar holds now.
-fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned) -> (Request, Cookie) {
-    let spec = &world.plan.scenario.requests[p.spec];
+fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned, spec: &RequestSpec) -> (Request, Cookie) {
     let owner = world.owners.get(&spec.browser).is_some_and(|o| o.contains(&spec.email));
     let cookie = s.browsers.entry(spec.browser.clone()).or_default().cookie.clone();
     let readable: &[usize] = match (owner, s.mailboxes.get(&spec.email)) {
@@ -745,11 +810,10 @@ fn wrong_code(mails: &[(Email, Otp)]) -> Otp {
         .expect("fewer than a million emails")
 }
 
-fn handle<F: Flow>(world: &World<F>, id: usize, request: Request, cookie: Cookie) {
-    let p = &world.planned[id - 1];
-    let spec = &world.plan.scenario.requests[p.spec];
+fn handle<F: Flow>(world: &World<F>, p: Planned, spec: RequestSpec, request: Request, cookie: Cookie) {
+    let (p, spec, id) = (&p, &spec, p.id);
     let server = world.plan.scenario.deployment.session == SessionMode::Server;
-    let ports = SimPorts::new(world, p);
+    let ports = SimPorts::new(world, p, spec);
     if ports.alive().is_ok() {
         wait_for_recovery(world, p.worker);
     }
@@ -782,7 +846,7 @@ fn handle<F: Flow>(world: &World<F>, id: usize, request: Request, cookie: Cookie
             // It may have panicked on its own crash: the process still died.
             if ports.killed_it.get() {
                 world.with(|s| s.memories[p.worker] = WorkerMemory::default());
-                replace_process(world, p);
+                replace_process(world, p, spec);
             }
             world.with(|s| {
                 s.running -= 1;
@@ -842,7 +906,7 @@ fn handle<F: Flow>(world: &World<F>, id: usize, request: Request, cookie: Cookie
         Err(WorkerCrashed) => world.event(Some(p), None, What::DiedWithWorker),
     });
     if ports.killed_it.get() {
-        replace_process(world, p);
+        replace_process(world, p, spec);
     }
     world.with(|s| {
         s.running -= 1;
@@ -855,7 +919,7 @@ fn handle<F: Flow>(world: &World<F>, id: usize, request: Request, cookie: Cookie
 /// the dead process rolls back, as SQLite does (defensive: a crash follows
 /// a statement that ran, so no neighbour held the write lock then), and a
 /// new process starts and recovers.
-fn replace_process<F: Flow>(world: &World<F>, crashed: &Planned) {
+fn replace_process<F: Flow>(world: &World<F>, crashed: &Planned, spec: &RequestSpec) {
     let dead: Vec<usize> = world.log(|log| {
         let now = log.generations[crashed.worker];
         log.in_flight
@@ -867,7 +931,7 @@ fn replace_process<F: Flow>(world: &World<F>, crashed: &Planned) {
     for r in dead {
         world.store.abandon(r as u64);
     }
-    restart(world, crashed);
+    restart(world, crashed, spec);
 }
 
 /// A request accepted by a worker's new process while it still runs its
@@ -890,14 +954,15 @@ fn wait_for_recovery<F: Flow>(world: &World<F>, worker: usize) {
 
 /// The crashed worker's replacement starts and runs the variant's recovery
 /// (no faults: the plan targets requests), then takes requests again.
-fn restart<F: Flow>(world: &World<F>, crashed: &Planned) {
+/// Its mails take the crashed request's `email_delay`.
+fn restart<F: Flow>(world: &World<F>, crashed: &Planned, spec: &RequestSpec) {
     let boot = Planned {
         id: 0,
         first_copy: false,
         ..crashed.clone()
     };
     world.event(Some(&boot), None, What::Restarted);
-    let ports = SimPorts::new(world, &boot);
+    let ports = SimPorts::new(world, &boot, spec);
     // A crash during recovery cannot be planned; nothing more to do.
     let _ = world.plan.flow.recover(&ports, &world.config);
     world.with(|s| {

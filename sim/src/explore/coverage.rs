@@ -10,7 +10,11 @@
 //!   statement and request kind, and whether it was the reader's own;
 //! - the rare events: a fault, a crash, a dying request, a restart, a cut
 //!   mail, a dropped response, a panic, a cookie that lost its
-//!   registration.
+//!   registration;
+//! - the corners, measured against the code's lifetime: a request that
+//!   waited for its answer a long while or longer than a lifetime, a mail
+//!   that reached its mailbox after its code had died, a mail a recovery
+//!   sent, how many faults struck one run, a lockout.
 //!
 //! Features name statements and kinds, never times, request numbers or
 //! temp_ids, so the set saturates: a run that adds none is not kept.
@@ -72,8 +76,24 @@ fn label(kind: Kind, owner: bool) -> &'static str {
     }
 }
 
-/// Every feature of `trace`, appended to `out` (unsorted, may repeat).
-pub fn features(trace: &Trace, out: &mut Vec<u64>) {
+/// How long something took, in words that do not depend on the run's
+/// numbers: against the code's lifetime `ttl_ms`.
+fn span(ms: u64, ttl_ms: u64) -> &'static str {
+    if ms < 1000 {
+        "short"
+    } else if ms < ttl_ms {
+        "long"
+    } else {
+        "past a lifetime"
+    }
+}
+
+/// Every feature of `trace`, appended to `out` (unsorted, may repeat);
+/// `ttl_ms` is the run's code lifetime.
+pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
+    let mut sent_at: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut mailed_at: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut faults = 0;
     // Per request: who sent what (its label) and its address, from its
     // Sent event.
     let mut requests: BTreeMap<usize, (&str, &str)> = BTreeMap::new();
@@ -94,6 +114,7 @@ pub fn features(trace: &Trace, out: &mut Vec<u64>) {
                 let label = label(*k, *owner);
                 if let Some(r) = event.request {
                     requests.insert(r, (label, email.as_str()));
+                    sent_at.insert(r, event.at_ms);
                 }
                 let held = if cookie.temp_user_id().is_some() {
                     "registration"
@@ -142,15 +163,34 @@ pub fn features(trace: &Trace, out: &mut Vec<u64>) {
                     code.as_str(),
                 ]));
                 last_answer = (kind, code.as_str());
+                if let Some(at) = event.request.and_then(|r| sent_at.get(&r)) {
+                    out.push(feature(&[
+                        "waited",
+                        kind,
+                        code.as_str(),
+                        span(event.at_ms - at, ttl_ms),
+                    ]));
+                }
             }
-            What::Fault { statement, .. } => out.push(feature(&["fault", kind, &statement.to_string()])),
+            What::Fault { statement, .. } => {
+                faults += 1;
+                out.push(feature(&["fault", kind, &statement.to_string()]));
+                out.push(feature(&["faults in one run", &faults.min(3).to_string()]));
+            }
             What::Crashed => out.push(feature(&["crashed", kind])),
             What::DiedWithWorker => out.push(feature(&["died", kind])),
             What::Restarted => out.push(feature(&["restarted"])),
             What::MailCut { .. } => out.push(feature(&["mail cut"])),
             What::Abandoned => out.push(feature(&["abandoned", kind])),
             What::Panicked(_) => out.push(feature(&["panicked", kind])),
-            What::MailSent { lost, .. } => out.push(feature(&["mail", kind, if *lost { "lost" } else { "sent" }])),
+            What::MailSent { lost, mail, .. } => {
+                mailed_at.insert(*mail, event.at_ms);
+                out.push(feature(&["mail", kind, if *lost { "lost" } else { "sent" }]));
+            }
+            What::MailDelivered { mail, .. } => {
+                let late = mailed_at.get(mail).map_or(0, |at| event.at_ms - at);
+                out.push(feature(&["mail delivered", span(late, ttl_ms)]));
+            }
             What::Delivered { cookie_now } => {
                 let held = if cookie_now.temp_user_id().is_some() {
                     "registration"
@@ -167,11 +207,7 @@ pub fn features(trace: &Trace, out: &mut Vec<u64>) {
                 };
                 out.push(feature(&["quiescent", pending, &db.accounts.len().min(2).to_string()]));
             }
-            What::SessionLoad(_)
-            | What::SessionSave(_)
-            | What::Memory
-            | What::Waited(_)
-            | What::MailDelivered { .. } => {}
+            What::SessionLoad(_) | What::Probe | What::SessionSave(_) | What::Memory | What::Waited(_) => {}
         }
     }
 }

@@ -55,12 +55,39 @@ pub(super) const PEOPLE: [Person; 4] = [
         weight: 2,
     },
 ];
-/// Send times: whole seconds, and a few 5 ms before a short `otp_ttl`
-/// runs out, so that expiry is crossed while a request waits for the lock.
-pub(super) const TIMES_MS: [u64; 9] = [0, 1000, 3000, 3995, 4000, 5000, 7995, 10_000, 20_000];
-pub(super) const DELAYS_MS: [u64; 2] = [0, 5000];
+/// Send times: whole seconds, a few 5 ms before a short `otp_ttl` runs
+/// out (so that expiry is crossed while a request waits for the lock), and
+/// minutes: around the default lifetime and well past it. Drawn three
+/// times in four from the seconds ([`SECOND_TIMES`]).
+pub(super) const TIMES_MS: [u64; 14] = [
+    0, 1000, 3000, 3995, 4000, 5000, 7995, 10_000, 20_000, 60_000, 599_995, 600_000, 665_000, 1_200_000,
+];
+/// How many of [`TIMES_MS`] are seconds rather than minutes.
+pub(super) const SECOND_TIMES: usize = 9;
+/// Response and mail delays: none, a few seconds, and longer than the
+/// default lifetime (a mail that arrives dead).
+pub(super) const DELAYS_MS: [u64; 3] = [0, 5000, 700_000];
 /// Lifetimes of a code: the default, and two short enough to cross.
 pub(super) const TTLS_MS: [u64; 3] = [600_000, 4000, 8000];
+/// How many mail latencies [`mail_latency`] knows.
+pub(super) const LATENCIES: usize = 5;
+
+/// Mail latency number `pick`: none, 2 s, or a share of the code's
+/// lifetime `ttl_ms` (a half, all of it, twice it): the SMTP send is the
+/// server's time, and a slow one must not cost the owner her code.
+pub(super) fn mail_latency(pick: usize, ttl_ms: u64) -> u64 {
+    match pick {
+        0 => 0,
+        1 => 2000,
+        2 => ttl_ms / 2,
+        3 => ttl_ms,
+        _ => 2 * ttl_ms,
+    }
+}
+
+fn time() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => 0..SECOND_TIMES, 1 => SECOND_TIMES..TIMES_MS.len()]
+}
 
 fn person() -> impl Strategy<Value = &'static Person> {
     let weighted: Vec<(u32, Just<&'static Person>)> = PEOPLE.iter().map(|p| (p.weight, Just(p))).collect();
@@ -81,16 +108,16 @@ fn request() -> impl Strategy<Value = RequestSpec> {
         .prop_flat_map(|p| (Just(p), kind(p.owns.is_empty())))
         .prop_flat_map(|(p, kind)| {
             (
-                (Just(p), Just(kind), 0..TIMES_MS.len()),
+                (Just(p), Just(kind), time()),
                 (
                     prop_oneof![
                         2 => Just(OtpChoice::Latest),
                         1 => Just(OtpChoice::First),
                         1 => Just(OtpChoice::Wrong)
                     ],
-                    1u32..=2,
-                    0..DELAYS_MS.len(),
-                    0..DELAYS_MS.len(),
+                    1u32..=copies(p, kind),
+                    prop_oneof![3 => Just(0usize), 1 => 1..DELAYS_MS.len()],
+                    prop_oneof![3 => Just(0usize), 1 => 1..DELAYS_MS.len()],
                     prop_oneof![3 => Just(Via::Fetch), 1 => Just(Via::Form)],
                 ),
             )
@@ -109,6 +136,16 @@ fn request() -> impl Strategy<Value = RequestSpec> {
                 )
             },
         )
+}
+
+/// The most copies of one request: a stranger's guesses come in bursts
+/// large enough to lock a registration, anyone else's are a double-click.
+pub(super) fn copies(p: &Person, kind: Kind) -> u32 {
+    if p.owns.is_empty() && kind == Kind::Verify {
+        5
+    } else {
+        2
+    }
 }
 
 /// A person's request: their browser, their address (a stranger's is
@@ -153,6 +190,7 @@ pub(super) fn browsers(requests: &[RequestSpec]) -> Vec<BrowserSpec> {
                 .iter()
                 .map(|e| Email::parse(e).expect("a valid constant"))
                 .collect(),
+            password: Some(p.password.to_string()),
         })
         .collect()
 }
@@ -197,30 +235,39 @@ pub(super) const FAULT_KINDS: [FaultKind; 5] = [
 ];
 
 /// A format-2 scenario (1 to 8 requests from owners and a stranger,
-/// signups, verifies and logins over two addresses (see [`PEOPLE`]), 1 to 4 workers, cookie
-/// or server sessions, delays, a short or long `otp_ttl`, `max_attempts`
-/// from 1 to 5, at most one fault at any statement) and the choices of its
-/// schedule.
+/// signups, verifies and logins over two addresses (see [`PEOPLE`]), 1 to
+/// 4 workers, cookie or server sessions, delays up to minutes, a short or
+/// long `otp_ttl`, a mail latency up to twice it, `max_attempts` from 1 to
+/// 5, up to two faults at any statement plus a crash) and the choices of
+/// its schedule.
 pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
     (
         (
             1usize..=4,
             prop_oneof![Just(SessionMode::Cookie), Just(SessionMode::Server)],
-            prop_oneof![Just(0u64), Just(2000u64)],
+            prop_oneof![4 => Just(0usize), 2 => Just(1), 1 => 2..LATENCIES],
             0..TTLS_MS.len(),
             1u32..=5,
             prop_oneof![3 => Just(DbMode::Autocommit), 1 => Just(DbMode::Python)],
         ),
         proptest::collection::vec(request(), 1..=8),
-        proptest::option::weighted(0.3, (fault_kind(), any::<prop::sample::Index>(), 1u32..=12)),
+        proptest::option::weighted(
+            0.3,
+            proptest::collection::vec((fault_kind(), any::<prop::sample::Index>(), 1u32..=12), 1..=2),
+        ),
+        proptest::option::weighted(0.1, (any::<prop::sample::Index>(), 1u32..=12)),
         proptest::collection::vec(0u8..4, 0..64),
     )
         .prop_map(
-            |((workers, session, mail_latency_ms, ttl, max_attempts, db_mode), requests, fault, choices)| {
-                let faults = fault
-                    .map(|(kind, at, statement)| fault_of(kind, at.index(requests.len()), statement, &requests))
+            |((workers, session, latency, ttl, max_attempts, db_mode), requests, faults, crash, choices)| {
+                let crash = crash.map(|at| (FaultKind::Crash, at.0, at.1));
+                let faults = faults
+                    .unwrap_or_default()
                     .into_iter()
+                    .chain(crash)
+                    .map(|(kind, at, statement)| fault_of(kind, at.index(requests.len()), statement, &requests))
                     .collect();
+                let mail_latency_ms = mail_latency(latency, TTLS_MS[ttl]);
                 let browsers = browsers(&requests);
                 let scenario = Scenario {
                     path: PathBuf::from("generated.toml"),
@@ -245,6 +292,7 @@ pub fn scenario_and_choices() -> impl Strategy<Value = (Scenario, Vec<u8>)> {
                     choices: None,
                     invariants: Invariant::ALL.to_vec(),
                     expect: Vec::new(),
+                    probe: true,
                 };
                 (scenario, choices)
             },

@@ -127,7 +127,11 @@ impl Learner {
                 });
             }
         }
-        features(&judged.outcome.trace, &mut self.features);
+        features(
+            &judged.outcome.trace,
+            scenario.deployment.otp_ttl_ms,
+            &mut self.features,
+        );
         let mut new = false;
         for f in self.features.drain(..) {
             new |= self.seen.insert(f);

@@ -8,7 +8,10 @@
 use otpsim_core::ports::SplitMix64;
 use otpsim_core::{DbMode, Kind};
 
-use super::generate::{browsers, fault_of, request_of, Person, DELAYS_MS, FAULT_KINDS, PEOPLE, TIMES_MS, TTLS_MS};
+use super::generate::{
+    browsers, copies, fault_of, mail_latency, request_of, Person, DELAYS_MS, FAULT_KINDS, LATENCIES, PEOPLE, TIMES_MS,
+    TTLS_MS,
+};
 use crate::scenario::{FaultKind, OtpChoice, RequestSpec, Scenario, SessionMode, Via};
 
 /// The most requests and choices a generated case has.
@@ -52,12 +55,13 @@ fn random_otp(rng: &mut Rng) -> OtpChoice {
 
 fn random_request(rng: &mut Rng) -> RequestSpec {
     let p = &PEOPLE[rng.below(PEOPLE.len())];
+    let kind = random_kind(rng);
     request_of(
         p,
-        random_kind(rng),
+        kind,
         rng.pick(&TIMES_MS),
         random_otp(rng),
-        1 + rng.below(2) as u32,
+        1 + rng.below(copies(p, kind) as usize) as u32,
         rng.pick(&DELAYS_MS),
         rng.pick(&DELAYS_MS),
     )
@@ -72,7 +76,7 @@ fn mutate_request(rng: &mut Rng, r: &RequestSpec) -> RequestSpec {
         1 => kind = random_kind(rng),
         2 => at = rng.pick(&TIMES_MS),
         3 => otp = random_otp(rng),
-        4 => repeat = 3 - repeat.min(2),
+        4 => repeat = 1 + rng.below(copies(p, kind) as usize) as u32,
         5 => response_delay = rng.pick(&DELAYS_MS),
         6 => email_delay = rng.pick(&DELAYS_MS),
         _ => {
@@ -82,6 +86,7 @@ fn mutate_request(rng: &mut Rng, r: &RequestSpec) -> RequestSpec {
             }
         }
     }
+    let repeat = repeat.min(copies(p, kind));
     RequestSpec {
         via,
         ..request_of(p, kind, at, otp, repeat, response_delay, email_delay)
@@ -214,18 +219,35 @@ fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, do
                         SessionMode::Server => SessionMode::Cookie,
                     }
                 }
-                2 => d.mail_latency_ms = 2000 - d.mail_latency_ms.min(2000),
-                3 => d.otp_ttl_ms = rng.pick(&TTLS_MS),
+                2 => d.mail_latency_ms = mail_latency(rng.below(LATENCIES), d.otp_ttl_ms),
+                3 => {
+                    // The latency keeps its share of the lifetime.
+                    let share = (0..LATENCIES)
+                        .find(|&i| mail_latency(i, d.otp_ttl_ms) == d.mail_latency_ms)
+                        .unwrap_or(0);
+                    d.otp_ttl_ms = rng.pick(&TTLS_MS);
+                    d.mail_latency_ms = mail_latency(share, d.otp_ttl_ms);
+                }
                 _ => d.max_attempts = 1 + rng.below(5) as u32,
             }
         }
         14 => {
-            if !scenario.faults.is_empty() && rng.one_in(2) {
+            if !scenario.faults.is_empty() && rng.one_in(3) {
                 scenario.faults.clear();
             } else {
+                // Up to two faults plus a crash: a new one is added while
+                // there is room for its sort, else it replaces one.
                 let kind = rng.pick(&FAULT_KINDS);
                 let fault = fault_of(kind, rng.below(n), 1 + rng.below(12) as u32, &scenario.requests);
-                scenario.faults = vec![fault];
+                let crash = fault.kind == FaultKind::Crash;
+                let same: Vec<usize> = (0..scenario.faults.len())
+                    .filter(|&i| (scenario.faults[i].kind == FaultKind::Crash) == crash)
+                    .collect();
+                if same.len() < if crash { 1 } else { 2 } {
+                    scenario.faults.push(fault);
+                } else {
+                    scenario.faults[same[rng.below(same.len())]] = fault;
+                }
             }
         }
         _ => {

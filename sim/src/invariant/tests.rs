@@ -484,6 +484,165 @@ fn no_hijack_catches_a_login_with_a_strangers_password() {
 }
 
 #[test]
+fn attempts_limited_counts_a_guess_only_where_every_placement_puts_it() {
+    // Two wrong codes reach registration 1's limit; then a signup and a
+    // third wrong code are in flight together.
+    let at_limit = || {
+        signed_up()
+            .send(1000, 2, wrong("ana", true))
+            .answer(1000, 2, Code::InvalidOtp)
+            .send(2000, 3, wrong("ana", true))
+            .answer(2000, 3, Code::InvalidOtp)
+            .send(70_000, 4, signup("ana", true, "s3cret!"))
+            .send(70_000, 5, wrong("ana", true))
+            .answer(70_000, 5, Code::InvalidOtp)
+    };
+    // The signup mailed a new registration's code after the guess was
+    // answered: the guess may have met the new one. Counted against neither.
+    let renewed = at_limit()
+        .mail(70_000, 4, 2, "222222", "temp_1_00000002")
+        .answer(70_000, 4, Code::Ok)
+        .db(&["temp_1_00000002"], &[]);
+    assert_eq!(renewed.check(), vec![]);
+    // The signup made nothing (429, no mail): only registration 1 was
+    // there to meet, and it got three.
+    let refused = at_limit()
+        .answer(70_000, 4, Code::TooManyRequests)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(refused.check(), vec![Invariant::AttemptsLimited]);
+    // A signup that re-sent registration 1's own code made nothing new.
+    let resent = at_limit()
+        .mail(70_000, 4, 2, "111111", "temp_1_00000001")
+        .answer(70_000, 4, Code::Ok)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(resent.check(), vec![Invariant::AttemptsLimited]);
+}
+
+/// The end-of-run probe's marker, then one login per (person, account).
+fn probe(t: T, logins: &[(usize, &'static str, &'static str, Code)]) -> T {
+    let at = t.0.last().map_or(0, |e| e.at_ms);
+    let mut t = t.push(at, 0, What::Probe);
+    for (r, browser, password, code) in logins {
+        t = t.send(at, *r, login(browser, password)).answer(at, *r, *code);
+    }
+    t
+}
+
+#[test]
+fn owner_logs_in_with_the_password_she_gave_at_the_probe() {
+    // Ana signed up with her password and verified.
+    let ok = probe(
+        verified(signed_up(), 5000, 2),
+        &[
+            (3, "ana", "s3cret!", Code::Ok),
+            (4, "mallory", "mallory's", Code::BadCredentials),
+        ],
+    );
+    assert_eq!(ok.check(), vec![]);
+    // A flow that scrambles passwords: every invariant held, but ana
+    // cannot log in.
+    let scrambled = probe(
+        verified(signed_up(), 5000, 2),
+        &[(3, "ana", "s3cret!", Code::BadCredentials)],
+    );
+    assert_eq!(scrambled.check(), vec![Invariant::OwnerLogsIn]);
+    // The hijack the file never looked for: the stranger's probe login
+    // gets in, the owner's does not.
+    let hijacked = probe(
+        verified(
+            signed_up()
+                .send(1000, 5, signup("mallory", false, "mallory's"))
+                .answer(1000, 5, Code::Ok),
+            5000,
+            2,
+        ),
+        &[
+            (3, "ana", "s3cret!", Code::BadCredentials),
+            (4, "mallory", "mallory's", Code::Ok),
+        ],
+    );
+    assert_eq!(hijacked.check(), vec![Invariant::NoHijack, Invariant::OwnerLogsIn]);
+    // Without a probe nothing is judged: a file may switch it off.
+    let unprobed = verified(signed_up(), 5000, 2);
+    assert_eq!(unprobed.check(), vec![]);
+}
+
+/// Mallory's two wrong codes lock registration 1 (max_attempts = 2).
+fn locked_by_mallory() -> T {
+    signed_up()
+        .send(1000, 2, wrong("mallory", false))
+        .answer(1000, 2, Code::InvalidOtp)
+        .send(1000, 3, wrong("mallory", false))
+        .answer(1000, 3, Code::InvalidOtp)
+}
+
+#[test]
+fn owner_recovers_from_a_lockout_she_did_not_cause() {
+    // Her next signup is refused: kept out.
+    let kept_out = locked_by_mallory()
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .answer(2000, 4, Code::Locked)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(kept_out.check(), vec![Invariant::OwnerRecovers]);
+    // It mails her a fresh code, and her verify of it succeeds.
+    let fresh = |code: &'static str, answer: Code| {
+        locked_by_mallory()
+            .send(2000, 4, signup("ana", true, "s3cret!"))
+            .mail(2000, 4, 2, code, "temp_1_00000002")
+            .answer(2000, 4, Code::Ok)
+            .send(3000, 5, verify(code, CodeSource::Mail(2)))
+            .answer(3000, 5, answer)
+    };
+    assert_eq!(fresh("222222", Code::Ok).db(&[], &[ANA]).check(), vec![]);
+    // The "fresh" code is the locked one again.
+    assert_eq!(
+        fresh("111111", Code::Ok).db(&[], &[ANA]).check(),
+        vec![Invariant::OwnerRecovers]
+    );
+    // Mallory's next burst locks her new code too.
+    assert!(fresh("222222", Code::Locked)
+        .db(&["temp_1_00000002"], &[])
+        .check()
+        .contains(&Invariant::OwnerRecovers));
+    // A lockout by her own wrong codes is hers: nothing owed.
+    let her_own = signed_up()
+        .send(1000, 2, wrong("ana", true))
+        .answer(1000, 2, Code::InvalidOtp)
+        .send(1000, 3, wrong("ana", true))
+        .answer(1000, 3, Code::InvalidOtp)
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .answer(2000, 4, Code::Locked)
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(her_own.check(), vec![]);
+}
+
+#[test]
+fn verify_succeeds_dates_a_slow_mail_from_its_acceptance() {
+    // The mail server accepted mail 1 at 300 s (a 5-minute send): the code
+    // is promised [300 s, 300 s + otp_ttl).
+    let slow = |sent: u64| {
+        T::default()
+            .send(0, 1, signup("ana", true, "s3cret!"))
+            .mail(300_000, 1, 1, "111111", "temp_1_00000001")
+            .answer(300_000, 1, Code::Ok)
+            .send(sent, 2, verify("111111", CodeSource::Mail(1)))
+            .answer(sent, 2, Code::OtpExpired)
+            .db(&["temp_1_00000001"], &[])
+            .check()
+    };
+    assert_eq!(
+        slow(TTL + 100_000),
+        vec![Invariant::VerifySucceeds],
+        "dated from the start of the send, the code died 5 minutes early"
+    );
+    assert_eq!(
+        slow(300_000 + TTL),
+        vec![],
+        "sent when its promise from acceptance is over"
+    );
+}
+
+#[test]
 fn names_round_trip_and_unknown_names_list_the_valid_ones() {
     for i in Invariant::ALL {
         assert_eq!(i.name().parse::<Invariant>(), Ok(i));

@@ -19,7 +19,27 @@ pub use recorder::Recorder;
 pub use stoppable::Stoppable;
 pub use uniform::UniformRandom;
 
+use std::cell::Cell;
+
 use shuttle::scheduler::{DfsScheduler, PctScheduler, Scheduler};
+
+thread_local! {
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Turns quiet scheduling on or off for the execution running on this
+/// thread. While it is on, [`Recorder`] runs the first task in
+/// [`order`] without asking its scheduler and records no choice: the
+/// end-of-run probe runs so, so that it neither spends a strategy's steps
+/// (PCT draws its change points over the steps it has seen) nor lengthens
+/// a schedule's choices. A new execution starts with it off.
+pub fn set_quiet(on: bool) {
+    QUIET.with(|q| q.set(on));
+}
+
+fn quiet() -> bool {
+    QUIET.with(Cell::get)
+}
 
 /// How schedules are chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

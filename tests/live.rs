@@ -111,13 +111,26 @@ fn a_stranger_chooses_anas_password_live_against_seed_fix_but_not_idempotent() {
     assert_eq!(idempotent.found(), "pass");
 }
 
+/// With no login in the file, the end-of-run probe still finds the hijack
+/// on the real server: mallory's probe login gets in, ana's does not.
+#[test]
+fn the_end_of_run_probe_finds_the_hijack_live_without_a_login_in_the_file() {
+    let (_, _, fix) = live("otpsim-seed_fix", "stranger_signs_up_after_the_owner_no_login");
+    assert!(fix.violated.contains(&Invariant::NoHijack), "{}", fix.found());
+    assert!(fix.violated.contains(&Invariant::OwnerLogsIn), "{}", fix.found());
+    let trace = fix.counterexample.map(|c| c.0.trace.to_string()).unwrap_or_default();
+    assert!(trace.contains("end-of-run probe"), "{trace}");
+    let (_, _, idempotent) = live("otpsim-idempotent", "stranger_signs_up_after_the_owner_no_login");
+    assert_eq!(idempotent.found(), "pass");
+}
+
 /// `otpsim serve` on a free port with the SMTP sink; stopped when dropped.
 pub struct Served {
     child: Child,
     pub base: String,
     pub db: PathBuf,
     pub mail: tokio::sync::mpsc::UnboundedReceiver<otpsim_live::smtp::Received>,
-    _sink: otpsim_live::smtp::Sink,
+    _sink: Option<otpsim_live::smtp::Sink>,
     pub runtime: tokio::runtime::Runtime,
 }
 
@@ -158,16 +171,26 @@ impl Drop for Guard {
 }
 
 pub fn serve(variant: &str, name: &str) -> Served {
+    serve_mailing_to(variant, name, None)
+}
+
+/// [`serve`], mailing to `smtp` where nothing may listen yet (no sink of
+/// its own), or to a sink of its own.
+fn serve_mailing_to(variant: &str, name: &str, smtp: Option<std::net::SocketAddr>) -> Served {
     let runtime = runtime();
     let (tx, mail) = tokio::sync::mpsc::unbounded_channel();
-    let sink = runtime.block_on(otpsim_live::smtp::start(tx, Duration::ZERO)).unwrap();
+    let sink = match smtp {
+        Some(_) => None,
+        None => Some(runtime.block_on(otpsim_live::smtp::start(tx, Duration::ZERO)).unwrap()),
+    };
+    let smtp = smtp.unwrap_or_else(|| sink.as_ref().map(|s| s.addr).expect("a sink"));
     let db = scratch(name).join("serve.sqlite");
     let _ = std::fs::remove_file(&db);
     let mut guard = Guard(Some(
         Command::new(env!("CARGO_BIN_EXE_otpsim"))
             .args(["serve", "--variant", variant, "--addr", "127.0.0.1:0", "--db"])
             .arg(&db)
-            .args(["--smtp", &sink.addr.to_string()])
+            .args(["--smtp", &smtp.to_string()])
             .env("OTPSIM_SECRET", "a test secret of some length")
             .stdout(Stdio::piped())
             .process_group(0)
@@ -192,6 +215,51 @@ pub fn serve(variant: &str, name: &str) -> Served {
         _sink: sink,
         runtime,
     }
+}
+
+/// A mail server that is down when the code is due: idempotent says the
+/// code will follow (never that it was sent), keeps it queued, and its
+/// outbox sweep mails it once the server is up; the code then verifies.
+#[test]
+fn serve_queues_a_mail_the_server_refused_and_sends_it_when_it_can() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let smtp = free.local_addr().unwrap();
+    drop(free);
+    let served = serve_mailing_to("idempotent", "refused-mail", Some(smtp));
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let post = |path: &str, body: String| {
+        let request = client
+            .post(format!("{}{path}", served.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .body(body);
+        served.runtime.block_on(async {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    let (status, text) = post("/signup", "email=ana%40example.com&password=pw".into());
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("shortly") && !text.contains("sent to"), "{text}");
+    // The mail server comes up; the sweep (every 2 s) mails the code.
+    let (tx, mut mail) = tokio::sync::mpsc::unbounded_channel();
+    let _sink = served
+        .runtime
+        .block_on(otpsim_live::smtp::start_at(smtp, tx, Duration::ZERO))
+        .unwrap();
+    let mail = served
+        .runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(30), mail.recv()).await })
+        .expect("the queued code is mailed once the server is up")
+        .unwrap();
+    assert_eq!(mail.to.as_deref(), Some("ana@example.com"));
+    let code = regex::Regex::new(r"code is (\d{6})")
+        .unwrap()
+        .captures(&mail.body)
+        .unwrap()[1]
+        .to_string();
+    let (status, text) = post("/verify", format!("email=ana%40example.com&otp={code}&password=pw"));
+    assert_eq!(status, 200, "{text}");
 }
 
 /// The seed's Flask app under gunicorn (one threaded worker) on a free
@@ -246,7 +314,7 @@ pub fn flask(fix: bool, name: &str) -> Served {
         base,
         db,
         mail,
-        _sink: sink,
+        _sink: Some(sink),
         runtime,
     }
 }

@@ -18,5 +18,5 @@ pub mod store;
 pub use domain::{Code, Email, Kind, Otp, Request, Response, Session, SessionData, TempId};
 pub use flows::{DbMode, Flow, FlowConfig, Handled, SeedFixSwitches, Variant};
 pub use platform::Platform;
-pub use ports::{Mail, Ports, WorkerCrashed, WorkerMemory};
+pub use ports::{Mail, Ports, Sent, WorkerCrashed, WorkerMemory};
 pub use store::{Db, DbError, StatementHook, Store};

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::domain::{Email, Otp, Request, Session};
 use crate::flows::{Flow, FlowConfig, Handled, Variant};
 use crate::platform::{Lock, Platform};
-use crate::ports::{Mail, Ports, RequestRng, WorkerCrashed, WorkerMemory};
+use crate::ports::{Mail, Ports, RequestRng, Sent, WorkerCrashed, WorkerMemory};
 use crate::store::{Db, DbError, Store, YieldingHook};
 
 /// The clock the flows see at simulated time 0: the first temp_id of the
@@ -127,9 +127,9 @@ impl<P: Platform> Ports for LocalPorts<'_, P> {
     fn random_u64(&self) -> u64 {
         self.rng.next_u64()
     }
-    fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed> {
+    fn send_mail(&self, mail: Mail) -> Result<Sent, WorkerCrashed> {
         self.local.outbox.with(|o| o.push(mail));
-        Ok(())
+        Ok(Sent::Accepted)
     }
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {
         Ok(self.local.memories[self.worker].with(f))

@@ -43,6 +43,15 @@ pub struct WorkerMemory {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerCrashed;
 
+/// What became of a mail handed to the mail server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// The server accepted it (the reply to DATA): it counts as sent.
+    Accepted,
+    /// The server could not be reached or refused it: nothing went out.
+    Refused,
+}
+
 /// Everything a handler may touch.
 pub trait Ports {
     /// The concurrency backend the ports are built on.
@@ -59,9 +68,11 @@ pub trait Ports {
     fn arrived_ms(&self) -> u64;
     /// 64 random bits from the run's seeded generator.
     fn random_u64(&self) -> u64;
-    /// Hands an email to the mail system; blocks for the SMTP latency. If
-    /// the process dies during the send, the mail does not go out.
-    fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed>;
+    /// Hands an email to the mail server; blocks for the SMTP latency. If
+    /// the process dies during the send, the mail does not go out. A
+    /// server that cannot be reached, or refuses the mail, is `Refused`:
+    /// nothing went out, and a flow must not tell its user it did.
+    fn send_mail(&self, mail: Mail) -> Result<Sent, WorkerCrashed>;
     /// Runs `f` on this worker's memory (one step).
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed>;
 }

@@ -10,7 +10,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,8 +25,8 @@ use hyper_util::rt::TokioIo;
 use otpsim_core::platform::Std;
 use otpsim_core::store::BUSY_TIMEOUT_MS;
 use otpsim_core::{
-    Code, Db, DbError, Flow, FlowConfig, Mail, Ports, Request, Response, Session, SessionData, StatementHook, Store,
-    Variant, WorkerCrashed, WorkerMemory,
+    Code, Db, DbError, Flow, FlowConfig, Mail, Ports, Request, Response, Sent, Session, SessionData, StatementHook,
+    Store, Variant, WorkerCrashed, WorkerMemory,
 };
 use rusqlite::OptionalExtension as _;
 use tokio::net::TcpListener;
@@ -98,7 +98,13 @@ struct App {
     store: Store<Std>,
     memory: Mutex<WorkerMemory>,
     next_request: AtomicU64,
+    /// A mail server refused a mail since the last outbox sweep.
+    mail_owed: AtomicBool,
 }
+
+/// How often a worker sweeps its outbox after a mail server refused a
+/// mail: a refused mail is retried without waiting for a restart.
+const OUTBOX_SWEEP: Duration = Duration::from_secs(2);
 
 /// Opens the database, runs the flow's recovery, binds, prints one line
 /// saying where it listens, and serves until the process is stopped.
@@ -115,6 +121,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         store,
         memory: Mutex::new(WorkerMemory::default()),
         next_request: AtomicU64::new(1),
+        mail_owed: AtomicBool::new(false),
     });
     let recovering = Arc::clone(&app);
     // A worker runs its recovery before it takes requests, as the flows ask;
@@ -133,6 +140,23 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             addr: config.addr,
             source,
         })?;
+    let sweeping = Arc::clone(&app);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(OUTBOX_SWEEP).await;
+            // Only after a refusal: a sweep beside a signup's own send
+            // would mail its code twice.
+            if !sweeping.mail_owed.swap(false, Ordering::SeqCst) {
+                continue;
+            }
+            let app = Arc::clone(&sweeping);
+            let _ = tokio::task::spawn_blocking(move || {
+                let ports = app.ports(now_ms(), None);
+                app.config.variant.recover(&ports, &app.config.flow)
+            })
+            .await;
+        }
+    });
     let bound = listener.local_addr().unwrap_or(config.addr);
     println!("otpsim serve: {} listening on http://{bound}/", config.variant);
     loop {
@@ -465,12 +489,16 @@ impl Ports for ServePorts<'_> {
     fn random_u64(&self) -> u64 {
         u64::from_le_bytes(random_bytes::<8>())
     }
-    fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed> {
-        if let Err(e) = smtp_send(self.app.config.smtp, &mail, self.label.as_deref()) {
-            // The address and the reason; never the code.
-            eprintln!("otpsim serve: mail to {} not sent: {e}", mail.to);
+    fn send_mail(&self, mail: Mail) -> Result<Sent, WorkerCrashed> {
+        match smtp_send(self.app.config.smtp, &mail, self.label.as_deref()) {
+            Ok(()) => Ok(Sent::Accepted),
+            Err(e) => {
+                // The address and the reason; never the code.
+                eprintln!("otpsim serve: mail to {} not sent: {e}", mail.to);
+                self.app.mail_owed.store(true, Ordering::SeqCst);
+                Ok(Sent::Refused)
+            }
         }
-        Ok(())
     }
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {
         Ok(f(&mut self.app.memory.lock().unwrap_or_else(|p| p.into_inner())))

@@ -52,7 +52,17 @@ impl Drop for Sink {
 /// the client has sent it and before the reply to DATA, which waits
 /// `reply_delay` (the scenario's `mail_latency`).
 pub async fn start(out: mpsc::UnboundedSender<Received>, reply_delay: Duration) -> std::io::Result<Sink> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    start_at(SocketAddr::from(([127, 0, 0, 1], 0)), out, reply_delay).await
+}
+
+/// [`start`] on a given address (a test that brings the mail server up
+/// only after a sender was refused).
+pub async fn start_at(
+    addr: SocketAddr,
+    out: mpsc::UnboundedSender<Received>,
+    reply_delay: Duration,
+) -> std::io::Result<Sink> {
+    let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let out = Arc::new(out);
     let task = tokio::spawn(async move {

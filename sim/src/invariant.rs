@@ -334,6 +334,19 @@ impl History {
             })
     }
 
+    /// Whether `email` was locked before trace index `index`: a 423 was
+    /// answered for it, or `max_attempts` wrong codes were.
+    fn locked_before(&self, email: &str, index: usize, limits: Limits) -> bool {
+        let answered = |code: Code| {
+            self.reqs
+                .iter()
+                .filter(|q| q.email == email)
+                .filter(|q| q.answered().is_some_and(|a| a.code == code && a.index < index))
+                .count()
+        };
+        answered(Code::Locked) > 0 || answered(Code::InvalidOtp) >= limits.max_attempts as usize
+    }
+
     /// The registration (temp_id) of the newest mail for `email` handed to
     /// the mail system before `index`.
     fn registration_at(&self, email: &str, index: usize) -> Option<&str> {
@@ -419,6 +432,23 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
             continue;
         }
         if code == Code::Locked && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
+            continue;
+        }
+        // After a lockout, a registration first mailed for another
+        // browser's signup is that browser's recovery code: it works only
+        // where it was asked for, so that a stranger cannot renew the
+        // lockout.
+        let first = h
+            .mails
+            .iter()
+            .filter(|m| m.temp_id == mail.temp_id)
+            .min_by_key(|m| m.index)
+            .unwrap_or(mail);
+        let for_another = h
+            .reqs
+            .iter()
+            .any(|r| r.id == first.request && r.kind == Kind::Signup && r.browser != q.browser);
+        if for_another && h.locked_before(&q.email, first.index, limits) {
             continue;
         }
         let fault = if q.faulted {

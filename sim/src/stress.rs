@@ -16,8 +16,8 @@ use otpsim_core::platform::Std;
 use otpsim_core::ports::RequestRng;
 use otpsim_core::store::{YieldingHook, BUSY_TIMEOUT_MS};
 use otpsim_core::{
-    Db, DbError, Email, Flow, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, Store, Variant, WorkerCrashed,
-    WorkerMemory,
+    Db, DbError, Email, Flow, FlowConfig, Kind, Mail, Otp, Ports, Request, Sent, Session, Store, Variant,
+    WorkerCrashed, WorkerMemory,
 };
 
 use crate::invariant::{violations, Invariant, Limits};
@@ -115,7 +115,7 @@ impl Ports for StressPorts<'_> {
     fn random_u64(&self) -> u64 {
         self.rng.next_u64()
     }
-    fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed> {
+    fn send_mail(&self, mail: Mail) -> Result<Sent, WorkerCrashed> {
         let mut log = self.log.lock().expect("not poisoned");
         let number = log.iter().filter(|e| matches!(e.what, What::MailSent { .. })).count() + 1;
         log.push(Event {
@@ -131,7 +131,7 @@ impl Ports for StressPorts<'_> {
                 lost: false,
             },
         });
-        Ok(())
+        Ok(Sent::Accepted)
     }
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {
         Ok(f(&mut self.worker.memory.lock().expect("not poisoned")))

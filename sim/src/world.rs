@@ -19,8 +19,8 @@ use otpsim_core::platform::{Lock, Platform, Shuttle};
 use otpsim_core::ports::SplitMix64;
 use otpsim_core::store::BUSY_TIMEOUT_MS;
 use otpsim_core::{
-    Db, DbError, Email, Flow, FlowConfig, Kind, Mail, Otp, Ports, Request, Session, SessionData, StatementHook, Store,
-    WorkerCrashed, WorkerMemory,
+    Db, DbError, Email, Flow, FlowConfig, Kind, Mail, Otp, Ports, Request, Sent, Session, SessionData, StatementHook,
+    Store, WorkerCrashed, WorkerMemory,
 };
 
 use crate::scenario::{DbFault, FaultKind, OtpChoice, RequestSpec, Scenario, SessionMode, Via};
@@ -365,7 +365,7 @@ impl<F: Flow> Ports for SimPorts<'_, F> {
     fn random_u64(&self) -> u64 {
         self.world.log(|log| log.rng.next_u64())
     }
-    fn send_mail(&self, mail: Mail) -> Result<(), WorkerCrashed> {
+    fn send_mail(&self, mail: Mail) -> Result<Sent, WorkerCrashed> {
         self.alive()?;
         let lost = self.world.fault(self.request, None, |k| k == FaultKind::Mail).is_some();
         let latency = self.world.plan.scenario.deployment.mail_latency_ms;
@@ -407,7 +407,7 @@ impl<F: Flow> Ports for SimPorts<'_, F> {
                 s.deliveries.push((at, Delivery::Mail { mail: number, to }));
             });
         }
-        Ok(())
+        Ok(Sent::Accepted)
     }
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {
         // Checked once the memory is ours: taking it is a step, and the

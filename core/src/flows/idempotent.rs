@@ -1,6 +1,6 @@
 //! `idempotent`: the design this project recommends. Each rule is here
 //! because a schedule broke the design without it (README, "the
-//! recommended design").
+//! recommended design"; `docs/flows.md` has the reasoning).
 //!
 //! - One pending row per email (the email is the key), so a duplicate
 //!   signup cannot make a second registration.
@@ -9,17 +9,20 @@
 //!   anyone who knows an address signs up for it, and the owner then
 //!   verifies an account whose password the stranger chose (pre-account
 //!   hijacking, Sudhodanan and Paverd, USENIX Security 2022).
-//! - Signup runs in one `BEGIN IMMEDIATE` transaction that reuses the
-//!   pending row and its code, and pushes the code's expiry to a full
-//!   `otp_ttl` from this mail: every email the user holds carries a code
-//!   that is valid for `otp_ttl` from when that email was sent.
-//! - A code is replaced only once it has been expired for longer than any
-//!   request can wait for the database lock ([`REISSUE_GRACE_MS`]): a
-//!   verify that arrived before the expiry may still be waiting.
-//! - The same transaction queues the mail in an outbox; the code is sent
-//!   after COMMIT, holding no lock (SMTP can be slow), and a worker that
-//!   restarts after a crash sends what its predecessor committed but never
-//!   mailed.
+//! - A registration's code is never replaced while it is pending: a later
+//!   signup re-sends the same code with a fresh full `otp_ttl`. So a verify
+//!   that arrived while its code was current finds that code, however long
+//!   it waited (for the lock, a restarting worker, a recovery): no rule
+//!   rests on a bound of how long a wait lasts.
+//! - A code is promised `otp_ttl` from when the mail server accepted it:
+//!   the expiry is set after the send, in the same transaction that clears
+//!   the outbox row. While a code's outbox row stands, its mail is not
+//!   known to have gone, and the code does not expire.
+//! - Signup runs in one `BEGIN IMMEDIATE` transaction and queues the mail
+//!   in an outbox; the code is sent after COMMIT, holding no lock (SMTP
+//!   can be slow). A worker that restarts after a crash sends what is
+//!   still queued, unless its registration is gone; a verify that makes
+//!   the account clears the address's queue.
 //! - Verify judges expiry by when the request arrived at the server, not
 //!   by when it got the lock or a worker that was ready.
 //! - Verify is keyed by the form's (email, code), never by the session; it
@@ -27,6 +30,14 @@
 //!   account with `ON CONFLICT DO NOTHING` and deletes the pending row, all
 //!   in one transaction. Attempt limits live in the database, so they hold
 //!   across workers.
+//! - A lockout is escapable, and no stranger can renew it: once a
+//!   registration is locked, each browser that signs up gets a recovery
+//!   code of its own, mailed to the address and usable only from that
+//!   browser's session (signed cookie or server session). A stranger's
+//!   guesses meet only his own recovery code, never the owner's.
+//! - A mail the server refused stays queued, its code not yet expiring;
+//!   the page says it will follow, never that it went, and `otpsim serve`
+//!   sweeps the outbox until it goes (the next signup re-sends it too).
 //! - Codes are stored as an HMAC bound to the address; the mailed code is
 //!   derived from the secret, so it can be re-sent without being stored.
 //! - Any database failure rolls back and answers 503 `retry`.
@@ -36,17 +47,26 @@ use rusqlite::params;
 use super::{answer_db_error, new_temp_id, FlowConfig, Handled, WorkerCrashed};
 use crate::crypto::{code_mac, constant_time_eq, derive_code, password_hash};
 use crate::domain::{Code, Email, Otp, Response, Session, TempId};
-use crate::ports::{Mail, Ports};
-use crate::store::DbError;
+use crate::ports::{Mail, Ports, Sent};
+use crate::store::{Db, DbError, Row};
 
 /// One pending row per email; accounts keep the MAC of the code that
-/// verified them, to answer a repeated verify.
+/// verified them, to answer a repeated verify. `recovery_codes` holds the
+/// codes issued after a lockout, one per browser that asked.
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS temp_registrations (
     email TEXT PRIMARY KEY,
     temp_id TEXT NOT NULL UNIQUE,
     otp_mac TEXT NOT NULL,
     created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sends INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS recovery_codes (
+    temp_id TEXT PRIMARY KEY,
+    email TEXT NOT NULL,
+    otp_mac TEXT NOT NULL,
     expires_at INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     sends INTEGER NOT NULL DEFAULT 1
@@ -61,18 +81,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     email TEXT NOT NULL
 );";
 
-/// How often one code may be mailed: a duplicate signup re-sends it, a
-/// flood of them does not turn the server into a mail cannon.
+/// How often one code may be mailed within one lifetime: a duplicate
+/// signup re-sends it, a flood of them does not turn the server into a
+/// mail cannon. Once the last promised lifetime is over, the count starts
+/// again (the owner may need the code anew).
 pub const MAX_SENDS: i64 = 5;
 
-/// How long after its expiry a code is still re-sent rather than replaced.
-/// A verify judges expiry by when it arrived, and may then wait for the
-/// write lock up to SQLite's busy timeout (5 s): replacing the code sooner
-/// could refuse a verify that arrived in time. A minute is well past it.
-pub const REISSUE_GRACE_MS: u64 = 60_000;
-
 const BUSY: &str = "The service is busy; nothing was changed. Please retry.";
-const LOCKED: &str = "Too many wrong codes; try again with a new signup in a few minutes.";
+const LOCKED: &str =
+    "Too many wrong codes for this address. Sign up again from this browser: we will mail you a new code that only this browser can use.";
 
 fn retry(_: DbError) -> Handled {
     Ok(Response::new(Code::Retry, BUSY))
@@ -91,37 +108,63 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
             "SELECT temp_id, expires_at, attempts, sends FROM temp_registrations WHERE email = ?1",
             params![e],
         )?;
-        // The mail goes out right after COMMIT, with no wait in between:
-        // its code is good for a full otp_ttl from now.
-        let expires_at = env.now_ms() + cfg.otp_ttl_ms;
+        // A lower bound only: the expiry is set from the mail's acceptance,
+        // after the send.
+        let expires_at = (env.now_ms() + cfg.otp_ttl_ms) as i64;
         let temp_id = match pending {
-            Some(row) if arrived < row.int(1) as u64 + REISSUE_GRACE_MS => {
-                if row.int(2) >= i64::from(cfg.max_attempts) {
-                    return Ok(Response::new(Code::Locked, LOCKED));
-                }
-                if row.int(3) >= MAX_SENDS {
-                    return Ok(Response::new(
-                        Code::TooManyRequests,
-                        "This code was sent several times already; please check your inbox.",
-                    ));
-                }
-                db.execute(
-                    "UPDATE temp_registrations SET sends = sends + 1, expires_at = max(expires_at, ?2) WHERE email = ?1",
-                    params![e, expires_at as i64],
-                )?;
-                TempId::parse(row.text(0)).map_err(|err| DbError::Other(err.to_string()))?
-            }
-            _ => {
+            None => {
                 let temp_id = new_temp_id(env);
                 let otp = derive_code(&cfg.secret, e, temp_id.as_str());
                 db.execute(
                     "INSERT INTO temp_registrations (email, temp_id, otp_mac, created_at, expires_at, attempts, sends)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 0, 1)
-                     ON CONFLICT (email) DO UPDATE SET temp_id = excluded.temp_id, otp_mac = excluded.otp_mac,
-                       created_at = excluded.created_at, expires_at = excluded.expires_at, attempts = 0, sends = 1",
-                    params![e, temp_id.as_str(), code_mac(&cfg.secret, e, &otp), arrived as i64, expires_at as i64],
+                     VALUES (?1, ?2, ?3, ?4, ?5, 0, 1)",
+                    params![e, temp_id.as_str(), code_mac(&cfg.secret, e, &otp), arrived as i64, expires_at],
                 )?;
                 temp_id
+            }
+            Some(row) if row.int(2) < i64::from(cfg.max_attempts) => {
+                if row.int(3) >= MAX_SENDS && (arrived as i64) < row.int(1) {
+                    return Ok(too_many_sends());
+                }
+                db.execute(
+                    "UPDATE temp_registrations SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
+                       expires_at = max(expires_at, ?3) WHERE email = ?1",
+                    params![e, arrived as i64, expires_at],
+                )?;
+                parse_temp_id(&row)?
+            }
+            // Locked: this browser's own recovery code.
+            Some(_) => {
+                let mine = match session.temp_user_id() {
+                    Some(t) => db.query_first(
+                        "SELECT temp_id, expires_at, attempts, sends FROM recovery_codes WHERE temp_id = ?1 AND email = ?2",
+                        params![t, e],
+                    )?,
+                    None => None,
+                };
+                match mine {
+                    Some(row) if row.int(2) < i64::from(cfg.max_attempts) => {
+                        if row.int(3) >= MAX_SENDS && (arrived as i64) < row.int(1) {
+                            return Ok(too_many_sends());
+                        }
+                        db.execute(
+                            "UPDATE recovery_codes SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
+                               expires_at = max(expires_at, ?3) WHERE temp_id = ?1",
+                            params![row.text(0), arrived as i64, expires_at],
+                        )?;
+                        parse_temp_id(&row)?
+                    }
+                    _ => {
+                        let temp_id = new_temp_id(env);
+                        let otp = derive_code(&cfg.secret, e, temp_id.as_str());
+                        db.execute(
+                            "INSERT INTO recovery_codes (temp_id, email, otp_mac, expires_at, attempts, sends)
+                             VALUES (?1, ?2, ?3, ?4, 0, 1)",
+                            params![temp_id.as_str(), e, code_mac(&cfg.secret, e, &otp), expires_at],
+                        )?;
+                        temp_id
+                    }
+                }
             }
         };
         db.execute(
@@ -134,43 +177,78 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
     if let (Ok(r), Some(temp_id)) = (&result, &issued) {
         if r.code == Code::Ok {
             // After COMMIT: SMTP holds no database lock.
-            mail_and_clear(env, cfg, email, temp_id)?;
-            // Only a hint for the browser; verify never trusts it.
+            let sent = mail_and_clear(env, cfg, email, temp_id)?;
+            // A hint for the browser, and after a lockout the proof that
+            // this browser asked for its recovery code.
             session.set_temp_user_id(temp_id.as_str());
             session.set_email(e);
+            if sent == Sent::Refused {
+                // Queued, not sent: the outbox sweep (or the next signup)
+                // mails it, and the page does not say "sent".
+                return Ok(Response::new(
+                    Code::Ok,
+                    format!("We could not reach the mail server yet; your code will be mailed to {email} shortly."),
+                ));
+            }
         }
     }
     answer_db_error(result, retry)
 }
 
-/// Mails the registration's code, then removes its outbox row. A failure
-/// to remove it only means the next sweep sends the same code again.
-fn mail_and_clear(env: &impl Ports, cfg: &FlowConfig, email: &Email, temp_id: &TempId) -> Result<(), WorkerCrashed> {
+fn too_many_sends() -> Response {
+    Response::new(
+        Code::TooManyRequests,
+        "This code was sent several times already; please check your inbox.",
+    )
+}
+
+fn parse_temp_id(row: &Row) -> Result<TempId, DbError> {
+    TempId::parse(row.text(0)).map_err(|err| DbError::Other(err.to_string()))
+}
+
+/// Mails the code of `temp_id`, then, in one transaction, dates its expiry
+/// from now (the mail server has accepted it) and removes its outbox row.
+/// If that transaction fails, the row stays: the code does not expire
+/// meanwhile, and the next sweep mails it again and dates it then.
+fn mail_and_clear(env: &impl Ports, cfg: &FlowConfig, email: &Email, temp_id: &TempId) -> Result<Sent, WorkerCrashed> {
     let otp = derive_code(&cfg.secret, email.as_str(), temp_id.as_str());
-    env.send_mail(Mail {
+    let sent = env.send_mail(Mail {
         to: email.clone(),
         otp,
         temp_id: temp_id.clone(),
     })?;
-    match env
-        .db()
-        .execute("DELETE FROM outbox WHERE temp_id = ?1", params![temp_id.as_str()])
-    {
+    if sent == Sent::Refused {
+        // Nothing went out: the row stays queued, its code's lifetime
+        // not yet started.
+        return Ok(sent);
+    }
+    let cleared = env.db().immediate(|db| {
+        let expires_at = (env.now_ms() + cfg.otp_ttl_ms) as i64;
+        let t = temp_id.as_str();
+        db.execute(
+            "UPDATE temp_registrations SET expires_at = max(expires_at, ?2) WHERE temp_id = ?1",
+            params![t, expires_at],
+        )?;
+        db.execute(
+            "UPDATE recovery_codes SET expires_at = max(expires_at, ?2) WHERE temp_id = ?1",
+            params![t, expires_at],
+        )?;
+        db.execute("DELETE FROM outbox WHERE temp_id = ?1", params![t])
+    });
+    match cleared {
         Err(DbError::Crashed) => Err(WorkerCrashed),
-        _ => Ok(()),
+        _ => Ok(sent),
     }
 }
 
-/// What a worker does when it (re)starts: mail every code that a worker
-/// committed but died before sending, each good for a full `otp_ttl` from
-/// this mail.
+/// What a worker does when it (re)starts, and what `otpsim serve`'s
+/// outbox sweep does every few seconds: mail every queued code whose
+/// registration (or recovery code) still exists; a queued row whose code
+/// is gone is dropped, never mailed.
 pub(super) fn recover(env: &impl Ports, cfg: &FlowConfig) -> Result<(), WorkerCrashed> {
     let db = env.db();
-    let unsent = db.query(
-        "SELECT o.email, o.temp_id FROM outbox o JOIN temp_registrations t ON t.temp_id = o.temp_id ORDER BY o.temp_id",
-        params![],
-    );
-    let rows = match unsent {
+    let queued = db.query("SELECT email, temp_id FROM outbox ORDER BY temp_id", params![]);
+    let rows = match queued {
         Ok(rows) => rows,
         Err(DbError::Crashed) => return Err(WorkerCrashed),
         // The next restart sweeps again.
@@ -180,23 +258,79 @@ pub(super) fn recover(env: &impl Ports, cfg: &FlowConfig) -> Result<(), WorkerCr
         let (Ok(email), Ok(temp_id)) = (Email::parse(row.text(0)), TempId::parse(row.text(1))) else {
             continue;
         };
-        // The promise of a full otp_ttl counts from the mail: read the
-        // clock once the lock is held (the wait for it takes time), and
-        // mail right after COMMIT, with no wait in between.
-        let extended = db.immediate(|db| {
-            let expires_at = env.now_ms() + cfg.otp_ttl_ms;
-            db.execute(
-                "UPDATE temp_registrations SET expires_at = max(expires_at, ?2) WHERE temp_id = ?1",
-                params![temp_id.as_str(), expires_at as i64],
-            )
+        let current = db.immediate(|db| {
+            let t = temp_id.as_str();
+            let live = db.query_first(
+                "SELECT 1 FROM temp_registrations WHERE temp_id = ?1 UNION ALL SELECT 1 FROM recovery_codes WHERE temp_id = ?1",
+                params![t],
+            )?;
+            if live.is_none() {
+                db.execute("DELETE FROM outbox WHERE temp_id = ?1", params![t])?;
+            }
+            Ok(live.is_some())
         });
-        match extended {
-            Ok(_) => mail_and_clear(env, cfg, &email, &temp_id)?,
+        match current {
+            Ok(true) => {
+                mail_and_clear(env, cfg, &email, &temp_id)?;
+            }
+            Ok(false) => {}
             Err(DbError::Crashed) => return Err(WorkerCrashed),
             Err(_) => return Ok(()),
         }
     }
     Ok(())
+}
+
+/// A code as verify judges it: from `temp_registrations` or
+/// `recovery_codes`, selected as (temp_id, otp_mac, expires_at, attempts,
+/// queued).
+enum Judged {
+    Answer(Response),
+    Right,
+}
+
+/// Expiry, the attempt count and the comparison, for the code in `row`
+/// of `table`.
+fn judge<P: crate::platform::Platform>(
+    db: &Db<'_, P>,
+    cfg: &FlowConfig,
+    row: &Row,
+    arrived: u64,
+    submitted: &str,
+    recovery: bool,
+) -> Result<Judged, DbError> {
+    if row.int(3) >= i64::from(cfg.max_attempts) {
+        return Ok(Judged::Answer(Response::new(Code::Locked, LOCKED)));
+    }
+    // A queued code's mail is not known to have gone: its lifetime has
+    // not started.
+    let queued = row.int(4) != 0;
+    if arrived >= row.int(2) as u64 && !queued {
+        return Ok(Judged::Answer(Response::new(
+            Code::OtpExpired,
+            "This code has expired; sign up again and we will mail it to you again.",
+        )));
+    }
+    // Count first: concurrent guesses each see the others' attempts.
+    if recovery {
+        db.execute(
+            "UPDATE recovery_codes SET attempts = attempts + 1 WHERE temp_id = ?1",
+            params![row.text(0)],
+        )?;
+    } else {
+        db.execute(
+            "UPDATE temp_registrations SET attempts = attempts + 1 WHERE temp_id = ?1",
+            params![row.text(0)],
+        )?;
+    }
+    if !constant_time_eq(row.text(1).as_bytes(), submitted.as_bytes()) {
+        let left = i64::from(cfg.max_attempts) - row.int(3) - 1;
+        return Ok(Judged::Answer(Response::new(
+            Code::InvalidOtp,
+            format!("That code is not right; {left} attempts left."),
+        )));
+    }
+    Ok(Judged::Right)
 }
 
 pub(super) fn verify(
@@ -218,7 +352,9 @@ pub(super) fn verify(
     let submitted = code_mac(&cfg.secret, e, otp);
     let result = db.immediate(|db| {
         let pending = db.query_first(
-            "SELECT otp_mac, expires_at, attempts FROM temp_registrations WHERE email = ?1",
+            "SELECT temp_id, otp_mac, expires_at, attempts,
+               EXISTS (SELECT 1 FROM outbox o WHERE o.temp_id = t.temp_id)
+             FROM temp_registrations t WHERE email = ?1",
             params![e],
         )?;
         let Some(row) = pending else {
@@ -234,33 +370,37 @@ pub(super) fn verify(
                 ),
             });
         };
-        if row.int(2) >= i64::from(cfg.max_attempts) {
-            return Ok(Response::new(Code::Locked, LOCKED));
-        }
-        if arrived >= row.int(1) as u64 {
-            return Ok(Response::new(
-                Code::OtpExpired,
-                "This code has expired; please sign up again.",
-            ));
-        }
-        // Count first: concurrent guesses each see the others' attempts.
-        db.execute(
-            "UPDATE temp_registrations SET attempts = attempts + 1 WHERE email = ?1",
-            params![e],
-        )?;
-        if !constant_time_eq(row.text(0).as_bytes(), submitted.as_bytes()) {
-            let left = i64::from(cfg.max_attempts) - row.int(2) - 1;
-            return Ok(Response::new(
-                Code::InvalidOtp,
-                format!("That code is not right; {left} attempts left."),
-            ));
+        let judged = if row.int(3) < i64::from(cfg.max_attempts) {
+            judge(db, cfg, &row, arrived, &submitted, false)?
+        } else {
+            // Locked: only this browser's own recovery code can verify, so
+            // a stranger's guesses never reach the owner's.
+            let mine = match session.temp_user_id() {
+                Some(t) => db.query_first(
+                    "SELECT temp_id, otp_mac, expires_at, attempts,
+                       EXISTS (SELECT 1 FROM outbox o WHERE o.temp_id = r.temp_id)
+                     FROM recovery_codes r WHERE temp_id = ?1 AND email = ?2",
+                    params![t, e],
+                )?,
+                None => None,
+            };
+            match mine {
+                Some(code) => judge(db, cfg, &code, arrived, &submitted, true)?,
+                None => Judged::Answer(Response::new(Code::Locked, LOCKED)),
+            }
+        };
+        if let Judged::Answer(response) = judged {
+            return Ok(response);
         }
         // The password comes with the proof of ownership, never from signup.
         db.execute(
             "INSERT INTO users (email, password_hash, otp_mac) VALUES (?1, ?2, ?3) ON CONFLICT (email) DO NOTHING",
-            params![e, password_hash(&cfg.secret, e, password), row.text(0)],
+            params![e, password_hash(&cfg.secret, e, password), submitted.as_str()],
         )?;
         db.execute("DELETE FROM temp_registrations WHERE email = ?1", params![e])?;
+        db.execute("DELETE FROM recovery_codes WHERE email = ?1", params![e])?;
+        // No queued mail outlives its registration.
+        db.execute("DELETE FROM outbox WHERE email = ?1", params![e])?;
         Ok(Response::new(Code::Ok, "Email verified; your account is ready."))
     });
     if matches!(&result, Ok(r) if r.code == Code::Ok) {

@@ -7,7 +7,7 @@ mod idempotent;
 mod naive;
 mod seed_fix;
 
-pub use idempotent::{MAX_SENDS, REISSUE_GRACE_MS};
+pub use idempotent::MAX_SENDS;
 pub use seed_fix::DEDUP_WINDOW_MS;
 
 use std::fmt;

@@ -617,6 +617,25 @@ fn owner_recovers_from_a_lockout_she_did_not_cause() {
 }
 
 #[test]
+fn verify_succeeds_after_a_lockout_owes_a_browser_only_its_own_recovery_code() {
+    // Locked by mallory; then his signup gets a recovery code mailed to
+    // ana's address (mail 2), and ana types it from her own browser.
+    let typed_his = |locked: bool| {
+        let t = if locked { locked_by_mallory() } else { signed_up() };
+        t.send(2000, 4, signup("mallory", false, "mallory's"))
+            .mail(2000, 4, 2, "222222", "temp_1_00000002")
+            .answer(2000, 4, Code::Ok)
+            .send(3000, 5, verify("222222", CodeSource::Mail(2)))
+            .answer(3000, 5, Code::InvalidOtp)
+            .db(&["temp_1_00000001"], &[])
+            .check()
+    };
+    assert!(!typed_his(true).contains(&Invariant::VerifySucceeds));
+    // Without a lockout, a code mailed to her address is hers to use.
+    assert!(typed_his(false).contains(&Invariant::VerifySucceeds));
+}
+
+#[test]
 fn verify_succeeds_dates_a_slow_mail_from_its_acceptance() {
     // The mail server accepted mail 1 at 300 s (a 5-minute send): the code
     // is promised [300 s, 300 s + otp_ttl).

@@ -815,7 +815,7 @@ fn handle<F: Flow>(world: &World<F>, p: Planned, spec: RequestSpec, request: Req
     let server = world.plan.scenario.deployment.session == SessionMode::Server;
     let ports = SimPorts::new(world, p, spec);
     if ports.alive().is_ok() {
-        wait_for_recovery(world, p.worker);
+        wait_for_recovery(world, p.worker, ports.generation);
     }
     let mut session = match &cookie {
         Cookie::Session(data) => Session::loaded(data.clone()),
@@ -931,13 +931,20 @@ fn replace_process<F: Flow>(world: &World<F>, crashed: &Planned, spec: &RequestS
     for r in dead {
         world.store.abandon(r as u64);
     }
+    // Requests that were waiting for the previous recovery are dead now:
+    // let them see it before this recovery waits on the clock.
+    P::notify_all(&world.clock);
     restart(world, crashed, spec);
 }
 
 /// A request accepted by a worker's new process while it still runs its
 /// recovery waits for it, off the clock's books (the recovery's own waits
-/// must be able to move time); the recovery puts it back on them.
-fn wait_for_recovery<F: Flow>(world: &World<F>, worker: usize) {
+/// must be able to move time); the recovery puts it back on them. A
+/// request put back on the books stops waiting if its process died again
+/// before it ran (`generation` is the one that accepted it): it is dead,
+/// and it must not wait, counted as running, for a recovery that waits for
+/// the clock (found by the explorer: two crashes and a 10-minute SMTP send).
+fn wait_for_recovery<F: Flow>(world: &World<F>, worker: usize, generation: u64) {
     let waits = world.with(|s| {
         let recovering = world.log(|log| log.recovering[worker]);
         if recovering {
@@ -948,7 +955,9 @@ fn wait_for_recovery<F: Flow>(world: &World<F>, worker: usize) {
     });
     if waits {
         P::notify_all(&world.clock);
-        P::wait_while(&world.state, &world.clock, |_| world.log(|log| log.recovering[worker]));
+        P::wait_while(&world.state, &world.clock, |_| {
+            world.log(|log| log.recovering[worker] && log.generations[worker] == generation)
+        });
     }
 }
 

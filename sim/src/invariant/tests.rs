@@ -614,6 +614,16 @@ fn owner_recovers_from_a_lockout_she_did_not_cause() {
         .answer(2000, 4, Code::Locked)
         .db(&["temp_1_00000001"], &[]);
     assert_eq!(her_own.check(), vec![]);
+    // Guesses against an account (found by explore, seed 3): her signup's
+    // "already has an account" is no lockout.
+    let account = verified(signed_up(), 500, 9)
+        .send(1000, 2, wrong("mallory", false))
+        .answer(1000, 2, Code::InvalidOtp)
+        .send(1000, 3, wrong("mallory", false))
+        .answer(1000, 3, Code::InvalidOtp)
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .answer(2000, 4, Code::BadRequest);
+    assert_eq!(account.check(), vec![]);
 }
 
 #[test]

@@ -123,15 +123,18 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                 temp_id
             }
             Some(row) if row.int(2) < i64::from(cfg.max_attempts) => {
-                if row.int(3) >= MAX_SENDS && (arrived as i64) < row.int(1) {
-                    return Ok(too_many_sends());
-                }
-                db.execute(
+                let resent = resend(
+                    db,
+                    &row,
+                    arrived,
+                    expires_at,
                     "UPDATE temp_registrations SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
-                       expires_at = max(expires_at, ?3) WHERE email = ?1",
-                    params![e, arrived as i64, expires_at],
+                       expires_at = max(expires_at, ?3) WHERE temp_id = ?1",
                 )?;
-                parse_temp_id(&row)?
+                match resent {
+                    Some(temp_id) => temp_id,
+                    None => return Ok(too_many_sends()),
+                }
             }
             // Locked: this browser's own recovery code.
             Some(_) => {
@@ -144,15 +147,18 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                 };
                 match mine {
                     Some(row) if row.int(2) < i64::from(cfg.max_attempts) => {
-                        if row.int(3) >= MAX_SENDS && (arrived as i64) < row.int(1) {
-                            return Ok(too_many_sends());
-                        }
-                        db.execute(
+                        let resent = resend(
+                            db,
+                            &row,
+                            arrived,
+                            expires_at,
                             "UPDATE recovery_codes SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
                                expires_at = max(expires_at, ?3) WHERE temp_id = ?1",
-                            params![row.text(0), arrived as i64, expires_at],
                         )?;
-                        parse_temp_id(&row)?
+                        match resent {
+                            Some(temp_id) => temp_id,
+                            None => return Ok(too_many_sends()),
+                        }
                     }
                     _ => {
                         let temp_id = new_temp_id(env);
@@ -193,6 +199,24 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
         }
     }
     answer_db_error(result, retry)
+}
+
+/// Re-sends the code of `row` (temp_id, expires_at, attempts, sends) by
+/// `update` (its table's): at most [`MAX_SENDS`] mails within one promised
+/// lifetime, each pushing the expiry to at least `expires_at`. `None`: too
+/// many already.
+fn resend<P: crate::platform::Platform>(
+    db: &Db<'_, P>,
+    row: &Row,
+    arrived: u64,
+    expires_at: i64,
+    update: &'static str,
+) -> Result<Option<TempId>, DbError> {
+    if row.int(3) >= MAX_SENDS && (arrived as i64) < row.int(1) {
+        return Ok(None);
+    }
+    db.execute(update, params![row.text(0), arrived as i64, expires_at])?;
+    parse_temp_id(row).map(Some)
 }
 
 fn too_many_sends() -> Response {

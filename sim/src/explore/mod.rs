@@ -509,9 +509,10 @@ fn reduce<F: Flow>(
                 smaller = true;
             }
         }
-        if !scenario.faults.is_empty() {
+        // Up to two faults and a crash: drop them one at a time.
+        for i in (0..scenario.faults.len()).rev() {
             let mut s = scenario.clone();
-            s.faults.clear();
+            s.faults.remove(i);
             if let Some(c) = rescheduled(&s, &choices) {
                 (scenario, choices) = (s, c);
                 smaller = true;

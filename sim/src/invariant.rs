@@ -164,6 +164,8 @@ struct Req {
     answer: Option<Answer>,
     faulted: bool,
     panicked: Option<String>,
+    /// Where its response reached the browser (not a dropped one).
+    delivered: Option<usize>,
 }
 
 impl Req {
@@ -239,6 +241,7 @@ impl History {
                             answer: None,
                             faulted: false,
                             panicked: None,
+                            delivered: None,
                         },
                     );
                 }
@@ -285,6 +288,11 @@ impl History {
                 }
                 What::Quiescent(db) => snapshots.push((index, db.clone())),
                 What::Probe => probe = Some(index),
+                What::Delivered { .. } => {
+                    if let Some(q) = reqs.get_mut(&r) {
+                        q.delivered = Some(index);
+                    }
+                }
                 _ => {}
             }
         }
@@ -334,6 +342,23 @@ impl History {
             })
     }
 
+    /// The signup a recovery code was mailed for: the signup whose own mail
+    /// first carried `mail`'s registration, if the address was locked
+    /// before that mail.
+    fn recovery_signup(&self, mail: &MailFact, limits: Limits) -> Option<&Req> {
+        let first = self
+            .mails
+            .iter()
+            .filter(|m| m.temp_id == mail.temp_id)
+            .min_by_key(|m| m.index)?;
+        if !self.locked_before(&first.to, first.index, limits) {
+            return None;
+        }
+        self.reqs
+            .iter()
+            .find(|r| r.id == first.request && r.kind == Kind::Signup)
+    }
+
     /// Whether `email` was locked before trace index `index`: a 423 was
     /// answered for it, or `max_attempts` wrong codes were.
     fn locked_before(&self, email: &str, index: usize, limits: Limits) -> bool {
@@ -347,12 +372,15 @@ impl History {
         answered(Code::Locked) > 0 || answered(Code::InvalidOtp) >= limits.max_attempts as usize
     }
 
-    /// The registration (temp_id) of the newest mail for `email` handed to
-    /// the mail system before `index`.
-    fn registration_at(&self, email: &str, index: usize) -> Option<&str> {
+    /// The registration (temp_id) a guess `w` could meet at trace index
+    /// `index`: that of the newest mail for its address handed to the mail
+    /// system before `index`, leaving out other browsers' recovery codes
+    /// (those are theirs: see `recovery_signup`).
+    fn registration_at(&self, w: &Req, index: usize, limits: Limits) -> Option<&str> {
         self.mails
             .iter()
-            .filter(|m| m.to == email && m.index < index)
+            .filter(|m| m.to == w.email && m.index < index)
+            .filter(|m| self.recovery_signup(m, limits).is_none_or(|s| s.browser == w.browser))
             .max_by_key(|m| m.index)
             .map(|m| m.temp_id.as_str())
     }
@@ -434,22 +462,15 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         if code == Code::Locked && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
             continue;
         }
-        // After a lockout, a registration first mailed for another
-        // browser's signup is that browser's recovery code: it works only
-        // where it was asked for, so that a stranger cannot renew the
-        // lockout.
-        let first = h
-            .mails
-            .iter()
-            .filter(|m| m.temp_id == mail.temp_id)
-            .min_by_key(|m| m.index)
-            .unwrap_or(mail);
-        let for_another = h
-            .reqs
-            .iter()
-            .any(|r| r.id == first.request && r.kind == Kind::Signup && r.browser != q.browser);
-        if for_another && h.locked_before(&q.email, first.index, limits) {
-            continue;
+        // After a lockout, a registration first mailed for a signup is
+        // that browser's recovery code: it works only where it was asked
+        // for, once the browser holds the signup's answer, so that a
+        // stranger cannot renew the lockout.
+        if let Some(signup) = h.recovery_signup(mail, limits) {
+            let holds_it = signup.browser == q.browser && signup.delivered.is_some_and(|d| d < q.sent_index);
+            if !holds_it {
+                continue;
+            }
         }
         let fault = if q.faulted {
             " A fault hit it, so it had to answer 503 retry."
@@ -683,8 +704,8 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
         // it there (docs/invariants.md): the registration in force for the
         // whole time it was in flight, and no signup that may have made a
         // newer one committed meanwhile.
-        let at_send = h.registration_at(&w.email, w.sent_index);
-        let at_answer = h.registration_at(&w.email, answer.index);
+        let at_send = h.registration_at(w, w.sent_index, limits);
+        let at_answer = h.registration_at(w, answer.index, limits);
         let (Some(registration), true) = (at_send, at_send == at_answer) else {
             continue;
         };
@@ -888,7 +909,9 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
                 ),
             );
         }
-        for v in for_it().filter(|q| q.kind == Kind::Verify && q.browser == signup.browser) {
+        // From the browser that signed up, once it holds the answer.
+        let held = signup.delivered.unwrap_or(usize::MAX);
+        for v in for_it().filter(|q| q.kind == Kind::Verify && q.browser == signup.browser && q.sent_index > held) {
             let (Some(CodeSource::Mail(n)), Some(a)) = (&v.source, v.answered()) else {
                 continue;
             };

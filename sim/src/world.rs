@@ -114,7 +114,7 @@ struct State {
     deliveries: Vec<(u64, Delivery)>,
     memories: Vec<WorkerMemory>,
     /// Handlers waiting for their worker's recovery, off the clock's books.
-    recovery_waiters: Vec<usize>,
+    recovery_waiters: Vec<Vec<usize>>,
     /// Handlers finished, and how many had when the database was last
     /// read: a quiescent point is recorded only if one finished since.
     finished: usize,
@@ -500,7 +500,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
             mails: Vec::new(),
             deliveries: Vec::new(),
             memories: vec![WorkerMemory::default(); workers],
-            recovery_waiters: vec![0; workers],
+            recovery_waiters: vec![Vec::new(); workers],
             finished: 0,
             finished_at_snapshot: 0,
         }),
@@ -815,7 +815,7 @@ fn handle<F: Flow>(world: &World<F>, p: Planned, spec: RequestSpec, request: Req
     let server = world.plan.scenario.deployment.session == SessionMode::Server;
     let ports = SimPorts::new(world, p, spec);
     if ports.alive().is_ok() {
-        wait_for_recovery(world, p.worker, ports.generation);
+        wait_for_recovery(world, p.worker, ports.generation, id);
     }
     let mut session = match &cookie {
         Cookie::Session(data) => Session::loaded(data.clone()),
@@ -944,19 +944,31 @@ fn replace_process<F: Flow>(world: &World<F>, crashed: &Planned, spec: &RequestS
 /// before it ran (`generation` is the one that accepted it): it is dead,
 /// and it must not wait, counted as running, for a recovery that waits for
 /// the clock (found by the explorer: two crashes and a 10-minute SMTP send).
-fn wait_for_recovery<F: Flow>(world: &World<F>, worker: usize, generation: u64) {
+fn wait_for_recovery<F: Flow>(world: &World<F>, worker: usize, generation: u64, request: usize) {
     let waits = world.with(|s| {
-        let recovering = world.log(|log| log.recovering[worker]);
-        if recovering {
+        // Asked once the state is ours (taking it is a step): the process
+        // may have died, and recovery begun, since the request was sent.
+        let (recovering, current) = world.log(|log| (log.recovering[worker], log.generations[worker] == generation));
+        let waits = recovering && current;
+        if waits {
             s.running -= 1;
-            s.recovery_waiters[worker] += 1;
+            s.recovery_waiters[worker].push(request);
         }
-        recovering
+        waits
     });
     if waits {
         P::notify_all(&world.clock);
         P::wait_while(&world.state, &world.clock, |_| {
             world.log(|log| log.recovering[worker] && log.generations[worker] == generation)
+        });
+        // Woken by its process's death rather than by the recovery's end:
+        // back on the clock's books by itself.
+        world.with(|s| {
+            let waiters = &mut s.recovery_waiters[worker];
+            if let Some(i) = waiters.iter().position(|r| *r == request) {
+                waiters.swap_remove(i);
+                s.running += 1;
+            }
         });
     }
 }
@@ -976,7 +988,7 @@ fn restart<F: Flow>(world: &World<F>, crashed: &Planned, spec: &RequestSpec) {
     let _ = world.plan.flow.recover(&ports, &world.config);
     world.with(|s| {
         world.log(|log| log.recovering[crashed.worker] = false);
-        s.running += std::mem::take(&mut s.recovery_waiters[crashed.worker]);
+        s.running += std::mem::take(&mut s.recovery_waiters[crashed.worker]).len();
     });
     P::notify_all(&world.clock);
 }

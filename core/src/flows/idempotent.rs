@@ -409,6 +409,13 @@ pub(super) fn verify(
                 None => None,
             };
             match mine {
+                // The locked code itself, typed by a browser that has a
+                // recovery code: refused as locked, and it costs the
+                // recovery code no attempt (the locked code verifies
+                // nothing, so telling it apart tells nobody anything).
+                Some(_) if constant_time_eq(row.text(1).as_bytes(), submitted.as_bytes()) => {
+                    Judged::Answer(Response::new(Code::Locked, LOCKED))
+                }
                 Some(code) => judge(db, cfg, &code, arrived, &submitted, true)?,
                 None => Judged::Answer(Response::new(Code::Locked, LOCKED)),
             }

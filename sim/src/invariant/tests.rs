@@ -590,6 +590,13 @@ fn owner_recovers_from_a_lockout_she_did_not_cause() {
             .send(2000, 4, signup("ana", true, "s3cret!"))
             .mail(2000, 4, 2, code, "temp_1_00000002")
             .answer(2000, 4, Code::Ok)
+            .push(
+                2000,
+                4,
+                What::Delivered {
+                    cookie_now: Cookie::None,
+                },
+            )
             .send(3000, 5, verify(code, CodeSource::Mail(2)))
             .answer(3000, 5, answer)
     };
@@ -599,6 +606,24 @@ fn owner_recovers_from_a_lockout_she_did_not_cause() {
         fresh("111111", Code::Ok).db(&[], &[ANA]).check(),
         vec![Invariant::OwnerRecovers]
     );
+    // Typed before her browser held the signup's answer (the mail came
+    // first): a recovery code is owed only where it was asked for, once
+    // that browser has the answer (found by explore, seed 2).
+    let early = locked_by_mallory()
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .mail(2000, 4, 2, "222222", "temp_1_00000002")
+        .answer(2000, 4, Code::Ok)
+        .send(2500, 5, verify("222222", CodeSource::Mail(2)))
+        .answer(2500, 5, Code::Locked)
+        .push(
+            7000,
+            4,
+            What::Delivered {
+                cookie_now: Cookie::None,
+            },
+        )
+        .db(&["temp_1_00000001"], &[]);
+    assert_eq!(early.check(), vec![]);
     // Mallory's next burst locks her new code too.
     assert!(fresh("222222", Code::Locked)
         .db(&["temp_1_00000002"], &[])
@@ -643,6 +668,41 @@ fn verify_succeeds_after_a_lockout_owes_a_browser_only_its_own_recovery_code() {
     assert!(!typed_his(true).contains(&Invariant::VerifySucceeds));
     // Without a lockout, a code mailed to her address is hers to use.
     assert!(typed_his(false).contains(&Invariant::VerifySucceeds));
+}
+
+#[test]
+fn attempts_limited_after_a_lockout_counts_each_browsers_recovery_code_apart() {
+    // Locked by mallory; then mallory's and ana's signups get recovery
+    // codes 2 and 3 (mailed to ana's address, mail 3 the newest).
+    let recovered = || {
+        locked_by_mallory()
+            .send(2000, 4, signup("mallory", false, "mallory's"))
+            .mail(2000, 4, 2, "222222", "temp_1_00000002")
+            .answer(2000, 4, Code::Ok)
+            .send(2000, 5, signup("ana", true, "s3cret!"))
+            .mail(2000, 5, 3, "333333", "temp_1_00000003")
+            .answer(2000, 5, Code::Ok)
+    };
+    // One wrong code from each browser, each against its own code.
+    let each = recovered()
+        .send(3000, 6, wrong("mallory", false))
+        .answer(3000, 6, Code::InvalidOtp)
+        .send(3000, 7, wrong("ana", true))
+        .answer(3000, 7, Code::InvalidOtp)
+        .send(3000, 8, wrong("mallory", false))
+        .answer(3000, 8, Code::InvalidOtp)
+        .db(&["temp_1_00000001"], &[]);
+    assert!(!each.check().contains(&Invariant::AttemptsLimited));
+    // Three from mallory against his own code: one past max_attempts.
+    let his = recovered()
+        .send(3000, 6, wrong("mallory", false))
+        .answer(3000, 6, Code::InvalidOtp)
+        .send(3100, 7, wrong("mallory", false))
+        .answer(3100, 7, Code::InvalidOtp)
+        .send(3200, 8, wrong("mallory", false))
+        .answer(3200, 8, Code::InvalidOtp)
+        .db(&["temp_1_00000001"], &[]);
+    assert!(his.check().contains(&Invariant::AttemptsLimited));
 }
 
 #[test]

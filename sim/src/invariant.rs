@@ -342,10 +342,12 @@ impl History {
             })
     }
 
-    /// The signup a recovery code was mailed for: the signup whose own mail
-    /// first carried `mail`'s registration, if the address was locked
-    /// before that mail.
-    fn recovery_signup(&self, mail: &MailFact, limits: Limits) -> Option<&Req> {
+    /// Whether `mail`'s registration is a recovery code (first mailed after
+    /// the address was locked), and if so the signup that holds it: the
+    /// one whose own mail first carried it. `Some(None)`: a restarted
+    /// worker's recovery mailed it first, for a signup that died before
+    /// its answer, so no browser holds it.
+    fn recovery_holder(&self, mail: &MailFact, limits: Limits) -> Option<Option<&Req>> {
         let first = self
             .mails
             .iter()
@@ -354,18 +356,29 @@ impl History {
         if !self.locked_before(&first.to, first.index, limits) {
             return None;
         }
-        self.reqs
-            .iter()
-            .find(|r| r.id == first.request && r.kind == Kind::Signup)
+        Some(
+            self.reqs
+                .iter()
+                .find(|r| r.id == first.request && r.kind == Kind::Signup),
+        )
     }
 
     /// Whether `email` was locked before trace index `index`: a 423 was
-    /// answered for it, or `max_attempts` wrong codes were.
+    /// answered for it, or `max_attempts` wrong codes were, each answered
+    /// after a signup for it was sent (guesses answered before any
+    /// registration could exist lock nothing).
     fn locked_before(&self, email: &str, index: usize, limits: Limits) -> bool {
+        let first_signup = self
+            .reqs
+            .iter()
+            .filter(|q| q.email == email && q.kind == Kind::Signup)
+            .map(|q| q.sent_index)
+            .min();
         let answered = |code: Code| {
             self.reqs
                 .iter()
                 .filter(|q| q.email == email)
+                .filter(|q| code == Code::Locked || first_signup.is_some_and(|s| q.done_by() > s))
                 .filter(|q| q.answered().is_some_and(|a| a.code == code && a.index < index))
                 .count()
         };
@@ -374,13 +387,17 @@ impl History {
 
     /// The registration (temp_id) a guess `w` could meet at trace index
     /// `index`: that of the newest mail for its address handed to the mail
-    /// system before `index`, leaving out other browsers' recovery codes
-    /// (those are theirs: see `recovery_signup`).
-    fn registration_at(&self, w: &Req, index: usize, limits: Limits) -> Option<&str> {
+    /// system before `index`; with `own`, leaving out other browsers'
+    /// recovery codes (see `recovery_holder`).
+    fn registration_at(&self, w: &Req, index: usize, limits: Limits, own: bool) -> Option<&str> {
         self.mails
             .iter()
             .filter(|m| m.to == w.email && m.index < index)
-            .filter(|m| self.recovery_signup(m, limits).is_none_or(|s| s.browser == w.browser))
+            .filter(|m| {
+                !own || self
+                    .recovery_holder(m, limits)
+                    .is_none_or(|s| s.is_some_and(|s| s.browser == w.browser))
+            })
             .max_by_key(|m| m.index)
             .map(|m| m.temp_id.as_str())
     }
@@ -466,8 +483,9 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         // that browser's recovery code: it works only where it was asked
         // for, once the browser holds the signup's answer, so that a
         // stranger cannot renew the lockout.
-        if let Some(signup) = h.recovery_signup(mail, limits) {
-            let holds_it = signup.browser == q.browser && signup.delivered.is_some_and(|d| d < q.sent_index);
+        if let Some(holder) = h.recovery_holder(mail, limits) {
+            let holds_it =
+                holder.is_some_and(|s| s.browser == q.browser && s.delivered.is_some_and(|d| d < q.sent_index));
             if !holds_it {
                 continue;
             }
@@ -704,8 +722,20 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
         // it there (docs/invariants.md): the registration in force for the
         // whole time it was in flight, and no signup that may have made a
         // newer one committed meanwhile.
-        let at_send = h.registration_at(w, w.sent_index, limits);
-        let at_answer = h.registration_at(w, answer.index, limits);
+        // After a lockout, another browser's fresh registration is its own
+        // in a flow with per-browser recovery codes and everyone's in a
+        // flow with one code per address: where the two readings name
+        // different registrations, the guess counts against neither.
+        let readings = [
+            h.registration_at(w, w.sent_index, limits, false),
+            h.registration_at(w, answer.index, limits, false),
+            h.registration_at(w, w.sent_index, limits, true),
+            h.registration_at(w, answer.index, limits, true),
+        ];
+        let (at_send, at_answer) = match readings {
+            [a, b, c, d] if a == c && b == d => (a, b),
+            _ => continue,
+        };
         let (Some(registration), true) = (at_send, at_send == at_answer) else {
             continue;
         };
@@ -855,8 +885,8 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
         // codes against an account are no_false_accept's business).
         let verified = h
             .verifies()
-            .any(|v| v.email == email && v.succeeded() && v.done_by() < signup.sent_index);
-        if verified || h.account_before(email, signup.sent_index) {
+            .any(|v| v.email == email && v.succeeded() && v.sent_index < signup.done_by());
+        if verified || h.account_before(email, signup.done_by()) {
             continue;
         }
         if !answer.code.is_success() {

@@ -693,8 +693,27 @@ fn attempts_limited_after_a_lockout_counts_each_browsers_recovery_code_apart() {
         .answer(3000, 8, Code::InvalidOtp)
         .db(&["temp_1_00000001"], &[]);
     assert!(!each.check().contains(&Invariant::AttemptsLimited));
-    // Three from mallory against his own code: one past max_attempts.
-    let his = recovered()
+    // The same three from mallory while ana's code is the newest mailed:
+    // in a flow with one code per address they met hers, in one with a
+    // code per browser his own. Counted against neither.
+    let ambiguous = recovered()
+        .send(3000, 6, wrong("mallory", false))
+        .answer(3000, 6, Code::InvalidOtp)
+        .send(3100, 7, wrong("mallory", false))
+        .answer(3100, 7, Code::InvalidOtp)
+        .send(3200, 8, wrong("mallory", false))
+        .answer(3200, 8, Code::InvalidOtp)
+        .db(&["temp_1_00000001"], &[]);
+    assert!(!ambiguous.check().contains(&Invariant::AttemptsLimited));
+    // Three from mallory against his own code, which is also the newest
+    // mailed: one past max_attempts on every reading.
+    let his = locked_by_mallory()
+        .send(2000, 5, signup("ana", true, "s3cret!"))
+        .mail(2000, 5, 2, "333333", "temp_1_00000003")
+        .answer(2000, 5, Code::Ok)
+        .send(2000, 4, signup("mallory", false, "mallory's"))
+        .mail(2000, 4, 3, "222222", "temp_1_00000002")
+        .answer(2000, 4, Code::Ok)
         .send(3000, 6, wrong("mallory", false))
         .answer(3000, 6, Code::InvalidOtp)
         .send(3100, 7, wrong("mallory", false))

@@ -736,6 +736,22 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
             [a, b, c, d] if a == c && b == d => (a, b),
             _ => continue,
         };
+        // A browser that holds several recovery codes (a double-click
+        // after a lockout) may have met any of them: its session says
+        // which, and the history does not.
+        let held: BTreeSet<&str> = h
+            .mails
+            .iter()
+            .filter(|m| m.to == w.email && m.index < answer.index)
+            .filter(|m| {
+                h.recovery_holder(m, limits)
+                    .is_some_and(|s| s.is_some_and(|s| s.browser == w.browser))
+            })
+            .map(|m| m.temp_id.as_str())
+            .collect();
+        if held.len() > 1 && at_send.is_some_and(|r| held.contains(r)) {
+            continue;
+        }
         let (Some(registration), true) = (at_send, at_send == at_answer) else {
             continue;
         };

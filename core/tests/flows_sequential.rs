@@ -429,3 +429,31 @@ fn a_broken_database_is_a_500_for_naive_and_a_clean_503_for_idempotent() {
         assert!(local.outbox().is_empty(), "{variant}: no code mailed");
     }
 }
+
+/// Survivors of cargo-mutants (docs/ci.md): the count of attempts left
+/// that a wrong code is told, and a browser that locks its own recovery
+/// code getting a new one from its next signup.
+#[test]
+fn idempotent_counts_down_attempts_and_renews_a_recovery_code_its_browser_locked() {
+    let local = deploy("idempotent", 1);
+    let max = local.config.max_attempts;
+    let mut b = Browser::default();
+    b.send(&local, 0, &signup(ANA));
+    for n in 1..=max {
+        let r = b.send(&local, 0, &verify(ANA, &wrong_code(&local)));
+        assert!(r.message.contains(&format!("{} attempts left", max - n)), "{n}: {}", r.message);
+    }
+    // Locked; a recovery code for this browser, which it then locks too.
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
+    let first_recovery = code_of(&local);
+    for n in 1..=max {
+        let r = b.send(&local, 0, &verify(ANA, &wrong_code(&local)));
+        assert_eq!(r.code, Code::InvalidOtp, "guess {n} on the recovery code");
+    }
+    assert_eq!(b.send(&local, 0, &verify(ANA, &first_recovery)).code, Code::Locked);
+    // Its next signup mails a new recovery code, not the locked one again.
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
+    let second_recovery = code_of(&local);
+    assert_ne!(second_recovery, first_recovery);
+    assert_eq!(b.send(&local, 0, &verify(ANA, &second_recovery)).code, Code::Ok);
+}

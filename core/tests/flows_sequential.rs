@@ -441,7 +441,11 @@ fn idempotent_counts_down_attempts_and_renews_a_recovery_code_its_browser_locked
     b.send(&local, 0, &signup(ANA));
     for n in 1..=max {
         let r = b.send(&local, 0, &verify(ANA, &wrong_code(&local)));
-        assert!(r.message.contains(&format!("{} attempts left", max - n)), "{n}: {}", r.message);
+        assert!(
+            r.message.contains(&format!("{} attempts left", max - n)),
+            "{n}: {}",
+            r.message
+        );
     }
     // Locked; a recovery code for this browser, which it then locks too.
     assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);

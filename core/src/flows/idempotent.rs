@@ -123,18 +123,12 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                 temp_id
             }
             Some(row) if row.int(2) < i64::from(cfg.max_attempts) => {
-                let resent = resend(
-                    db,
-                    &row,
-                    arrived,
-                    expires_at,
-                    "UPDATE temp_registrations SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
-                       expires_at = max(expires_at, ?3) WHERE temp_id = ?1",
-                )?;
-                match resent {
-                    Some(temp_id) => temp_id,
-                    None => return Ok(too_many_sends()),
-                }
+                let update = "UPDATE temp_registrations SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
+                       expires_at = max(expires_at, ?3) WHERE temp_id = ?1";
+                let Some(temp_id) = resend(db, &row, arrived, expires_at, update)? else {
+                    return Ok(too_many_sends());
+                };
+                temp_id
             }
             // Locked: this browser's own recovery code.
             Some(_) => {
@@ -147,18 +141,12 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                 };
                 match mine {
                     Some(row) if row.int(2) < i64::from(cfg.max_attempts) => {
-                        let resent = resend(
-                            db,
-                            &row,
-                            arrived,
-                            expires_at,
-                            "UPDATE recovery_codes SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
-                               expires_at = max(expires_at, ?3) WHERE temp_id = ?1",
-                        )?;
-                        match resent {
-                            Some(temp_id) => temp_id,
-                            None => return Ok(too_many_sends()),
-                        }
+                        let update = "UPDATE recovery_codes SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
+                               expires_at = max(expires_at, ?3) WHERE temp_id = ?1";
+                        let Some(temp_id) = resend(db, &row, arrived, expires_at, update)? else {
+                            return Ok(too_many_sends());
+                        };
+                        temp_id
                     }
                     _ => {
                         let temp_id = new_temp_id(env);

@@ -45,6 +45,15 @@ pub fn derive_code(secret: &[u8], email: &str, temp_id: &str) -> Otp {
     Otp::from_number(u64::from_be_bytes(m[..8].try_into().expect("8 bytes")))
 }
 
+/// The recovery code mailed after a lockout: [`Otp::MAX`] digits (66
+/// bits), derived like [`derive_code`] but never equal to it. Nobody
+/// guesses it online, so it needs no attempt limit a stranger could use
+/// to lock the owner out again.
+pub fn derive_recovery_code(secret: &[u8], email: &str, temp_id: &str) -> Otp {
+    let m = mac(secret, &[b"recovery", email.as_bytes(), temp_id.as_bytes()]);
+    Otp::from_wide(u128::from_be_bytes(m[..16].try_into().expect("16 bytes")), Otp::MAX)
+}
+
 /// What the database keeps of a code: bound to the address it was mailed to.
 pub fn code_mac(secret: &[u8], email: &str, code: &Otp) -> String {
     hex(&mac(secret, &[b"code-mac", email.as_bytes(), code.digits().as_bytes()]))
@@ -70,6 +79,13 @@ mod tests {
         let one = derive_code(b"k", "a@x.org", "temp_1_00000001");
         assert_eq!(one, derive_code(b"k", "a@x.org", "temp_1_00000001"));
         assert_ne!(one, derive_code(b"k", "a@x.org", "temp_1_00000002"));
+    }
+
+    #[test]
+    fn recovery_codes_are_long_and_depend_on_the_registration() {
+        let recovery = derive_recovery_code(b"k", "a@x.org", "temp_1_00000001");
+        assert_eq!(recovery.digits().len(), Otp::MAX);
+        assert_ne!(recovery, derive_recovery_code(b"k", "a@x.org", "temp_1_00000002"));
     }
 
     #[test]

@@ -10,8 +10,8 @@ pub enum ParseError {
     /// Not an email address.
     #[error("not an email address: {0:?} (expected local@domain.tld)")]
     Email(String),
-    /// Not a six-digit code.
-    #[error("not a code: {0:?} (expected exactly 6 digits)")]
+    /// Not a code of 4 to 20 digits.
+    #[error("not a code: {0:?} (expected 4 to 20 digits)")]
     Otp(String),
     /// Not a temp_id.
     #[error("not a temp_id: {0:?} (expected temp_<unix secs>_<8 lowercase hex>)")]
@@ -49,36 +49,55 @@ impl fmt::Display for Email {
     }
 }
 
-/// A one-time code: exactly six ASCII digits. Its `Debug` hides the digits
-/// so that a code never reaches a log by accident.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Otp([u8; 6]);
+/// A one-time code: a short run of ASCII digits ([`Otp::MIN`] to
+/// [`Otp::MAX`]): the six digits a person types, or a long recovery code
+/// nobody can guess. Its `Debug` hides the digits so that a code never
+/// reaches a log by accident.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Otp {
+    digits: [u8; Otp::MAX],
+    len: u8,
+}
 
 impl Otp {
-    /// Parses six digits, nothing else.
+    /// The fewest digits a code has (apps in the field mail four).
+    pub const MIN: usize = 4;
+    /// The most: a recovery code of 20 digits is 66 bits, past any online
+    /// guessing.
+    pub const MAX: usize = 20;
+
+    /// Parses [`Otp::MIN`] to [`Otp::MAX`] ASCII digits, nothing else.
     pub fn parse(raw: &str) -> Result<Otp, ParseError> {
-        let bytes: [u8; 6] = raw
-            .as_bytes()
-            .try_into()
-            .map_err(|_| ParseError::Otp(raw.to_string()))?;
-        if !bytes.iter().all(u8::is_ascii_digit) {
+        let bytes = raw.as_bytes();
+        if !(Otp::MIN..=Otp::MAX).contains(&bytes.len()) || !bytes.iter().all(u8::is_ascii_digit) {
             return Err(ParseError::Otp(raw.to_string()));
         }
-        Ok(Otp(bytes))
+        let mut digits = [0; Otp::MAX];
+        digits[..bytes.len()].copy_from_slice(bytes);
+        Ok(Otp {
+            digits,
+            len: bytes.len() as u8,
+        })
     }
-    /// The code for a number below one million (higher digits are dropped).
+    /// The six-digit code for a number below one million (higher digits
+    /// are dropped).
     pub fn from_number(n: u64) -> Otp {
-        let mut digits = [b'0'; 6];
-        let mut n = n % 1_000_000;
-        for d in digits.iter_mut().rev() {
+        Otp::from_wide(u128::from(n), 6)
+    }
+    /// The `len`-digit code (at most [`Otp::MAX`]) for `n`, higher digits
+    /// dropped.
+    pub fn from_wide(mut n: u128, len: usize) -> Otp {
+        let len = len.clamp(Otp::MIN, Otp::MAX);
+        let mut digits = [0; Otp::MAX];
+        for d in digits[..len].iter_mut().rev() {
             *d = b'0' + (n % 10) as u8;
             n /= 10;
         }
-        Otp(digits)
+        Otp { digits, len: len as u8 }
     }
-    /// The six digits, for an email body or a form; never for a log line.
+    /// The digits, for an email body or a form; never for a log line.
     pub fn digits(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("only ASCII digits are stored")
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).expect("only ASCII digits are stored")
     }
 }
 
@@ -429,13 +448,18 @@ mod tests {
     }
 
     #[test]
-    fn otp_is_exactly_six_digits_and_hidden_in_debug() {
+    fn otp_is_four_to_twenty_digits_and_hidden_in_debug() {
         assert_eq!(Otp::parse("012345").unwrap().digits(), "012345");
-        for bad in ["12345", "1234567", "12345a", "", "١٢٣٤٥٦"] {
+        assert_eq!(Otp::parse("0123").unwrap().digits(), "0123");
+        assert_eq!(Otp::parse("01234567890123456789").unwrap().digits(), "01234567890123456789");
+        for bad in ["123", "012345678901234567890", "12345a", "", "١٢٣٤٥٦", " 123456"] {
             assert!(Otp::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(Otp::from_number(42).digits(), "000042");
         assert_eq!(Otp::from_number(1_234_567).digits(), "234567");
+        assert_eq!(Otp::from_wide(u128::MAX, Otp::MAX).digits().len(), 20);
+        // A six-digit code and a longer one with the same leading digits differ.
+        assert_ne!(Otp::parse("123456").unwrap(), Otp::parse("1234560").unwrap());
         assert!(!format!("{:?}", Otp::parse("987654").unwrap()).contains("987654"));
     }
 

@@ -342,62 +342,13 @@ impl History {
             })
     }
 
-    /// Whether `mail`'s registration is a recovery code (first mailed after
-    /// the address was locked), and if so the signup that holds it: the
-    /// one whose own mail first carried it. `Some(None)`: a restarted
-    /// worker's recovery mailed it first, for a signup that died before
-    /// its answer, so no browser holds it.
-    fn recovery_holder(&self, mail: &MailFact, limits: Limits) -> Option<Option<&Req>> {
-        let first = self
-            .mails
-            .iter()
-            .filter(|m| m.temp_id == mail.temp_id)
-            .min_by_key(|m| m.index)?;
-        if !self.locked_before(&first.to, first.index, limits) {
-            return None;
-        }
-        Some(
-            self.reqs
-                .iter()
-                .find(|r| r.id == first.request && r.kind == Kind::Signup),
-        )
-    }
-
-    /// Whether `email` was locked before trace index `index`: a 423 was
-    /// answered for it, or `max_attempts` wrong codes were, each answered
-    /// after a signup for it was sent (guesses answered before any
-    /// registration could exist lock nothing).
-    fn locked_before(&self, email: &str, index: usize, limits: Limits) -> bool {
-        let first_signup = self
-            .reqs
-            .iter()
-            .filter(|q| q.email == email && q.kind == Kind::Signup)
-            .map(|q| q.sent_index)
-            .min();
-        let answered = |code: Code| {
-            self.reqs
-                .iter()
-                .filter(|q| q.email == email)
-                .filter(|q| code == Code::Locked || first_signup.is_some_and(|s| q.done_by() > s))
-                .filter(|q| q.answered().is_some_and(|a| a.code == code && a.index < index))
-                .count()
-        };
-        answered(Code::Locked) > 0 || answered(Code::InvalidOtp) >= limits.max_attempts as usize
-    }
-
     /// The registration (temp_id) a guess `w` could meet at trace index
     /// `index`: that of the newest mail for its address handed to the mail
-    /// system before `index`; with `own`, leaving out other browsers'
-    /// recovery codes (see `recovery_holder`).
-    fn registration_at(&self, w: &Req, index: usize, limits: Limits, own: bool) -> Option<&str> {
+    /// system before `index`.
+    fn registration_at(&self, w: &Req, index: usize) -> Option<&str> {
         self.mails
             .iter()
             .filter(|m| m.to == w.email && m.index < index)
-            .filter(|m| {
-                !own || self
-                    .recovery_holder(m, limits)
-                    .is_none_or(|s| s.is_some_and(|s| s.browser == w.browser))
-            })
             .max_by_key(|m| m.index)
             .map(|m| m.temp_id.as_str())
     }
@@ -478,17 +429,6 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         }
         if code == Code::Locked && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
             continue;
-        }
-        // After a lockout, a registration first mailed for a signup is
-        // that browser's recovery code: it works only where it was asked
-        // for, once the browser holds the signup's answer, so that a
-        // stranger cannot renew the lockout.
-        if let Some(holder) = h.recovery_holder(mail, limits) {
-            let holds_it =
-                holder.is_some_and(|s| s.browser == q.browser && s.delivered.is_some_and(|d| d < q.sent_index));
-            if !holds_it {
-                continue;
-            }
         }
         let fault = if q.faulted {
             " A fault hit it, so it had to answer 503 retry."
@@ -722,36 +662,8 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
         // it there (docs/invariants.md): the registration in force for the
         // whole time it was in flight, and no signup that may have made a
         // newer one committed meanwhile.
-        // After a lockout, another browser's fresh registration is its own
-        // in a flow with per-browser recovery codes and everyone's in a
-        // flow with one code per address: where the two readings name
-        // different registrations, the guess counts against neither.
-        let readings = [
-            h.registration_at(w, w.sent_index, limits, false),
-            h.registration_at(w, answer.index, limits, false),
-            h.registration_at(w, w.sent_index, limits, true),
-            h.registration_at(w, answer.index, limits, true),
-        ];
-        let (at_send, at_answer) = match readings {
-            [a, b, c, d] if a == c && b == d => (a, b),
-            _ => continue,
-        };
-        // A browser that holds several recovery codes (a double-click
-        // after a lockout) may have met any of them: its session says
-        // which, and the history does not.
-        let held: BTreeSet<&str> = h
-            .mails
-            .iter()
-            .filter(|m| m.to == w.email && m.index < answer.index)
-            .filter(|m| {
-                h.recovery_holder(m, limits)
-                    .is_some_and(|s| s.is_some_and(|s| s.browser == w.browser))
-            })
-            .map(|m| m.temp_id.as_str())
-            .collect();
-        if held.len() > 1 && at_send.is_some_and(|r| held.contains(r)) {
-            continue;
-        }
+        let at_send = h.registration_at(w, w.sent_index);
+        let at_answer = h.registration_at(w, answer.index);
         let (Some(registration), true) = (at_send, at_send == at_answer) else {
             continue;
         };
@@ -859,7 +771,7 @@ fn owner_logs_in(h: &History, _: Limits) -> Option<Violation> {
 /// owner's own wrong codes do not explain, her next signup from an owning
 /// browser answers 200, the first mail to the address after it carries a
 /// code never mailed to it before the lockout, and her verify of that code
-/// from the same browser, sent within its lifetime, answers 200 (unless
+/// from any browser of hers, sent within its lifetime, answers 200 (unless
 /// she herself then sent `max_attempts` wrong codes).
 fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
     let addresses: BTreeSet<&str> = h.reqs.iter().map(|q| q.email.as_str()).collect();
@@ -955,9 +867,7 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
                 ),
             );
         }
-        // From the browser that signed up, once it holds the answer.
-        let held = signup.delivered.unwrap_or(usize::MAX);
-        for v in for_it().filter(|q| q.kind == Kind::Verify && q.browser == signup.browser && q.sent_index > held) {
+        for v in for_it().filter(|q| q.kind == Kind::Verify && q.owner && q.sent_index > signup.sent_index) {
             let (Some(CodeSource::Mail(n)), Some(a)) = (&v.source, v.answered()) else {
                 continue;
             };

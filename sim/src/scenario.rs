@@ -832,7 +832,7 @@ impl Loader<'_> {
                 digits => OtpChoice::Literal(Otp::parse(digits).map_err(|_| {
                     self.at(
                         o,
-                        format!("otp {digits:?}; expected \"latest\", \"first\", \"wrong\" or six digits"),
+                        format!("otp {digits:?}; expected \"latest\", \"first\", \"wrong\" or 4 to 20 digits"),
                     )
                 })?),
             },

@@ -30,11 +30,14 @@
 //!   account with `ON CONFLICT DO NOTHING` and deletes the pending row, all
 //!   in one transaction. Attempt limits live in the database, so they hold
 //!   across workers.
-//! - A lockout is escapable, and no stranger can renew it: once a
-//!   registration is locked, each browser that signs up gets a recovery
-//!   code of its own, mailed to the address and usable only from that
-//!   browser's session (signed cookie or server session). A stranger's
-//!   guesses meet only his own recovery code, never the owner's.
+//! - A lockout is escapable, and no stranger can renew it: the next signup
+//!   for a locked address replaces the locked code with a recovery code of
+//!   20 digits (66 bits), mailed to the address and pending like any code
+//!   (re-sent, never replaced). Nobody guesses it online, so it needs no
+//!   attempt limit, and a wrong code against it answers 423 and counts
+//!   nothing: a stranger's guesses can no longer lock anything. It is bound
+//!   to no session, so a double-click or a late answer that rewrites the
+//!   cookie cannot make it unusable (the seed incident, one level up).
 //! - A mail the server refused stays queued, its code not yet expiring;
 //!   the page says it will follow, never that it went, and `otpsim serve`
 //!   sweeps the outbox until it goes (the next signup re-sends it too).
@@ -45,14 +48,14 @@
 use rusqlite::params;
 
 use super::{answer_db_error, new_temp_id, FlowConfig, Handled, WorkerCrashed};
-use crate::crypto::{code_mac, constant_time_eq, derive_code, password_hash};
+use crate::crypto::{code_mac, constant_time_eq, derive_code, derive_recovery_code, password_hash};
 use crate::domain::{Code, Email, Otp, Response, Session, TempId};
 use crate::ports::{Mail, Ports, Sent};
 use crate::store::{Db, DbError, Row};
 
-/// One pending row per email; accounts keep the MAC of the code that
-/// verified them, to answer a repeated verify. `recovery_codes` holds the
-/// codes issued after a lockout, one per browser that asked.
+/// One pending row per email (`recovery` = 1 once its code is a recovery
+/// code); accounts keep the MAC of the code that verified them, to answer
+/// a repeated verify.
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS temp_registrations (
     email TEXT PRIMARY KEY,
@@ -61,15 +64,8 @@ CREATE TABLE IF NOT EXISTS temp_registrations (
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    sends INTEGER NOT NULL DEFAULT 1
-);
-CREATE TABLE IF NOT EXISTS recovery_codes (
-    temp_id TEXT PRIMARY KEY,
-    email TEXT NOT NULL,
-    otp_mac TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    sends INTEGER NOT NULL DEFAULT 1
+    sends INTEGER NOT NULL DEFAULT 1,
+    recovery INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS users (
     email TEXT PRIMARY KEY,
@@ -89,7 +85,7 @@ pub const MAX_SENDS: i64 = 5;
 
 const BUSY: &str = "The service is busy; nothing was changed. Please retry.";
 const LOCKED: &str =
-    "Too many wrong codes for this address. Sign up again from this browser: we will mail you a new code that only this browser can use.";
+    "Too many wrong codes for this address. Sign up again: we will mail you a recovery code.";
 
 fn retry(_: DbError) -> Handled {
     Ok(Response::new(Code::Retry, BUSY))
@@ -99,19 +95,19 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
     let arrived = env.arrived_ms();
     let db = env.db();
     let e = email.as_str();
-    let mut issued: Option<TempId> = None;
+    let mut issued: Option<(TempId, bool)> = None;
     let result = db.immediate(|db| {
         if db.query_first("SELECT 1 FROM users WHERE email = ?1", params![e])?.is_some() {
             return Ok(Response::new(Code::BadRequest, "This email already has an account; please sign in."));
         }
         let pending = db.query_first(
-            "SELECT temp_id, expires_at, attempts, sends FROM temp_registrations WHERE email = ?1",
+            "SELECT temp_id, expires_at, attempts, sends, recovery FROM temp_registrations WHERE email = ?1",
             params![e],
         )?;
         // A lower bound only: the expiry is set from the mail's acceptance,
         // after the send.
         let expires_at = (env.now_ms() + cfg.otp_ttl_ms) as i64;
-        let temp_id = match pending {
+        let (temp_id, recovery) = match pending {
             None => {
                 let temp_id = new_temp_id(env);
                 let otp = derive_code(&cfg.secret, e, temp_id.as_str());
@@ -120,60 +116,42 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                      VALUES (?1, ?2, ?3, ?4, ?5, 0, 1)",
                     params![e, temp_id.as_str(), code_mac(&cfg.secret, e, &otp), arrived as i64, expires_at],
                 )?;
-                temp_id
+                (temp_id, false)
             }
+            // Pending, or a recovery code (which counts no attempts): the
+            // same code again.
             Some(row) if row.int(2) < i64::from(cfg.max_attempts) => {
-                let update = "UPDATE temp_registrations SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
-                       expires_at = max(expires_at, ?3) WHERE temp_id = ?1";
-                let Some(temp_id) = resend(db, &row, arrived, expires_at, update)? else {
+                let Some(temp_id) = resend(db, &row, arrived, expires_at)? else {
                     return Ok(too_many_sends());
                 };
-                temp_id
+                (temp_id, row.int(4) != 0)
             }
-            // Locked: this browser's own recovery code.
-            Some(_) => {
-                let mine = match session.temp_user_id() {
-                    Some(t) => db.query_first(
-                        "SELECT temp_id, expires_at, attempts, sends FROM recovery_codes WHERE temp_id = ?1 AND email = ?2",
-                        params![t, e],
-                    )?,
-                    None => None,
-                };
-                match mine {
-                    Some(row) if row.int(2) < i64::from(cfg.max_attempts) => {
-                        let update = "UPDATE recovery_codes SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
-                               expires_at = max(expires_at, ?3) WHERE temp_id = ?1";
-                        let Some(temp_id) = resend(db, &row, arrived, expires_at, update)? else {
-                            return Ok(too_many_sends());
-                        };
-                        temp_id
-                    }
-                    _ => {
-                        let temp_id = new_temp_id(env);
-                        let otp = derive_code(&cfg.secret, e, temp_id.as_str());
-                        db.execute(
-                            "INSERT INTO recovery_codes (temp_id, email, otp_mac, expires_at, attempts, sends)
-                             VALUES (?1, ?2, ?3, ?4, 0, 1)",
-                            params![temp_id.as_str(), e, code_mac(&cfg.secret, e, &otp), expires_at],
-                        )?;
-                        temp_id
-                    }
-                }
+            // Locked: the locked code gives way to a recovery code, and its
+            // queued mail goes with it.
+            Some(row) => {
+                let temp_id = new_temp_id(env);
+                let otp = derive_recovery_code(&cfg.secret, e, temp_id.as_str());
+                db.execute("DELETE FROM outbox WHERE temp_id = ?1", params![row.text(0)])?;
+                db.execute(
+                    "UPDATE temp_registrations SET temp_id = ?2, otp_mac = ?3, created_at = ?4, expires_at = ?5,
+                       attempts = 0, sends = 1, recovery = 1 WHERE email = ?1",
+                    params![e, temp_id.as_str(), code_mac(&cfg.secret, e, &otp), arrived as i64, expires_at],
+                )?;
+                (temp_id, true)
             }
         };
         db.execute(
             "INSERT INTO outbox (temp_id, email) VALUES (?1, ?2) ON CONFLICT (temp_id) DO NOTHING",
             params![temp_id.as_str(), e],
         )?;
-        issued = Some(temp_id);
+        issued = Some((temp_id, recovery));
         Ok(Response::new(Code::Ok, format!("Verification code sent to {email}")))
     });
-    if let (Ok(r), Some(temp_id)) = (&result, &issued) {
+    if let (Ok(r), Some((temp_id, recovery))) = (&result, &issued) {
         if r.code == Code::Ok {
             // After COMMIT: SMTP holds no database lock.
-            let sent = mail_and_clear(env, cfg, email, temp_id)?;
-            // A hint for the browser, and after a lockout the proof that
-            // this browser asked for its recovery code.
+            let sent = mail_and_clear(env, cfg, email, temp_id, *recovery)?;
+            // A hint for the browser; verify never reads it.
             session.set_temp_user_id(temp_id.as_str());
             session.set_email(e);
             if sent == Sent::Refused {
@@ -189,21 +167,23 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
     answer_db_error(result, retry)
 }
 
-/// Re-sends the code of `row` (temp_id, expires_at, attempts, sends) by
-/// `update` (its table's): at most [`MAX_SENDS`] mails within one promised
-/// lifetime, each pushing the expiry to at least `expires_at`. `None`: too
-/// many already.
+/// Re-sends the code of `row` (temp_id, expires_at, attempts, sends): at
+/// most [`MAX_SENDS`] mails within one promised lifetime, each pushing the
+/// expiry to at least `expires_at`. `None`: too many already.
 fn resend<P: crate::platform::Platform>(
     db: &Db<'_, P>,
     row: &Row,
     arrived: u64,
     expires_at: i64,
-    update: &'static str,
 ) -> Result<Option<TempId>, DbError> {
     if row.int(3) >= MAX_SENDS && (arrived as i64) < row.int(1) {
         return Ok(None);
     }
-    db.execute(update, params![row.text(0), arrived as i64, expires_at])?;
+    db.execute(
+        "UPDATE temp_registrations SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
+           expires_at = max(expires_at, ?3) WHERE temp_id = ?1",
+        params![row.text(0), arrived as i64, expires_at],
+    )?;
     parse_temp_id(row).map(Some)
 }
 
@@ -222,8 +202,18 @@ fn parse_temp_id(row: &Row) -> Result<TempId, DbError> {
 /// from now (the mail server has accepted it) and removes its outbox row.
 /// If that transaction fails, the row stays: the code does not expire
 /// meanwhile, and the next sweep mails it again and dates it then.
-fn mail_and_clear(env: &impl Ports, cfg: &FlowConfig, email: &Email, temp_id: &TempId) -> Result<Sent, WorkerCrashed> {
-    let otp = derive_code(&cfg.secret, email.as_str(), temp_id.as_str());
+fn mail_and_clear(
+    env: &impl Ports,
+    cfg: &FlowConfig,
+    email: &Email,
+    temp_id: &TempId,
+    recovery: bool,
+) -> Result<Sent, WorkerCrashed> {
+    let otp = if recovery {
+        derive_recovery_code(&cfg.secret, email.as_str(), temp_id.as_str())
+    } else {
+        derive_code(&cfg.secret, email.as_str(), temp_id.as_str())
+    };
     let sent = env.send_mail(Mail {
         to: email.clone(),
         otp,
@@ -241,10 +231,6 @@ fn mail_and_clear(env: &impl Ports, cfg: &FlowConfig, email: &Email, temp_id: &T
             "UPDATE temp_registrations SET expires_at = max(expires_at, ?2) WHERE temp_id = ?1",
             params![t, expires_at],
         )?;
-        db.execute(
-            "UPDATE recovery_codes SET expires_at = max(expires_at, ?2) WHERE temp_id = ?1",
-            params![t, expires_at],
-        )?;
         db.execute("DELETE FROM outbox WHERE temp_id = ?1", params![t])
     });
     match cleared {
@@ -255,8 +241,8 @@ fn mail_and_clear(env: &impl Ports, cfg: &FlowConfig, email: &Email, temp_id: &T
 
 /// What a worker does when it (re)starts, and what `otpsim serve`'s
 /// outbox sweep does every few seconds: mail every queued code whose
-/// registration (or recovery code) still exists; a queued row whose code
-/// is gone is dropped, never mailed.
+/// registration still exists; a queued row whose code is gone is dropped,
+/// never mailed.
 pub(super) fn recover(env: &impl Ports, cfg: &FlowConfig) -> Result<(), WorkerCrashed> {
     let db = env.db();
     let queued = db.query("SELECT email, temp_id FROM outbox ORDER BY temp_id", params![]);
@@ -272,20 +258,17 @@ pub(super) fn recover(env: &impl Ports, cfg: &FlowConfig) -> Result<(), WorkerCr
         };
         let current = db.immediate(|db| {
             let t = temp_id.as_str();
-            let live = db.query_first(
-                "SELECT 1 FROM temp_registrations WHERE temp_id = ?1 UNION ALL SELECT 1 FROM recovery_codes WHERE temp_id = ?1",
-                params![t],
-            )?;
+            let live = db.query_first("SELECT recovery FROM temp_registrations WHERE temp_id = ?1", params![t])?;
             if live.is_none() {
                 db.execute("DELETE FROM outbox WHERE temp_id = ?1", params![t])?;
             }
-            Ok(live.is_some())
+            Ok(live.map(|row| row.int(0) != 0))
         });
         match current {
-            Ok(true) => {
-                mail_and_clear(env, cfg, &email, &temp_id)?;
+            Ok(Some(recovery)) => {
+                mail_and_clear(env, cfg, &email, &temp_id, recovery)?;
             }
-            Ok(false) => {}
+            Ok(None) => {}
             Err(DbError::Crashed) => return Err(WorkerCrashed),
             Err(_) => return Ok(()),
         }
@@ -293,25 +276,23 @@ pub(super) fn recover(env: &impl Ports, cfg: &FlowConfig) -> Result<(), WorkerCr
     Ok(())
 }
 
-/// A code as verify judges it: from `temp_registrations` or
-/// `recovery_codes`, selected as (temp_id, otp_mac, expires_at, attempts,
-/// queued).
+/// What verify makes of the code it was given.
 enum Judged {
     Answer(Response),
     Right,
 }
 
-/// Expiry, the attempt count and the comparison, for the code in `row`
-/// of `table`.
+/// Lockout, expiry, the attempt count and the comparison, for the pending
+/// row `row` (temp_id, otp_mac, expires_at, attempts, queued, recovery).
 fn judge<P: crate::platform::Platform>(
     db: &Db<'_, P>,
     cfg: &FlowConfig,
     row: &Row,
     arrived: u64,
     submitted: &str,
-    recovery: bool,
 ) -> Result<Judged, DbError> {
-    if row.int(3) >= i64::from(cfg.max_attempts) {
+    let recovery = row.int(5) != 0;
+    if !recovery && row.int(3) >= i64::from(cfg.max_attempts) {
         return Ok(Judged::Answer(Response::new(Code::Locked, LOCKED)));
     }
     // A queued code's mail is not known to have gone: its lifetime has
@@ -323,19 +304,22 @@ fn judge<P: crate::platform::Platform>(
             "This code has expired; sign up again and we will mail it to you again.",
         )));
     }
-    // Count first: concurrent guesses each see the others' attempts.
+    let right = constant_time_eq(row.text(1).as_bytes(), submitted.as_bytes());
     if recovery {
-        db.execute(
-            "UPDATE recovery_codes SET attempts = attempts + 1 WHERE temp_id = ?1",
-            params![row.text(0)],
-        )?;
-    } else {
-        db.execute(
-            "UPDATE temp_registrations SET attempts = attempts + 1 WHERE temp_id = ?1",
-            params![row.text(0)],
-        )?;
+        // Past guessing: a wrong code counts nothing, so nobody can lock
+        // the owner out again.
+        return Ok(if right {
+            Judged::Right
+        } else {
+            Judged::Answer(Response::new(Code::Locked, LOCKED))
+        });
     }
-    if !constant_time_eq(row.text(1).as_bytes(), submitted.as_bytes()) {
+    // Count first: concurrent guesses each see the others' attempts.
+    db.execute(
+        "UPDATE temp_registrations SET attempts = attempts + 1 WHERE temp_id = ?1",
+        params![row.text(0)],
+    )?;
+    if !right {
         let left = i64::from(cfg.max_attempts) - row.int(3) - 1;
         return Ok(Judged::Answer(Response::new(
             Code::InvalidOtp,
@@ -365,7 +349,7 @@ pub(super) fn verify(
     let result = db.immediate(|db| {
         let pending = db.query_first(
             "SELECT temp_id, otp_mac, expires_at, attempts,
-               EXISTS (SELECT 1 FROM outbox o WHERE o.temp_id = t.temp_id)
+               EXISTS (SELECT 1 FROM outbox o WHERE o.temp_id = t.temp_id), recovery
              FROM temp_registrations t WHERE email = ?1",
             params![e],
         )?;
@@ -382,32 +366,7 @@ pub(super) fn verify(
                 ),
             });
         };
-        let judged = if row.int(3) < i64::from(cfg.max_attempts) {
-            judge(db, cfg, &row, arrived, &submitted, false)?
-        } else {
-            // Locked: only this browser's own recovery code can verify, so
-            // a stranger's guesses never reach the owner's.
-            let mine = match session.temp_user_id() {
-                Some(t) => db.query_first(
-                    "SELECT temp_id, otp_mac, expires_at, attempts,
-                       EXISTS (SELECT 1 FROM outbox o WHERE o.temp_id = r.temp_id)
-                     FROM recovery_codes r WHERE temp_id = ?1 AND email = ?2",
-                    params![t, e],
-                )?,
-                None => None,
-            };
-            match mine {
-                // The locked code itself, typed by a browser that has a
-                // recovery code: refused as locked, and it costs the
-                // recovery code no attempt (the locked code verifies
-                // nothing, so telling it apart tells nobody anything).
-                Some(_) if constant_time_eq(row.text(1).as_bytes(), submitted.as_bytes()) => {
-                    Judged::Answer(Response::new(Code::Locked, LOCKED))
-                }
-                Some(code) => judge(db, cfg, &code, arrived, &submitted, true)?,
-                None => Judged::Answer(Response::new(Code::Locked, LOCKED)),
-            }
-        };
+        let judged = judge(db, cfg, &row, arrived, &submitted)?;
         if let Judged::Answer(response) = judged {
             return Ok(response);
         }
@@ -417,7 +376,6 @@ pub(super) fn verify(
             params![e, password_hash(&cfg.secret, e, password), submitted.as_str()],
         )?;
         db.execute("DELETE FROM temp_registrations WHERE email = ?1", params![e])?;
-        db.execute("DELETE FROM recovery_codes WHERE email = ?1", params![e])?;
         // No queued mail outlives its registration.
         db.execute("DELETE FROM outbox WHERE email = ?1", params![e])?;
         Ok(Response::new(Code::Ok, "Email verified; your account is ready."))

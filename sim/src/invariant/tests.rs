@@ -607,8 +607,9 @@ fn owner_recovers_from_a_lockout_she_did_not_cause() {
         vec![Invariant::OwnerRecovers]
     );
     // Typed before her browser held the signup's answer (the mail came
-    // first): a recovery code is owed only where it was asked for, once
-    // that browser has the answer (found by explore, seed 2).
+    // first): the code is hers as soon as its mail is. (A design that
+    // bound recovery codes to the session was excused this, and broke
+    // the seed incident's way one level up: docs/flows.md.)
     let early = locked_by_mallory()
         .send(2000, 4, signup("ana", true, "s3cret!"))
         .mail(2000, 4, 2, "222222", "temp_1_00000002")
@@ -623,7 +624,7 @@ fn owner_recovers_from_a_lockout_she_did_not_cause() {
             },
         )
         .db(&["temp_1_00000001"], &[]);
-    assert_eq!(early.check(), vec![]);
+    assert_eq!(early.check(), vec![Invariant::VerifySucceeds, Invariant::OwnerRecovers]);
     // Mallory's next burst locks her new code too.
     assert!(fresh("222222", Code::Locked)
         .db(&["temp_1_00000002"], &[])
@@ -652,9 +653,9 @@ fn owner_recovers_from_a_lockout_she_did_not_cause() {
 }
 
 #[test]
-fn verify_succeeds_after_a_lockout_owes_a_browser_only_its_own_recovery_code() {
-    // Locked by mallory; then his signup gets a recovery code mailed to
-    // ana's address (mail 2), and ana types it from her own browser.
+fn verify_succeeds_after_a_lockout_owes_her_any_code_mailed_to_her() {
+    // Locked by mallory; then his signup gets a fresh code mailed to ana's
+    // address (mail 2), and ana types it from her own browser.
     let typed_his = |locked: bool| {
         let t = if locked { locked_by_mallory() } else { signed_up() };
         t.send(2000, 4, signup("mallory", false, "mallory's"))
@@ -665,15 +666,16 @@ fn verify_succeeds_after_a_lockout_owes_a_browser_only_its_own_recovery_code() {
             .db(&["temp_1_00000001"], &[])
             .check()
     };
-    assert!(!typed_his(true).contains(&Invariant::VerifySucceeds));
-    // Without a lockout, a code mailed to her address is hers to use.
+    // Mallory's guesses were answered before that code existed: none of
+    // them can be placed against it.
+    assert!(typed_his(true).contains(&Invariant::VerifySucceeds));
     assert!(typed_his(false).contains(&Invariant::VerifySucceeds));
 }
 
 #[test]
-fn attempts_limited_after_a_lockout_counts_each_browsers_recovery_code_apart() {
-    // Locked by mallory; then mallory's and ana's signups get recovery
-    // codes 2 and 3 (mailed to ana's address, mail 3 the newest).
+fn attempts_limited_after_a_lockout_counts_the_new_registration_like_any() {
+    // Locked by mallory; then mallory's and ana's signups mail codes 2 and
+    // 3 to ana's address (mail 3 the newest).
     let recovered = || {
         locked_by_mallory()
             .send(2000, 4, signup("mallory", false, "mallory's"))
@@ -683,8 +685,18 @@ fn attempts_limited_after_a_lockout_counts_each_browsers_recovery_code_apart() {
             .mail(2000, 5, 3, "333333", "temp_1_00000003")
             .answer(2000, 5, Code::Ok)
     };
-    // One wrong code from each browser, each against its own code.
-    let each = recovered()
+    // Two wrong codes against the newest registration: within the limit.
+    let two = recovered()
+        .send(3000, 6, wrong("mallory", false))
+        .answer(3000, 6, Code::InvalidOtp)
+        .send(3000, 7, wrong("ana", true))
+        .answer(3000, 7, Code::InvalidOtp)
+        .db(&["temp_1_00000001"], &[]);
+    assert!(!two.check().contains(&Invariant::AttemptsLimited));
+    // A third, from any browser: one past max_attempts. (A flow whose
+    // recovery code is past guessing answers 423 to wrong codes and counts
+    // nothing.)
+    let three = recovered()
         .send(3000, 6, wrong("mallory", false))
         .answer(3000, 6, Code::InvalidOtp)
         .send(3000, 7, wrong("ana", true))
@@ -692,36 +704,7 @@ fn attempts_limited_after_a_lockout_counts_each_browsers_recovery_code_apart() {
         .send(3000, 8, wrong("mallory", false))
         .answer(3000, 8, Code::InvalidOtp)
         .db(&["temp_1_00000001"], &[]);
-    assert!(!each.check().contains(&Invariant::AttemptsLimited));
-    // The same three from mallory while ana's code is the newest mailed:
-    // in a flow with one code per address they met hers, in one with a
-    // code per browser his own. Counted against neither.
-    let ambiguous = recovered()
-        .send(3000, 6, wrong("mallory", false))
-        .answer(3000, 6, Code::InvalidOtp)
-        .send(3100, 7, wrong("mallory", false))
-        .answer(3100, 7, Code::InvalidOtp)
-        .send(3200, 8, wrong("mallory", false))
-        .answer(3200, 8, Code::InvalidOtp)
-        .db(&["temp_1_00000001"], &[]);
-    assert!(!ambiguous.check().contains(&Invariant::AttemptsLimited));
-    // Three from mallory against his own code, which is also the newest
-    // mailed: one past max_attempts on every reading.
-    let his = locked_by_mallory()
-        .send(2000, 5, signup("ana", true, "s3cret!"))
-        .mail(2000, 5, 2, "333333", "temp_1_00000003")
-        .answer(2000, 5, Code::Ok)
-        .send(2000, 4, signup("mallory", false, "mallory's"))
-        .mail(2000, 4, 3, "222222", "temp_1_00000002")
-        .answer(2000, 4, Code::Ok)
-        .send(3000, 6, wrong("mallory", false))
-        .answer(3000, 6, Code::InvalidOtp)
-        .send(3100, 7, wrong("mallory", false))
-        .answer(3100, 7, Code::InvalidOtp)
-        .send(3200, 8, wrong("mallory", false))
-        .answer(3200, 8, Code::InvalidOtp)
-        .db(&["temp_1_00000001"], &[]);
-    assert!(his.check().contains(&Invariant::AttemptsLimited));
+    assert!(three.check().contains(&Invariant::AttemptsLimited));
 }
 
 #[test]

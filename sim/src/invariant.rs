@@ -427,7 +427,14 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         if q.sent_at >= mail.sent_at + limits.otp_ttl_ms {
             continue;
         }
-        if code == Code::Locked && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
+        // Locked by guesses that may be placed first: owed a 423, or, once
+        // another code has made the account, the account's "not right".
+        let account = h.account_before(&q.email, answer.index)
+            || h.verifies().any(|v| {
+                v.email == q.email && v.succeeded() && v.answered().is_some_and(|a| a.index < answer.index)
+            });
+        let dead = code == Code::Locked || (code == Code::InvalidOtp && account);
+        if dead && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
             continue;
         }
         let fault = if q.faulted {
@@ -792,10 +799,20 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
         let Some((lock, at)) = refused.chain(limit).min_by_key(|(_, at)| *at) else {
             continue;
         };
+        // A verify that died may have counted its attempt: where the
+        // owner's own may explain the lockout, it is hers. And the lockout
+        // may have taken effect as early as the max_attempts-th such guess
+        // was sent: only a code mailed before then is surely the locked one.
+        let may_count = |q: &&Req| q.kind == Kind::Verify && q.answered().is_none_or(|a| a.code == Code::InvalidOtp);
         let own_wrong = for_it()
-            .filter(|q| q.kind == Kind::Verify && q.owner && q.sent_index < at)
-            .filter(|q| q.answered().is_some_and(|a| a.code == Code::InvalidOtp))
+            .filter(may_count)
+            .filter(|q| q.owner && q.sent_index < at)
             .count();
+        let mut possible: Vec<usize> = for_it().filter(may_count).map(|q| q.sent_index).collect();
+        possible.sort_unstable();
+        let earliest = possible
+            .get(limits.max_attempts as usize - 1)
+            .map_or(at, |&i| i.min(at));
         if own_wrong >= limits.max_attempts as usize {
             continue;
         }
@@ -817,7 +834,19 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
         if verified || h.account_before(email, signup.done_by()) {
             continue;
         }
-        if !answer.code.is_success() {
+        // Refused 429 because the fresh code already went out often (other
+        // signups asked for it): that keeps her out only if none of those
+        // mails reached her address after the lockout, within its lifetime.
+        let mailed_already = (answer.code == Code::TooManyRequests)
+            .then(|| {
+                h.mails
+                    .iter()
+                    .filter(|m| m.to == email && !m.cut && m.index > earliest && m.index < answer.index)
+                    .filter(|m| signup.sent_at < m.sent_at + limits.otp_ttl_ms)
+                    .max_by_key(|m| m.index)
+            })
+            .flatten();
+        if !answer.code.is_success() && mailed_already.is_none() {
             return violation(
                 Invariant::OwnerRecovers,
                 Some(signup.id),
@@ -839,11 +868,12 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
                 .iter()
                 .filter(|m| m.to == email && !m.cut && m.index > signup.sent_index)
         };
-        let Some(mail) = after()
-            .filter(|m| m.request == signup.id)
-            .min_by_key(|m| m.index)
-            .or_else(|| after().min_by_key(|m| m.index))
-        else {
+        let Some(mail) = mailed_already.or_else(|| {
+            after()
+                .filter(|m| m.request == signup.id)
+                .min_by_key(|m| m.index)
+                .or_else(|| after().min_by_key(|m| m.index))
+        }) else {
             return violation(
                 Invariant::OwnerRecovers,
                 Some(signup.id),
@@ -856,7 +886,7 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
         let stale = h
             .mails
             .iter()
-            .any(|m| m.to == email && m.index < at && m.otp == mail.otp);
+            .any(|m| m.to == email && m.index < earliest && m.otp == mail.otp);
         if stale {
             return violation(
                 Invariant::OwnerRecovers,

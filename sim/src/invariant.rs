@@ -834,16 +834,17 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
         if verified || h.account_before(email, signup.done_by()) {
             continue;
         }
-        // Refused 429 because the fresh code already went out often (other
-        // signups asked for it): that keeps her out only if none of those
-        // mails reached her address after the lockout, within its lifetime.
+        // Refused 429 because the fresh code was already asked for often
+        // (other signups' mails, perhaps still on their way): that keeps
+        // her out only if none of those mails reaches her address after
+        // the lockout, alive when she asked.
         let mailed_already = (answer.code == Code::TooManyRequests)
             .then(|| {
                 h.mails
                     .iter()
-                    .filter(|m| m.to == email && !m.cut && m.index > earliest && m.index < answer.index)
+                    .filter(|m| m.to == email && !m.cut && m.index > earliest)
                     .filter(|m| signup.sent_at < m.sent_at + limits.otp_ttl_ms)
-                    .max_by_key(|m| m.index)
+                    .min_by_key(|m| m.index)
             })
             .flatten();
         if !answer.code.is_success() && mailed_already.is_none() {

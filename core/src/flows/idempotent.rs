@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS users (
     otp_mac TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (
-    temp_id TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    temp_id TEXT NOT NULL,
     email TEXT NOT NULL
 );";
 
@@ -95,7 +96,7 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
     let arrived = env.arrived_ms();
     let db = env.db();
     let e = email.as_str();
-    let mut issued: Option<(TempId, bool)> = None;
+    let mut issued: Option<(TempId, bool, i64)> = None;
     let result = db.immediate(|db| {
         if db.query_first("SELECT 1 FROM users WHERE email = ?1", params![e])?.is_some() {
             return Ok(Response::new(Code::BadRequest, "This email already has an account; please sign in."));
@@ -140,17 +141,23 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                 (temp_id, true)
             }
         };
-        db.execute(
-            "INSERT INTO outbox (temp_id, email) VALUES (?1, ?2) ON CONFLICT (temp_id) DO NOTHING",
-            params![temp_id.as_str(), e],
-        )?;
-        issued = Some((temp_id, recovery));
+        // One row per send, not per code: two signups mailing one code at
+        // once each leave their own, so the first to finish cannot date
+        // the code's expiry for the other's mail, still on its way.
+        let queued = db
+            .query_first(
+                "INSERT INTO outbox (temp_id, email) VALUES (?1, ?2) RETURNING id",
+                params![temp_id.as_str(), e],
+            )?
+            .ok_or_else(|| DbError::Other("INSERT … RETURNING id gave no row".into()))?
+            .int(0);
+        issued = Some((temp_id, recovery, queued));
         Ok(Response::new(Code::Ok, format!("Verification code sent to {email}")))
     });
-    if let (Ok(r), Some((temp_id, recovery))) = (&result, &issued) {
+    if let (Ok(r), Some((temp_id, recovery, queued))) = (&result, &issued) {
         if r.code == Code::Ok {
             // After COMMIT: SMTP holds no database lock.
-            let sent = mail_and_clear(env, cfg, email, temp_id, *recovery)?;
+            let sent = mail_and_clear(env, cfg, email, temp_id, *recovery, *queued)?;
             // A hint for the browser; verify never reads it.
             session.set_temp_user_id(temp_id.as_str());
             session.set_email(e);
@@ -199,7 +206,8 @@ fn parse_temp_id(row: &Row) -> Result<TempId, DbError> {
 }
 
 /// Mails the code of `temp_id`, then, in one transaction, dates its expiry
-/// from now (the mail server has accepted it) and removes its outbox row.
+/// from now (the mail server has accepted it) and removes outbox row
+/// `queued`.
 /// If that transaction fails, the row stays: the code does not expire
 /// meanwhile, and the next sweep mails it again and dates it then.
 fn mail_and_clear(
@@ -208,6 +216,7 @@ fn mail_and_clear(
     email: &Email,
     temp_id: &TempId,
     recovery: bool,
+    queued: i64,
 ) -> Result<Sent, WorkerCrashed> {
     let otp = if recovery {
         derive_recovery_code(&cfg.secret, email.as_str(), temp_id.as_str())
@@ -231,7 +240,7 @@ fn mail_and_clear(
             "UPDATE temp_registrations SET expires_at = max(expires_at, ?2) WHERE temp_id = ?1",
             params![t, expires_at],
         )?;
-        db.execute("DELETE FROM outbox WHERE temp_id = ?1", params![t])
+        db.execute("DELETE FROM outbox WHERE id = ?1", params![queued])
     });
     match cleared {
         Err(DbError::Crashed) => Err(WorkerCrashed),
@@ -245,7 +254,7 @@ fn mail_and_clear(
 /// never mailed.
 pub(super) fn recover(env: &impl Ports, cfg: &FlowConfig) -> Result<(), WorkerCrashed> {
     let db = env.db();
-    let queued = db.query("SELECT email, temp_id FROM outbox ORDER BY temp_id", params![]);
+    let queued = db.query("SELECT email, temp_id, id FROM outbox ORDER BY id", params![]);
     let rows = match queued {
         Ok(rows) => rows,
         Err(DbError::Crashed) => return Err(WorkerCrashed),
@@ -256,17 +265,18 @@ pub(super) fn recover(env: &impl Ports, cfg: &FlowConfig) -> Result<(), WorkerCr
         let (Ok(email), Ok(temp_id)) = (Email::parse(row.text(0)), TempId::parse(row.text(1))) else {
             continue;
         };
+        let id = row.int(2);
         let current = db.immediate(|db| {
             let t = temp_id.as_str();
             let live = db.query_first("SELECT recovery FROM temp_registrations WHERE temp_id = ?1", params![t])?;
             if live.is_none() {
-                db.execute("DELETE FROM outbox WHERE temp_id = ?1", params![t])?;
+                db.execute("DELETE FROM outbox WHERE id = ?1", params![id])?;
             }
             Ok(live.map(|row| row.int(0) != 0))
         });
         match current {
             Ok(Some(recovery)) => {
-                mail_and_clear(env, cfg, &email, &temp_id, recovery)?;
+                mail_and_clear(env, cfg, &email, &temp_id, recovery, id)?;
             }
             Ok(None) => {}
             Err(DbError::Crashed) => return Err(WorkerCrashed),

@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS users (
     otp_mac TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     temp_id TEXT NOT NULL,
     email TEXT NOT NULL
 );";
@@ -305,6 +305,13 @@ fn judge<P: crate::platform::Platform>(
     if !recovery && row.int(3) >= i64::from(cfg.max_attempts) {
         return Ok(Judged::Answer(Response::new(Code::Locked, LOCKED)));
     }
+    let right = constant_time_eq(row.text(1).as_bytes(), submitted.as_bytes());
+    // Past guessing: a wrong code against a recovery code counts nothing,
+    // so nobody can lock the owner out again; and whatever it is (the
+    // locked code, a guess), the address is locked to it, expired or not.
+    if recovery && !right {
+        return Ok(Judged::Answer(Response::new(Code::Locked, LOCKED)));
+    }
     // A queued code's mail is not known to have gone: its lifetime has
     // not started.
     let queued = row.int(4) != 0;
@@ -314,15 +321,8 @@ fn judge<P: crate::platform::Platform>(
             "This code has expired; sign up again and we will mail it to you again.",
         )));
     }
-    let right = constant_time_eq(row.text(1).as_bytes(), submitted.as_bytes());
     if recovery {
-        // Past guessing: a wrong code counts nothing, so nobody can lock
-        // the owner out again.
-        return Ok(if right {
-            Judged::Right
-        } else {
-            Judged::Answer(Response::new(Code::Locked, LOCKED))
-        });
+        return Ok(Judged::Right);
     }
     // Count first: concurrent guesses each see the others' attempts.
     db.execute(

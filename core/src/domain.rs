@@ -451,7 +451,10 @@ mod tests {
     fn otp_is_four_to_twenty_digits_and_hidden_in_debug() {
         assert_eq!(Otp::parse("012345").unwrap().digits(), "012345");
         assert_eq!(Otp::parse("0123").unwrap().digits(), "0123");
-        assert_eq!(Otp::parse("01234567890123456789").unwrap().digits(), "01234567890123456789");
+        assert_eq!(
+            Otp::parse("01234567890123456789").unwrap().digits(),
+            "01234567890123456789"
+        );
         for bad in ["123", "012345678901234567890", "12345a", "", "١٢٣٤٥٦", " 123456"] {
             assert!(Otp::parse(bad).is_err(), "{bad:?} accepted");
         }

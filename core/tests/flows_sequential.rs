@@ -294,7 +294,10 @@ fn idempotent_never_accepts_a_wrong_code_and_locks_after_max_attempts() {
     assert_eq!(b.send(&local, 0, &verify(ANA, &first)).code, Code::Locked);
     let mut stranger = Browser::default();
     for _ in 0..max + 1 {
-        assert_eq!(stranger.send(&local, 0, &verify(ANA, &wrong_code(&local))).code, Code::Locked);
+        assert_eq!(
+            stranger.send(&local, 0, &verify(ANA, &wrong_code(&local))).code,
+            Code::Locked
+        );
         assert_eq!(stranger.send(&local, 0, &verify(ANA, "123456")).code, Code::Locked);
     }
     // Bound to no session: any browser of hers that holds the mail.
@@ -458,7 +461,10 @@ fn idempotent_counts_down_attempts_and_re_sends_one_recovery_code() {
     assert_eq!(stranger.send(&local, 0, &signup(ANA)).code, Code::Ok);
     let recovery = code_of(&local);
     for _ in 0..3 * max {
-        assert_eq!(stranger.send(&local, 0, &verify(ANA, &wrong_code(&local))).code, Code::Locked);
+        assert_eq!(
+            stranger.send(&local, 0, &verify(ANA, &wrong_code(&local))).code,
+            Code::Locked
+        );
     }
     // Her own signup, and a double-click of it, re-send the same recovery
     // code: whichever answer her browser keeps, the mail she types works.

@@ -430,9 +430,8 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         // Locked by guesses that may be placed first: owed a 423, or, once
         // another code has made the account, the account's "not right".
         let account = h.account_before(&q.email, answer.index)
-            || h.verifies().any(|v| {
-                v.email == q.email && v.succeeded() && v.answered().is_some_and(|a| a.index < answer.index)
-            });
+            || h.verifies()
+                .any(|v| v.email == q.email && v.succeeded() && v.answered().is_some_and(|a| a.index < answer.index));
         let dead = code == Code::Locked || (code == Code::InvalidOtp && account);
         if dead && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
             continue;
@@ -844,6 +843,12 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
                     .iter()
                     .filter(|m| m.to == email && !m.cut && m.index > earliest)
                     .filter(|m| signup.sent_at < m.sent_at + limits.otp_ttl_ms)
+                    // A late mail of the locked code is no way out.
+                    .filter(|m| {
+                        !h.mails
+                            .iter()
+                            .any(|old| old.to == email && old.index < earliest && old.otp == m.otp)
+                    })
                     .min_by_key(|m| m.index)
             })
             .flatten();

@@ -19,8 +19,9 @@
 //!   the outbox row. While a code's outbox row stands, its mail is not
 //!   known to have gone, and the code does not expire.
 //! - Signup runs in one `BEGIN IMMEDIATE` transaction and queues the mail
-//!   in an outbox; the code is sent after COMMIT, holding no lock (SMTP
-//!   can be slow). A worker that restarts after a crash sends what is
+//!   in an outbox, one row per send (ids never reused); the code is sent
+//!   after COMMIT, holding no lock (SMTP can be slow), and each send's
+//!   clean-up removes only its own row. A worker that restarts after a crash sends what is
 //!   still queued, unless its registration is gone; a verify that makes
 //!   the account clears the address's queue.
 //! - Verify judges expiry by when the request arrived at the server, not
@@ -85,8 +86,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 pub const MAX_SENDS: i64 = 5;
 
 const BUSY: &str = "The service is busy; nothing was changed. Please retry.";
-const LOCKED: &str =
-    "Too many wrong codes for this address. Sign up again: we will mail you a recovery code.";
+const LOCKED: &str = "Too many wrong codes for this address. Sign up again: we will mail you a recovery code.";
 
 fn retry(_: DbError) -> Handled {
     Ok(Response::new(Code::Retry, BUSY))
@@ -97,63 +97,71 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
     let db = env.db();
     let e = email.as_str();
     let mut issued: Option<(TempId, bool, i64)> = None;
-    let result = db.immediate(|db| {
-        if db.query_first("SELECT 1 FROM users WHERE email = ?1", params![e])?.is_some() {
-            return Ok(Response::new(Code::BadRequest, "This email already has an account; please sign in."));
-        }
-        let pending = db.query_first(
-            "SELECT temp_id, expires_at, attempts, sends, recovery FROM temp_registrations WHERE email = ?1",
-            params![e],
-        )?;
-        // A lower bound only: the expiry is set from the mail's acceptance,
-        // after the send.
-        let expires_at = (env.now_ms() + cfg.otp_ttl_ms) as i64;
-        let (temp_id, recovery) = match pending {
-            None => {
-                let temp_id = new_temp_id(env);
-                let otp = derive_code(&cfg.secret, e, temp_id.as_str());
-                db.execute(
+    let result =
+        db.immediate(|db| {
+            if db
+                .query_first("SELECT 1 FROM users WHERE email = ?1", params![e])?
+                .is_some()
+            {
+                return Ok(Response::new(
+                    Code::BadRequest,
+                    "This email already has an account; please sign in.",
+                ));
+            }
+            let pending = db.query_first(
+                "SELECT temp_id, expires_at, attempts, sends, recovery FROM temp_registrations WHERE email = ?1",
+                params![e],
+            )?;
+            // A lower bound only: the expiry is set from the mail's acceptance,
+            // after the send.
+            let expires_at = (env.now_ms() + cfg.otp_ttl_ms) as i64;
+            let (temp_id, recovery) =
+                match pending {
+                    None => {
+                        let temp_id = new_temp_id(env);
+                        let otp = derive_code(&cfg.secret, e, temp_id.as_str());
+                        db.execute(
                     "INSERT INTO temp_registrations (email, temp_id, otp_mac, created_at, expires_at, attempts, sends)
                      VALUES (?1, ?2, ?3, ?4, ?5, 0, 1)",
                     params![e, temp_id.as_str(), code_mac(&cfg.secret, e, &otp), arrived as i64, expires_at],
                 )?;
-                (temp_id, false)
-            }
-            // Pending, or a recovery code (which counts no attempts): the
-            // same code again.
-            Some(row) if row.int(2) < i64::from(cfg.max_attempts) => {
-                let Some(temp_id) = resend(db, &row, arrived, expires_at)? else {
-                    return Ok(too_many_sends());
-                };
-                (temp_id, row.int(4) != 0)
-            }
-            // Locked: the locked code gives way to a recovery code, and its
-            // queued mail goes with it.
-            Some(row) => {
-                let temp_id = new_temp_id(env);
-                let otp = derive_recovery_code(&cfg.secret, e, temp_id.as_str());
-                db.execute("DELETE FROM outbox WHERE temp_id = ?1", params![row.text(0)])?;
-                db.execute(
+                        (temp_id, false)
+                    }
+                    // Pending, or a recovery code (which counts no attempts): the
+                    // same code again.
+                    Some(row) if row.int(2) < i64::from(cfg.max_attempts) => {
+                        let Some(temp_id) = resend(db, &row, arrived, expires_at)? else {
+                            return Ok(too_many_sends());
+                        };
+                        (temp_id, row.int(4) != 0)
+                    }
+                    // Locked: the locked code gives way to a recovery code, and its
+                    // queued mail goes with it.
+                    Some(row) => {
+                        let temp_id = new_temp_id(env);
+                        let otp = derive_recovery_code(&cfg.secret, e, temp_id.as_str());
+                        db.execute("DELETE FROM outbox WHERE temp_id = ?1", params![row.text(0)])?;
+                        db.execute(
                     "UPDATE temp_registrations SET temp_id = ?2, otp_mac = ?3, created_at = ?4, expires_at = ?5,
                        attempts = 0, sends = 1, recovery = 1 WHERE email = ?1",
                     params![e, temp_id.as_str(), code_mac(&cfg.secret, e, &otp), arrived as i64, expires_at],
                 )?;
-                (temp_id, true)
-            }
-        };
-        // One row per send, not per code: two signups mailing one code at
-        // once each leave their own, so the first to finish cannot date
-        // the code's expiry for the other's mail, still on its way.
-        let queued = db
-            .query_first(
-                "INSERT INTO outbox (temp_id, email) VALUES (?1, ?2) RETURNING id",
-                params![temp_id.as_str(), e],
-            )?
-            .ok_or_else(|| DbError::Other("INSERT … RETURNING id gave no row".into()))?
-            .int(0);
-        issued = Some((temp_id, recovery, queued));
-        Ok(Response::new(Code::Ok, format!("Verification code sent to {email}")))
-    });
+                        (temp_id, true)
+                    }
+                };
+            // One row per send, not per code: two signups mailing one code at
+            // once each leave their own, so the first to finish cannot date
+            // the code's expiry for the other's mail, still on its way.
+            let queued = db
+                .query_first(
+                    "INSERT INTO outbox (temp_id, email) VALUES (?1, ?2) RETURNING id",
+                    params![temp_id.as_str(), e],
+                )?
+                .ok_or_else(|| DbError::Other("INSERT … RETURNING id gave no row".into()))?
+                .int(0);
+            issued = Some((temp_id, recovery, queued));
+            Ok(Response::new(Code::Ok, format!("Verification code sent to {email}")))
+        });
     if let (Ok(r), Some((temp_id, recovery, queued))) = (&result, &issued) {
         if r.code == Code::Ok {
             // After COMMIT: SMTP holds no database lock.

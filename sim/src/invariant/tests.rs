@@ -621,6 +621,24 @@ fn owner_recovers_from_a_lockout_she_did_not_cause() {
             .check()
     };
     assert_eq!(too_often(true, Code::Ok), vec![]);
+    // A late mail of the locked code came first: it is no way out, and the
+    // fresh one after it is hers (a false alarm `explore` found, seed 4).
+    let late_locked = |fresh: bool| {
+        let t = locked_by_mallory().mail(1500, 1, 2, "111111", "temp_1_00000001");
+        let t = if fresh {
+            t.send(1600, 8, signup("mallory", false, "mallory's"))
+                .mail(1600, 8, 3, "222222", "temp_1_00000002")
+                .answer(1600, 8, Code::Ok)
+        } else {
+            t
+        };
+        t.send(2000, 4, signup("ana", true, "s3cret!"))
+            .answer(2000, 4, Code::TooManyRequests)
+            .db(&[if fresh { "temp_1_00000002" } else { "temp_1_00000001" }], &[])
+            .check()
+    };
+    assert_eq!(late_locked(true), vec![]);
+    assert_eq!(late_locked(false), vec![Invariant::OwnerRecovers]);
     assert!(too_often(true, Code::Locked).contains(&Invariant::OwnerRecovers));
     assert!(too_often(false, Code::Ok).contains(&Invariant::OwnerRecovers));
     // The "fresh" code is the locked one again.

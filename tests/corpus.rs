@@ -44,7 +44,7 @@ fn check_file(path: &str) {
 /// The corpus is the project's evidence: together its files must show
 /// every invariant the variants are known to break. Any variant may be
 /// expected to fail, idempotent included: a file that records an
-/// idempotent failure is a finding, and the README says so.
+/// idempotent failure is a finding, and docs/findings.md says so.
 #[test]
 fn the_corpus_shows_each_known_break() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");

@@ -1,5 +1,5 @@
 //! `idempotent`: the design this project recommends. Each rule is here
-//! because a schedule broke the design without it (README, "the
+//! because a schedule broke the design without it (docs/findings.md, "the
 //! recommended design"; `docs/flows.md` has the reasoning).
 //!
 //! - One pending row per email (the email is the key), so a duplicate

@@ -830,7 +830,9 @@ impl Executor<'_> {
             .captures(&mail.body)
             .and_then(|c| c.get(1))
             .and_then(|m| Otp::parse(m.as_str()).ok())
-            .ok_or_else(|| self.target_error(format!("[mail] code finds no six-digit code in a mail to {to}")))?;
+            .ok_or_else(|| {
+                self.target_error(format!("[mail] code finds no code of 4 to 20 digits in a mail to {to}"))
+            })?;
         let number = self.mails.len() + 1;
         let named = self
             .target

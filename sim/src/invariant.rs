@@ -429,9 +429,15 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         }
         // Locked by guesses that may be placed first: owed a 423, or, once
         // another code has made the account, the account's "not right".
-        let account = h.account_before(&q.email, answer.index)
-            || h.verifies()
-                .any(|v| v.email == q.email && v.succeeded() && v.answered().is_some_and(|a| a.index < answer.index));
+        // Made by another code: a verify of another code answered 200 first,
+        // or a quiet moment showed the account while no verify of this
+        // code had answered 200 (a repeat of the right code is owed
+        // `already_verified`).
+        let by_this = |v: &Req| v.otp.as_ref() == Some(&mail.otp);
+        let account = h.verifies().any(|v| {
+            v.email == q.email && !by_this(v) && v.succeeded() && v.answered().is_some_and(|a| a.index < answer.index)
+        }) || (h.account_before(&q.email, answer.index)
+            && !h.verifies().any(|v| v.email == q.email && by_this(v) && v.succeeded()));
         let dead = code == Code::Locked || (code == Code::InvalidOtp && account);
         if dead && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
             continue;
@@ -802,7 +808,24 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
         // owner's own may explain the lockout, it is hers. And the lockout
         // may have taken effect as early as the max_attempts-th such guess
         // was sent: only a code mailed before then is surely the locked one.
-        let may_count = |q: &&Req| q.kind == Kind::Verify && q.answered().is_none_or(|a| a.code == Code::InvalidOtp);
+        // Only guesses that could have met a registration: answered after a
+        // signup for the address was sent, and, for one that died, with a
+        // code no mail to the address carried (one that did may have been
+        // right).
+        let first_signup = for_it().filter(|q| q.kind == Kind::Signup).map(|q| q.sent_index).min();
+        let mailed = |q: &Req| {
+            q.otp
+                .as_ref()
+                .is_some_and(|otp| h.mails.iter().any(|m| m.to == email && &m.otp == otp))
+        };
+        let may_count = |q: &&Req| {
+            q.kind == Kind::Verify
+                && first_signup.is_some_and(|s| q.done_by() > s)
+                && match q.answered() {
+                    Some(a) => a.code == Code::InvalidOtp,
+                    None => !mailed(q),
+                }
+        };
         let own_wrong = for_it()
             .filter(may_count)
             .filter(|q| q.owner && q.sent_index < at)
@@ -842,6 +865,14 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
                 h.mails
                     .iter()
                     .filter(|m| m.to == email && !m.cut && m.index > earliest)
+                    // Asked for before her signup was answered, by a signup
+                    // or a restarted worker: not one she asked for later.
+                    .filter(|m| {
+                        h.reqs
+                            .iter()
+                            .find(|r| r.id == m.request)
+                            .is_none_or(|r| r.sent_index < answer.index)
+                    })
                     .filter(|m| signup.sent_at < m.sent_at + limits.otp_ttl_ms)
                     // A late mail of the locked code is no way out.
                     .filter(|m| {

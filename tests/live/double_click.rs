@@ -252,7 +252,7 @@ fn double_click(app: &mut Served, name: &str, fetch: bool) -> Finding {
         newest = Some(mail);
     }
     let mail = newest.expect("a mail");
-    let code = regex::Regex::new(r"code is (\d{6})")
+    let code = regex::Regex::new(r"code is (\d{4,20})")
         .unwrap()
         .captures(&mail.body)
         .unwrap()[1]

@@ -41,7 +41,7 @@
 //!   cookie cannot make it unusable (the seed incident, one level up).
 //! - A mail the server refused stays queued, its code not yet expiring;
 //!   the page says it will follow, never that it went, and `otpsim serve`
-//!   sweeps the outbox until it goes (the next signup re-sends it too).
+//!   sweeps the outbox until it goes.
 //! - Codes are stored as an HMAC bound to the address; the mailed code is
 //!   derived from the secret, so it can be re-sent without being stored.
 //! - Any database failure rolls back and answers 503 `retry`.
@@ -87,6 +87,9 @@ pub const MAX_SENDS: i64 = 5;
 
 const BUSY: &str = "The service is busy; nothing was changed. Please retry.";
 const LOCKED: &str = "Too many wrong codes for this address. Sign up again: we will mail you a recovery code.";
+
+const RECOVERY_ONLY: &str =
+    "This address is locked after too many wrong codes: only the recovery code we mailed to it can verify it. Sign up again to have it mailed again.";
 
 fn retry(_: DbError) -> Handled {
     Ok(Response::new(Code::Retry, BUSY))
@@ -170,7 +173,7 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
             session.set_temp_user_id(temp_id.as_str());
             session.set_email(e);
             if sent == Sent::Refused {
-                // Queued, not sent: the outbox sweep (or the next signup)
+                // Queued, not sent: the outbox sweep (or a restart)
                 // mails it, and the page does not say "sent".
                 return Ok(Response::new(
                     Code::Ok,
@@ -318,7 +321,7 @@ fn judge<P: crate::platform::Platform>(
     // so nobody can lock the owner out again; and whatever it is (the
     // locked code, a guess), the address is locked to it, expired or not.
     if recovery && !right {
-        return Ok(Judged::Answer(Response::new(Code::Locked, LOCKED)));
+        return Ok(Judged::Answer(Response::new(Code::Locked, RECOVERY_ONLY)));
     }
     // A queued code's mail is not known to have gone: its lifetime has
     // not started.

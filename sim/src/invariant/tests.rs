@@ -776,6 +776,57 @@ fn verify_succeeds_owes_a_locked_code_nothing_once_another_made_the_account() {
 }
 
 #[test]
+fn checker_readings_after_a_lockout_excuse_only_what_they_must() {
+    // verify_succeeds: her double-submitted right code made the account;
+    // mallory's guesses met the account. A flow that answers her repeat
+    // "not right" broke `already_verified`: no other code made the
+    // account, so the guesses excuse nothing.
+    let repeat = signed_up()
+        .send(1000, 2, verify("111111", CodeSource::Mail(1)))
+        .answer(1000, 2, Code::Ok)
+        .db(&[], &[ANA])
+        .send(1000, 3, wrong("mallory", false))
+        .send(1000, 4, wrong("mallory", false))
+        .send(1000, 5, verify("111111", CodeSource::Mail(1)))
+        .answer(1000, 3, Code::InvalidOtp)
+        .answer(1000, 4, Code::InvalidOtp)
+        .answer(1100, 5, Code::InvalidOtp)
+        .db(&[], &[ANA]);
+    assert!(repeat.check().contains(&Invariant::VerifySucceeds));
+    // owner_recovers: her own verifies of a mailed code that died may have
+    // been right, so they are no guesses of hers and do not date the
+    // lockout. Mallory's two guesses lock registration 2; her next signup
+    // re-sends its code, the locked one.
+    let stale = signed_up()
+        .send(500, 2, verify("111111", CodeSource::Mail(1)))
+        .push(500, 2, What::Crashed)
+        .send(500, 3, verify("111111", CodeSource::Mail(1)))
+        .push(500, 3, What::Crashed)
+        .send(800, 4, signup("ana", true, "s3cret!"))
+        .mail(800, 4, 2, "222222", "temp_1_00000002")
+        .answer(800, 4, Code::Ok)
+        .send(1000, 5, wrong("mallory", false))
+        .answer(1000, 5, Code::InvalidOtp)
+        .send(1000, 6, wrong("mallory", false))
+        .answer(1000, 6, Code::InvalidOtp)
+        .send(2000, 7, signup("ana", true, "s3cret!"))
+        .mail(2000, 7, 3, "222222", "temp_1_00000002")
+        .answer(2000, 7, Code::Ok)
+        .db(&["temp_1_00000002"], &[]);
+    assert!(stale.check().contains(&Invariant::OwnerRecovers));
+    // The 429 clause takes only mails asked for before her answer: her own
+    // signup an hour later is no way out of the first one's refusal.
+    let later = locked_by_mallory()
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .answer(2000, 4, Code::TooManyRequests)
+        .send(3000, 5, signup("ana", true, "s3cret!"))
+        .mail(3000, 5, 2, "222222", "temp_1_00000002")
+        .answer(3000, 5, Code::Ok)
+        .db(&["temp_1_00000002"], &[]);
+    assert!(later.check().contains(&Invariant::OwnerRecovers));
+}
+
+#[test]
 fn verify_succeeds_after_a_lockout_owes_her_any_code_mailed_to_her() {
     // Locked by mallory; then his signup gets a fresh code mailed to ana's
     // address (mail 2), and ana types it from her own browser.

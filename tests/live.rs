@@ -468,8 +468,8 @@ fn a_bad_target_file_exits_2_and_says_where() {
             "unknown field `body`",
         ),
         (
-            "code = 'verification code is (\\d{6})'",
-            "code = 'verification code is \\d{6}'",
+            "code = 'verification code is (\\d{4,20})'",
+            "code = 'verification code is \\d{4,20}'",
             "capture group",
         ),
         ("ready_timeout = \"20s\"", "ready_timeout = \"soon\"", "not a duration"),

@@ -53,7 +53,7 @@ impl fmt::Display for Email {
 /// [`Otp::MAX`]): the six digits a person types, or a long recovery code
 /// nobody can guess. Its `Debug` hides the digits so that a code never
 /// reaches a log by accident.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Otp {
     digits: [u8; Otp::MAX],
     len: u8,

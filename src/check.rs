@@ -8,12 +8,13 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use otpsim_core::DbMode;
 use otpsim_sim::check::check;
+use otpsim_sim::scenario::discover;
 use otpsim_sim::schedule::Strategy;
 use otpsim_sim::{Counterexample, Scenario};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Shard, TableFormat};
-use crate::{load_all, report, InvalidInput};
+use crate::{report, InvalidInput};
 
 /// One printed row of the table: what `check --json` writes for each
 /// scenario and variant, and what `otpsim merge` reads back, so that the
@@ -61,19 +62,38 @@ pub fn run(
     shard: Shard,
     json: Option<&Path>,
 ) -> Result<ExitCode> {
-    // Load everything first: one bad file stops the run before any work.
-    let mut scenarios = load_all(paths)?;
+    // Every bad path and file is reported, each with where and what; the
+    // good ones still run, and the exit code is then 2.
+    let mut bad = 0usize;
+    let mut files = Vec::new();
+    for path in paths {
+        match discover(std::slice::from_ref(path)) {
+            Ok(found) => files.extend(found),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+            }
+        }
+    }
+    let mut scenarios: Vec<(usize, Arc<Scenario>)> = Vec::new();
+    // A file keeps its position among all the files, bad ones included,
+    // so that every shard agrees on which is whose.
+    for (index, file) in files.iter().enumerate() {
+        match Scenario::load(file) {
+            Ok(scenario) => scenarios.push((index, Arc::new(scenario))),
+            Err(e) => {
+                eprintln!("error: {e}");
+                bad += 1;
+            }
+        }
+    }
     if let Some(db_mode) = db_mode {
-        for scenario in &mut scenarios {
+        for (_, scenario) in &mut scenarios {
             Arc::make_mut(scenario).deployment.db_mode = db_mode;
         }
     }
     // This shard's scenarios: every N-th, from the I-th.
-    let mine: Vec<(usize, Arc<Scenario>)> = scenarios
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| shard.owns(*i))
-        .collect();
+    let mine: Vec<(usize, Arc<Scenario>)> = scenarios.into_iter().filter(|(i, _)| shard.owns(*i)).collect();
     // Each scenario is swept on its own; the table comes out in file order.
     let checked = otpsim_sim::jobs::map(&mine, jobs, |(_, scenario)| check(scenario, strategy, seed));
     let mut rows = Vec::new();
@@ -129,7 +149,12 @@ pub fn run(
         let text = serde_json::to_string_pretty(&table)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(print_table(&table.rows, &table.strategy, format))
+    let code = print_table(&table.rows, &table.strategy, format);
+    if bad > 0 {
+        eprintln!("{bad} bad path(s) or file(s) above; the rest ran");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(code)
 }
 
 /// `otpsim merge`: the shards' JSON reports, printed as the table one

@@ -69,7 +69,8 @@ pub enum Command {
     },
     /// Prints the trace of one schedule: the one `--choices` pins (what
     /// `check` prints for every counterexample), else the first that the
-    /// scheduler finds breaking an invariant.
+    /// scheduler finds breaking an invariant. Exits 1 when the schedule it
+    /// shows breaks an invariant
     Replay {
         /// The scenario file.
         file: PathBuf,
@@ -109,7 +110,9 @@ pub enum Command {
     },
     /// Generates scenarios and schedules against each variant until the
     /// budget, shrinks every break to a minimal scenario file, and prints a
-    /// matrix variant x invariant. Exits 1 when something broke.
+    /// matrix variant x invariant. Exits 1 when something broke. Ctrl-C
+    /// stops the search at the next schedule, prints and saves what it
+    /// found, and exits 130.
     Explore(ExploreArgs),
     /// Measures schedules to the first violation over many seeds for each
     /// scheduler, on each failing variant of the given scenarios.
@@ -247,6 +250,20 @@ pub fn parse_search_budget(s: &str) -> Result<Budget, String> {
     s.parse()
 }
 
+/// A search budget that searches something: a CI job that explores
+/// nothing must not pass.
+pub fn parse_explore_budget(s: &str) -> Result<Budget, String> {
+    match s.parse()? {
+        Budget::Schedules(0) => Err(format!(
+            "{s:?} explores no schedule; give a number of schedules (20000) or a time (30s)"
+        )),
+        Budget::Time(d) if d.is_zero() => Err(format!(
+            "{s:?} explores for no time; give a time (30s) or a number of schedules (20000)"
+        )),
+        budget => Ok(budget),
+    }
+}
+
 pub fn parse_budget(s: &str) -> Result<std::time::Duration, String> {
     otpsim_sim::scenario::parse_duration(s)
         .map(std::time::Duration::from_millis)
@@ -299,7 +316,7 @@ pub struct ExploreArgs {
     pub variants: Vec<Variant>,
     /// Per variant: a time (30s, 2m) or a number of schedules (20000). A
     /// number makes the results a pure function of it and the seed.
-    #[arg(long, default_value = "30s", value_parser = parse_search_budget)]
+    #[arg(long, default_value = "30s", value_parser = parse_explore_budget)]
     pub budget: Budget,
     /// Threads, each running one round of the search at a time (default:
     /// every core). With a budget in schedules the results do not depend

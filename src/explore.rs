@@ -70,6 +70,14 @@ struct JsonFinding {
 
 /// Searches each variant in turn, each on every core.
 pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
+    // "--budget 5" reads as seconds to many: say which reading holds.
+    if let Budget::Schedules(n) = args.budget {
+        if n < 1_000 {
+            eprintln!(
+                "warning: --budget {n} is {n} schedules per variant, not {n} seconds; for a time write --budget {n}s"
+            );
+        }
+    }
     let variants = if args.variants.is_empty() {
         Variant::MAIN.to_vec()
     } else {
@@ -83,11 +91,17 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
         jobs: args.jobs,
         shard: args.shard,
     };
+    crate::interrupt::catch_ctrl_c();
     let reports: Vec<SearchReport> = variants
         .iter()
         .map(|variant| search_with_progress(variant, &options))
         .collect();
-    finish(&reports, &options, args)
+    let code = finish(&reports, &options, args)?;
+    if crate::interrupt::caught() {
+        eprintln!("interrupted: the table, the saved files and any --json or --report hold what was found until then");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(code)
 }
 
 /// Saves, prints and reports what the searches found: the same for one
@@ -173,7 +187,8 @@ fn search_with_progress(variant: &Variant, options: &Options) -> SearchReport {
 }
 
 /// Writes `text` to DIR/STEM.toml, or STEM-2.toml and so on: a file that
-/// exists is never overwritten.
+/// exists is never overwritten, and one that already holds exactly `text`
+/// is the answer (a rerun saves no duplicate).
 pub fn save_new(dir: &Path, stem: &str, text: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for n in 1.. {
@@ -190,7 +205,11 @@ pub fn save_new(dir: &Path, stem: &str, text: &str) -> Result<PathBuf> {
                     .with_context(|| format!("writing {}", path.display()))?;
                 return Ok(path);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if std::fs::read(&path).is_ok_and(|held| held == text.as_bytes()) {
+                    return Ok(path);
+                }
+            }
             Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
         }
     }

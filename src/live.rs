@@ -227,5 +227,10 @@ pub fn replay(target: &Path, file: &Path, choices: Vec<u8>, repeat: u32, format:
     if format != RunFormat::Text {
         eprintln!("{summary}");
     }
-    Ok(ExitCode::SUCCESS)
+    // The first run is the one shown: it decides, as in `replay`.
+    Ok(if broken.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

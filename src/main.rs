@@ -9,6 +9,7 @@ mod bugfind;
 mod check;
 mod cli;
 mod explore;
+mod interrupt;
 mod live;
 mod merge;
 mod replay;
@@ -40,6 +41,7 @@ impl std::fmt::Display for InvalidInput {
 impl std::error::Error for InvalidInput {}
 
 fn main() -> ExitCode {
+    interrupt::quiet_on_closed_pipe();
     // clap exits with 2 on a bad flag, as the project's convention asks.
     let cli = Cli::parse();
     let outcome = match cli.command {

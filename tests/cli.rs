@@ -65,13 +65,50 @@ fn an_unmet_expectation_exits_1_with_a_replay_command_that_reproduces_it() {
     let first = otpsim(&args);
     let second = otpsim(&args);
     let (trace, _) = text(&first);
-    assert_eq!(first.status.code(), Some(0));
+    assert_eq!(
+        first.status.code(),
+        Some(1),
+        "the schedule it shows breaks an invariant"
+    );
     assert!(
         trace.contains("No temp_registration found for temp_id: temp_1753562929_"),
         "{trace}"
     );
     assert!(trace.contains("VIOLATED verify_succeeds"), "{trace}");
     assert_eq!(first.stdout, second.stdout, "replay is byte for byte the same");
+}
+
+#[test]
+fn replay_exits_0_only_when_the_schedule_it_shows_breaks_nothing() {
+    let o = otpsim(&["replay", "scenarios/seed_incident.toml", "--variant", "idempotent"]);
+    let (out, _) = text(&o);
+    assert!(out.contains("no invariant broken"), "{out}");
+    assert_eq!(o.status.code(), Some(0));
+    let o = otpsim(&["replay", "scenarios/seed_incident.toml", "--variant", "naive"]);
+    assert!(text(&o).0.contains("VIOLATED verify_succeeds"));
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn check_names_every_bad_file_then_runs_the_good_ones_and_exits_2() {
+    let dir = std::env::temp_dir().join(format!("otpsim-cli-mixed-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let good =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed_incident.toml")).unwrap();
+    std::fs::write(dir.join("a_bad.toml"), good.replace("at = \"0s\"", "at = \"soon\"")).unwrap();
+    std::fs::write(dir.join("b_good.toml"), &good).unwrap();
+    std::fs::write(dir.join("c_bad.toml"), "name = = 1\n").unwrap();
+    let o = otpsim(&["check", dir.to_str().unwrap(), "no/such/place"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}{err}");
+    assert!(err.contains("a_bad.toml:") && err.contains("not a duration"), "{err}");
+    assert!(err.contains("c_bad.toml:"), "{err}");
+    assert!(err.contains("no/such/place"), "{err}");
+    assert!(
+        out.contains("b_good.toml") && out.ends_with("3 passed, 0 failed\n"),
+        "{out}"
+    );
 }
 
 #[test]

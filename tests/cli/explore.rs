@@ -82,23 +82,76 @@ fn explore_saves_files_that_check_replays_and_a_json_report() {
             "{text}"
         );
     }
-    // A second run keeps the first run's files.
-    let before = std::fs::read_dir(&dir).unwrap().count();
-    otpsim(&[
-        "explore",
-        "--variant",
-        "naive",
-        "--budget",
-        "1000",
-        "--save",
-        dir.to_str().unwrap(),
-    ]);
-    assert!(std::fs::read_dir(&dir).unwrap().count() > before);
+    // A rerun keeps the files it finds and adds no duplicate of them; a
+    // file of the same name that a user changed is kept, and the finding
+    // goes beside it.
+    let files = |dir: &Path| {
+        let mut names: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                (path.display().to_string(), std::fs::read(&path).unwrap())
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let dir = fresh_dir("explore-rerun");
+    let rerun = || {
+        otpsim(&[
+            "explore",
+            "--variant",
+            "naive",
+            "--budget",
+            "1000",
+            "--save",
+            dir.to_str().unwrap(),
+        ])
+    };
+    rerun();
+    let first = files(&dir);
+    rerun();
+    assert_eq!(files(&dir), first, "a rerun saves nothing new");
+    let (edited, _) = &first[0];
+    std::fs::write(edited, "# mine\n").unwrap();
+    rerun();
+    let after = files(&dir);
+    assert_eq!(
+        after.len(),
+        first.len() + 1,
+        "the changed file kept, the finding beside it"
+    );
+    assert!(after.iter().any(|(p, body)| p == edited && body == b"# mine\n"));
 }
 
 #[test]
 fn explore_refuses_bad_flags_with_exit_2() {
     assert_eq!(otpsim(&["explore", "--budget", "soon"]).status.code(), Some(2));
+    // A search of nothing would pass a CI job that tested nothing.
+    for nothing in ["0", "0s", "0ms"] {
+        let out = otpsim(&["explore", "--budget", nothing]);
+        assert_eq!(out.status.code(), Some(2), "--budget {nothing}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("explores"),
+            "--budget {nothing}"
+        );
+    }
+    // A bare small number is schedules; say so.
+    let dir = std::env::temp_dir().join(format!("otpsim-budget-{}", std::process::id()));
+    let out = otpsim(&[
+        "explore",
+        "--variant",
+        "idempotent",
+        "--budget",
+        "5",
+        "--save",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--budget 5 is 5 schedules per variant, not 5 seconds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(otpsim(&["explore", "--variant", "careful"]).status.code(), Some(2));
     for bad in [
         ["--round", "0"],
@@ -268,4 +321,81 @@ fn explore_on_threads_and_in_shards_adds_up_to_one_run() {
     let mixed = otpsim(&["merge", &shards[0], &shards[1], other.to_str().unwrap()]);
     assert_eq!(mixed.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&mixed.stderr).contains("same search"));
+}
+
+#[test]
+fn ctrl_c_prints_and_saves_what_the_search_found_then_exits_130() {
+    let dir = fresh_dir("explore-interrupted");
+    let json = std::env::temp_dir().join(format!("otpsim-interrupted-{}.json", std::process::id()));
+    let report = dir.join("report");
+    let child = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args([
+            "explore",
+            "--variant",
+            "naive",
+            "--budget",
+            "10m",
+            "--jobs",
+            "1",
+            "--save",
+        ])
+        .arg(&dir)
+        .arg("--json")
+        .arg(&json)
+        .arg("--report")
+        .arg(&report)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Naive breaks within its first thousand schedules; wait until the
+    // search has surely run that many. (The test does not time anything:
+    // a slow machine finds the same, a little later.)
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stdout}{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(stdout.contains("naive breaks verify_succeeds"), "{stdout}");
+    let saved = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "toml"));
+    assert!(saved.count() > 0, "the minimal files are saved");
+    let written: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(!written["variants"][0]["violations"].as_array().unwrap().is_empty());
+    assert!(report.join("index.html").exists());
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(["check", "scenarios/", "--jobs", "1"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the table is printed (checking the
+    // corpus takes seconds), as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "ended by SIGPIPE, as `cat` is: {:?}",
+        out.status
+    );
 }

@@ -5,18 +5,28 @@
 use std::path::Path;
 use std::process::Command;
 
-fn otpsim(args: &[&str]) -> String {
+/// The output of a command that must exit with `code`.
+fn exiting(code: i32, args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_otpsim"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(o.status.code(), Some(code), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8(o.stdout).unwrap()
 }
 
+fn otpsim(args: &[&str]) -> String {
+    exiting(0, args)
+}
+
+/// A replay of a schedule that breaks an invariant exits 1.
+fn broken(args: &[&str]) -> String {
+    exiting(1, args)
+}
+
 fn seed_incident(format: &str) -> String {
-    otpsim(&[
+    broken(&[
         "replay",
         "scenarios/seed_incident.toml",
         "--variant",
@@ -99,7 +109,7 @@ fn the_html_page_is_self_contained_and_well_formed() {
 
 #[test]
 fn the_explanation_names_the_responses_and_the_deleted_registration() {
-    let text = otpsim(&[
+    let text = broken(&[
         "replay",
         "scenarios/seed_incident.toml",
         "--variant",

@@ -217,8 +217,23 @@ pub(super) struct Limit {
 
 impl Limit {
     pub(super) fn reached(&self, schedules: u64) -> bool {
-        schedules >= self.schedules || self.deadline.is_some_and(|d| Instant::now() >= d)
+        schedules >= self.schedules || self.deadline.is_some_and(|d| Instant::now() >= d) || interrupted()
     }
+}
+
+/// Set by [`interrupt`]: every round stops at its next schedule.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks every search in the process to stop at its next schedule and
+/// report what it found so far (the command line calls it on Ctrl-C).
+/// It only stores to an atomic, so a signal handler may call it.
+pub fn interrupt() {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
+/// Whether [`interrupt`] was called.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
 }
 
 /// Where a round's findings came from, for the saved file's description.
@@ -363,7 +378,7 @@ pub fn search<F: Flow>(flow: &F, options: &Options, progress: &(dyn Fn(u64, usiz
         None => {
             let mut rounds = Vec::new();
             for wave in 0.. {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
+                if deadline.is_some_and(|d| Instant::now() >= d) || interrupted() {
                     break;
                 }
                 let jobs = options.jobs.max(1) as u64;

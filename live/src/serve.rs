@@ -201,7 +201,16 @@ impl App {
         };
         match (req.method().clone(), kind) {
             (Method::GET, None) => html(StatusCode::OK, &page::index()),
-            (Method::GET, Some(kind)) => html(StatusCode::OK, &page::form(kind)),
+            (Method::GET, Some(kind)) => {
+                // The address carried from the signup page, if any.
+                let email = req.uri().query().and_then(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .find(|(n, _)| n == "email")
+                        .map(|(_, v)| v.into_owned())
+                });
+                let password = self.config.variant.password_at_signup();
+                html(StatusCode::OK, &page::form(kind, email.as_deref(), password))
+            }
             (Method::POST, Some(kind)) => self.post(kind, arrived, req).await,
             _ => {
                 let mut reply = plain(
@@ -237,7 +246,7 @@ impl App {
                     .is_some_and(|t| t.trim() == "application/x-www-form-urlencoded")
             });
         let cookies = cookie_header(req.headers());
-        let refuse = |why: String| answer(json, kind, &Response::new(Code::BadRequest, why), None);
+        let refuse = |why: String| answer(json, kind, &Response::new(Code::BadRequest, why), None, None);
         if !form_type {
             return refuse("Expected a form (Content-Type: application/x-www-form-urlencoded).".into());
         }
@@ -252,6 +261,11 @@ impl App {
         let request = match parse_form(kind, &body) {
             Ok(r) => r,
             Err(why) => return refuse(why),
+        };
+        let email = match &request {
+            Request::Signup { email, .. } | Request::Verify { email, .. } | Request::Login { email, .. } => {
+                email.clone()
+            }
         };
         let app = Arc::clone(&self);
         let ran = tokio::task::spawn_blocking(move || {
@@ -272,13 +286,14 @@ impl App {
         })
         .await;
         match ran {
-            Ok((Ok(response), set_cookie)) => answer(json, kind, &response, set_cookie.flatten()),
+            Ok((Ok(response), set_cookie)) => answer(json, kind, &response, Some(&email), set_cookie.flatten()),
             // Neither happens in a process that keeps running: no crash is
             // injected here, and a panic is the flow's bug.
             _ => answer(
                 json,
                 kind,
                 &Response::new(Code::ServerError, "Internal Server Error"),
+                None,
                 None,
             ),
         }
@@ -398,7 +413,9 @@ pub fn parse_form(kind: &str, body: &[u8]) -> Result<Request, String> {
     Ok(match kind {
         "signup" => Request::Signup {
             email: get("email")?,
-            password: get("password")?,
+            // A flow that takes the password at signup refuses an empty
+            // one itself; idempotent's form has no such field.
+            password: get("password").unwrap_or_default(),
         },
         "verify" => Request::Verify {
             email: get("email")?,
@@ -433,7 +450,8 @@ fn html(status: StatusCode, body: &str) -> Reply {
 
 /// A flow's response: JSON `{"code", "message"}` for a program, a page for
 /// a person; the status from the spec's table either way.
-fn answer(json: bool, kind: &str, response: &Response, set_cookie: Option<String>) -> Reply {
+/// `email` is the form's address, carried to the next page's form.
+fn answer(json: bool, kind: &str, response: &Response, email: Option<&str>, set_cookie: Option<String>) -> Reply {
     let status = StatusCode::from_u16(response.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut reply = if json {
         let body = serde_json::json!({"code": response.code.as_str(), "message": response.message});
@@ -442,7 +460,7 @@ fn answer(json: bool, kind: &str, response: &Response, set_cookie: Option<String
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         r
     } else {
-        html(status, &page::result(kind, response))
+        html(status, &page::result(kind, response, email))
     };
     if let Some(value) = set_cookie.and_then(|v| HeaderValue::from_str(&v).ok()) {
         reply.headers_mut().insert(SET_COOKIE, value);
@@ -607,9 +625,10 @@ mod page {
 
     fn layout(title: &str, body: &str) -> String {
         format!(
-            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
-             <style>body{{font-family:sans-serif;max-width:32em;margin:2em auto}}label{{display:block;margin:.6em 0}}\
-             input{{font-size:1em;padding:.3em;width:100%}}button{{font-size:1em;padding:.4em 1.2em}}\
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title>\
+             <style>body{{font-family:sans-serif;max-width:32em;margin:2em auto;padding:0 1em}}label{{display:block;margin:.6em 0}}\
+             input{{font-size:1em;padding:.3em;width:100%;box-sizing:border-box}}button{{font-size:1em;padding:.4em 1.2em}}\
              .code{{color:#666;font-family:monospace}}</style></head>\n<body>\n<h1>{title}</h1>\n{body}\n\
              <p><a href=\"/signup\">Sign up</a> · <a href=\"/verify\">Verify</a> · <a href=\"/login\">Log in</a></p>\n</body></html>"
         )
@@ -622,32 +641,46 @@ mod page {
         )
     }
 
-    pub fn form(kind: &str) -> String {
+    /// One input: its name, type, label and `autocomplete` token.
+    struct Field(&'static str, &'static str, &'static str, &'static str);
+
+    /// The form of `kind`, its address filled in with `email`; signup asks
+    /// for a password only where the flow takes it there.
+    pub fn form(kind: &str, email: Option<&str>, password_at_signup: bool) -> String {
+        let address = Field("email", "email", "Email", "email");
         let (title, fields, button) = match kind {
-            "signup" => (
+            "signup" if password_at_signup => (
                 "Sign up",
-                vec![("email", "email", "Email"), ("password", "password", "Password")],
+                vec![address, Field("password", "password", "Password", "new-password")],
                 "Send me a code",
             ),
+            "signup" => ("Sign up", vec![address], "Send me a code"),
             "verify" => (
                 "Verify your email",
                 vec![
-                    ("email", "email", "Email"),
-                    ("otp", "text", "Code from the email"),
-                    ("password", "password", "Password"),
+                    address,
+                    Field("otp", "text", "Code from the email", "one-time-code"),
+                    Field("password", "password", "Password", "new-password"),
                 ],
                 "Verify",
             ),
             _ => (
                 "Log in",
-                vec![("email", "email", "Email"), ("password", "password", "Password")],
+                vec![address, Field("password", "password", "Password", "current-password")],
                 "Log in",
             ),
         };
         let inputs: String = fields
             .iter()
-            .map(|(name, kind, label)| {
-                format!("<label>{label} <input name=\"{name}\" id=\"{name}\" type=\"{kind}\"></label>\n")
+            .map(|Field(name, kind, label, autocomplete)| {
+                let value = match (*name, email) {
+                    ("email", Some(e)) => format!(" value=\"{}\"", escape(e)),
+                    _ => String::new(),
+                };
+                let numeric = if *name == "otp" { " inputmode=\"numeric\"" } else { "" };
+                format!(
+                    "<label>{label} <input name=\"{name}\" id=\"{name}\" type=\"{kind}\" autocomplete=\"{autocomplete}\"{numeric} required{value}></label>\n"
+                )
             })
             .collect();
         layout(
@@ -656,18 +689,33 @@ mod page {
         )
     }
 
-    pub fn result(kind: &str, response: &Response) -> String {
+    /// The page after a form: a heading in words, the flow's message, its
+    /// code for programs and tests, and the next step.
+    pub fn result(kind: &str, response: &Response, email: Option<&str>) -> String {
+        let carried = email
+            .map(|e| {
+                format!(
+                    "?email={}",
+                    form_urlencoded::byte_serialize(e.as_bytes()).collect::<String>()
+                )
+            })
+            .unwrap_or_default();
         let next = match (kind, response.code) {
-            ("signup", Code::Ok) => "<p><a href=\"/verify\" id=\"next\">Enter the code</a></p>",
-            ("verify", Code::Ok | Code::AlreadyVerified) => "<p><a href=\"/login\" id=\"next\">Log in</a></p>",
-            _ => "",
+            ("signup", Code::Ok) => format!("<p><a href=\"/verify{carried}\" id=\"next\">Enter the code</a></p>"),
+            ("verify", Code::Ok | Code::AlreadyVerified) => {
+                format!("<p><a href=\"/login{carried}\" id=\"next\">Log in</a></p>")
+            }
+            _ => String::new(),
+        };
+        let heading = match (kind, response.code.is_success()) {
+            ("signup", true) => "Check your email",
+            ("verify", true) => "Your email is verified",
+            ("login", true) => "You are signed in",
+            (_, false) if response.code == Code::Retry => "Please try again",
+            _ => "That did not work",
         };
         layout(
-            &format!(
-                "{} {}",
-                response.status(),
-                if response.code.is_success() { "Done" } else { "Not done" }
-            ),
+            heading,
             &format!(
                 "<p id=\"message\">{}</p>\n<p class=\"code\" id=\"code\">{}</p>\n{next}",
                 escape(&response.message),
@@ -702,6 +750,28 @@ mod tests {
     }
 
     #[test]
+    fn pages_carry_the_address_and_ask_only_for_what_the_flow_uses() {
+        let signup = page::form("signup", None, false);
+        assert!(!signup.contains("name=\"password\""), "{signup}");
+        assert!(page::form("signup", None, true).contains("autocomplete=\"new-password\""));
+        let verify = page::form("verify", Some("ana+1@example.com"), false);
+        assert!(verify.contains("value=\"ana+1@example.com\""), "{verify}");
+        assert!(verify.contains("autocomplete=\"one-time-code\""), "{verify}");
+        assert!(verify.contains("name=\"viewport\""), "{verify}");
+        assert_eq!(verify.matches(" required").count(), 3, "{verify}");
+        let done = page::result("signup", &Response::new(Code::Ok, "sent"), Some("ana+1@example.com"));
+        assert!(done.contains("<h1>Check your email</h1>"), "{done}");
+        assert!(done.contains("href=\"/verify?email=ana%2B1%40example.com\""), "{done}");
+        let refused = page::result("verify", &Response::new(Code::InvalidOtp, "no"), None);
+        assert!(
+            refused.contains("<h1>That did not work</h1>") && refused.contains("id=\"code\">invalid_otp<"),
+            "{refused}"
+        );
+        // Bad input is escaped where it is shown again.
+        assert!(page::form("verify", Some("\"><script>"), true).contains("&quot;&gt;&lt;script&gt;"));
+    }
+
+    #[test]
     fn forms_are_read_strictly() {
         assert_eq!(
             parse_form("signup", b"email=ana%40example.com&password=p+w"),
@@ -711,7 +781,7 @@ mod tests {
             })
         );
         for (kind, body, why) in [
-            ("signup", &b"email=a%40b.org"[..], "`password` is missing"),
+            ("signup", &b"password=x"[..], "`email` is missing"),
             ("signup", b"email=a&email=b&password=x", "given twice"),
             ("login", b"email=a&password=x&admin=1", "Unknown field `admin`"),
             ("verify", b"email=a&password=x", "`otp` is missing"),

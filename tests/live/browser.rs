@@ -171,6 +171,47 @@ impl Driver {
         }
     }
 
+    /// What an input holds now.
+    pub fn value(&self, css: &str) -> String {
+        let id = self.element(css);
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{id}/property/value"),
+            Value::Null,
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// Whether an element matches `css`.
+    pub fn has(&self, css: &str) -> bool {
+        let found = self.call(
+            reqwest::Method::POST,
+            "/elements",
+            json!({"using": "css selector", "value": css}),
+        );
+        found.as_array().is_some_and(|a| !a.is_empty())
+    }
+
+    /// The window's size in CSS pixels.
+    pub fn resize(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            json!({"width": width, "height": height}),
+        );
+    }
+
+    /// A script's value.
+    pub fn script(&self, js: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": js, "args": []}),
+        )
+    }
+
     pub fn screenshot(&self, path: &std::path::Path) -> usize {
         let data = self.call(reqwest::Method::GET, "/screenshot", Value::Null);
         let png = base64::engine::general_purpose::STANDARD
@@ -198,10 +239,16 @@ fn chromium_submits_the_serve_forms_and_each_page_is_screenshotted() {
 
     driver.go(&format!("{base}/signup"));
     shoot("1-signup-form");
+    // Idempotent takes the password on the verify form: signup asks for
+    // none.
+    assert!(
+        !driver.has("#password"),
+        "idempotent's signup asks only for the address"
+    );
     driver.type_into("#email", "ana@example.com");
-    driver.type_into("#password", "correct horse");
     driver.click("#submit");
     assert_eq!(driver.result_code(), "ok");
+    assert_eq!(driver.text("h1"), "Check your email");
     shoot("2-signup-done");
 
     let mail = served
@@ -217,7 +264,7 @@ fn chromium_submits_the_serve_forms_and_each_page_is_screenshotted() {
 
     driver.click("#next");
     shoot("3-verify-form");
-    driver.type_into("#email", "ana@example.com");
+    assert_eq!(driver.value("#email"), "ana@example.com", "the address comes along");
     driver.type_into("#otp", &code);
     driver.type_into("#password", "correct horse");
     driver.click("#submit");
@@ -226,12 +273,23 @@ fn chromium_submits_the_serve_forms_and_each_page_is_screenshotted() {
 
     driver.click("#next");
     shoot("5-login-form");
-    driver.type_into("#email", "ana@example.com");
+    assert_eq!(driver.value("#email"), "ana@example.com");
     driver.type_into("#password", "correct horse");
     driver.click("#submit");
     assert_eq!(driver.result_code(), "ok", "{}", driver.text("#message"));
     assert!(driver.text("#message").contains("Signed in as ana@example.com"));
     shoot("6-login-done");
+
+    // At a phone's width (390 CSS pixels) the form fits: nothing to scroll
+    // sideways.
+    driver.resize(390, 844);
+    driver.go(&format!("{base}/verify?email=ana%40example.com"));
+    shoot("7-verify-form-phone");
+    let overflow = driver.script("return document.documentElement.scrollWidth - window.innerWidth;");
+    assert!(
+        overflow.as_i64().is_some_and(|o| o <= 0),
+        "wider than the screen by {overflow}"
+    );
 
     for (name, size) in &sizes {
         // A blank 900x700 page compresses to a few hundred bytes.

@@ -258,6 +258,12 @@ impl Variant {
         Variant::SeedFix(SeedFixSwitches::ALL_ON),
         Variant::Idempotent,
     ];
+
+    /// Whether signup asks for the password. Idempotent takes it on the
+    /// verify form, the request that proves its sender reads the mailbox.
+    pub fn password_at_signup(&self) -> bool {
+        !matches!(self, Variant::Idempotent)
+    }
 }
 
 impl Flow for Variant {
@@ -282,7 +288,7 @@ impl Flow for Variant {
         };
         match request {
             Request::Signup { password, .. } => {
-                if password.is_empty() {
+                if password.is_empty() && self.password_at_signup() {
                     return Ok(Response::new(Code::BadRequest, "A password is required."));
                 }
                 match self {

@@ -10,7 +10,7 @@ use otpsim_core::DbMode;
 use otpsim_sim::check::check;
 use otpsim_sim::scenario::discover;
 use otpsim_sim::schedule::Strategy;
-use otpsim_sim::{Counterexample, Scenario};
+use otpsim_sim::Scenario;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::{Shard, TableFormat};
@@ -132,7 +132,7 @@ pub fn run(
                             .collect()
                     })
                     .unwrap_or_default(),
-                replay: counterexample.map(|c| replay_command(scenario, c)),
+                replay: counterexample.map(|c| report::replay_command(scenario, c)),
             });
         }
     }
@@ -173,7 +173,7 @@ pub fn merge(files: &[(std::path::PathBuf, String)], format: TableFormat) -> Res
         reports.push((file.clone(), report));
     }
     let shards: Vec<_> = reports.iter().map(|(f, r)| (f.clone(), r.shard)).collect();
-    crate::merge::shards_complete(&shards)?;
+    crate::cli::shards_complete(&shards)?;
     let strategy = reports[0].1.strategy.clone();
     let mut rows: Vec<Row> = reports.into_iter().flat_map(|(_, r)| r.rows).collect();
     // Stable: a scenario's rows keep their order.
@@ -239,24 +239,4 @@ fn print_row(row: &Row, strategy: &str) {
             ),
         }
     }
-}
-
-/// The command that replays `c` as exactly one schedule.
-pub fn replay_command(scenario: &Scenario, c: &Counterexample) -> String {
-    let choices: Vec<String> = c.choices.iter().map(u8::to_string).collect();
-    let mut cmd = format!(
-        "otpsim replay {} --variant {} --seed {} --choices {}",
-        scenario.path.display(),
-        c.flow,
-        c.seed,
-        choices.join(",")
-    );
-    if scenario
-        .faults
-        .iter()
-        .any(|s| s.statement == otpsim_sim::scenario::StatementChoice::Every)
-    {
-        cmd.push_str(&format!(" --position {}", c.position));
-    }
-    cmd
 }

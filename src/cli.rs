@@ -357,3 +357,45 @@ pub struct ExploreArgs {
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub format: TableFormat,
 }
+
+/// Every shard of one split given once: exit 2 otherwise.
+pub fn shards_complete(shards: &[(PathBuf, Shard)]) -> anyhow::Result<()> {
+    for (file, shard) in shards {
+        if !shard.is_valid() {
+            anyhow::bail!(crate::InvalidInput(format!(
+                "{}: shard {}/{} is not a shard (expected I/N with 1 <= I <= N <= 1000)",
+                file.display(),
+                shard.index,
+                shard.count
+            )));
+        }
+    }
+    let total = shards.first().map_or(1, |(_, s)| s.count);
+    let mut seen = vec![None; total];
+    for (file, shard) in shards {
+        if shard.count != total {
+            anyhow::bail!(crate::InvalidInput(format!(
+                "{} is shard {} of {}, the others are of {total}",
+                file.display(),
+                shard.index,
+                shard.count
+            )));
+        }
+        if let Some(other) = seen[shard.index - 1].replace(file.clone()) {
+            anyhow::bail!(crate::InvalidInput(format!(
+                "shard {}/{total} is given twice: {} and {}",
+                shard.index,
+                other.display(),
+                file.display()
+            )));
+        }
+    }
+    let missing: Vec<String> = (1..=total)
+        .filter(|i| seen[i - 1].is_none())
+        .map(|i| format!("{i}/{total}"))
+        .collect();
+    if !missing.is_empty() {
+        anyhow::bail!(crate::InvalidInput(format!("shard(s) {} missing", missing.join(", "))));
+    }
+    Ok(())
+}

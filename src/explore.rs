@@ -372,7 +372,7 @@ pub fn merge(files: &[(PathBuf, String)], format: TableFormat, save: &Path, json
         reports.push((file.clone(), report));
     }
     let shards: Vec<(PathBuf, Shard)> = reports.iter().map(|(f, r)| (f.clone(), r.shard)).collect();
-    crate::merge::shards_complete(&shards)?;
+    crate::cli::shards_complete(&shards)?;
     let (first_file, first) = &reports[0];
     let same = |r: &JsonReport| {
         let variants: Vec<String> = r.variants.iter().map(|v| v.variant.clone()).collect();

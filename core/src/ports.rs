@@ -43,6 +43,13 @@ pub struct WorkerMemory {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerCrashed;
 
+// Here, not in the store: the store knows nothing of ports.
+impl From<WorkerCrashed> for crate::store::DbError {
+    fn from(_: WorkerCrashed) -> crate::store::DbError {
+        crate::store::DbError::Crashed
+    }
+}
+
 /// What became of a mail handed to the mail server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {

@@ -61,12 +61,6 @@ impl From<rusqlite::Error> for DbError {
     }
 }
 
-impl From<crate::ports::WorkerCrashed> for DbError {
-    fn from(_: crate::ports::WorkerCrashed) -> DbError {
-        DbError::Crashed
-    }
-}
-
 /// What a harness does around each statement of one request.
 pub trait StatementHook {
     /// Who is asking, for the write lock: distinct for concurrent requests.

@@ -37,7 +37,11 @@ pub struct JsonReport {
 struct JsonVariant {
     variant: String,
     schedules: u64,
+    /// Seconds of search summed over the rounds (over threads and shards).
     seconds: f64,
+    /// Wall-clock seconds of this run (of a merge: its slowest shard's).
+    #[serde(default)]
+    wall_seconds: f64,
     violations: Vec<JsonViolation>,
     rounds: Vec<JsonRound>,
 }
@@ -92,11 +96,11 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
         shard: args.shard,
     };
     crate::interrupt::catch_ctrl_c();
-    let reports: Vec<SearchReport> = variants
+    let (reports, walls): (Vec<SearchReport>, Vec<f64>) = variants
         .iter()
         .map(|variant| search_with_progress(variant, &options))
-        .collect();
-    let code = finish(&reports, &options, args)?;
+        .unzip();
+    let code = finish(&reports, &walls, &options, args)?;
     if crate::interrupt::caught() {
         eprintln!("interrupted: the table, the saved files and any --json or --report hold what was found until then");
         return Ok(ExitCode::from(130));
@@ -105,8 +109,9 @@ pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
 }
 
 /// Saves, prints and reports what the searches found: the same for one
-/// run and for the merge of its shards.
-fn finish(reports: &[SearchReport], options: &Options, args: &ExploreArgs) -> Result<ExitCode> {
+/// run and for the merge of its shards. `walls`: each search's wall-clock
+/// seconds.
+fn finish(reports: &[SearchReport], walls: &[f64], options: &Options, args: &ExploreArgs) -> Result<ExitCode> {
     let mut saved: Vec<Vec<PathBuf>> = Vec::new();
     for report in reports {
         let mut paths = Vec::new();
@@ -120,9 +125,9 @@ fn finish(reports: &[SearchReport], options: &Options, args: &ExploreArgs) -> Re
         saved.push(paths);
     }
     if args.format == TableFormat::Markdown {
-        print_markdown(reports, &saved);
+        print_markdown(reports, walls, &saved);
     } else {
-        print_matrix(reports, &saved);
+        print_matrix(reports, walls, &saved);
     }
     if let Some(dir) = &args.report {
         let mut rows = Vec::new();
@@ -141,14 +146,16 @@ fn finish(reports: &[SearchReport], options: &Options, args: &ExploreArgs) -> Re
         check_determinism(reports, &saved)?;
     }
     if let Some(json) = &args.json {
-        write_json(json, reports, &saved, options)?;
+        write_json(json, reports, walls, &saved, options)?;
     }
     let found = reports.iter().any(|r| !r.findings.is_empty());
     Ok(if found { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn search_with_progress(variant: &Variant, options: &Options) -> SearchReport {
+/// A search, with a progress bar on a terminal; and its wall-clock seconds.
+fn search_with_progress(variant: &Variant, options: &Options) -> (SearchReport, f64) {
     let budget = options.budget;
+    let began = std::time::Instant::now();
     let report = if std::io::stderr().is_terminal() {
         let (length, unit) = match budget {
             Budget::Time(d) => (d.as_millis() as u64, "ms"),
@@ -176,14 +183,16 @@ fn search_with_progress(variant: &Variant, options: &Options) -> SearchReport {
     } else {
         search(variant, options, &|_, _| {})
     };
+    let wall = began.elapsed().as_secs_f64();
     eprintln!(
-        "{variant}: {} schedules in {} round(s), {:.1} s of search, {} invariant(s) broken",
+        "{variant}: {} schedules in {} round(s), {wall:.1} s wall clock ({:.1} s of search over {} thread(s)), {} invariant(s) broken",
         report.schedules,
         report.rounds.len(),
         report.seconds,
+        options.jobs,
         report.findings.len()
     );
-    report
+    (report, wall)
 }
 
 /// Writes `text` to DIR/STEM.toml, or STEM-2.toml and so on: a file that
@@ -216,14 +225,14 @@ pub fn save_new(dir: &Path, stem: &str, text: &str) -> Result<PathBuf> {
     unreachable!("some file name is free")
 }
 
-fn print_matrix(reports: &[SearchReport], saved: &[Vec<PathBuf>]) {
+fn print_matrix(reports: &[SearchReport], walls: &[f64], saved: &[Vec<PathBuf>]) {
     let short = |i: Invariant| i.name().replace('_', " ");
     print!("{:<14}", "variant");
     for i in Invariant::ALL {
         print!(" {:>16}", short(i));
     }
-    println!("  schedules  seconds");
-    for report in reports {
+    println!("  schedules   wall s");
+    for (report, wall) in reports.iter().zip(walls) {
         print!("{:<14}", report.flow);
         for i in Invariant::ALL {
             let cell = match report.findings.iter().find(|f| f.invariant == i) {
@@ -232,9 +241,9 @@ fn print_matrix(reports: &[SearchReport], saved: &[Vec<PathBuf>]) {
             };
             print!(" {cell:>16}");
         }
-        println!("  {:>9}  {:>7.1}", report.schedules, report.seconds);
+        println!("  {:>9}  {:>7.1}", report.schedules, wall);
     }
-    println!("(each cell: schedules and seconds to the first hit, before shrinking)");
+    println!("(each cell: schedules to the first hit, before shrinking, and the search's seconds until then, rounds counted one after another; wall s: wall-clock seconds)");
     for (report, paths) in reports.iter().zip(saved) {
         for (finding, path) in report.findings.iter().zip(paths) {
             let requests: u32 = finding.scenario.requests.iter().map(|r| r.repeat).sum();
@@ -250,14 +259,14 @@ fn print_matrix(reports: &[SearchReport], saved: &[Vec<PathBuf>]) {
     }
 }
 
-fn print_markdown(reports: &[SearchReport], saved: &[Vec<PathBuf>]) {
+fn print_markdown(reports: &[SearchReport], walls: &[f64], saved: &[Vec<PathBuf>]) {
     print!("| variant |");
     for i in Invariant::ALL {
         print!(" {} |", i.name());
     }
-    println!(" schedules | seconds |");
+    println!(" schedules | wall s |");
     println!("|---{}|---|---|", "|---".repeat(Invariant::ALL.len()));
-    for (report, paths) in reports.iter().zip(saved) {
+    for ((report, paths), wall) in reports.iter().zip(saved).zip(walls) {
         print!("| {} |", report.flow);
         for i in Invariant::ALL {
             match report.findings.iter().zip(paths).find(|(f, _)| f.invariant == i) {
@@ -270,7 +279,7 @@ fn print_markdown(reports: &[SearchReport], saved: &[Vec<PathBuf>]) {
                 None => print!(" ✅ |"),
             }
         }
-        println!(" {} | {:.1} |", report.schedules, report.seconds);
+        println!(" {} | {wall:.1} |", report.schedules);
     }
 }
 
@@ -297,7 +306,13 @@ fn check_determinism(reports: &[SearchReport], saved: &[Vec<PathBuf>]) -> Result
     Ok(())
 }
 
-fn write_json(path: &Path, reports: &[SearchReport], saved: &[Vec<PathBuf>], options: &Options) -> Result<()> {
+fn write_json(
+    path: &Path,
+    reports: &[SearchReport],
+    walls: &[f64],
+    saved: &[Vec<PathBuf>],
+    options: &Options,
+) -> Result<()> {
     let report = JsonReport {
         command: "explore".to_string(),
         guide: options.guide.to_string(),
@@ -308,10 +323,12 @@ fn write_json(path: &Path, reports: &[SearchReport], saved: &[Vec<PathBuf>], opt
         variants: reports
             .iter()
             .zip(saved)
-            .map(|(r, paths)| JsonVariant {
+            .zip(walls)
+            .map(|((r, paths), wall)| JsonVariant {
                 variant: r.flow.clone(),
                 schedules: r.schedules,
                 seconds: r.seconds,
+                wall_seconds: *wall,
                 violations: r
                     .findings
                     .iter()
@@ -388,7 +405,14 @@ pub fn merge(files: &[(PathBuf, String)], format: TableFormat, save: &Path, json
         }
     }
     let mut merged = Vec::new();
+    let mut walls = Vec::new();
     for (v, variant) in first.variants.iter().enumerate() {
+        walls.push(
+            reports
+                .iter()
+                .map(|(_, r)| r.variants[v].wall_seconds)
+                .fold(0.0, f64::max),
+        );
         let flow: Variant = variant
             .variant
             .parse()
@@ -432,7 +456,7 @@ pub fn merge(files: &[(PathBuf, String)], format: TableFormat, save: &Path, json
         report: None,
         format,
     };
-    finish(&merged, &options, &args)
+    finish(&merged, &walls, &options, &args)
 }
 
 /// A shard's finding, replayed from the file it carries.

@@ -69,6 +69,9 @@ fn explore_saves_files_that_check_replays_and_a_json_report() {
     let naive = &report["variants"][0];
     assert_eq!(naive["variant"], "naive");
     assert!(naive["schedules"].as_u64().unwrap() > 0 && naive["seconds"].as_f64().unwrap() > 0.0);
+    // The table's time is the wall clock's, not the threads' sum.
+    assert!(naive["wall_seconds"].as_f64().unwrap() > 0.0);
+    assert!(stdout.contains("schedules   wall s"), "{stdout}");
     let violations = naive["violations"].as_array().unwrap();
     assert!(!violations.is_empty());
     for v in violations {

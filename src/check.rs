@@ -1,19 +1,16 @@
 //! `otpsim check`: sweeps each variant a scenario names and compares what
 //! it found with what the file expects.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use otpsim_core::DbMode;
 use otpsim_sim::check::check;
 use otpsim_sim::scenario::discover;
-use otpsim_sim::schedule::Strategy;
 use otpsim_sim::Scenario;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{Shard, TableFormat};
+use crate::cli::{CheckArgs, Shard, TableFormat};
 use crate::{report, InvalidInput};
 
 /// One printed row of the table: what `check --json` writes for each
@@ -50,18 +47,18 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    paths: &[std::path::PathBuf],
-    seed: Option<u64>,
-    strategy: Strategy,
-    report: Option<&Path>,
-    format: TableFormat,
-    jobs: usize,
-    db_mode: Option<DbMode>,
-    shard: Shard,
-    json: Option<&Path>,
-) -> Result<ExitCode> {
+pub fn run(args: &CheckArgs) -> Result<ExitCode> {
+    let (paths, seed, strategy, report, format, jobs, db_mode, shard, json) = (
+        &args.paths,
+        args.seed,
+        args.strategy.unwrap_or_default(),
+        args.report.as_deref(),
+        args.format,
+        args.jobs,
+        args.db_mode,
+        args.shard,
+        args.json.as_deref(),
+    );
     // Every bad path and file is reported, each with where and what; the
     // good ones still run, and the exit code is then 2.
     let mut bad = 0usize;
@@ -91,6 +88,25 @@ pub fn run(
         for (_, scenario) in &mut scenarios {
             Arc::make_mut(scenario).deployment.db_mode = db_mode;
         }
+    }
+    // --name and --variant narrow the run; a file left with no variant to
+    // check is not run.
+    if let Some(name) = &args.name {
+        scenarios
+            .retain(|(_, s)| s.path.display().to_string().contains(name.as_str()) || s.name.contains(name.as_str()));
+    }
+    if !args.variants.is_empty() {
+        for (_, scenario) in &mut scenarios {
+            Arc::make_mut(scenario)
+                .expect
+                .retain(|(v, _)| args.variants.contains(v));
+        }
+        scenarios.retain(|(_, s)| !s.expect.is_empty());
+    }
+    if scenarios.is_empty() && bad == 0 {
+        anyhow::bail!(InvalidInput(
+            "no scenario is left to check after --name and --variant; a run that checks nothing would pass".to_string()
+        ));
     }
     // This shard's scenarios: every N-th, from the I-th.
     let mine: Vec<(usize, Arc<Scenario>)> = scenarios.into_iter().filter(|(i, _)| shard.owns(*i)).collect();

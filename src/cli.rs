@@ -22,51 +22,9 @@ pub struct Cli {
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Explores every scenario and compares what each variant does with
-    /// what the file expects.
-    Check {
-        /// Scenario files, or folders of them (*.toml).
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        /// Overrides each file's [schedules] seed (with --target: the seed
-        /// of the random order).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// The scheduler: pct1..pct10 (default pct3), random or dfs. With
-        /// --target it orders same-instant deliveries: dfs (default, every
-        /// order in turn) or random.
-        #[arg(long, value_parser = parse_strategy)]
-        strategy: Option<Strategy>,
-        /// Also write an HTML report, with each counterexample's diagram, to
-        /// DIR/index.html.
-        #[arg(long, value_name = "DIR")]
-        report: Option<PathBuf>,
-        /// text, or markdown for a CI job summary.
-        #[arg(long, value_enum, default_value_t = TableFormat::Text)]
-        format: TableFormat,
-        /// Threads, each sweeping a scenario at a time (default: every
-        /// core). The table does not depend on it.
-        #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
-        jobs: usize,
-        /// Run only this shard of the scenarios: I/N takes every N-th file
-        /// from the I-th (1-based). `otpsim merge` joins the shards' --json.
-        #[arg(long, default_value = "1/1", value_parser = parse_shard)]
-        shard: Shard,
-        /// Also write the table as JSON to this file (what merge reads).
-        #[arg(long, value_name = "FILE")]
-        json: Option<PathBuf>,
-        /// Overrides every scenario's [deployment] db_mode: autocommit, or
-        /// python (Python sqlite3's implicit transactions, as the seed's app).
-        #[arg(long, value_parser = parse_db_mode)]
-        db_mode: Option<otpsim_core::DbMode>,
-        /// Run the scenarios against a real server, described by this
-        /// target file, instead of the simulator (docs/targets.md).
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["report", "jobs", "shard", "json", "db_mode"])]
-        target: Option<PathBuf>,
-        /// With --target: at most this many network schedules per scenario
-        /// (each costs real seconds; one with no same-instant choice runs once).
-        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-        schedules: u32,
-    },
+    /// what the file expects. Exits 1 when an expectation does not hold,
+    /// 2 when a path or file is bad (the good ones still run).
+    Check(CheckArgs),
     /// Prints the trace of one schedule: the one `--choices` pins (what
     /// `check` prints for every counterexample), else the first that the
     /// scheduler finds breaking an invariant. Exits 1 when the schedule it
@@ -309,6 +267,60 @@ pub fn parse_variant(s: &str) -> Result<Variant, String> {
 }
 
 /// What `explore` was asked.
+/// `otpsim check`'s flags.
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Scenario files, or folders of them (*.toml).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Overrides each file's [schedules] seed (with --target: the seed
+    /// of the random order).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The scheduler: pct1..pct10 (default pct3), random or dfs. With
+    /// --target it orders same-instant deliveries: dfs (default, every
+    /// order in turn) or random.
+    #[arg(long, value_parser = parse_strategy)]
+    pub strategy: Option<Strategy>,
+    /// Also write an HTML report, with each counterexample's diagram, to
+    /// DIR/index.html.
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// text, or markdown for a CI job summary.
+    #[arg(long, value_enum, default_value_t = TableFormat::Text)]
+    pub format: TableFormat,
+    /// Threads, each sweeping a scenario at a time (default: every
+    /// core). The table does not depend on it.
+    #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
+    pub jobs: usize,
+    /// Run only this shard of the scenarios: I/N takes every N-th file
+    /// from the I-th (1-based). `otpsim merge` joins the shards' --json.
+    #[arg(long, default_value = "1/1", value_parser = parse_shard)]
+    pub shard: Shard,
+    /// Also write the table as JSON to this file (what merge reads).
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Overrides every scenario's [deployment] db_mode: autocommit, or
+    /// python (Python sqlite3's implicit transactions, as the seed's app).
+    #[arg(long, value_parser = parse_db_mode)]
+    pub db_mode: Option<otpsim_core::DbMode>,
+    /// Run the scenarios against a real server, described by this
+    /// target file, instead of the simulator (docs/targets.md).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["report", "jobs", "shard", "json", "db_mode", "variants", "name"])]
+    pub target: Option<PathBuf>,
+    /// With --target: at most this many network schedules per scenario
+    /// (each costs real seconds; one with no same-instant choice runs once).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub schedules: u32,
+    /// Only these variants' expectations (repeatable); a file that names
+    /// none of them is skipped.
+    #[arg(long = "variant", value_parser = parse_variant)]
+    pub variants: Vec<Variant>,
+    /// Only the files whose path or scenario name contains this text.
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
 #[derive(clap::Args)]
 pub struct ExploreArgs {
     /// Variants to explore (repeatable); default naive, seed_fix, idempotent.

@@ -47,31 +47,16 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         // With --target the run is live; clap refuses the simulator's
         // other flags beside it.
-        Command::Check {
-            paths,
-            seed,
-            strategy,
-            report,
-            format,
-            jobs,
-            db_mode,
-            shard,
-            json,
-            target,
-            schedules,
-        } => match target {
-            Some(target) => live::check(&target, &paths, schedules, strategy, seed, format),
-            None => check::run(
-                &paths,
-                seed,
-                strategy.unwrap_or_default(),
-                report.as_deref(),
-                format,
-                jobs,
-                db_mode,
-                shard,
-                json.as_deref(),
+        Command::Check(args) => match &args.target {
+            Some(target) => live::check(
+                target,
+                &args.paths,
+                args.schedules,
+                args.strategy,
+                args.seed,
+                args.format,
             ),
+            None => check::run(&args),
         },
         Command::Merge {
             reports,

@@ -112,6 +112,19 @@ fn check_names_every_bad_file_then_runs_the_good_ones_and_exits_2() {
 }
 
 #[test]
+fn check_narrows_to_a_variant_and_a_name_and_refuses_to_check_nothing() {
+    let o = otpsim(&["check", "scenarios/", "--variant", "idempotent", "--name", "double_click"]);
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{err}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("  ")).collect();
+    assert!(!rows.is_empty() && rows.iter().all(|l| l.trim_start().starts_with("idempotent")), "{out}");
+    let files: Vec<&str> = out.lines().filter(|l| l.starts_with("scenarios/")).collect();
+    assert!(!files.is_empty() && files.iter().all(|l| l.contains("double_click")), "{out}");
+    let o = otpsim(&["check", "scenarios/", "--name", "no scenario is called this"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+}
+
+#[test]
 fn bad_input_exits_2_naming_the_place() {
     let bad = temp_file("bad.toml", "name = \"x\"\n[[request]]\nat = \"later\"\nkind = \"signup\"\nemail = \"a@x.org\"\n[expect]\nnaive = \"pass\"\n");
     let o = otpsim(&["check", bad.to_str().unwrap()]);

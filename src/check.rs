@@ -165,6 +165,9 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
         let text = serde_json::to_string_pretty(&table)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(path) = &args.junit {
+        write_junit(path, &table.rows)?;
+    }
     let code = print_table(&table.rows, &table.strategy, format);
     if bad > 0 {
         eprintln!("{bad} bad path(s) or file(s) above; the rest ran");
@@ -175,7 +178,11 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
 
 /// `otpsim merge`: the shards' JSON reports, printed as the table one
 /// unsharded run prints, with its exit code.
-pub fn merge(files: &[(std::path::PathBuf, String)], format: TableFormat) -> Result<ExitCode> {
+pub fn merge(
+    files: &[(std::path::PathBuf, String)],
+    format: TableFormat,
+    junit: Option<&std::path::Path>,
+) -> Result<ExitCode> {
     let mut reports: Vec<(std::path::PathBuf, Report)> = Vec::new();
     for (file, text) in files {
         let report: Report = serde_json::from_str(text).map_err(|e| {
@@ -194,7 +201,33 @@ pub fn merge(files: &[(std::path::PathBuf, String)], format: TableFormat) -> Res
     let mut rows: Vec<Row> = reports.into_iter().flat_map(|(_, r)| r.rows).collect();
     // Stable: a scenario's rows keep their order.
     rows.sort_by_key(|r| r.index);
+    if let Some(path) = junit {
+        write_junit(path, &rows)?;
+    }
     Ok(print_table(&rows, &strategy, format))
+}
+
+/// A testcase per row: the scenario file, the variant, and why a row that
+/// does not hold fails.
+fn write_junit(path: &std::path::Path, rows: &[Row]) -> Result<()> {
+    let cases: Vec<crate::junit::Case> = rows
+        .iter()
+        .map(|r| crate::junit::Case {
+            class: r.file.clone(),
+            name: r.variant.clone(),
+            failure: (!r.holds).then(|| {
+                let mut why = format!("expected {}, found {}", r.expected, r.found);
+                for (invariant, sentence) in &r.violations {
+                    why.push_str(&format!("\n{invariant}: {sentence}"));
+                }
+                if let Some(replay) = &r.replay {
+                    why.push_str(&format!("\nreplay: {replay}"));
+                }
+                why
+            }),
+        })
+        .collect();
+    crate::junit::write(path, "otpsim check", &cases)
 }
 
 /// Prints the table and the count; exit 1 if a row does not hold.

@@ -128,6 +128,9 @@ pub enum Command {
         /// For explore's reports: also write the merged report as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Also write the merged verdicts as JUnit XML.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
     },
     /// Runs a variant as a real web app: one process is one worker; start
     /// several on one --db for several workers. Prints the address it
@@ -319,6 +322,10 @@ pub struct CheckArgs {
     /// Only the files whose path or scenario name contains this text.
     #[arg(long)]
     pub name: Option<String>,
+    /// Also write the verdicts as JUnit XML: a testcase per scenario and
+    /// variant.
+    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -368,6 +375,10 @@ pub struct ExploreArgs {
     /// text, or markdown for a CI job summary.
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub format: TableFormat,
+    /// Also write the verdicts as JUnit XML: a testcase per variant and
+    /// invariant, failed where the search broke it.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Every shard of one split given once: exit 2 otherwise.

@@ -148,6 +148,29 @@ fn finish(reports: &[SearchReport], walls: &[f64], options: &Options, args: &Exp
     if let Some(json) = &args.json {
         write_json(json, reports, walls, &saved, options)?;
     }
+    if let Some(path) = &args.junit {
+        // A testcase per variant and invariant: failed where the search
+        // broke it, with the saved file that shows it.
+        let mut cases = Vec::new();
+        for (report, paths) in reports.iter().zip(&saved) {
+            for i in Invariant::ALL {
+                let found = report.findings.iter().zip(paths).find(|(f, _)| f.invariant == i);
+                cases.push(crate::junit::Case {
+                    class: report.flow.clone(),
+                    name: i.name().to_string(),
+                    failure: found.map(|(f, p)| {
+                        format!(
+                            "{}\nsaved: {} (otpsim check {} replays it)",
+                            f.violation().why,
+                            p.display(),
+                            p.display()
+                        )
+                    }),
+                });
+            }
+        }
+        crate::junit::write(path, "otpsim explore", &cases)?;
+    }
     let found = reports.iter().any(|r| !r.findings.is_empty());
     Ok(if found { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
@@ -375,7 +398,13 @@ pub fn is_report(text: &str) -> bool {
 /// `otpsim merge` of explore's shards: every shard's rounds, replayed from
 /// the files they carry, add up to the search one unsharded run makes;
 /// saved, printed and reported as that run does.
-pub fn merge(files: &[(PathBuf, String)], format: TableFormat, save: &Path, json: Option<&Path>) -> Result<ExitCode> {
+pub fn merge(
+    files: &[(PathBuf, String)],
+    format: TableFormat,
+    save: &Path,
+    json: Option<&Path>,
+    junit: Option<&Path>,
+) -> Result<ExitCode> {
     let mut reports: Vec<(PathBuf, JsonReport)> = Vec::new();
     for (file, text) in files {
         let report: JsonReport = serde_json::from_str(text).map_err(|e| {
@@ -455,6 +484,7 @@ pub fn merge(files: &[(PathBuf, String)], format: TableFormat, save: &Path, json
         check_determinism: false,
         report: None,
         format,
+        junit: junit.map(Path::to_path_buf),
     };
     finish(&merged, &walls, &options, &args)
 }

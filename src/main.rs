@@ -10,6 +10,7 @@ mod check;
 mod cli;
 mod explore;
 mod interrupt;
+mod junit;
 mod live;
 mod merge;
 mod replay;
@@ -63,7 +64,8 @@ fn main() -> ExitCode {
             format,
             save,
             json,
-        } => merge::run(&reports, format, &save, json.as_deref()),
+            junit,
+        } => merge::run(&reports, format, &save, json.as_deref(), junit.as_deref()),
         Command::Replay {
             file,
             variant,

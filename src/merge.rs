@@ -15,6 +15,7 @@ pub fn run(
     format: TableFormat,
     save: &std::path::Path,
     json: Option<&std::path::Path>,
+    junit: Option<&std::path::Path>,
 ) -> Result<ExitCode> {
     let mut texts = Vec::new();
     for file in files {
@@ -23,8 +24,8 @@ pub fn run(
         texts.push((file.clone(), text));
     }
     if crate::explore::is_report(&texts[0].1) {
-        crate::explore::merge(&texts, format, save, json)
+        crate::explore::merge(&texts, format, save, json, junit)
     } else {
-        crate::check::merge(&texts, format)
+        crate::check::merge(&texts, format, junit)
     }
 }

@@ -113,15 +113,123 @@ fn check_names_every_bad_file_then_runs_the_good_ones_and_exits_2() {
 
 #[test]
 fn check_narrows_to_a_variant_and_a_name_and_refuses_to_check_nothing() {
-    let o = otpsim(&["check", "scenarios/", "--variant", "idempotent", "--name", "double_click"]);
+    let o = otpsim(&[
+        "check",
+        "scenarios/",
+        "--variant",
+        "idempotent",
+        "--name",
+        "double_click",
+    ]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{out}{err}");
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("  ")).collect();
-    assert!(!rows.is_empty() && rows.iter().all(|l| l.trim_start().starts_with("idempotent")), "{out}");
+    assert!(
+        !rows.is_empty() && rows.iter().all(|l| l.trim_start().starts_with("idempotent")),
+        "{out}"
+    );
     let files: Vec<&str> = out.lines().filter(|l| l.starts_with("scenarios/")).collect();
-    assert!(!files.is_empty() && files.iter().all(|l| l.contains("double_click")), "{out}");
+    assert!(
+        !files.is_empty() && files.iter().all(|l| l.contains("double_click")),
+        "{out}"
+    );
     let o = otpsim(&["check", "scenarios/", "--name", "no scenario is called this"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+}
+
+/// `(classname, name, failed)` of every testcase of a JUnit file.
+fn junit_cases(path: &Path) -> Vec<(String, String, bool)> {
+    let xml = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .expect("a testsuite");
+    let cases: Vec<(String, String, bool)> = suite
+        .children()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|n| {
+            (
+                n.attribute("classname").unwrap().to_string(),
+                n.attribute("name").unwrap().to_string(),
+                n.children().any(|c| c.has_tag_name("failure")),
+            )
+        })
+        .collect();
+    let failed = cases.iter().filter(|c| c.2).count();
+    assert_eq!(suite.attribute("tests"), Some(cases.len().to_string().as_str()));
+    assert_eq!(suite.attribute("failures"), Some(failed.to_string().as_str()));
+    cases
+}
+
+#[test]
+fn junit_has_a_testcase_per_row_for_check_merge_and_explore() {
+    let dir = std::env::temp_dir().join(format!("otpsim-junit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let body =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed_incident.toml")).unwrap();
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(
+        &wrong,
+        body.replace("naive = \"fail:verify_succeeds\"", "naive = \"pass\""),
+    )
+    .unwrap();
+    let junit = dir.join("check.xml");
+    let o = otpsim(&["check", wrong.to_str().unwrap(), "--junit", junit.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let cases = junit_cases(&junit);
+    assert_eq!(cases.len(), 3, "{cases:?}");
+    assert!(cases.iter().all(|(class, _, _)| class.ends_with("wrong.toml")));
+    assert_eq!(
+        cases.iter().filter(|c| c.2).map(|c| c.1.as_str()).collect::<Vec<_>>(),
+        ["naive"],
+        "the one unmet expectation fails"
+    );
+    // A merge of shards writes the same cases.
+    let (a, b) = (dir.join("a.json"), dir.join("b.json"));
+    otpsim(&[
+        "check",
+        wrong.to_str().unwrap(),
+        "--shard",
+        "1/2",
+        "--json",
+        a.to_str().unwrap(),
+    ]);
+    otpsim(&[
+        "check",
+        wrong.to_str().unwrap(),
+        "--shard",
+        "2/2",
+        "--json",
+        b.to_str().unwrap(),
+    ]);
+    let merged = dir.join("merged.xml");
+    otpsim(&[
+        "merge",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--junit",
+        merged.to_str().unwrap(),
+    ]);
+    assert_eq!(junit_cases(&merged), cases);
+    // Explore: a testcase per variant and invariant.
+    let explored = dir.join("explore.xml");
+    let save = dir.join("found");
+    otpsim(&[
+        "explore",
+        "--variant",
+        "naive",
+        "--budget",
+        "2000",
+        "--save",
+        save.to_str().unwrap(),
+        "--junit",
+        explored.to_str().unwrap(),
+    ]);
+    let cases = junit_cases(&explored);
+    assert_eq!(cases.len(), otpsim_sim::Invariant::ALL.len());
+    assert!(cases.iter().any(|c| c.1 == "verify_succeeds" && c.2), "{cases:?}");
 }
 
 #[test]

@@ -154,7 +154,9 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
     }
     if let Some(dir) = report {
         let path = report::write(dir, "otpsim check", &report_rows)?;
-        eprintln!("report: {}", path.display());
+        if !crate::style::quiet() {
+            eprintln!("report: {}", path.display());
+        }
     }
     let table = Report {
         shard,
@@ -269,7 +271,7 @@ fn print_table(rows: &[Row], strategy: &str, format: TableFormat) -> ExitCode {
 }
 
 fn print_row(row: &Row, strategy: &str) {
-    let verdict = if row.holds { "ok" } else { "UNEXPECTED" };
+    let verdict = crate::style::verdict(if row.holds { "ok" } else { "UNEXPECTED" }, row.holds);
     println!(
         "  {:<16} expected {:<24} found {:<24} {:>4} schedules  {verdict}",
         row.variant, row.expected, row.found, row.schedules

@@ -17,6 +17,13 @@ use otpsim_sim::schedule::Strategy;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Colour the verdicts: auto (on a terminal, unless NO_COLOR is set),
+    /// always or never.
+    #[arg(long, global = true, value_enum, default_value_t = crate::style::When::Auto)]
+    pub color: crate::style::When,
+    /// Print only results, warnings and errors: no progress, no notes.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
 }
 
 #[derive(clap::Subcommand)]

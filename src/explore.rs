@@ -140,7 +140,9 @@ fn finish(reports: &[SearchReport], walls: &[f64], options: &Options, args: &Exp
             }
         }
         let path = crate::report::write(dir, "otpsim explore", &rows)?;
-        eprintln!("report: {}", path.display());
+        if !crate::style::quiet() {
+            eprintln!("report: {}", path.display());
+        }
     }
     if args.check_determinism {
         check_determinism(reports, &saved)?;
@@ -179,7 +181,7 @@ fn finish(reports: &[SearchReport], walls: &[f64], options: &Options, args: &Exp
 fn search_with_progress(variant: &Variant, options: &Options) -> (SearchReport, f64) {
     let budget = options.budget;
     let began = std::time::Instant::now();
-    let report = if std::io::stderr().is_terminal() {
+    let report = if std::io::stderr().is_terminal() && !crate::style::quiet() {
         let (length, unit) = match budget {
             Budget::Time(d) => (d.as_millis() as u64, "ms"),
             Budget::Schedules(n) => (n, "schedules"),
@@ -207,6 +209,9 @@ fn search_with_progress(variant: &Variant, options: &Options) -> (SearchReport, 
         search(variant, options, &|_, _| {})
     };
     let wall = began.elapsed().as_secs_f64();
+    if crate::style::quiet() {
+        return (report, wall);
+    }
     eprintln!(
         "{variant}: {} schedules in {} round(s), {wall:.1} s wall clock ({:.1} s of search over {} thread(s)), {} invariant(s) broken",
         report.schedules,

@@ -17,6 +17,7 @@ mod replay;
 mod report;
 mod serve;
 mod stress;
+mod style;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
     interrupt::quiet_on_closed_pipe();
     // clap exits with 2 on a bad flag, as the project's convention asks.
     let cli = Cli::parse();
+    style::set(cli.color, cli.quiet);
     let outcome = match cli.command {
         // With --target the run is live; clap refuses the simulator's
         // other flags beside it.

@@ -233,6 +233,43 @@ fn junit_has_a_testcase_per_row_for_check_merge_and_explore() {
 }
 
 #[test]
+fn color_when_asked_and_quiet_when_asked() {
+    let o = otpsim(&["check", "scenarios/seed_incident.toml", "--color", "always"]);
+    assert!(text(&o).0.contains("\x1b[32mok\x1b[0m"), "{}", text(&o).0);
+    // Not a terminal: no colour by default, nor with NO_COLOR.
+    let o = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(["check", "scenarios/seed_incident.toml"])
+        .env("NO_COLOR", "1")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(!text(&o).0.contains('\x1b'));
+    let dir = std::env::temp_dir().join(format!("otpsim-quiet-{}", std::process::id()));
+    let loud = otpsim(&[
+        "explore",
+        "--variant",
+        "idempotent",
+        "--budget",
+        "1000",
+        "--save",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(text(&loud).1.contains("schedules in"), "{}", text(&loud).1);
+    let quiet = otpsim(&[
+        "explore",
+        "--variant",
+        "idempotent",
+        "--budget",
+        "1000",
+        "--save",
+        dir.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(text(&quiet).1, "", "nothing but results");
+    assert!(text(&quiet).0.contains("schedules   wall s"), "the results still print");
+}
+
+#[test]
 fn bad_input_exits_2_naming_the_place() {
     let bad = temp_file("bad.toml", "name = \"x\"\n[[request]]\nat = \"later\"\nkind = \"signup\"\nemail = \"a@x.org\"\n[expect]\nnaive = \"pass\"\n");
     let o = otpsim(&["check", bad.to_str().unwrap()]);

@@ -95,10 +95,10 @@ pub fn check(
         };
         let verdict = expected.map(|e| swept.verdict(e));
         let mark = match verdict {
-            Some(Verdict::Holds) => "ok",
-            Some(Verdict::Unexpected) => "UNEXPECTED",
-            Some(Verdict::NotObservable) => "not observable",
-            None => "no expectation",
+            Some(Verdict::Holds) => crate::style::verdict("ok", true),
+            Some(Verdict::Unexpected) => crate::style::verdict("UNEXPECTED", false),
+            Some(Verdict::NotObservable) => "not observable".to_string(),
+            None => "no expectation".to_string(),
         };
         match verdict {
             Some(Verdict::Holds) => held += 1,
@@ -140,7 +140,9 @@ pub fn check(
             ),
         }
     }
-    println!("{held} as expected, {unexpected} unexpected, {skipped} not judged");
+    // The words of check's summary line, and the rows live mode could not
+    // judge beside them.
+    println!("{held} passed, {unexpected} failed, {skipped} not judged");
     Ok(if unexpected == 0 {
         ExitCode::SUCCESS
     } else {

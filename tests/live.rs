@@ -492,3 +492,22 @@ fn a_bad_target_file_exits_2_and_says_where() {
         );
     }
 }
+
+#[test]
+fn check_target_sums_up_in_checks_words() {
+    let out = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(["check", "--target"])
+        .arg(root().join("targets/otpsim-naive.toml"))
+        .arg(root().join("scenarios/seed_incident.toml"))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.ends_with("1 passed, 0 failed, 0 not judged\n"), "{text}");
+}

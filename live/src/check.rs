@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use otpsim_sim::invariant::{Invariant, Violation};
-use otpsim_sim::scenario::{Expectation, Scenario};
+use otpsim_model::invariant::{Invariant, Violation};
+use otpsim_model::scenario::{Expectation, Scenario};
 
 use crate::run::{self, judged, next_schedule, violations, LiveError, LiveRun, Options};
 use crate::target::Target;

@@ -15,3 +15,4 @@ pub mod run;
 pub mod serve;
 pub mod smtp;
 pub mod target;
+pub mod wire;

@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::serve::REQUEST_HEADER;
+use crate::wire::REQUEST_HEADER;
 
 /// The number given to the first request that came without one.
 pub const UNLABELLED_FROM: usize = 1_000_001;

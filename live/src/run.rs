@@ -28,17 +28,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use otpsim_core::{Email, Kind, Otp};
-use otpsim_sim::invariant::{self, Invariant, Limits, Violation};
-use otpsim_sim::scenario::{FaultKind, RequestSpec, Scenario, SessionMode, Via};
-use otpsim_sim::trace::{Cookie, DbState, Event, Trace, What};
-use otpsim_sim::world::{plan_requests, probe_logins, typed_code, Planned};
+use otpsim_model::invariant::{self, Invariant, Limits, Violation};
+use otpsim_model::plan::{plan_requests, probe_logins, typed_code, Planned};
+use otpsim_model::scenario::{FaultKind, RequestSpec, Scenario, SessionMode, Via};
+use otpsim_model::trace::{Cookie, DbState, Event, Trace, What};
 use reqwest::cookie::{CookieStore as _, Jar};
 use tokio::sync::mpsc;
 
 use crate::proxy::{self, Held, Report};
-use crate::serve::{cookie, REQUEST_HEADER};
 use crate::smtp::{self, Received};
 use crate::target::Target;
+use crate::wire::{self, REQUEST_HEADER};
 
 /// How long a run waits, once nothing is in flight or due, for mail that
 /// may still come.
@@ -559,7 +559,7 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// The end-of-run probe (`otpsim_sim::world::probe_logins`): on the
+    /// The end-of-run probe (`otpsim_model::plan::probe_logins`): on the
     /// accounts the observer reads, or, with no observer, on every address
     /// the file names (a login on one without an account is refused, and
     /// harmless).
@@ -642,7 +642,7 @@ impl Executor<'_> {
     fn read_cookie(&self, header: &str) -> Cookie {
         let pairs: Vec<(&str, &str)> = header.split(';').filter_map(|p| p.trim().split_once('=')).collect();
         match pairs.iter().find(|(n, _)| *n == self.target.session_cookie) {
-            Some((_, value)) => match cookie::read(value) {
+            Some((_, value)) => match wire::read(value) {
                 Some(data) => Cookie::Session(data),
                 None => Cookie::Opaque(format!("{}={value}", self.target.session_cookie)),
             },

@@ -34,12 +34,7 @@ use tokio::net::TcpListener;
 /// The largest request body a route reads; a larger one is refused.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
-/// The header with a request's number in the scenario, which the live
-/// executor's browsers send (the proxy stamps it on requests that come
-/// without); `serve` copies it into the mail the request sends, so that a
-/// mail is tied to the request that sent it. It is only a label: a
-/// client that forges it mislabels its own mail and nothing else.
-pub const REQUEST_HEADER: &str = "x-otpsim-request";
+pub use crate::wire::REQUEST_HEADER;
 
 /// Where sessions live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -553,33 +548,7 @@ fn smtp_send(server: SocketAddr, mail: &Mail, label: Option<&str>) -> Result<(),
 /// payload readable (as Flask's is) and unforgeable without the secret.
 pub mod cookie {
     use super::*;
-
-    /// The session as JSON with Flask's keys.
-    pub fn data_to_json(data: &SessionData) -> String {
-        let mut map = serde_json::Map::new();
-        for (key, value) in [
-            ("temp_user_id", &data.temp_user_id),
-            ("email", &data.email),
-            ("user", &data.user),
-        ] {
-            if let Some(v) = value {
-                map.insert(key.to_string(), serde_json::Value::String(v.clone()));
-            }
-        }
-        serde_json::Value::Object(map).to_string()
-    }
-
-    /// A session from JSON with Flask's keys (others ignored).
-    pub fn data_from_json(json: &str) -> Option<SessionData> {
-        let value: serde_json::Value = serde_json::from_str(json).ok()?;
-        let get = |k: &str| value.get(k).and_then(|v| v.as_str()).map(str::to_string);
-        value.as_object()?;
-        Some(SessionData {
-            temp_user_id: get("temp_user_id"),
-            email: get("email"),
-            user: get("user"),
-        })
-    }
+    pub use crate::wire::{data_from_json, data_to_json, read};
 
     fn sign(secret: &[u8], payload: &str) -> String {
         URL_SAFE_NO_PAD.encode(otpsim_core::crypto::mac(secret, &[b"session", payload.as_bytes()]))
@@ -600,15 +569,6 @@ pub mod cookie {
             return None;
         }
         read(payload)
-    }
-
-    /// What a session cookie's payload says, without checking the
-    /// signature: what a harness shows in a trace (Flask's cookies start
-    /// the same way, `base64url(JSON).…`).
-    pub fn read(value: &str) -> Option<SessionData> {
-        let payload = value.split('.').next()?;
-        let json = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-        data_from_json(std::str::from_utf8(&json).ok()?)
     }
 }
 

@@ -203,7 +203,7 @@ impl Target {
     /// Validates a target file's text.
     pub fn parse(path: &Path, text: &str) -> Result<Target, TargetError> {
         let error = |offset: usize, message: String| {
-            let (line, column) = otpsim_sim::scenario::line_column(text, offset);
+            let (line, column) = otpsim_model::scenario::line_column(text, offset);
             TargetError {
                 file: path.to_path_buf(),
                 line,
@@ -228,7 +228,7 @@ impl Target {
                 None => Ok(Duration::from_millis(default)),
                 // Bounded, so that no sum of instants overflows and no wait
                 // is endless.
-                Some(s) => otpsim_sim::scenario::parse_duration(s.get_ref())
+                Some(s) => otpsim_model::scenario::parse_duration(s.get_ref())
                     .filter(|ms| *ms <= 600_000)
                     .map(Duration::from_millis)
                     .ok_or_else(|| {
@@ -409,8 +409,8 @@ impl Target {
     /// Whether the target can observe `invariant`: the database ones need
     /// `[observe]`, the per-registration ones each mail's registration
     /// (named in the mail, or looked up by `[observe] registration`).
-    pub fn observes(&self, invariant: otpsim_sim::Invariant) -> bool {
-        use otpsim_sim::Invariant::*;
+    pub fn observes(&self, invariant: otpsim_model::Invariant) -> bool {
+        use otpsim_model::Invariant::*;
         let registrations =
             self.mail_temp_id.is_some() || self.observe.as_ref().is_some_and(|o| o.registration.is_some());
         match invariant {
@@ -490,7 +490,7 @@ code = '(\d{6})'
             .read_answer(500, "boom")
             .unwrap_err()
             .contains("no [[answer.rule]] matches status 500"));
-        assert!(!t.observes(otpsim_sim::Invariant::SinglePending));
+        assert!(!t.observes(otpsim_model::Invariant::SinglePending));
     }
 
     #[test]

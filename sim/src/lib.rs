@@ -1,7 +1,9 @@
-//! otpsim-sim: the simulated world the flows of `otpsim-core` run in, the
-//! scenario files that describe it, the invariants checked on its traces,
-//! the sweep that runs one scenario under many schedules ([`sweep`]), and
-//! the search that generates scenarios ([`explore`]).
+//! otpsim-sim: the engine. The simulated world the flows of `otpsim-core`
+//! run in under shuttle's schedulers, the sweep that runs one scenario
+//! under many schedules ([`sweep`]), and the search that generates
+//! scenarios ([`explore`]). The vocabulary it shares with live mode
+//! (scenarios, traces, invariants, the request plan, pictures) lives in
+//! `otpsim-model` and is re-exported here under its old paths.
 
 #![warn(missing_docs)]
 
@@ -9,17 +11,14 @@ pub mod ablate;
 pub mod bugfind;
 pub mod check;
 pub mod explore;
-pub mod invariant;
 pub mod jobs;
-pub mod render;
-pub mod scenario;
 pub mod schedule;
 pub mod stress;
 pub mod sweep;
-pub mod trace;
 pub mod world;
 
 pub use invariant::{Invariant, Violation};
+pub use otpsim_model::{invariant, plan, render, scenario, trace};
 pub use scenario::{Expectation, Scenario, ScenarioError};
 pub use sweep::{Counterexample, Sweep};
 pub use trace::Trace;

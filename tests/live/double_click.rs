@@ -57,7 +57,7 @@ impl Finding {
     /// The registration the kept cookie names.
     fn kept_registration(&self) -> Option<String> {
         let kept = self.set_cookies.get(self.kept().checked_sub(1)?)?;
-        otpsim_live::serve::cookie::read(kept.strip_prefix("session=")?)?.temp_user_id
+        otpsim_live::wire::read(kept.strip_prefix("session=")?)?.temp_user_id
     }
 
     /// What the naive verify should answer: 404 if the kept cookie names

@@ -204,7 +204,7 @@ pub struct Scenario {
     pub schedules: u32,
     /// Base seed.
     pub seed: u64,
-    /// A pinned schedule: the choices of [`crate::schedule::ChoiceScheduler`].
+    /// A pinned schedule: the choices of the engine's choice scheduler.
     /// When set, `check` runs exactly this one schedule.
     pub choices: Option<Vec<u8>>,
     /// The invariants checked.

@@ -1,0 +1,18 @@
+//! otpsim-model: what the simulator and live mode share, and nothing that
+//! schedules. Scenario files, the trace of a run, the invariants judged on
+//! it, the plan of a run's requests (who sends what, when, to which
+//! worker, typing which code), and the pictures of a trace. Neither
+//! shuttle nor proptest reaches it: `otpsim-live` depends on this crate,
+//! not on the engine in `otpsim-sim`.
+
+#![warn(missing_docs)]
+
+pub mod invariant;
+pub mod plan;
+pub mod render;
+pub mod scenario;
+pub mod trace;
+
+pub use invariant::{Invariant, Violation};
+pub use scenario::{Expectation, Scenario, ScenarioError};
+pub use trace::Trace;

@@ -36,43 +36,7 @@ pub enum Command {
     /// `check` prints for every counterexample), else the first that the
     /// scheduler finds breaking an invariant. Exits 1 when the schedule it
     /// shows breaks an invariant
-    Replay {
-        /// The scenario file.
-        file: PathBuf,
-        /// The variant, e.g. naive, seed_fix-dedup, idempotent (not with
-        /// --target: the target says what runs).
-        #[arg(long, value_parser = parse_variant, required_unless_present = "target", conflicts_with = "target")]
-        variant: Option<Variant>,
-        /// The seed of the run's randomness and of the scheduler (default:
-        /// the file's seed).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// The schedule to run, as the choices it takes where more than one
-        /// task can run (e.g. 0,1,1); runs exactly that one schedule.
-        #[arg(long, value_delimiter = ',', num_args = 0..)]
-        choices: Option<Vec<u8>>,
-        /// Without --choices, the scheduler that looks for a failing
-        /// schedule: pct1..pct10, random or dfs.
-        #[arg(long, default_value = "pct3", value_parser = parse_strategy)]
-        strategy: Strategy,
-        /// For a fault at statement = "every": the position to replay.
-        #[arg(long, default_value_t = 1)]
-        position: u32,
-        /// text, json, mermaid (a sequenceDiagram), svg or html (one
-        /// self-contained page).
-        #[arg(long, value_enum, default_value_t = RunFormat::Text)]
-        format: RunFormat,
-        /// Explain the violation in a few sentences (always in json and html).
-        #[arg(long)]
-        explain: bool,
-        /// Replay against a real server, described by this target file.
-        #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "strategy", "position", "explain"])]
-        target: Option<PathBuf>,
-        /// With --target: run the schedule this many times and say how many
-        /// runs broke the same invariants as the first.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        repeat: u32,
-    },
+    Replay(ReplayArgs),
     /// Generates scenarios and schedules against each variant until the
     /// budget, shrinks every break to a minimal scenario file, and prints a
     /// matrix variant x invariant. Exits 1 when something broke. Ctrl-C
@@ -277,6 +241,51 @@ pub fn parse_variant(s: &str) -> Result<Variant, String> {
 }
 
 /// What `explore` was asked.
+/// `otpsim replay`'s flags.
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    /// The scenario file.
+    pub file: PathBuf,
+    /// The variant, e.g. naive, seed_fix-dedup, idempotent (not with
+    /// --target: the target says what runs).
+    #[arg(long, value_parser = parse_variant, required_unless_present = "target", conflicts_with = "target")]
+    pub variant: Option<Variant>,
+    /// The seed of the run's randomness and of the scheduler (default:
+    /// the file's seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The schedule to run, as the choices it takes where more than one
+    /// task can run (e.g. 0,1,1); runs exactly that one schedule.
+    #[arg(long, value_delimiter = ',', num_args = 0.., conflicts_with = "target")]
+    pub choices: Option<Vec<u8>>,
+    /// With --target: the network order to run, as the delivery taken at
+    /// each instant where several were due (e.g. 0,1); a live run's
+    /// counterpart of --choices, which picks threads.
+    #[arg(long, value_delimiter = ',', num_args = 0..)]
+    pub deliveries: Option<Vec<u8>>,
+    /// Without --choices, the scheduler that looks for a failing
+    /// schedule: pct1..pct10, random or dfs.
+    #[arg(long, default_value = "pct3", value_parser = parse_strategy)]
+    pub strategy: Strategy,
+    /// For a fault at statement = "every": the position to replay.
+    #[arg(long, default_value_t = 1)]
+    pub position: u32,
+    /// text, json, mermaid (a sequenceDiagram), svg or html (one
+    /// self-contained page).
+    #[arg(long, value_enum, default_value_t = RunFormat::Text)]
+    pub format: RunFormat,
+    /// Explain the violation in a few sentences (always in json and html).
+    #[arg(long)]
+    pub explain: bool,
+    /// Replay against a real server, described by this target file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "strategy", "position", "explain"])]
+    pub target: Option<PathBuf>,
+    /// With --target: run the schedule this many times and say how many
+    /// runs broke the same invariants as the first.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repeat: u32,
+}
+
 /// `otpsim check`'s flags.
 #[derive(clap::Args)]
 pub struct CheckArgs {

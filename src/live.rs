@@ -126,7 +126,7 @@ pub fn check(
                     }
                     let choices: Vec<String> = run.choices.iter().map(u8::to_string).collect();
                     println!(
-                        "    replay: otpsim replay {file} --target {} --choices {}",
+                        "    replay: otpsim replay {file} --target {} --deliveries {}",
                         target.path.display(),
                         choices.join(",")
                     );
@@ -166,7 +166,7 @@ pub fn replay(target: &Path, file: &Path, choices: Vec<u8>, repeat: u32, format:
     // one asked for: say so rather than replay something else.
     if choices.len() > first.arities.len() {
         bail!(InvalidInput(format!(
-            "--choices gives {} choices, but this schedule has only {} instants with more than one delivery",
+            "--deliveries gives {} choices, but this schedule has only {} instants with more than one delivery",
             choices.len(),
             first.arities.len()
         )));
@@ -178,7 +178,7 @@ pub fn replay(target: &Path, file: &Path, choices: Vec<u8>, repeat: u32, format:
         .find(|(_, (c, a))| c >= a)
     {
         bail!(InvalidInput(format!(
-            "--choices: choice {} is {c}, but only {a} deliveries were due at that instant (0 to {})",
+            "--deliveries: choice {} is {c}, but only {a} deliveries were due at that instant (0 to {})",
             i + 1,
             a - 1
         )));

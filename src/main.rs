@@ -68,20 +68,20 @@ fn main() -> ExitCode {
             json,
             junit,
         } => merge::run(&reports, format, &save, json.as_deref(), junit.as_deref()),
-        Command::Replay {
-            file,
-            variant,
-            seed,
-            choices,
-            strategy,
-            position,
-            format,
-            explain,
-            target,
-            repeat,
-        } => match (target, variant) {
-            (Some(target), _) => live::replay(&target, &file, choices.unwrap_or_default(), repeat, format),
-            (None, Some(variant)) => replay::run(&file, variant, seed, choices, strategy, position, format, explain),
+        Command::Replay(args) => match (&args.target, args.variant) {
+            (Some(target), _) => live::replay(
+                target,
+                &args.file,
+                args.deliveries.clone().unwrap_or_default(),
+                args.repeat,
+                args.format,
+            ),
+            (None, _) if args.deliveries.is_some() => Err(InvalidInput(
+                "--deliveries orders a live run's deliveries and needs --target; the simulator's schedule is --choices"
+                    .to_string(),
+            )
+            .into()),
+            (None, Some(_)) => replay::run(&args),
             (None, None) => Err(InvalidInput("--variant is needed without --target".to_string()).into()),
         },
         Command::Explore(args) => explore::run(&args),

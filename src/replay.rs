@@ -1,27 +1,26 @@
 //! `otpsim replay`: one schedule, as text, JSON, Mermaid, SVG or HTML.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use otpsim_core::Variant;
-use otpsim_sim::schedule::Strategy;
 use otpsim_sim::sweep::{replay, sweep};
 
-use crate::cli::RunFormat;
+use crate::cli::{ReplayArgs, RunFormat};
 use crate::{load, InvalidInput};
 
-#[allow(clippy::too_many_arguments)]
-pub fn run(
-    file: &Path,
-    variant: Variant,
-    seed: Option<u64>,
-    choices: Option<Vec<u8>>,
-    strategy: Strategy,
-    position: u32,
-    format: RunFormat,
-    explain: bool,
-) -> Result<ExitCode> {
+pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
+    let (file, seed, choices, strategy, position, format, explain) = (
+        args.file.as_path(),
+        args.seed,
+        args.choices.clone(),
+        args.strategy,
+        args.position,
+        args.format,
+        args.explain,
+    );
+    let Some(variant) = args.variant else {
+        bail!(InvalidInput("--variant is needed without --target".to_string()));
+    };
     use otpsim_sim::render::{self, Diagram};
     let scenario = load(file)?;
     if position == 0 {

@@ -287,6 +287,26 @@ fn bad_input_exits_2_naming_the_place() {
         otpsim(&["check", "scenarios", "--strategy", "pct0"]).status.code(),
         Some(2)
     );
+    // Two words for two kinds of choice: threads in the simulator,
+    // deliveries against a real server.
+    let o = otpsim(&[
+        "replay",
+        "scenarios/seed_incident.toml",
+        "--variant",
+        "naive",
+        "--deliveries",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = otpsim(&[
+        "replay",
+        "scenarios/seed_incident.toml",
+        "--target",
+        "targets/otpsim-naive.toml",
+        "--choices",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
 }
 
 #[test]

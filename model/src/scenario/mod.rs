@@ -1,0 +1,303 @@
+//! Scenario files, formats 1 and 2 (`docs/scenario-format.md`): loading
+//! and validation. Every error names the file, line and column and says
+//! what was expected; nothing is silently ignored.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use otpsim_core::{DbMode, Email, Kind, Otp, Variant};
+
+use crate::invariant::Invariant;
+
+/// A scenario that could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ScenarioError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// How the app keeps sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionMode {
+    /// Flask's signed cookie: the browser keeps the last cookie to arrive.
+    Cookie,
+    /// Server-side sessions keyed by a session-id cookie; the last save wins.
+    Server,
+}
+
+/// The deployment under test.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// Server processes, 1..=8.
+    pub workers: usize,
+    /// Where sessions live.
+    pub session: SessionMode,
+    /// How long an SMTP send blocks the handler.
+    pub mail_latency_ms: u64,
+    /// Lifetime of a code.
+    pub otp_ttl_ms: u64,
+    /// Wrong codes allowed per pending registration.
+    pub max_attempts: u32,
+    /// How the app's driver groups writes into transactions (format 2).
+    pub db_mode: DbMode,
+}
+
+/// Which code a verify types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtpChoice {
+    /// The newest email for the address in the browser's inbox.
+    Latest,
+    /// The oldest.
+    First,
+    /// A code no email carried.
+    Wrong,
+    /// Six digits, as written.
+    Literal(Otp),
+}
+
+/// One `[[browser]]` (format 2): a browser and the mailboxes it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSpec {
+    /// The name requests use in `browser`.
+    pub name: String,
+    /// Exactly the addresses whose mailbox it reads; empty for an attacker.
+    pub owns: Vec<Email>,
+    /// The person's password, which the end-of-run probe logs in with;
+    /// `None`: the password of the browser's first signup.
+    pub password: Option<String>,
+}
+
+/// One `[[request]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSpec {
+    /// Simulated send time.
+    pub at_ms: u64,
+    /// The browser (one cookie jar).
+    pub browser: String,
+    /// Signup, verify or login.
+    pub kind: Kind,
+    /// The address.
+    pub email: Email,
+    /// The password field (signup, login; on a verify, typed again).
+    pub password: String,
+    /// The code (verify).
+    pub otp: OtpChoice,
+    /// Identical copies sent at the same instant.
+    pub repeat: u32,
+    /// A pinned worker, or round-robin.
+    pub worker: Option<usize>,
+    /// Extra time before the response arrives.
+    pub response_delay_ms: u64,
+    /// Extra time before this request's email arrives.
+    pub email_delay_ms: u64,
+    /// How the page sends it (format 2).
+    pub via: Via,
+}
+
+/// How a page sends a request: what a browser does with an earlier one
+/// still in flight when the user submits again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Via {
+    /// `fetch()` or XHR from a script: every response is taken, in the
+    /// order they arrive (each one's Set-Cookie applied).
+    #[default]
+    Fetch,
+    /// A plain HTML form: submitting is a navigation, and a later
+    /// navigation of the same browser abandons it: its response is dropped
+    /// and its Set-Cookie never applied (measured in Chromium).
+    Form,
+}
+
+/// What a fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FaultKind {
+    /// An SQL statement fails with this error.
+    Db(DbFault),
+    /// The worker dies right after the statement.
+    Crash,
+    /// The request's email is never delivered.
+    Mail,
+}
+
+/// The SQLite errors a `db` fault can raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DbFault {
+    /// SQLITE_BUSY
+    Busy,
+    /// SQLITE_IOERR
+    Io,
+    /// SQLITE_FULL
+    Full,
+}
+
+/// Which statement a fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StatementChoice {
+    /// The n-th (1-based).
+    Nth(u32),
+    /// Each position in turn, one run per position.
+    Every,
+}
+
+/// One `[[fault]]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultSpec {
+    /// What it does.
+    pub kind: FaultKind,
+    /// 0-based index into [`Scenario::requests`].
+    pub request: usize,
+    /// Which statement (db and crash).
+    pub statement: StatementChoice,
+}
+
+/// What a variant is expected to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expectation {
+    /// No explored schedule violates a checked invariant.
+    Pass,
+    /// Some schedule violates some checked invariant.
+    Fail,
+    /// Some schedule violates this one.
+    FailOn(Invariant),
+}
+
+impl fmt::Display for Expectation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expectation::Pass => f.pad("pass"),
+            Expectation::Fail => f.pad("fail"),
+            Expectation::FailOn(i) => f.pad(&format!("fail:{i}")),
+        }
+    }
+}
+
+/// A loaded, validated scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    /// Where it came from.
+    pub path: PathBuf,
+    /// The file format, 1 or 2.
+    pub format: u8,
+    /// Its name.
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// The browsers declared with `[[browser]]` (format 2).
+    pub browsers: Vec<BrowserSpec>,
+    /// The deployment.
+    pub deployment: Deployment,
+    /// The requests, in file order.
+    pub requests: Vec<RequestSpec>,
+    /// The faults.
+    pub faults: Vec<FaultSpec>,
+    /// Interleavings tried per variant.
+    pub schedules: u32,
+    /// Base seed.
+    pub seed: u64,
+    /// A pinned schedule: the choices of the engine's choice scheduler.
+    /// When set, `check` runs exactly this one schedule.
+    pub choices: Option<Vec<u8>>,
+    /// The invariants checked.
+    pub invariants: Vec<Invariant>,
+    /// Expected outcome per variant, in file order.
+    pub expect: Vec<(Variant, Expectation)>,
+    /// Whether the end-of-run probe logs everyone in (`[probe] logins`).
+    pub probe: bool,
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let bytes = std::fs::read(path).map_err(|e| ScenarioError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Self::from_bytes(path, bytes)
+    }
+
+    /// Validates the bytes of a scenario file; `path` is only for messages.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Scenario, ScenarioError> {
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let valid = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or("");
+            Loader { path, text: valid }.error(at, "the file is not UTF-8 text; expected a TOML scenario")
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Validates scenario text; `path` is only for messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+        Loader { path, text }.scenario()
+    }
+}
+
+impl Scenario {
+    /// The addresses whose mailbox `browser` reads: those its `[[browser]]`
+    /// table lists, or without a table the addresses it signs up for.
+    pub fn owns(&self, browser: &str) -> Vec<Email> {
+        if let Some(b) = self.browsers.iter().find(|b| b.name == browser) {
+            return b.owns.clone();
+        }
+        let mut owned: Vec<Email> = self
+            .requests
+            .iter()
+            .filter(|r| r.browser == browser && r.kind == Kind::Signup)
+            .map(|r| r.email.clone())
+            .collect();
+        owned.sort();
+        owned.dedup();
+        owned
+    }
+
+    /// The password `browser` logs in with at the end-of-run probe: its
+    /// `[[browser]]` password, else that of its first signup, else that of
+    /// its first request (every request carries one).
+    pub fn password_of(&self, browser: &str) -> Option<&str> {
+        if let Some(p) = self
+            .browsers
+            .iter()
+            .find(|b| b.name == browser)
+            .and_then(|b| b.password.as_deref())
+        {
+            return Some(p);
+        }
+        let mine = || self.requests.iter().filter(|r| r.browser == browser);
+        mine()
+            .find(|r| r.kind == Kind::Signup)
+            .or_else(|| mine().next())
+            .map(|r| r.password.as_str())
+    }
+
+    /// Every person (browser) of the file: the declared ones, then the
+    /// others in the order they first send.
+    pub fn people(&self) -> Vec<&str> {
+        let mut people: Vec<&str> = self.browsers.iter().map(|b| b.name.as_str()).collect();
+        for r in &self.requests {
+            if !people.contains(&r.browser.as_str()) {
+                people.push(&r.browser);
+            }
+        }
+        people
+    }
+}
+
+mod discovery;
+mod durations;
+mod loader;
+mod printer;
+#[cfg(test)]
+mod tests;
+
+pub use discovery::{discover, DiscoveryError};
+pub use durations::{format_duration, parse_duration};
+pub use loader::line_column;
+use loader::Loader;

@@ -193,15 +193,28 @@ fn search_with_progress(variant: &Variant, options: &Options) -> (SearchReport, 
                 .progress_chars("=> "),
         );
         bar.set_prefix(variant.to_string());
-        // A round reports when it ends; the clock moves in between.
+        // A round reports when it ends; with a budget in time the bar
+        // moves with the clock in between, every quarter second.
         bar.enable_steady_tick(std::time::Duration::from_millis(250));
         let started = std::time::Instant::now();
-        let report = search(variant, options, &|schedules, found| {
-            bar.set_position(match budget {
-                Budget::Time(_) => started.elapsed().as_millis() as u64,
-                Budget::Schedules(_) => schedules,
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let report = std::thread::scope(|scope| {
+            if matches!(budget, Budget::Time(_)) {
+                scope.spawn(|| {
+                    while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                        bar.set_position(started.elapsed().as_millis() as u64);
+                        std::thread::sleep(std::time::Duration::from_millis(250));
+                    }
+                });
+            }
+            let report = search(variant, options, &|schedules, found| {
+                if matches!(budget, Budget::Schedules(_)) {
+                    bar.set_position(schedules);
+                }
+                bar.set_message(format!("{length} {unit}  {schedules} schedules, {found} broken"));
             });
-            bar.set_message(format!("{length} {unit}  {schedules} schedules, {found} broken"));
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            report
         });
         bar.finish_and_clear();
         report

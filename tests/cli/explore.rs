@@ -402,3 +402,32 @@ fn a_closed_pipe_ends_the_output_quietly() {
         out.status
     );
 }
+
+#[test]
+fn the_progress_bar_moves_within_a_round_under_a_time_budget() {
+    // A terminal, through util-linux's `script`: the bar draws only there.
+    let dir = fresh_dir("explore-progress");
+    let command = format!(
+        "{} explore --variant idempotent --budget 3s --jobs 1 --save {}",
+        env!("CARGO_BIN_EXE_otpsim"),
+        dir.display()
+    );
+    let out = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("util-linux's script");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    // Every distinct fill of the bar, `[==>    ]`, drawn during the run: a
+    // round of 20,000 schedules outlasts the 3 s, so without the clock's
+    // ticks the bar would show only empty, then full.
+    let mut fills: Vec<&str> = screen
+        .split('[')
+        .filter_map(|s| s.split_once(']').map(|(fill, _)| fill))
+        .filter(|fill| fill.len() == 30 && fill.chars().all(|c| matches!(c, '=' | '>' | ' ')))
+        .collect();
+    fills.sort_unstable();
+    fills.dedup();
+    assert!(fills.len() > 3, "the bar stood still: {fills:?}");
+}

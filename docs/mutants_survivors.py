@@ -21,7 +21,7 @@ for o in missed:
         ok = True
         for cmd in (["cargo", "test", "-q", "--test", "corpus"],
                     ["cargo", "test", "-q", "-p", "otpsim-core", "--test", "flows_sequential"],
-                    ["cargo", "test", "-q", "-p", "otpsim-sim", "--lib"]):
+                    ["cargo", "test", "-q", "-p", "otpsim-model", "--lib"]):
             r = subprocess.run(cmd, cwd=repo, capture_output=True, timeout=900)
             if r.returncode != 0:
                 ok = False
@@ -34,4 +34,4 @@ for o in missed:
     finally:
         subprocess.run(["patch", "-s", "-R", "-d", repo, m["file"], "-i", diff], check=True)
     print(f"{verdict}: {label}", flush=True)
-print(f"{killed} of {len(missed)} missed mutants killed by the corpus, flows_sequential or the sim's unit tests")
+print(f"{killed} of {len(missed)} missed mutants killed by the corpus, flows_sequential or the model's unit tests")

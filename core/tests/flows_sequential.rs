@@ -490,3 +490,19 @@ fn idempotent_counts_down_attempts_and_re_sends_one_recovery_code() {
     assert_eq!(local.outbox().iter().filter(|m| m.otp.digits() == recovery).count(), 3);
     assert_eq!(b.send(&local, 0, &verify(ANA, &recovery)).code, Code::Ok);
 }
+
+#[test]
+fn idempotent_mails_a_code_again_once_its_promise_is_over_however_often_it_went() {
+    let local = deploy("idempotent", 1);
+    let ttl = local.config.otp_ttl_ms;
+    let mut b = Browser::default();
+    for n in 0..otpsim_core::flows::MAX_SENDS {
+        assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok, "send {n}");
+    }
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::TooManyRequests);
+    // To the millisecond when the last mail's promise ends: the count
+    // starts again, and the code goes out with a new lifetime.
+    local.advance_ms(ttl);
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
+    assert_eq!(local.outbox().len(), otpsim_core::flows::MAX_SENDS as usize + 1);
+}

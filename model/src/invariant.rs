@@ -874,11 +874,14 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
                             .is_none_or(|r| r.sent_index < answer.index)
                     })
                     .filter(|m| signup.sent_at < m.sent_at + limits.otp_ttl_ms)
-                    // A late mail of the locked code is no way out.
+                    // A late mail of the locked code is no way out: none
+                    // whose code went out before the lockout was certain
+                    // (a code mailed while the guess was in flight may be
+                    // the one it locked).
                     .filter(|m| {
                         !h.mails
                             .iter()
-                            .any(|old| old.to == email && old.index < earliest && old.otp == m.otp)
+                            .any(|old| old.to == email && old.index < at && old.otp == m.otp)
                     })
                     .min_by_key(|m| m.index)
             })

@@ -638,6 +638,25 @@ fn owner_recovers_from_a_lockout_she_did_not_cause() {
             .check()
     };
     assert_eq!(late_locked(true), vec![]);
+    // Mallory's guess is in flight while the first code is mailed, and
+    // locks it; his signup then mails a fresh one, and her signup gets 429.
+    // Her verify of the first (locked) code is refused: that is no
+    // keeping out, the fresh code is hers (`explore --seed 8`, 2026-12-01).
+    let in_flight = T::default()
+        .send(0, 1, signup("mallory", false, "mallory's"))
+        .send(0, 2, wrong("mallory", false))
+        .mail(0, 1, 1, "111111", "temp_1_00000001")
+        .answer(0, 1, Code::Ok)
+        .answer(0, 2, Code::InvalidOtp)
+        .send(1000, 3, signup("mallory", false, "mallory's"))
+        .mail(1000, 3, 2, "22222222222222222222", "temp_1_00000002")
+        .answer(1000, 3, Code::Ok)
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .answer(2000, 4, Code::TooManyRequests)
+        .send(3000, 5, verify("111111", CodeSource::Mail(1)))
+        .answer(3000, 5, Code::Locked)
+        .db(&["temp_1_00000002"], &[]);
+    assert!(!in_flight.check().contains(&Invariant::OwnerRecovers));
     assert_eq!(late_locked(false), vec![Invariant::OwnerRecovers]);
     assert!(too_often(true, Code::Locked).contains(&Invariant::OwnerRecovers));
     assert!(too_often(false, Code::Ok).contains(&Invariant::OwnerRecovers));

@@ -18,6 +18,19 @@ fn otpsim(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// An empty folder of this test run's own.
+fn fresh_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("otpsim-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The seed incident's scenario file, as text to change.
+fn seed_incident() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed_incident.toml")).unwrap()
+}
+
 fn text(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -44,8 +57,7 @@ fn check_passes_on_the_corpus_and_ends_with_the_plain_count() {
 
 #[test]
 fn an_unmet_expectation_exits_1_with_a_replay_command_that_reproduces_it() {
-    let body =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed_incident.toml")).unwrap();
+    let body = seed_incident();
     let wrong = temp_file(
         "wrong.toml",
         &body.replace("naive = \"fail:verify_succeeds\"", "naive = \"pass\""),
@@ -91,11 +103,8 @@ fn replay_exits_0_only_when_the_schedule_it_shows_breaks_nothing() {
 
 #[test]
 fn check_names_every_bad_file_then_runs_the_good_ones_and_exits_2() {
-    let dir = std::env::temp_dir().join(format!("otpsim-cli-mixed-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let good =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed_incident.toml")).unwrap();
+    let dir = fresh_dir("mixed");
+    let good = seed_incident();
     std::fs::write(dir.join("a_bad.toml"), good.replace("at = \"0s\"", "at = \"soon\"")).unwrap();
     std::fs::write(dir.join("b_good.toml"), &good).unwrap();
     std::fs::write(dir.join("c_bad.toml"), "name = = 1\n").unwrap();
@@ -164,11 +173,8 @@ fn junit_cases(path: &Path) -> Vec<(String, String, bool)> {
 
 #[test]
 fn junit_has_a_testcase_per_row_for_check_merge_and_explore() {
-    let dir = std::env::temp_dir().join(format!("otpsim-junit-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let body =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/seed_incident.toml")).unwrap();
+    let dir = fresh_dir("junit");
+    let body = seed_incident();
     let wrong = dir.join("wrong.toml");
     std::fs::write(
         &wrong,

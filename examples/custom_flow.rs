@@ -178,7 +178,7 @@ fn main() -> ExitCode {
         report.flow, report.schedules, report.seconds
     );
     for f in &report.findings {
-        let choices: Vec<String> = f.counterexample.choices.iter().map(u8::to_string).collect();
+        let choices: Vec<String> = f.counterexample.choices().iter().map(u8::to_string).collect();
         println!(
             "  breaks {} after {} schedules ({} requests, choices [{}])\n    {}",
             f.invariant,

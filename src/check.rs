@@ -148,7 +148,7 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
                             .collect()
                     })
                     .unwrap_or_default(),
-                replay: counterexample.map(|c| report::replay_command(scenario, c)),
+                replay: counterexample.map(|c| c.command(scenario)),
             });
         }
     }

@@ -342,6 +342,12 @@ pub struct CheckArgs {
     /// variant.
     #[arg(long, value_name = "FILE", conflicts_with = "target")]
     pub junit: Option<PathBuf>,
+    /// With --target: also run each file in the simulator, on the variant
+    /// the target is judged as, and show per file whether the two
+    /// verdicts agree and how many live network orders the simulator
+    /// also produced (docs/targets.md, "The simulator beside a target").
+    #[arg(long, requires = "target")]
+    pub compare: bool,
 }
 
 #[derive(clap::Args)]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use otpsim_core::Variant;
 use otpsim_live::check::{sweep, Order, Verdict};
 use otpsim_live::run::{self, violations, LiveError, Options};
 use otpsim_live::target::Target;
@@ -12,7 +13,7 @@ use otpsim_sim::render::{self, Diagram};
 use otpsim_sim::schedule::Strategy;
 use otpsim_sim::Scenario;
 
-use crate::cli::{RunFormat, TableFormat};
+use crate::cli::{CheckArgs, RunFormat, TableFormat};
 use crate::{load_all, InvalidInput};
 
 /// A scratch folder for the runs, removed when dropped.
@@ -44,14 +45,8 @@ fn expectation(target: &Target, scenario: &Scenario) -> Option<otpsim_sim::Expec
         .map(|(_, e)| *e)
 }
 
-pub fn check(
-    target: &Path,
-    paths: &[PathBuf],
-    max: u32,
-    strategy: Option<Strategy>,
-    seed: Option<u64>,
-    format: TableFormat,
-) -> Result<ExitCode> {
+pub fn check(target: &Path, args: &CheckArgs) -> Result<ExitCode> {
+    let (paths, max, strategy, seed, format) = (&args.paths, args.schedules, args.strategy, args.seed, args.format);
     let order = match strategy {
         None | Some(Strategy::Dfs) => Order::DepthFirst,
         Some(Strategy::Random) => Order::Random(seed.unwrap_or(1)),
@@ -65,6 +60,17 @@ pub fn check(
         ));
     }
     let target = Target::load(target)?;
+    // The simulator runs the variant the target is judged as.
+    let compared: Option<Variant> = match args.compare {
+        false => None,
+        true => Some(target.expect.parse().map_err(|_| {
+            InvalidInput(format!(
+                "--compare runs the simulator on the variant the target is judged as, and {}'s expect = {:?} names none (naive, seed_fix, idempotent)",
+                target.path.display(),
+                target.expect
+            ))
+        })?),
+    };
     let scenarios = load_all(paths)?;
     let (options, _scratch, runtime) = setup()?;
     let (mut held, mut unexpected, mut skipped) = (0, 0, 0);
@@ -75,8 +81,14 @@ pub fn check(
         target.expect
     );
     if format == TableFormat::Markdown {
-        println!("| scenario | expected | live | schedules | seconds | |\n|---|---|---|---|---|---|");
+        match compared {
+            None => println!("| scenario | expected | live | schedules | seconds | |\n|---|---|---|---|---|---|"),
+            Some(_) => println!(
+                "| scenario | expected | simulator | live (orders) | live orders the simulator made | verdicts |\n|---|---|---|---|---|---|"
+            ),
+        }
     }
+    let (mut agree, mut differ) = (0, 0);
     for scenario in &scenarios {
         let expected = expectation(&target, scenario);
         let swept = runtime.block_on(sweep(&target, scenario, &options, max as usize, order));
@@ -87,7 +99,7 @@ pub fn check(
                 skipped += 1;
                 match format {
                     TableFormat::Text => println!("{file}\n  not runnable live: {why}"),
-                    TableFormat::Markdown => println!("| `{file}` | | not runnable: {why} | | | |"),
+                    TableFormat::Markdown => println!("| `{file}` | | | not runnable: {why} | | |"),
                 }
                 continue;
             }
@@ -105,8 +117,33 @@ pub fn check(
             Some(Verdict::Unexpected) => unexpected += 1,
             _ => skipped += 1,
         }
+        let comparison = compared.map(|variant| {
+            let shared = std::sync::Arc::new(scenario.clone());
+            otpsim_sim::check::beside_live(&shared, variant, &swept.orders, &swept.not_observable)
+        });
+        match &comparison {
+            Some(c) if c.agrees() => agree += 1,
+            Some(_) => differ += 1,
+            None => {}
+        }
         let expected = expected.map_or("-".to_string(), |e| e.to_string());
         let all = if swept.exhausted { " (all)" } else { "" };
+        if let (Some(c), TableFormat::Markdown) = (&comparison, format) {
+            let name = scenario
+                .path
+                .file_stem()
+                .map_or(String::new(), |s| s.to_string_lossy().to_string());
+            println!(
+                "| `{name}` | `{expected}` | {} | {} ({}) | {} of {} | {} |",
+                otpsim_sim::Expectation::found(&c.simulated),
+                swept.found(),
+                swept.schedules,
+                c.seen,
+                swept.orders.len(),
+                if c.agrees() { "agree" } else { "**differ**" }
+            );
+            continue;
+        }
         match format {
             TableFormat::Text => {
                 println!("{file}  ({})", scenario.name);
@@ -116,20 +153,27 @@ pub fn check(
                     swept.schedules,
                     swept.seconds
                 );
+                if let Some(c) = &comparison {
+                    println!(
+                        "  sim   found {:<24} {} of {} live network orders also simulated  {}",
+                        otpsim_sim::Expectation::found(&c.simulated),
+                        c.seen,
+                        c.runs,
+                        if c.agrees() { "agree" } else { "DIFFER" }
+                    );
+                    if let Some(order) = &c.unseen {
+                        println!("    a live order the simulator never made: {}", order.join(", "));
+                    }
+                }
                 if !swept.not_observable.is_empty() {
                     let names: Vec<&str> = swept.not_observable.iter().map(|i| i.name()).collect();
                     println!("    not observable by this target: {}", names.join(", "));
                 }
-                if let Some((run, broken)) = &swept.counterexample {
-                    for v in broken {
+                if let Some(c) = &swept.counterexample {
+                    for v in &c.violations {
                         println!("    {}: {}", v.invariant, v.why);
                     }
-                    let choices: Vec<String> = run.choices.iter().map(u8::to_string).collect();
-                    println!(
-                        "    replay: otpsim replay {file} --target {} --deliveries {}",
-                        target.path.display(),
-                        choices.join(",")
-                    );
+                    println!("    replay: {}", c.command(scenario));
                 }
             }
             TableFormat::Markdown => println!(
@@ -143,6 +187,9 @@ pub fn check(
     // The words of check's summary line, and the rows live mode could not
     // judge beside them.
     println!("{held} passed, {unexpected} failed, {skipped} not judged");
+    if compared.is_some() {
+        println!("beside the simulator: {agree} agree, {differ} differ");
+    }
     Ok(if unexpected == 0 {
         ExitCode::SUCCESS
     } else {
@@ -192,7 +239,7 @@ pub fn replay(target: &Path, file: &Path, choices: Vec<u8>, repeat: u32, format:
     let reproduced = runs.iter().filter(|r| same_invariants(r)).count();
     let same_network = runs
         .iter()
-        .filter(|r| r.network_order() == first.network_order())
+        .filter(|r| r.trace.network_order() == first.trace.network_order())
         .count();
     let taken: Vec<String> = first.choices.iter().map(u8::to_string).collect();
     let title = format!(

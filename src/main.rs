@@ -51,14 +51,7 @@ fn main() -> ExitCode {
         // With --target the run is live; clap refuses the simulator's
         // other flags beside it.
         Command::Check(args) => match &args.target {
-            Some(target) => live::check(
-                target,
-                &args.paths,
-                args.schedules,
-                args.strategy,
-                args.seed,
-                args.format,
-            ),
+            Some(target) => live::check(target, &args),
             None => check::run(&args),
         },
         Command::Merge {

@@ -40,7 +40,10 @@ pub fn run(args: &ReplayArgs) -> Result<ExitCode> {
                 !found.is_empty()
             });
             match found.counterexamples.into_iter().next() {
-                Some(c) => (c.trace, c.violations, c.choices),
+                Some(c) => {
+                    let choices = c.choices().to_vec();
+                    (c.trace, c.violations, choices)
+                }
                 None => {
                     let note = format!(
                         "no schedule of {} ({strategy}, seed {seed}) broke a checked invariant; here is the one with no preemption",

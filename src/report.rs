@@ -13,7 +13,7 @@ pub type Example<'a> = (&'a Counterexample, String);
 
 /// A `check` row's counterexample.
 pub fn of_counterexample<'a>(scenario: &Scenario, c: &'a Counterexample) -> Example<'a> {
-    (c, replay_command(scenario, c))
+    (c, c.command(scenario))
 }
 
 /// A report row, with the counterexample's diagram and explanation.
@@ -51,24 +51,4 @@ pub fn write(dir: &Path, title: &str, rows: &[ReportRow]) -> Result<PathBuf> {
     let path = dir.join("index.html");
     std::fs::write(&path, render::html_report(title, rows)).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
-}
-
-/// The command that replays `c` as exactly one schedule.
-pub fn replay_command(scenario: &Scenario, c: &Counterexample) -> String {
-    let choices: Vec<String> = c.choices.iter().map(u8::to_string).collect();
-    let mut cmd = format!(
-        "otpsim replay {} --variant {} --seed {} --choices {}",
-        scenario.path.display(),
-        c.flow,
-        c.seed,
-        choices.join(",")
-    );
-    if scenario
-        .faults
-        .iter()
-        .any(|s| s.statement == otpsim_sim::scenario::StatementChoice::Every)
-    {
-        cmd.push_str(&format!(" --position {}", c.position));
-    }
-    cmd
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use otpsim_core::Variant;
 use otpsim_sim::schedule::Strategy;
-use otpsim_sim::sweep::{replay, sweep};
+use otpsim_sim::sweep::{replay, rerun, sweep};
 use otpsim_sim::Scenario;
 
 fn scenario(name: &str) -> Arc<Scenario> {
@@ -49,7 +49,7 @@ fn every_counterexample_replays_from_its_choices_to_the_same_trace() {
             let found = sweep(&s, &variant(v), strategy, s.schedules, 3, |_| false);
             assert!(!found.counterexamples.is_empty(), "{file} {v} {strategy}");
             for c in &found.counterexamples {
-                let (outcome, violations, _) = replay(&s, &variant(v), c.seed, &c.choices, c.position);
+                let (outcome, violations, _) = rerun(&s, &variant(v), c).expect("a simulated schedule");
                 assert_eq!(outcome.trace, c.trace, "{file} {v} {strategy}");
                 assert_eq!(violations, c.violations);
             }
@@ -136,7 +136,7 @@ fn a_panic_in_a_handler_is_a_counterexample_with_its_trace() {
         .position(|e| matches!(e.what, otpsim_sim::trace::What::Panicked(_)))
         .expect("the panic is in the trace");
     assert!(panicked > 10, "the events before the panic are kept");
-    let (again, _, _) = replay(&s, &PanicsOnLogin, c.seed, &c.choices, c.position);
+    let (again, _, _) = rerun(&s, &PanicsOnLogin, c).expect("a simulated schedule");
     assert_eq!(again.trace, c.trace);
 }
 

@@ -4,7 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use otpsim_model::invariant::{Invariant, Violation};
+use otpsim_model::counterexample::{Counterexample, Replay};
+use otpsim_model::invariant::Invariant;
 use otpsim_model::scenario::{Expectation, Scenario};
 
 use crate::run::{self, judged, next_schedule, violations, LiveError, LiveRun, Options};
@@ -19,12 +20,15 @@ pub struct LiveSweep {
     pub exhausted: bool,
     /// Every observable invariant some schedule broke.
     pub violated: BTreeSet<Invariant>,
-    /// The first failing run and what it broke.
-    pub counterexample: Option<(LiveRun, Vec<Violation>)>,
+    /// The first failing run, what it broke, and its delivery order.
+    pub counterexample: Option<Counterexample>,
     /// The first run, failing or not (for a report of a passing scenario).
     pub first: LiveRun,
     /// Checked invariants the target cannot observe: never counted a pass.
     pub not_observable: Vec<Invariant>,
+    /// Each run's network order (see `Trace::network_order`) and what it
+    /// broke, in the order they ran.
+    pub orders: Vec<(Vec<String>, BTreeSet<Invariant>)>,
     /// Wall-clock seconds of all runs.
     pub seconds: f64,
 }
@@ -43,22 +47,15 @@ pub enum Verdict {
 impl LiveSweep {
     /// `pass`, or `fail:` and the broken invariants.
     pub fn found(&self) -> String {
-        if self.violated.is_empty() {
-            "pass".to_string()
-        } else {
-            let names: Vec<&str> = self.violated.iter().map(|i| i.name()).collect();
-            format!("fail:{}", names.join(","))
-        }
+        Expectation::found(&self.violated)
     }
 
     /// Whether the sweep meets `expectation`.
     pub fn verdict(&self, expectation: Expectation) -> Verdict {
-        match expectation {
-            Expectation::FailOn(i) if self.not_observable.contains(&i) => Verdict::NotObservable,
-            Expectation::FailOn(i) if self.violated.contains(&i) => Verdict::Holds,
-            Expectation::Fail if !self.violated.is_empty() => Verdict::Holds,
-            Expectation::Pass if self.violated.is_empty() => Verdict::Holds,
-            _ => Verdict::Unexpected,
+        match expectation.judged(&self.violated, &self.not_observable) {
+            None => Verdict::NotObservable,
+            Some(true) => Verdict::Holds,
+            Some(false) => Verdict::Unexpected,
         }
     }
 }
@@ -92,12 +89,14 @@ pub async fn sweep(
     let mut counterexample = None;
     let mut first = None;
     let mut seconds = 0.0;
+    let mut orders = Vec::new();
     let exhausted = loop {
         let run = run::run(target, scenario, &choices, options, schedules).await?;
         schedules += 1;
         seconds += run.seconds;
         let broken = violations(target, scenario, &run);
         violated.extend(broken.iter().map(|v| v.invariant));
+        orders.push((run.trace.network_order(), broken.iter().map(|v| v.invariant).collect()));
         let next = match order {
             Order::DepthFirst => next_schedule(&run),
             // Random orders never run out; a run with no choice to make
@@ -106,7 +105,14 @@ pub async fn sweep(
             Order::Random(seed) => Some(random_choices(seed, schedules as u64)),
         };
         if counterexample.is_none() && !broken.is_empty() {
-            counterexample = Some((run.clone(), broken));
+            counterexample = Some(Counterexample {
+                replay: Replay::Deliveries {
+                    target: target.path.clone(),
+                    choices: run.choices.clone(),
+                },
+                violations: broken,
+                trace: run.trace.clone(),
+            });
         }
         if first.is_none() {
             first = Some(run);
@@ -124,6 +130,7 @@ pub async fn sweep(
         counterexample,
         first: first.expect("at least one run"),
         not_observable,
+        orders,
         seconds,
     })
 }

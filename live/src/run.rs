@@ -8,10 +8,13 @@
 //! clock). Scenario time is real time: a request `at = "3s"` leaves 3 s
 //! after the run starts, a `response_delay` holds its response that long.
 //!
-//! Each delivery has a scenario instant, computed as the simulator
-//! computes it: a response is due when its request was sent, plus the SMTP
-//! latency if it sent mail, plus its `response_delay`; a mail when its
-//! request was sent, plus the latency, plus its `email_delay`. An instant
+//! Each delivery has a scenario instant, by the one due rule the simulator
+//! also uses (`otpsim_model::network`): a response is due when its server
+//! answered, plus its `response_delay`; a mail when the mail server
+//! accepted it, plus its `email_delay`. The answer's instant is the send
+//! plus one SMTP latency per mail the request sent, unless the server took
+//! longer than the target's `settle` time more (a lock held for seconds, a
+//! recovering worker): then it is when the answer came. An instant
 //! is delivered once real time has reached it and the server has answered
 //! every request sent up to it (or the target's `settle` time is over);
 //! deliveries of one instant go in the schedule's order: each choice picks
@@ -29,9 +32,10 @@ use std::time::{Duration, Instant};
 
 use otpsim_core::{Email, Kind, Otp};
 use otpsim_model::invariant::{self, Invariant, Limits, Violation};
-use otpsim_model::plan::{plan_requests, probe_logins, typed_code, Planned};
+use otpsim_model::network::{self, mail_due, response_due, Mailboxes, Navigations};
+use otpsim_model::plan::{plan_requests, probe_logins, Planned};
 use otpsim_model::scenario::{FaultKind, RequestSpec, Scenario, SessionMode, Via};
-use otpsim_model::trace::{Cookie, DbState, Event, Trace, What};
+use otpsim_model::trace::{Cookie, DbState, Recorder, Trace, What};
 use reqwest::cookie::{CookieStore as _, Jar};
 use tokio::sync::mpsc;
 
@@ -86,24 +90,6 @@ pub struct LiveRun {
     pub arities: Vec<u8>,
     /// Wall-clock length of the run, start-up included.
     pub seconds: f64,
-}
-
-impl LiveRun {
-    /// The network's part of the trace: sends, deliveries and mail
-    /// arrivals, in order. Two runs of one schedule have the same.
-    pub fn network_order(&self) -> Vec<String> {
-        self.trace
-            .events
-            .iter()
-            .filter_map(|e| match &e.what {
-                What::Sent { kind, .. } => Some(format!("send #{} {kind}", e.request.unwrap_or(0))),
-                What::Delivered { .. } => Some(format!("response #{}", e.request.unwrap_or(0))),
-                What::Abandoned => Some(format!("dropped #{}", e.request.unwrap_or(0))),
-                What::MailDelivered { to, .. } => Some(format!("mail for {to}")),
-                _ => None,
-            })
-            .collect()
-    }
 }
 
 /// Why `scenario` cannot run against `target`, if it cannot.
@@ -351,11 +337,11 @@ pub async fn run(
         requests: scenario.requests.clone(),
         routes: Arc::clone(&proxy.routes),
         probed: !scenario.probe || !target.routes.contains_key(&Kind::Login),
+        probing: false,
         base: format!("http://{}", proxy.addr),
         browsers: BTreeMap::new(),
-        mailboxes: BTreeMap::new(),
-        mails: Vec::new(),
-        trace: Vec::new(),
+        mailboxes: Mailboxes::default(),
+        recorder: Recorder::default(),
         start: Instant::now(),
         in_flight: BTreeSet::new(),
         due: Vec::new(),
@@ -368,10 +354,9 @@ pub async fn run(
         finished: BTreeSet::new(),
         failed: BTreeMap::new(),
         arrived: BTreeSet::new(),
-        navigations: BTreeMap::new(),
+        navigations: Navigations::default(),
         tasks: BTreeMap::new(),
-        abandoned: BTreeSet::new(),
-        mailed: BTreeSet::new(),
+        mailed: BTreeMap::new(),
         delivered_through: None,
     };
     let outcome = executor.drive(proxy_rx, mail_rx).await;
@@ -381,7 +366,7 @@ pub async fn run(
     outcome?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(LiveRun {
-        trace: Trace { events: executor.trace },
+        trace: executor.recorder.finish(),
         choices: executor.taken,
         arities: executor.arities,
         seconds: wall.elapsed().as_secs_f64(),
@@ -399,11 +384,12 @@ struct Executor<'a> {
     routes: Arc<std::sync::Mutex<BTreeMap<usize, usize>>>,
     /// Whether the end-of-run probe was sent (or is not to be).
     probed: bool,
+    /// Whether the probe's requests are the ones in flight now.
+    probing: bool,
     base: String,
     browsers: BTreeMap<String, Browser>,
-    mailboxes: BTreeMap<Email, Vec<usize>>,
-    mails: Vec<(Email, Otp)>,
-    trace: Vec<Event>,
+    mailboxes: Mailboxes,
+    recorder: Recorder,
     start: Instant,
     in_flight: BTreeSet<usize>,
     due: Vec<Due>,
@@ -419,14 +405,11 @@ struct Executor<'a> {
     failed: BTreeMap<usize, String>,
     /// Requests the proxy has seen.
     arrived: BTreeSet<usize>,
-    /// Each browser's form submission whose response has not come.
-    navigations: BTreeMap<String, usize>,
+    navigations: Navigations,
     /// The browser tasks of form submissions, to abandon them.
     tasks: BTreeMap<usize, tokio::task::JoinHandle<()>>,
-    /// Form submissions a later one abandoned.
-    abandoned: BTreeSet<usize>,
-    /// Requests that sent a mail.
-    mailed: BTreeSet<usize>,
+    /// How many mails each request has sent so far.
+    mailed: BTreeMap<usize, u64>,
     /// The last scenario instant whose deliveries were made.
     delivered_through: Option<u64>,
 }
@@ -438,13 +421,7 @@ impl Executor<'_> {
 
     fn record(&mut self, request: Option<usize>, browser: Option<&str>, worker: Option<usize>, what: What) {
         let at_ms = self.now();
-        self.trace.push(Event {
-            at_ms,
-            request,
-            browser: browser.map(str::to_string),
-            worker,
-            what,
-        });
+        self.recorder.record(at_ms, request, browser, worker, what);
     }
 
     fn target_error(&self, why: String) -> LiveError {
@@ -505,7 +482,7 @@ impl Executor<'_> {
             } else {
                 quiet_since = None;
             }
-            if let Some((id, why)) = self.failed.iter().find(|(id, _)| !self.abandoned.contains(id)) {
+            if let Some((id, why)) = self.failed.iter().find(|(id, _)| !self.navigations.is_abandoned(**id)) {
                 return Err(LiveError::Io(format!(
                     "the browser could not send request #{id}: {why}"
                 )));
@@ -565,9 +542,10 @@ impl Executor<'_> {
     /// harmless).
     fn probe(&mut self, now: u64) -> Result<(), LiveError> {
         self.probed = true;
+        self.probing = true;
         self.answers_since_snapshot = true;
         self.snapshot()?;
-        let observed = self.trace.iter().rev().find_map(|e| match &e.what {
+        let observed = self.recorder.events().iter().rev().find_map(|e| match &e.what {
             What::Quiescent(db) => Some(db.accounts.clone()),
             _ => None,
         });
@@ -595,6 +573,20 @@ impl Executor<'_> {
     /// When request `id` was sent, in scenario time.
     fn sent_at(&self, id: usize) -> u64 {
         self.planned.iter().find(|p| p.id == id).map_or(0, |p| p.at_ms)
+    }
+
+    /// The scenario instant of an answer to, or a mail accepted from,
+    /// planned request `p`, observed at `at` (see
+    /// `otpsim_model::network`): the send plus one SMTP latency per mail it
+    /// has sent, unless the server took longer than the settle time more.
+    fn scenario_instant(&self, p: &Planned, at: u64) -> u64 {
+        let mails = self.mailed.get(&p.id).copied().unwrap_or(0);
+        let latency = self.scenario.deployment.mail_latency_ms;
+        let observed = network::Instant {
+            modelled: network::Instant::modelled(p.at_ms, mails, latency),
+            observed: at,
+        };
+        observed.observed(self.target.settle.as_millis() as u64)
     }
 
     /// The scenario instant of a delivery whose nominal instant is
@@ -656,11 +648,7 @@ impl Executor<'_> {
     fn send(&mut self, p: &Planned) -> Result<(), LiveError> {
         let spec = &self.requests[p.spec];
         let owner = self.scenario.owns(&spec.browser).contains(&spec.email);
-        let readable: Vec<usize> = match (owner, self.mailboxes.get(&spec.email)) {
-            (true, Some(mailbox)) => mailbox.clone(),
-            _ => Vec::new(),
-        };
-        let (otp, source) = typed_code(spec, &readable, &self.mails);
+        let (otp, source) = self.mailboxes.typed(spec, owner);
         let route = self
             .target
             .routes
@@ -675,26 +663,10 @@ impl Executor<'_> {
             fields.push((name.clone(), code.digits().to_string()));
         }
         let cookie = self.cookie_of(&spec.browser);
-        let (kind, email, password, browser_name) = (
-            spec.kind,
-            spec.email.clone(),
-            spec.password.clone(),
-            spec.browser.clone(),
-        );
-        self.record(
-            Some(p.id),
-            Some(&browser_name),
-            Some(p.worker),
-            What::Sent {
-                kind,
-                email,
-                owner,
-                otp,
-                source,
-                password,
-                cookie,
-            },
-        );
+        let browser_name = spec.browser.clone();
+        let at = self.now();
+        self.recorder
+            .sent(at, (p.id, Some(p.worker)), spec, owner, (otp, source), cookie);
         self.in_flight.insert(p.id);
         let url = format!("{}{}", self.base, route.path);
         let mut request = self
@@ -725,11 +697,10 @@ impl Executor<'_> {
         // A form submission is a navigation: the browser abandons its
         // earlier one still in flight, closing that connection.
         if self.requests[p.spec].via == Via::Form {
-            if let Some(earlier) = self.navigations.insert(browser_name.clone(), id) {
+            if let Some(earlier) = self.navigations.submit(&browser_name, id) {
                 if let Some(t) = self.tasks.remove(&earlier) {
                     t.abort();
                 }
-                self.abandoned.insert(earlier);
                 // Aborted before it reached the proxy: no answer will come.
                 if !self.arrived.contains(&earlier) {
                     self.in_flight.remove(&earlier);
@@ -772,7 +743,6 @@ impl Executor<'_> {
         self.in_flight.remove(&id);
         let spec = &self.requests[p.spec];
         let browser = spec.browser.clone();
-        let delay = spec.response_delay_ms;
         match status {
             Err(_) => {
                 self.record(Some(id), None, Some(p.worker), What::DiedWithWorker);
@@ -784,24 +754,10 @@ impl Executor<'_> {
                     .read_answer(status, &body)
                     .map_err(|why| self.target_error(format!("request #{id}'s answer: {why}")))?;
                 let set = (!set_cookie.is_empty()).then(|| self.read_cookie(&set_cookie.join("; ")));
-                self.record(
-                    Some(id),
-                    None,
-                    Some(p.worker),
-                    What::Answered {
-                        code,
-                        message,
-                        set_cookie: set,
-                    },
-                );
-                // As in the simulator: the answer comes when the request is
-                // sent, plus the SMTP latency if it sent mail.
-                let latency = if self.mailed.contains(&id) {
-                    self.scenario.deployment.mail_latency_ms
-                } else {
-                    0
-                };
-                let instant = self.instant(p.at_ms + latency + delay);
+                let at = self.now();
+                self.recorder.answered(at, id, Some(p.worker), code, message, set);
+                let answered = self.scenario_instant(&p, at);
+                let instant = self.instant(response_due(answered, spec));
                 self.due.push(Due {
                     instant,
                     key: (0, id, 0),
@@ -833,7 +789,6 @@ impl Executor<'_> {
             .ok_or_else(|| {
                 self.target_error(format!("[mail] code finds no code of 4 to 20 digits in a mail to {to}"))
             })?;
-        let number = self.mails.len() + 1;
         let named = self
             .target
             .mail_temp_id
@@ -845,7 +800,7 @@ impl Executor<'_> {
             Some(t) => t,
             None => self
                 .registration_of(&to, &otp)?
-                .unwrap_or_else(|| format!("(registration of mail {number})")),
+                .unwrap_or_else(|| format!("(registration of mail {})", self.recorder.mails() + 1)),
         };
         // The label the proxy stamped, else the newest signup for the
         // address still in flight, else a worker's own start-up work.
@@ -873,29 +828,20 @@ impl Executor<'_> {
                     .iter()
                     .any(|f| f.kind == FaultKind::Mail && f.request == p.spec)
         });
-        self.mails.push((to.clone(), otp.clone()));
-        self.record(
-            Some(request),
-            None,
-            planned.as_ref().map(|p| p.worker),
-            What::MailSent {
-                mail: number,
-                to: to.clone(),
-                otp,
-                temp_id,
-                lost,
-            },
-        );
+        let number = self.mailboxes.post(to.clone(), otp.clone());
+        let at = self.now();
+        let worker = planned.as_ref().map(|p| p.worker);
+        self.recorder
+            .mail_accepted(at, (request, worker), number, (to.clone(), otp, temp_id), lost);
         if let Some(p) = &planned {
-            self.mailed.insert(p.id);
+            *self.mailed.entry(p.id).or_default() += 1;
         }
         if !lost {
-            // Out of the sender's hands after the SMTP latency, in its
-            // mailbox after the request's email_delay; a mail no request
-            // sent (a worker's recovery) is due when it came.
-            let latency = self.scenario.deployment.mail_latency_ms;
-            let nominal = planned.map_or(self.now(), |p| p.at_ms + latency + self.requests[p.spec].email_delay_ms);
-            let instant = self.instant(nominal);
+            // A mail no request sent (a worker's recovery) goes when it
+            // came.
+            let accepted = planned.as_ref().map_or(at, |p| self.scenario_instant(p, at));
+            let sender = planned.as_ref().map(|p| &self.requests[p.spec]);
+            let instant = self.instant(mail_due(accepted, sender));
             self.due.push(Due {
                 instant,
                 key: (1, request, number),
@@ -921,7 +867,9 @@ impl Executor<'_> {
             )));
         }
         while !batch.is_empty() {
-            let pick = if batch.len() > 1 {
+            // The probe's deliveries take no choice, as in the simulator:
+            // it is a reading of the outcome, not part of the schedule.
+            let pick = if batch.len() > 1 && !self.probing {
                 let choice = self.choices.get(self.taken.len()).copied().unwrap_or(0) % batch.len() as u8;
                 self.taken.push(choice);
                 self.arities.push(batch.len() as u8);
@@ -931,13 +879,11 @@ impl Executor<'_> {
             };
             match batch.remove(pick).item {
                 Item::Response { id, browser, release } => {
-                    if self.navigations.get(&browser) == Some(&id) {
-                        self.navigations.remove(&browser);
-                    }
-                    let abandoned = self.abandoned.remove(&id);
+                    let taken = self.navigations.arrives(&browser, id);
                     let delivered = release.deliver().await;
-                    if abandoned {
-                        self.record(Some(id), Some(&browser), None, What::Abandoned);
+                    if !taken {
+                        let at = self.now();
+                        self.recorder.response_arrived(at, id, &browser, None);
                         continue;
                     }
                     if !delivered {
@@ -957,11 +903,13 @@ impl Executor<'_> {
                         }
                     }
                     let cookie_now = self.cookie_of(&browser);
-                    self.record(Some(id), Some(&browser), None, What::Delivered { cookie_now });
+                    let at = self.now();
+                    self.recorder.response_arrived(at, id, &browser, Some(cookie_now));
                 }
                 Item::Mail { number, to } => {
-                    self.mailboxes.entry(to.clone()).or_default().push(number);
-                    self.record(None, None, None, What::MailDelivered { mail: number, to });
+                    self.mailboxes.arrives(number, to.clone());
+                    let at = self.now();
+                    self.recorder.mail_arrived(at, number, to);
                 }
             }
         }
@@ -1013,7 +961,8 @@ impl Executor<'_> {
             Ok(DbState { pending, accounts })
         };
         let state = read().map_err(|e| self.target_error(format!("[observe] on {path}: {e}")))?;
-        self.record(None, None, None, What::Quiescent(state));
+        let at = self.now();
+        self.recorder.quiescent(at, state);
         self.answers_since_snapshot = false;
         Ok(())
     }

@@ -7,12 +7,16 @@
 
 #![warn(missing_docs)]
 
+pub mod agreement;
+pub mod counterexample;
 pub mod invariant;
+pub mod network;
 pub mod plan;
 pub mod render;
 pub mod scenario;
 pub mod trace;
 
+pub use counterexample::{Counterexample, Replay};
 pub use invariant::{Invariant, Violation};
 pub use scenario::{Expectation, Scenario, ScenarioError};
-pub use trace::Trace;
+pub use trace::{Recorder, Trace};

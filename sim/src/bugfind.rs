@@ -9,7 +9,7 @@ use otpsim_core::Variant;
 
 use crate::scenario::Scenario;
 use crate::schedule::Strategy;
-use crate::sweep::{replay, sweep};
+use crate::sweep::{replay, sweep, Replay};
 
 /// A way of choosing schedules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,10 @@ pub fn schedules_to_first(
             Finder::Shuttle(strategy) => sweep(scenario, &variant, strategy, max, seed, |found| !found.is_empty())
                 .counterexamples
                 .first()
-                .map(|f| f.schedule + 1),
+                .and_then(|f| match f.replay {
+                    Replay::Schedule { schedule, .. } => Some(schedule + 1),
+                    Replay::Deliveries { .. } => None,
+                }),
             Finder::ChoiceVector => {
                 let mut rng = SplitMix64::new(seed);
                 (1..=u64::from(max)).find(|_| {

@@ -21,7 +21,8 @@ use otpsim_core::{
 };
 
 use crate::invariant::{violations, Invariant, Limits};
-use crate::trace::{CodeSource, Cookie, DbState, Event, Trace, What};
+use crate::scenario::{OtpChoice, RequestSpec, Via};
+use crate::trace::{CodeSource, Cookie, DbState, Recorder, Trace, What};
 
 /// How browsers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,7 +90,7 @@ fn unix_ms() -> u64 {
 }
 
 /// One run's event log, shared by its browser and the handlers.
-type Log = Arc<Mutex<Vec<Event>>>;
+type Log = Arc<Mutex<Recorder>>;
 
 struct StressPorts<'a> {
     arrived_ms: u64,
@@ -117,20 +118,10 @@ impl Ports for StressPorts<'_> {
     }
     fn send_mail(&self, mail: Mail) -> Result<Sent, WorkerCrashed> {
         let mut log = self.log.lock().expect("not poisoned");
-        let number = log.iter().filter(|e| matches!(e.what, What::MailSent { .. })).count() + 1;
-        log.push(Event {
-            at_ms: self.started.elapsed().as_millis() as u64,
-            request: Some(self.request),
-            browser: None,
-            worker: None,
-            what: What::MailSent {
-                mail: number,
-                to: mail.to,
-                otp: mail.otp,
-                temp_id: mail.temp_id.to_string(),
-                lost: false,
-            },
-        });
+        let number = log.mails() + 1;
+        let at = self.started.elapsed().as_millis() as u64;
+        let sent = (mail.to, mail.otp, mail.temp_id.to_string());
+        log.mail_accepted(at, (self.request, None), number, sent, false);
         Ok(Sent::Accepted)
     }
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {
@@ -187,21 +178,11 @@ impl Server {
         self.idle.lock().expect("not poisoned").push(worker);
         self.freed.notify_one();
         let mut log = log.lock().expect("not poisoned");
-        let what = match handled {
-            Ok(r) => What::Answered {
-                code: r.code,
-                message: r.message,
-                set_cookie: None,
-            },
-            Err(_) => What::Crashed,
-        };
-        log.push(Event {
-            at_ms: started.elapsed().as_millis() as u64,
-            request: Some(number),
-            browser: None,
-            worker: None,
-            what,
-        });
+        let at = started.elapsed().as_millis() as u64;
+        match handled {
+            Ok(r) => log.answered(at, number, None, r.code, r.message, None),
+            Err(_) => log.record(at, Some(number), None, None, What::Crashed),
+        }
         session
     }
 
@@ -231,38 +212,35 @@ fn sent(
     source: Option<CodeSource>,
     started: Instant,
 ) {
-    log.lock().expect("not poisoned").push(Event {
-        at_ms: started.elapsed().as_millis() as u64,
-        request: Some(number),
-        browser: Some("b1".into()),
+    let spec = RequestSpec {
+        at_ms: 0,
+        browser: "b1".into(),
+        kind,
+        email: email.clone(),
+        password: "s3cret!".into(),
+        otp: OtpChoice::Latest,
+        repeat: 1,
         worker: None,
-        what: What::Sent {
-            kind,
-            email: email.clone(),
-            owner: true,
-            otp,
-            source,
-            password: "s3cret!".into(),
-            cookie: Cookie::None,
-        },
-    });
+        response_delay_ms: 0,
+        email_delay_ms: 0,
+        via: Via::Fetch,
+    };
+    let at = started.elapsed().as_millis() as u64;
+    let mut log = log.lock().expect("not poisoned");
+    log.sent(at, (number, None), &spec, true, (otp, source), Cookie::None);
 }
 
 fn quiescent(server: &Server, log: &Log, email: &Email, started: Instant) {
     let db = server.snapshot(email.as_str());
-    log.lock().expect("not poisoned").push(Event {
-        at_ms: started.elapsed().as_millis() as u64,
-        request: None,
-        browser: None,
-        worker: None,
-        what: What::Quiescent(db),
-    });
+    let at = started.elapsed().as_millis() as u64;
+    log.lock().expect("not poisoned").quiescent(at, db);
 }
 
 /// The newest code in the log for `email`, and its mail number.
 fn latest_code(log: &Log, email: &Email) -> Option<(Otp, usize)> {
     log.lock()
         .expect("not poisoned")
+        .events()
         .iter()
         .rev()
         .find_map(|e| match &e.what {
@@ -381,8 +359,8 @@ async fn one_run(server: &Server, transport: &impl Transport, email: Email, star
             .await;
         quiescent(server, &log, &email, started);
     }
-    let events = std::mem::take(&mut *log.lock().expect("not poisoned"));
-    Trace { events }
+    let recorder = std::mem::take(&mut *log.lock().expect("not poisoned"));
+    recorder.finish()
 }
 
 /// Tallies of all browsers, merged at the end.

@@ -23,29 +23,7 @@ use crate::scenario::{Expectation, FaultSpec, Scenario, StatementChoice};
 use crate::schedule::{ChoiceScheduler, Recorder, Stoppable, Strategy};
 use crate::trace::Trace;
 use crate::world::{self, ActiveFault, RunOutcome, RunPlan};
-
-/// A schedule that broke an invariant, with all it takes to replay it:
-/// its `choices` replay it as exactly one execution, whatever scheduler
-/// found it.
-#[derive(Debug, Clone)]
-pub struct Counterexample {
-    /// The flow's name (a variant string for the project's own flows).
-    pub flow: String,
-    /// The scheduler that found it.
-    pub strategy: Strategy,
-    /// The scheduler's seed.
-    pub seed: u64,
-    /// The schedule's 0-based index in the scheduler's sequence.
-    pub schedule: u64,
-    /// The statement position a fault at `every` statement had (else 1).
-    pub position: u32,
-    /// The choices it took where more than one task could run.
-    pub choices: Vec<u8>,
-    /// What broke, each in a sentence.
-    pub violations: Vec<Violation>,
-    /// Every event.
-    pub trace: Trace,
-}
+pub use otpsim_model::counterexample::{Counterexample, Replay};
 
 /// What sweeping one flow over one scenario found.
 #[derive(Debug, Clone)]
@@ -69,12 +47,7 @@ impl Sweep {
 
     /// Whether the result meets `expectation`.
     pub fn meets(&self, expectation: Expectation) -> bool {
-        let violated = self.violated();
-        match expectation {
-            Expectation::Pass => violated.is_empty(),
-            Expectation::Fail => !violated.is_empty(),
-            Expectation::FailOn(i) => violated.contains(&i),
-        }
+        expectation.met_by(&self.violated())
     }
 
     /// The first counterexample that shows `expectation`'s invariant, else
@@ -93,7 +66,7 @@ impl Sweep {
 
 /// The fault sets a scenario runs with: one, or one per position for a
 /// fault with `statement = "every"`.
-fn fault_sets(faults: &[FaultSpec], position: u32) -> Vec<ActiveFault> {
+pub(crate) fn fault_sets(faults: &[FaultSpec], position: u32) -> Vec<ActiveFault> {
     faults
         .iter()
         .map(|f| ActiveFault {
@@ -371,12 +344,13 @@ pub fn sweep<F: Flow>(
         result.schedules += tally.schedules;
         for judged in tally.kept {
             result.counterexamples.push(Counterexample {
-                flow: flow.to_string(),
-                strategy,
-                seed,
-                schedule: judged.index,
-                position,
-                choices: judged.choices,
+                replay: Replay::Schedule {
+                    flow: flow.to_string(),
+                    seed,
+                    schedule: judged.index,
+                    position,
+                    choices: judged.choices,
+                },
                 violations: judged.violations,
                 trace: judged.outcome.trace,
             });
@@ -432,4 +406,22 @@ pub fn replay<F: Flow>(
         .take()
         .expect("one schedule ran");
     (judged.outcome, judged.violations, judged.choices)
+}
+
+/// Replays a simulated counterexample (see [`replay`]); `None` for a live
+/// one, which replays against its target.
+pub fn rerun<F: Flow>(
+    scenario: &Arc<Scenario>,
+    flow: &F,
+    counterexample: &Counterexample,
+) -> Option<(RunOutcome, Vec<Violation>, Vec<u8>)> {
+    match &counterexample.replay {
+        Replay::Schedule {
+            seed,
+            position,
+            choices,
+            ..
+        } => Some(replay(scenario, flow, *seed, choices, *position)),
+        Replay::Deliveries { .. } => None,
+    }
 }

@@ -19,12 +19,13 @@ use otpsim_core::platform::{Lock, Platform, Shuttle};
 use otpsim_core::ports::SplitMix64;
 use otpsim_core::store::BUSY_TIMEOUT_MS;
 use otpsim_core::{
-    Db, DbError, Email, Flow, FlowConfig, Kind, Mail, Otp, Ports, Request, Sent, Session, SessionData, StatementHook,
-    Store, WorkerCrashed, WorkerMemory,
+    Db, DbError, Email, Flow, FlowConfig, Kind, Mail, Ports, Request, Sent, Session, SessionData, StatementHook, Store,
+    WorkerCrashed, WorkerMemory,
 };
 
 use crate::scenario::{DbFault, FaultKind, RequestSpec, Scenario, SessionMode, Via};
-use crate::trace::{Cookie, DbState, Event, SqlOutcome, Trace, What};
+use crate::trace::{Cookie, DbState, Recorder, SqlOutcome, Trace, What};
+use otpsim_model::network::{mail_due, response_due, Mailboxes, Navigations};
 pub use otpsim_model::plan::{plan_requests, probe_logins, typed_code, Planned};
 
 type P = Shuttle;
@@ -87,16 +88,10 @@ struct State {
     sleepers: Vec<(u64, u64)>,
     next_token: u64,
     browsers: BTreeMap<String, Browser>,
-    /// Each browser's form submission in flight, if any: a later one
-    /// abandons it.
-    navigations: BTreeMap<String, usize>,
-    /// Form submissions a later one abandoned: their responses are dropped.
-    abandoned: Vec<usize>,
-    /// Each address's mailbox: mail numbers in order of arrival.
-    mailboxes: BTreeMap<Email, Vec<usize>>,
+    navigations: Navigations,
+    mailboxes: Mailboxes,
     server_sessions: BTreeMap<u64, SessionData>,
     next_sid: u64,
-    mails: Vec<(Email, Otp)>,
     deliveries: Vec<(u64, Delivery)>,
     memories: Vec<WorkerMemory>,
     /// Handlers waiting for their worker's recovery, off the clock's books.
@@ -113,7 +108,7 @@ struct State {
 /// so reading the clock or recording an event does not add interleavings.
 struct Log {
     now_ms: u64,
-    trace: Vec<Event>,
+    recorder: Recorder,
     rng: SplitMix64,
     faults_fired: usize,
     /// Each worker's process generation: a crash starts a new one, and a
@@ -148,16 +143,7 @@ impl<F: Flow> World<F> {
     }
 
     fn record(&self, request: Option<usize>, browser: Option<&str>, worker: Option<usize>, what: What) {
-        self.log(|log| {
-            let at_ms = log.now_ms;
-            log.trace.push(Event {
-                at_ms,
-                request,
-                browser: browser.map(str::to_string),
-                worker,
-                what,
-            });
-        });
+        self.log(|log| log.recorder.record(log.now_ms, request, browser, worker, what));
     }
 
     fn event(&self, request: Option<&Planned>, browser: Option<&str>, what: What) {
@@ -356,10 +342,7 @@ impl<F: Flow> Ports for SimPorts<'_, F> {
         let lost = self.world.fault(self.request, None, |k| k == FaultKind::Mail).is_some();
         let latency = self.world.plan.scenario.deployment.mail_latency_ms;
         let to = mail.to.clone();
-        let number = self.world.with(|s| {
-            s.mails.push((mail.to.clone(), mail.otp.clone()));
-            s.mails.len()
-        });
+        let number = self.world.with(|s| s.mailboxes.post(mail.to.clone(), mail.otp.clone()));
         if latency > 0 {
             self.world.event(Some(self.request), None, What::Waited("SMTP send"));
             self.world.sleep(latency);
@@ -373,23 +356,15 @@ impl<F: Flow> Ports for SimPorts<'_, F> {
         // A mail is sent when the mail server has accepted it (the reply
         // to DATA): its code's promised lifetime starts now, after the
         // SMTP conversation, as it does in live mode.
-        self.world.event(
-            Some(self.request),
-            None,
-            What::MailSent {
-                mail: number,
-                to: mail.to,
-                otp: mail.otp,
-                temp_id: mail.temp_id.to_string(),
-                lost,
-            },
-        );
+        let (id, worker) = (self.request.id, Some(self.request.worker));
+        let sent = (mail.to, mail.otp, mail.temp_id.to_string());
+        self.world
+            .log(|log| log.recorder.mail_accepted(log.now_ms, (id, worker), number, sent, lost));
         if lost {
             self.world.log(|log| log.faults_fired += 1);
         } else {
-            let delay = self.spec.email_delay_ms;
             self.world.with(|s| {
-                let at = s.now_ms + delay;
+                let at = mail_due(s.now_ms, Some(self.spec));
                 s.deliveries.push((at, Delivery::Mail { mail: number, to }));
             });
         }
@@ -428,7 +403,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
     let world = Arc::new(World {
         log: std::sync::Mutex::new(Log {
             now_ms: 0,
-            trace: Vec::new(),
+            recorder: Recorder::default(),
             rng: SplitMix64::new(plan.seed),
             faults_fired: 0,
             generations: vec![0; workers],
@@ -446,12 +421,10 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
             sleepers: Vec::new(),
             next_token: 0,
             browsers: BTreeMap::new(),
-            navigations: BTreeMap::new(),
-            abandoned: Vec::new(),
-            mailboxes: BTreeMap::new(),
+            navigations: Navigations::default(),
+            mailboxes: Mailboxes::default(),
             server_sessions: BTreeMap::new(),
             next_sid: 1,
-            mails: Vec::new(),
             deliveries: Vec::new(),
             memories: vec![WorkerMemory::default(); workers],
             recovery_waiters: vec![Vec::new(); workers],
@@ -463,9 +436,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
     drive(&world);
     crate::schedule::set_quiet(false);
     let faults_fired = world.log(|log| log.faults_fired >= plan.faults.len());
-    let trace = Trace {
-        events: world.log(|log| std::mem::take(&mut log.trace)),
-    };
+    let trace = world.log(|log| std::mem::take(&mut log.recorder)).finish();
     // Every task is joined: the world is ours alone again.
     if let Ok(world) = Arc::try_unwrap(world) {
         spare::give_back(plan.flow.schema(), world.store.into_connection());
@@ -536,7 +507,7 @@ fn drive<F: Flow>(world: &Arc<World<F>>) {
             if changed {
                 let db = world.snapshot();
                 world.with(|s| {
-                    world.event(None, None, What::Quiescent(db));
+                    world.log(|log| log.recorder.quiescent(log.now_ms, db));
                     s.finished_at_snapshot = s.finished;
                 });
             }
@@ -619,24 +590,18 @@ fn deliver<F: Flow>(world: &World<F>, s: &mut State, delivery: Delivery) {
             browser,
             set_cookie,
         } => {
-            if s.navigations.get(&browser) == Some(&request) {
-                s.navigations.remove(&browser);
-            }
-            if let Some(i) = s.abandoned.iter().position(|r| *r == request) {
-                s.abandoned.swap_remove(i);
-                world.record(Some(request), Some(&browser), None, What::Abandoned);
-                return;
-            }
-            let b = s.browsers.entry(browser.clone()).or_default();
-            if let Some(c) = set_cookie {
-                b.cookie = c;
-            }
-            let cookie_now = b.cookie.clone();
-            world.record(Some(request), Some(&browser), None, What::Delivered { cookie_now });
+            let taken = s.navigations.arrives(&browser, request).then(|| {
+                let b = s.browsers.entry(browser.clone()).or_default();
+                if let Some(c) = set_cookie {
+                    b.cookie = c;
+                }
+                b.cookie.clone()
+            });
+            world.log(|log| log.recorder.response_arrived(log.now_ms, request, &browser, taken));
         }
         Delivery::Mail { mail, to } => {
-            s.mailboxes.entry(to.clone()).or_default().push(mail);
-            world.record(None, None, None, What::MailDelivered { mail, to });
+            s.mailboxes.arrives(mail, to.clone());
+            world.log(|log| log.recorder.mail_arrived(log.now_ms, mail, to));
         }
     }
 }
@@ -646,11 +611,7 @@ fn deliver<F: Flow>(world: &World<F>, s: &mut State, delivery: Delivery) {
 fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned, spec: &RequestSpec) -> (Request, Cookie) {
     let owner = world.owners.get(&spec.browser).is_some_and(|o| o.contains(&spec.email));
     let cookie = s.browsers.entry(spec.browser.clone()).or_default().cookie.clone();
-    let readable: &[usize] = match (owner, s.mailboxes.get(&spec.email)) {
-        (true, Some(mailbox)) => mailbox,
-        _ => &[],
-    };
-    let (otp, source) = typed_code(spec, readable, &s.mails);
+    let (otp, source) = s.mailboxes.typed(spec, owner);
     let (email, password) = (spec.email.to_string(), spec.password.clone());
     let request = match spec.kind {
         Kind::Signup => Request::Signup { email, password },
@@ -664,28 +625,18 @@ fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned, spec: &RequestSpe
     // A form submission is a navigation: it abandons the browser's
     // earlier one still in flight.
     if spec.via == Via::Form {
-        if let Some(earlier) = s.navigations.insert(spec.browser.clone(), p.id) {
-            s.abandoned.push(earlier);
-        }
+        s.navigations.submit(&spec.browser, p.id);
     }
     // The process that accepts the request is the one alive now.
     world.log(|log| {
         let generation = log.generations[p.worker];
         log.in_flight.insert(p.id, (p.worker, generation));
     });
-    world.event(
-        Some(p),
-        Some(&spec.browser),
-        What::Sent {
-            kind: spec.kind,
-            email: spec.email.clone(),
-            owner,
-            otp,
-            source,
-            password: spec.password.clone(),
-            cookie: cookie.clone(),
-        },
-    );
+    world.log(|log| {
+        let sent = cookie.clone();
+        log.recorder
+            .sent(log.now_ms, (p.id, Some(p.worker)), spec, owner, (otp, source), sent)
+    });
     s.running += 1;
     (request, cookie)
 }
@@ -759,16 +710,13 @@ fn handle<F: Flow>(world: &World<F>, p: Planned, spec: RequestSpec, request: Req
                     Cookie::Session(data)
                 }
             });
-            world.event(
-                Some(p),
-                None,
-                What::Answered {
-                    code: response.code,
-                    message: response.message.clone(),
-                    set_cookie: set_cookie.clone(),
-                },
-            );
-            let at = s.now_ms + spec.response_delay_ms;
+            let (code, message, set) = (response.code, response.message.clone(), set_cookie.clone());
+            world.log(|log| {
+                log.recorder
+                    .answered(log.now_ms, id, Some(p.worker), code, message, set)
+            });
+            // The simulator's clock is the instant of the answer.
+            let at = response_due(s.now_ms, spec);
             s.deliveries.push((
                 at,
                 Delivery::Response {

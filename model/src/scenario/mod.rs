@@ -168,6 +168,42 @@ pub enum Expectation {
     FailOn(Invariant),
 }
 
+impl Expectation {
+    /// Whether a run or a sweep that broke `broken` meets it.
+    pub fn met_by(self, broken: &std::collections::BTreeSet<crate::invariant::Invariant>) -> bool {
+        match self {
+            Expectation::Pass => broken.is_empty(),
+            Expectation::Fail => !broken.is_empty(),
+            Expectation::FailOn(i) => broken.contains(&i),
+        }
+    }
+
+    /// Whether a sweep that broke `broken` meets it, judged only on what
+    /// can be seen: `None` if it is about an invariant in
+    /// `not_observable` (a live target that cannot read it).
+    pub fn judged(
+        self,
+        broken: &std::collections::BTreeSet<crate::invariant::Invariant>,
+        not_observable: &[crate::invariant::Invariant],
+    ) -> Option<bool> {
+        match self {
+            Expectation::FailOn(i) if not_observable.contains(&i) => None,
+            e => Some(e.met_by(broken)),
+        }
+    }
+
+    /// What was found, in an expectation's words: `pass`, or `fail:` and
+    /// the broken invariants.
+    pub fn found(broken: &std::collections::BTreeSet<crate::invariant::Invariant>) -> String {
+        if broken.is_empty() {
+            "pass".to_string()
+        } else {
+            let names: Vec<&str> = broken.iter().map(|i| i.name()).collect();
+            format!("fail:{}", names.join(","))
+        }
+    }
+}
+
 impl fmt::Display for Expectation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

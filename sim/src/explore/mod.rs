@@ -13,8 +13,7 @@ use otpsim_core::{Flow, Variant};
 use crate::invariant::{Invariant, Violation};
 use crate::jobs::Shard;
 use crate::scenario::{Deployment, Expectation, Scenario, SessionMode};
-use crate::schedule::Strategy;
-use crate::sweep::{replay, Counterexample};
+use crate::sweep::{replay, Counterexample, Replay};
 use crate::world::RunOutcome;
 
 mod blind;
@@ -74,12 +73,13 @@ impl Finding {
             schedules_to_hit,
             seconds_to_hit,
             counterexample: Counterexample {
-                flow: flow.to_string(),
-                strategy: Strategy::Pinned,
-                seed: scenario.seed,
-                schedule: 0,
-                position: 1,
-                choices,
+                replay: Replay::Schedule {
+                    flow: flow.to_string(),
+                    seed: scenario.seed,
+                    schedule: 0,
+                    position: 1,
+                    choices,
+                },
                 violations,
                 trace: outcome.trace,
             },

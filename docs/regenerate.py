@@ -17,6 +17,7 @@ repository's root, and today's date. Usage:
 
     python3 docs/regenerate.py            # rewrite the blocks in place
     python3 docs/regenerate.py --list     # only name the commands
+    python3 docs/regenerate.py --only T   # only the blocks whose command contains T
 
 A command that exits non-zero is kept (check exits 1 when an expectation
 fails, explore when something broke), but its exit code is written under
@@ -48,10 +49,19 @@ def run(args: str) -> tuple[str, int]:
 
 
 def main() -> None:
-    list_only = "--list" in sys.argv[1:]
-    unknown = [a for a in sys.argv[1:] if a != "--list"]
+    argv = sys.argv[1:]
+    list_only = "--list" in argv
+    only = None
+    if "--only" in argv:
+        i = argv.index("--only")
+        if i + 1 >= len(argv):
+            print("--only needs a text that the commands to rerun contain", file=sys.stderr)
+            sys.exit(2)
+        only = argv[i + 1]
+        del argv[i : i + 2]
+    unknown = [a for a in argv if a != "--list"]
     if unknown:
-        print(f"unknown argument {unknown[0]!r}; expected nothing or --list", file=sys.stderr)
+        print(f"unknown argument {unknown[0]!r}; expected nothing, --list or --only TEXT", file=sys.stderr)
         sys.exit(2)
     today = datetime.date.today().isoformat()
     for path in FILES:
@@ -64,12 +74,16 @@ def main() -> None:
         out, last = [], 0
         for b in blocks:
             args = b["args"]
+            if only is not None and only not in args:
+                continue
             print(f"{path.relative_to(ROOT)}: otpsim {args}", file=sys.stderr, flush=True)
             output, code = run(args)
             status = "" if code == 0 else f" It exited {code}."
             out.append(text[last : b.start()])
+            # A markdown table is shown as a table, not as text.
+            body = output if "--format markdown" in args else f"```text\n$ otpsim {args}\n{output}\n```"
             out.append(
-                f"<!-- otpsim: {args} -->\n```text\n$ otpsim {args}\n{output}\n```\n"
+                f"<!-- otpsim: {args} -->\n{body}\n"
                 f"*Made by `otpsim {args}` on {today}.{status}*\n<!-- /otpsim -->"
             )
             last = b.end()

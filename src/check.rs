@@ -34,6 +34,31 @@ pub struct Row {
     pub violations: Vec<(String, String)>,
     /// The command that replays the counterexample, if there is one.
     pub replay: Option<String>,
+    /// Why a live row was not judged (not runnable live, an invariant the
+    /// target cannot observe, no expectation for the target): it neither
+    /// passes nor fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_judged: Option<String>,
+    /// Lines shown under the row (a live run's seconds, what the target
+    /// cannot observe).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// With `--target --compare`: the simulator beside the live row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beside: Option<Beside>,
+}
+
+/// The simulator beside a live row (`check --target T --compare`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Beside {
+    /// What the simulator found, in an expectation's words.
+    pub simulator: String,
+    /// Live network orders the simulator also made, of `runs`.
+    pub seen: usize,
+    /// Live runs.
+    pub runs: usize,
+    /// The verdicts agree and every live order was simulated.
+    pub agrees: bool,
 }
 
 /// What `check --json` writes.
@@ -43,18 +68,25 @@ pub struct Report {
     pub shard: Shard,
     /// The scheduler, for the hint on a row where nothing broke.
     pub strategy: String,
+    /// With `--target`: the target and what it is judged as, printed
+    /// above the table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Rows, in order.
     pub rows: Vec<Row>,
 }
 
+/// What one mode's check made: the table, and the report's rows.
+pub struct Checked {
+    pub report: Report,
+    pub report_rows: Vec<otpsim_sim::render::ReportRow>,
+}
+
 pub fn run(args: &CheckArgs) -> Result<ExitCode> {
-    let (paths, seed, strategy, report, format, jobs, db_mode, shard, json) = (
+    let (paths, report, format, db_mode, shard, json) = (
         &args.paths,
-        args.seed,
-        args.strategy.unwrap_or_default(),
         args.report.as_deref(),
         args.format,
-        args.jobs,
         args.db_mode,
         args.shard,
         args.json.as_deref(),
@@ -110,13 +142,44 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
     }
     // This shard's scenarios: every N-th, from the I-th.
     let mine: Vec<(usize, Arc<Scenario>)> = scenarios.into_iter().filter(|(i, _)| shard.owns(*i)).collect();
-    // Each scenario is swept on its own; the table comes out in file order.
-    let checked = otpsim_sim::jobs::map(&mine, jobs, |(_, scenario)| check(scenario, strategy, seed));
+    let Checked {
+        report: table,
+        report_rows,
+    } = match &args.target {
+        Some(target) => crate::live::check(target, args, &mine)?,
+        None => simulate(args, &mine),
+    };
+    if let Some(dir) = report {
+        let path = report::write(dir, "otpsim check", &report_rows)?;
+        if !crate::style::quiet() {
+            eprintln!("report: {}", path.display());
+        }
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&table)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.junit {
+        write_junit(path, &table.rows)?;
+    }
+    let code = print_table(&table, format);
+    if bad > 0 {
+        eprintln!("{bad} bad path(s) or file(s) above; the rest ran");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(code)
+}
+
+/// The simulator's rows: each scenario swept on its own, on every core;
+/// the table comes out in file order.
+fn simulate(args: &CheckArgs, mine: &[(usize, Arc<Scenario>)]) -> Checked {
+    let (seed, strategy, shard) = (args.seed, args.strategy.unwrap_or_default(), args.shard);
+    let checked = otpsim_sim::jobs::map(mine, args.jobs, |(_, scenario)| check(scenario, strategy, seed));
     let mut rows = Vec::new();
     let mut report_rows = Vec::new();
     for ((index, scenario), checked) in mine.iter().zip(checked) {
         for row in checked {
-            if report.is_some() {
+            if args.report.is_some() {
                 let example = row.counterexample().map(|c| report::of_counterexample(scenario, c));
                 let file = scenario.path.display().to_string();
                 let (variant, expected) = (row.variant.to_string(), row.expected.to_string());
@@ -149,33 +212,21 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
                     })
                     .unwrap_or_default(),
                 replay: counterexample.map(|c| c.command(scenario)),
+                not_judged: None,
+                notes: Vec::new(),
+                beside: None,
             });
         }
     }
-    if let Some(dir) = report {
-        let path = report::write(dir, "otpsim check", &report_rows)?;
-        if !crate::style::quiet() {
-            eprintln!("report: {}", path.display());
-        }
+    Checked {
+        report: Report {
+            shard,
+            strategy: strategy.to_string(),
+            target: None,
+            rows,
+        },
+        report_rows,
     }
-    let table = Report {
-        shard,
-        strategy: strategy.to_string(),
-        rows,
-    };
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&table)?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(path) = &args.junit {
-        write_junit(path, &table.rows)?;
-    }
-    let code = print_table(&table.rows, &table.strategy, format);
-    if bad > 0 {
-        eprintln!("{bad} bad path(s) or file(s) above; the rest ran");
-        return Ok(ExitCode::from(2));
-    }
-    Ok(code)
 }
 
 /// `otpsim merge`: the shards' JSON reports, printed as the table one
@@ -199,14 +250,28 @@ pub fn merge(
     }
     let shards: Vec<_> = reports.iter().map(|(f, r)| (f.clone(), r.shard)).collect();
     crate::cli::shards_complete(&shards)?;
-    let strategy = reports[0].1.strategy.clone();
+    let (strategy, target) = (reports[0].1.strategy.clone(), reports[0].1.target.clone());
+    if let Some((file, _)) = reports.iter().find(|(_, r)| r.target != target) {
+        return Err(InvalidInput(format!(
+            "{} is a report of another target than {}: only shards of one check merge",
+            file.display(),
+            reports[0].0.display()
+        ))
+        .into());
+    }
     let mut rows: Vec<Row> = reports.into_iter().flat_map(|(_, r)| r.rows).collect();
     // Stable: a scenario's rows keep their order.
     rows.sort_by_key(|r| r.index);
     if let Some(path) = junit {
         write_junit(path, &rows)?;
     }
-    Ok(print_table(&rows, &strategy, format))
+    let merged = Report {
+        shard: Shard::ALL,
+        strategy,
+        target,
+        rows,
+    };
+    Ok(print_table(&merged, format))
 }
 
 /// A testcase per row: the scenario file, the variant, and why a row that
@@ -217,6 +282,7 @@ fn write_junit(path: &std::path::Path, rows: &[Row]) -> Result<()> {
         .map(|r| crate::junit::Case {
             class: r.file.clone(),
             name: r.variant.clone(),
+            skipped: r.not_judged.clone(),
             failure: (!r.holds).then(|| {
                 let mut why = format!("expected {}, found {}", r.expected, r.found);
                 for (invariant, sentence) in &r.violations {
@@ -233,9 +299,19 @@ fn write_junit(path: &std::path::Path, rows: &[Row]) -> Result<()> {
 }
 
 /// Prints the table and the count; exit 1 if a row does not hold.
-fn print_table(rows: &[Row], strategy: &str, format: TableFormat) -> ExitCode {
+fn print_table(table: &Report, format: TableFormat) -> ExitCode {
+    let rows = &table.rows;
+    let compared = rows.iter().any(|r| r.beside.is_some());
+    if let Some(target) = &table.target {
+        println!("{target}");
+    }
     if format == TableFormat::Markdown {
-        println!("| scenario | variant | expected | found | schedules | |\n|---|---|---|---|---|---|");
+        match compared {
+            false => println!("| scenario | variant | expected | found | schedules | |\n|---|---|---|---|---|---|"),
+            true => println!(
+                "| scenario | variant | expected | simulator | live (orders) | live orders the simulator made | verdicts |\n|---|---|---|---|---|---|---|"
+            ),
+        }
     }
     let mut last = None;
     for row in rows {
@@ -245,24 +321,60 @@ fn print_table(rows: &[Row], strategy: &str, format: TableFormat) -> ExitCode {
                     println!("{}  ({})", row.file, row.name);
                     last = Some(row.index);
                 }
-                print_row(row, strategy);
+                print_row(row, &table.strategy);
             }
-            TableFormat::Markdown => println!(
-                "| `{}` | {} | `{}` | `{}` | {} | {} |",
-                row.file,
-                row.variant,
-                row.expected,
-                row.found,
-                row.schedules,
-                if row.holds { "✅" } else { "❌ unexpected" }
-            ),
+            TableFormat::Markdown => {
+                let mark = match (&row.not_judged, row.holds) {
+                    (Some(why), _) => format!("not judged: {why}"),
+                    (None, true) => "✅".to_string(),
+                    (None, false) => "❌ unexpected".to_string(),
+                };
+                match &row.beside {
+                    Some(b) => println!(
+                        "| `{}` | {} | `{}` | `{}` | `{}` ({}) | {} of {} | {} |",
+                        row.file,
+                        row.variant,
+                        row.expected,
+                        b.simulator,
+                        row.found,
+                        row.schedules,
+                        b.seen,
+                        b.runs,
+                        if b.agrees { "agree" } else { "**differ**" }
+                    ),
+                    None if compared => println!(
+                        "| `{}` | {} | `{}` | | {mark} | | |",
+                        row.file, row.variant, row.expected
+                    ),
+                    None => println!(
+                        "| `{}` | {} | `{}` | `{}` | {} | {mark} |",
+                        row.file, row.variant, row.expected, row.found, row.schedules
+                    ),
+                }
+            }
         }
     }
     if format == TableFormat::Markdown {
         println!();
     }
-    let failed = rows.iter().filter(|r| !r.holds).count();
-    println!("{} passed, {failed} failed", rows.len() - failed);
+    let failed = rows.iter().filter(|r| !r.holds && r.not_judged.is_none()).count();
+    let not_judged = rows.iter().filter(|r| r.not_judged.is_some()).count();
+    let passed = rows.len() - failed - not_judged;
+    match not_judged {
+        0 => println!("{passed} passed, {failed} failed"),
+        n => println!("{passed} passed, {failed} failed, {n} not judged"),
+    }
+    if compared {
+        let agree = rows
+            .iter()
+            .filter(|r| r.beside.as_ref().is_some_and(|b| b.agrees))
+            .count();
+        let differ = rows
+            .iter()
+            .filter(|r| r.beside.as_ref().is_some_and(|b| !b.agrees))
+            .count();
+        println!("beside the simulator: {agree} agree, {differ} differ");
+    }
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -271,12 +383,27 @@ fn print_table(rows: &[Row], strategy: &str, format: TableFormat) -> ExitCode {
 }
 
 fn print_row(row: &Row, strategy: &str) {
-    let verdict = crate::style::verdict(if row.holds { "ok" } else { "UNEXPECTED" }, row.holds);
+    let verdict = match &row.not_judged {
+        Some(why) => format!("not judged: {why}"),
+        None => crate::style::verdict(if row.holds { "ok" } else { "UNEXPECTED" }, row.holds),
+    };
     println!(
         "  {:<16} expected {:<24} found {:<24} {:>4} schedules  {verdict}",
         row.variant, row.expected, row.found, row.schedules
     );
-    if !row.holds {
+    for note in &row.notes {
+        println!("    {note}");
+    }
+    if let Some(b) = &row.beside {
+        println!(
+            "    simulator found {}; {} of {} live network orders also simulated: {}",
+            b.simulator,
+            b.seen,
+            b.runs,
+            if b.agrees { "agree" } else { "DIFFER" }
+        );
+    }
+    if !row.holds || (row.not_judged.is_some() && row.replay.is_some()) {
         match &row.replay {
             Some(replay) => {
                 for (invariant, why) in &row.violations {
@@ -284,10 +411,11 @@ fn print_row(row: &Row, strategy: &str) {
                 }
                 println!("    replay: {replay}");
             }
-            None => println!(
+            None if row.not_judged.is_none() => println!(
                 "    no schedule broke it; explore more with: otpsim check {} --strategy {strategy} --seed <another>",
                 row.file
             ),
+            None => {}
         }
     }
 }

@@ -325,7 +325,7 @@ pub struct CheckArgs {
     pub db_mode: Option<otpsim_core::DbMode>,
     /// Run the scenarios against a real server, described by this
     /// target file, instead of the simulator (docs/targets.md).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["report", "jobs", "shard", "json", "db_mode", "variants", "name"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["jobs", "db_mode", "variants"])]
     pub target: Option<PathBuf>,
     /// With --target: at most this many network schedules per scenario
     /// (each costs real seconds; one with no same-instant choice runs once).
@@ -340,7 +340,7 @@ pub struct CheckArgs {
     pub name: Option<String>,
     /// Also write the verdicts as JUnit XML: a testcase per scenario and
     /// variant.
-    #[arg(long, value_name = "FILE", conflicts_with = "target")]
+    #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// With --target: also run each file in the simulator, on the variant
     /// the target is judged as, and show per file whether the two

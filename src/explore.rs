@@ -160,6 +160,7 @@ fn finish(reports: &[SearchReport], walls: &[f64], options: &Options, args: &Exp
                 cases.push(crate::junit::Case {
                     class: report.flow.clone(),
                     name: i.name().to_string(),
+                    skipped: None,
                     failure: found.map(|(f, p)| {
                         format!(
                             "{}\nsaved: {} (otpsim check {} replays it)",

@@ -14,6 +14,8 @@ pub struct Case {
     pub name: String,
     /// Why it failed; `None` for a pass.
     pub failure: Option<String>,
+    /// Why it was not judged (a live row that cannot be), if it was not.
+    pub skipped: Option<String>,
 }
 
 fn escape(text: &str) -> String {
@@ -26,8 +28,12 @@ fn escape(text: &str) -> String {
 /// Writes `cases` as one test suite named `suite`.
 pub fn write(path: &Path, suite: &str, cases: &[Case]) -> Result<()> {
     let failures = cases.iter().filter(|c| c.failure.is_some()).count();
+    let skipped = cases
+        .iter()
+        .filter(|c| c.failure.is_none() && c.skipped.is_some())
+        .count();
     let mut xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"{}\" failures=\"{failures}\">\n<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n<testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\">\n",
         cases.len(),
         escape(suite),
         cases.len()
@@ -38,9 +44,13 @@ pub fn write(path: &Path, suite: &str, cases: &[Case]) -> Result<()> {
             escape(&c.class),
             escape(&c.name)
         );
-        match &c.failure {
-            None => xml.push_str(&format!("{open}/>\n")),
-            Some(why) => {
+        match (&c.failure, &c.skipped) {
+            (None, Some(why)) => xml.push_str(&format!(
+                "{open}>\n    <skipped message=\"{}\"/>\n  </testcase>\n",
+                escape(why)
+            )),
+            (None, None) => xml.push_str(&format!("{open}/>\n")),
+            (Some(why), _) => {
                 let first = why.lines().next().unwrap_or_default();
                 xml.push_str(&format!(
                     "{open}>\n    <failure message=\"{}\">{}</failure>\n  </testcase>\n",

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use otpsim_core::Variant;
@@ -13,8 +14,9 @@ use otpsim_sim::render::{self, Diagram};
 use otpsim_sim::schedule::Strategy;
 use otpsim_sim::Scenario;
 
-use crate::cli::{CheckArgs, RunFormat, TableFormat};
-use crate::{load_all, InvalidInput};
+use crate::check::{Beside, Checked, Row};
+use crate::cli::{CheckArgs, RunFormat};
+use crate::{report, InvalidInput};
 
 /// A scratch folder for the runs, removed when dropped.
 struct Scratch(PathBuf);
@@ -45,8 +47,10 @@ fn expectation(target: &Target, scenario: &Scenario) -> Option<otpsim_sim::Expec
         .map(|(_, e)| *e)
 }
 
-pub fn check(target: &Path, args: &CheckArgs) -> Result<ExitCode> {
-    let (paths, max, strategy, seed, format) = (&args.paths, args.schedules, args.strategy, args.seed, args.format);
+/// `check --target`: each scenario swept live, as rows of `check`'s own
+/// table (see `crate::check`).
+pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>)]) -> Result<Checked> {
+    let (max, strategy, seed) = (args.schedules, args.strategy, args.seed);
     let order = match strategy {
         None | Some(Strategy::Dfs) => Order::DepthFirst,
         Some(Strategy::Random) => Order::Random(seed.unwrap_or(1)),
@@ -71,129 +75,104 @@ pub fn check(target: &Path, args: &CheckArgs) -> Result<ExitCode> {
             ))
         })?),
     };
-    let scenarios = load_all(paths)?;
     let (options, _scratch, runtime) = setup()?;
-    let (mut held, mut unexpected, mut skipped) = (0, 0, 0);
-    println!(
-        "target {} ({}), judged as {}",
-        target.path.display(),
-        target.name,
-        target.expect
-    );
-    if format == TableFormat::Markdown {
-        match compared {
-            None => println!("| scenario | expected | live | schedules | seconds | |\n|---|---|---|---|---|---|"),
-            Some(_) => println!(
-                "| scenario | expected | simulator | live (orders) | live orders the simulator made | verdicts |\n|---|---|---|---|---|---|"
-            ),
-        }
-    }
-    let (mut agree, mut differ) = (0, 0);
-    for scenario in &scenarios {
+    let mut rows = Vec::new();
+    let mut report_rows = Vec::new();
+    for (index, scenario) in scenarios {
         let expected = expectation(&target, scenario);
-        let swept = runtime.block_on(sweep(&target, scenario, &options, max as usize, order));
-        let file = scenario.path.display();
-        let swept = match swept {
+        let file = scenario.path.display().to_string();
+        let mut row = Row {
+            index: *index,
+            file: file.clone(),
+            name: scenario.name.clone(),
+            variant: target.expect.clone(),
+            expected: expected.map_or("-".to_string(), |e| e.to_string()),
+            found: String::new(),
+            schedules: 0,
+            holds: true,
+            violations: Vec::new(),
+            replay: None,
+            not_judged: None,
+            notes: Vec::new(),
+            beside: None,
+        };
+        let swept = match runtime.block_on(sweep(&target, scenario, &options, max as usize, order)) {
             Ok(s) => s,
             Err(LiveError::NotRunnable(why)) => {
-                skipped += 1;
-                match format {
-                    TableFormat::Text => println!("{file}\n  not runnable live: {why}"),
-                    TableFormat::Markdown => println!("| `{file}` | | | not runnable: {why} | | |"),
-                }
+                row.found = "-".to_string();
+                row.not_judged = Some(format!("not runnable live: {why}"));
+                rows.push(row);
                 continue;
             }
             Err(e) => return Err(e).with_context(|| format!("running {file} live")),
         };
         let verdict = expected.map(|e| swept.verdict(e));
-        let mark = match verdict {
-            Some(Verdict::Holds) => crate::style::verdict("ok", true),
-            Some(Verdict::Unexpected) => crate::style::verdict("UNEXPECTED", false),
-            Some(Verdict::NotObservable) => "not observable".to_string(),
-            None => "no expectation".to_string(),
+        row.found = swept.found();
+        row.schedules = swept.schedules as u64;
+        row.holds = verdict != Some(Verdict::Unexpected);
+        row.not_judged = match verdict {
+            Some(Verdict::NotObservable) => Some("the target cannot observe it".to_string()),
+            None => Some(format!("the file expects nothing of {}", target.expect)),
+            _ => None,
         };
-        match verdict {
-            Some(Verdict::Holds) => held += 1,
-            Some(Verdict::Unexpected) => unexpected += 1,
-            _ => skipped += 1,
+        let all = if swept.exhausted { ", every order" } else { "" };
+        row.notes.push(format!("{:.1} s live{all}", swept.seconds));
+        if !swept.not_observable.is_empty() {
+            let names: Vec<&str> = swept.not_observable.iter().map(|i| i.name()).collect();
+            row.notes
+                .push(format!("not observable by this target: {}", names.join(", ")));
         }
-        let comparison = compared.map(|variant| {
-            let shared = std::sync::Arc::new(scenario.clone());
-            otpsim_sim::check::beside_live(&shared, variant, &swept.orders, &swept.not_observable)
-        });
-        match &comparison {
-            Some(c) if c.agrees() => agree += 1,
-            Some(_) => differ += 1,
-            None => {}
+        if let Some(c) = &swept.counterexample {
+            row.violations = c
+                .violations
+                .iter()
+                .map(|v| (v.invariant.to_string(), v.why.clone()))
+                .collect();
+            row.replay = Some(c.command(scenario));
         }
-        let expected = expected.map_or("-".to_string(), |e| e.to_string());
-        let all = if swept.exhausted { " (all)" } else { "" };
-        if let (Some(c), TableFormat::Markdown) = (&comparison, format) {
-            let name = scenario
-                .path
-                .file_stem()
-                .map_or(String::new(), |s| s.to_string_lossy().to_string());
-            println!(
-                "| `{name}` | `{expected}` | {} | {} ({}) | {} of {} | {} |",
-                otpsim_sim::Expectation::found(&c.simulated),
-                swept.found(),
-                swept.schedules,
-                c.seen,
-                swept.orders.len(),
-                if c.agrees() { "agree" } else { "**differ**" }
-            );
-            continue;
-        }
-        match format {
-            TableFormat::Text => {
-                println!("{file}  ({})", scenario.name);
-                println!(
-                    "  live  expected {expected:<24} found {:<24} {:>3} schedule(s){all}  {:>6.1} s  {mark}",
-                    swept.found(),
-                    swept.schedules,
-                    swept.seconds
-                );
-                if let Some(c) = &comparison {
-                    println!(
-                        "  sim   found {:<24} {} of {} live network orders also simulated  {}",
-                        otpsim_sim::Expectation::found(&c.simulated),
-                        c.seen,
-                        c.runs,
-                        if c.agrees() { "agree" } else { "DIFFER" }
-                    );
-                    if let Some(order) = &c.unseen {
-                        println!("    a live order the simulator never made: {}", order.join(", "));
-                    }
-                }
-                if !swept.not_observable.is_empty() {
-                    let names: Vec<&str> = swept.not_observable.iter().map(|i| i.name()).collect();
-                    println!("    not observable by this target: {}", names.join(", "));
-                }
-                if let Some(c) = &swept.counterexample {
-                    for v in &c.violations {
-                        println!("    {}: {}", v.invariant, v.why);
-                    }
-                    println!("    replay: {}", c.command(scenario));
-                }
+        row.beside = compared.map(|variant| {
+            let a = otpsim_sim::check::beside_live(scenario, variant, &swept.orders, &swept.not_observable);
+            if let Some(order) = &a.unseen {
+                row.notes
+                    .push(format!("a live order the simulator never made: {}", order.join(", ")));
             }
-            TableFormat::Markdown => println!(
-                "| `{file}` | `{expected}` | `{}` | {}{all} | {:.1} | {mark} |",
-                swept.found(),
-                swept.schedules,
-                swept.seconds
-            ),
+            Beside {
+                simulator: otpsim_sim::Expectation::found(&a.simulated),
+                seen: a.seen,
+                runs: a.runs,
+                agrees: a.agrees(),
+            }
+        });
+        if args.report.is_some() {
+            let example = swept.counterexample.as_ref().map(|c| (c, c.command(scenario)));
+            report_rows.push(report::row(
+                &file,
+                &row.variant,
+                &row.expected,
+                &row.found,
+                row.holds,
+                example,
+            ));
         }
+        rows.push(row);
     }
-    // The words of check's summary line, and the rows live mode could not
-    // judge beside them.
-    println!("{held} passed, {unexpected} failed, {skipped} not judged");
-    if compared.is_some() {
-        println!("beside the simulator: {agree} agree, {differ} differ");
-    }
-    Ok(if unexpected == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    let strategy = match order {
+        Order::DepthFirst => "dfs".to_string(),
+        Order::Random(_) => "random".to_string(),
+    };
+    Ok(Checked {
+        report: crate::check::Report {
+            shard: args.shard,
+            strategy,
+            target: Some(format!(
+                "target {} ({}), judged as {}",
+                target.path.display(),
+                target.name,
+                target.expect
+            )),
+            rows,
+        },
+        report_rows,
     })
 }
 

@@ -48,12 +48,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     style::set(cli.color, cli.quiet);
     let outcome = match cli.command {
-        // With --target the run is live; clap refuses the simulator's
-        // other flags beside it.
-        Command::Check(args) => match &args.target {
-            Some(target) => live::check(target, &args),
-            None => check::run(&args),
-        },
+        // With --target the rows are live ones; clap refuses the
+        // simulator's other flags beside it.
+        Command::Check(args) => check::run(&args),
         Command::Merge {
             reports,
             format,

@@ -547,12 +547,17 @@ fn a_bad_target_file_exits_2_and_says_where() {
     }
 }
 
+/// A live check is `check`'s own table: the same rows and summary line,
+/// and `--json` that `otpsim merge` prints back unchanged.
 #[test]
-fn check_target_sums_up_in_checks_words() {
+fn check_target_prints_checks_table_and_merges_its_json() {
+    let json = scratch("check-target-json").join("live.json");
     let out = Command::new(env!("CARGO_BIN_EXE_otpsim"))
         .args(["check", "--target"])
         .arg(root().join("targets/otpsim-naive.toml"))
         .arg(root().join("scenarios/seed_incident.toml"))
+        .arg("--json")
+        .arg(&json)
         .current_dir(root())
         .output()
         .unwrap();
@@ -563,5 +568,14 @@ fn check_target_sums_up_in_checks_words() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.ends_with("1 passed, 0 failed, 0 not judged\n"), "{text}");
+    assert!(text.ends_with("1 passed, 0 failed\n"), "{text}");
+    assert!(text.contains("judged as naive"), "{text}");
+    let merged = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .arg("merge")
+        .arg(&json)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert_eq!(merged.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&merged.stdout), text);
 }

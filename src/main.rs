@@ -94,9 +94,9 @@ fn main() -> ExitCode {
         Command::Stress(f) => stress::run(&stress::StressArgs {
             variant: f.variant,
             runtime: if f.tokio {
-                otpsim_sim::stress::Runtime::Tokio
+                otpsim_live::stress::Runtime::Tokio
             } else {
-                otpsim_sim::stress::Runtime::Threads
+                otpsim_live::stress::Runtime::Threads
             },
             browsers: usize::from(f.threads),
             workers: usize::from(f.workers),

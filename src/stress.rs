@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use otpsim_core::Variant;
-use otpsim_sim::stress::{stress, Runtime};
+use otpsim_live::stress::{stress, Runtime};
 use otpsim_sim::Invariant;
 
 use crate::InvalidInput;

@@ -6,6 +6,8 @@
 //! - [`proxy`]: the gating reverse proxy that holds each response.
 //! - [`run`]: the live executor, one network schedule.
 //! - [`check`]: many schedules, judged.
+//! - [`stress`]: real threads or tokio tasks against the flows in-process,
+//!   judged by the same checker (`otpsim stress`).
 
 #![warn(missing_docs)]
 
@@ -14,5 +16,6 @@ pub mod proxy;
 pub mod run;
 pub mod serve;
 pub mod smtp;
+pub mod stress;
 pub mod target;
 pub mod wire;

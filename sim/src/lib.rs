@@ -13,7 +13,6 @@ pub mod check;
 pub mod explore;
 pub mod jobs;
 pub mod schedule;
-pub mod stress;
 pub mod sweep;
 pub mod world;
 

@@ -20,9 +20,9 @@ use otpsim_core::{
     WorkerCrashed, WorkerMemory,
 };
 
-use crate::invariant::{violations, Invariant, Limits};
-use crate::scenario::{OtpChoice, RequestSpec, Via};
-use crate::trace::{CodeSource, Cookie, DbState, Recorder, Trace, What};
+use otpsim_model::invariant::{violations, Invariant, Limits};
+use otpsim_model::scenario::{OtpChoice, RequestSpec, Via};
+use otpsim_model::trace::{CodeSource, Cookie, DbState, Recorder, Trace, What};
 
 /// How browsers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,23 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use otpsim_core::{Code, Kind};
+use otpsim_model::file::TomlFile;
 use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned as S;
 
-/// A target file that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {message}")]
-pub struct TargetError {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
+/// A target file that could not be loaded: where, and what was expected.
+pub type TargetError = otpsim_model::file::FileError;
 
 /// One route: where a kind of request is posted, and its field names.
 #[derive(Debug, Clone)]
@@ -202,45 +192,23 @@ impl Target {
 
     /// Validates a target file's text.
     pub fn parse(path: &Path, text: &str) -> Result<Target, TargetError> {
-        let error = |offset: usize, message: String| {
-            let (line, column) = otpsim_model::scenario::line_column(text, offset);
-            TargetError {
-                file: path.to_path_buf(),
-                line,
-                column,
-                message,
-            }
-        };
-        let raw: Raw = toml::from_str(text)
-            .map_err(|e| error(e.span().map_or(0, |s| s.start), e.message().trim_end().to_string()))?;
+        let file = TomlFile { path, text };
+        let error = |offset: usize, message: String| file.error(offset, message);
+        let raw: Raw = file.parse()?;
         let regex = |s: &S<String>, groups: usize| -> Result<Regex, TargetError> {
-            let re = Regex::new(s.get_ref()).map_err(|e| error(s.span().start, format!("not a regex: {e}")))?;
+            let re = Regex::new(s.get_ref()).map_err(|e| file.at(s, format!("not a regex: {e}")))?;
             if re.captures_len() <= groups {
-                return Err(error(
-                    s.span().start,
+                return Err(file.at(
+                    s,
                     format!("the pattern needs {groups} capture group(s), e.g. (\\d{{6}})"),
                 ));
             }
             Ok(re)
         };
+        // Bounded, so that no sum of instants overflows and no wait is
+        // endless.
         let duration = |s: &Option<S<String>>, default: u64| -> Result<Duration, TargetError> {
-            match s {
-                None => Ok(Duration::from_millis(default)),
-                // Bounded, so that no sum of instants overflows and no wait
-                // is endless.
-                Some(s) => otpsim_model::scenario::parse_duration(s.get_ref())
-                    .filter(|ms| *ms <= 600_000)
-                    .map(Duration::from_millis)
-                    .ok_or_else(|| {
-                        error(
-                            s.span().start,
-                            format!(
-                                "{:?} is not a duration up to 10m; expected e.g. 200ms, 20s",
-                                s.get_ref()
-                            ),
-                        )
-                    }),
-            }
+            file.duration(s.as_ref(), default, 600_000).map(Duration::from_millis)
         };
         if let Err(e) = raw.expect.get_ref().parse::<otpsim_core::Variant>() {
             return Err(error(raw.expect.span().start, format!("expect: {e}")));

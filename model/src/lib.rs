@@ -9,6 +9,7 @@
 
 pub mod agreement;
 pub mod counterexample;
+pub mod file;
 pub mod invariant;
 pub mod network;
 pub mod plan;

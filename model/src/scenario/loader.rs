@@ -2,11 +2,12 @@
 //! located at its line and column.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use otpsim_core::{DbMode, Email, Kind, Otp, Variant};
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::file::TomlFile;
 
 use super::*;
 
@@ -100,41 +101,21 @@ struct RawCheck {
 
 // ---- validation -----------------------------------------------------------
 
-/// The 1-based line and column of byte `offset` in `text`: where an error
-/// in a TOML file (a scenario, a target) points.
-pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
-}
-
 pub(super) struct Loader<'a> {
-    pub(super) path: &'a Path,
-    pub(super) text: &'a str,
+    pub(super) file: TomlFile<'a>,
 }
 
 impl Loader<'_> {
     pub(super) fn error(&self, offset: usize, message: impl Into<String>) -> ScenarioError {
-        let (line, column) = line_column(self.text, offset);
-        ScenarioError {
-            file: self.path.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
-        }
+        self.file.error(offset, message)
     }
 
     fn at<T>(&self, value: &S<T>, message: impl Into<String>) -> ScenarioError {
-        self.error(value.span().start, message)
+        self.file.at(value, message)
     }
 
     pub(super) fn scenario(&self) -> Result<Scenario, ScenarioError> {
-        let raw: RawScenario = toml::from_str(self.text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            self.error(offset, e.message().trim_end().to_string())
-        })?;
+        let raw: RawScenario = self.file.parse()?;
         let format = match &raw.format {
             None => 1,
             Some(f) => match f.get_ref() {
@@ -270,7 +251,7 @@ impl Loader<'_> {
             }
         };
         Ok(Scenario {
-            path: self.path.to_path_buf(),
+            path: self.file.path.to_path_buf(),
             format,
             name: raw.name.into_inner(),
             description: raw.description.unwrap_or_default(),

@@ -9,19 +9,8 @@ use otpsim_core::{DbMode, Email, Kind, Otp, Variant};
 
 use crate::invariant::Invariant;
 
-/// A scenario that could not be loaded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {message}")]
-pub struct ScenarioError {
-    /// The file.
-    pub file: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
+/// A scenario that could not be loaded: where, and what was expected.
+pub type ScenarioError = crate::file::FileError;
 
 /// How the app keeps sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,14 +254,20 @@ impl Scenario {
         let text = String::from_utf8(bytes).map_err(|e| {
             let at = e.utf8_error().valid_up_to();
             let valid = std::str::from_utf8(&e.as_bytes()[..at]).unwrap_or("");
-            Loader { path, text: valid }.error(at, "the file is not UTF-8 text; expected a TOML scenario")
+            Loader {
+                file: TomlFile { path, text: valid },
+            }
+            .error(at, "the file is not UTF-8 text; expected a TOML scenario")
         })?;
         Self::parse(path, &text)
     }
 
     /// Validates scenario text; `path` is only for messages.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
-        Loader { path, text }.scenario()
+        Loader {
+            file: TomlFile { path, text },
+        }
+        .scenario()
     }
 }
 
@@ -333,7 +328,8 @@ mod printer;
 #[cfg(test)]
 mod tests;
 
+pub use crate::file::line_column;
+use crate::file::TomlFile;
 pub use discovery::{discover, DiscoveryError};
 pub use durations::{format_duration, parse_duration};
-pub use loader::line_column;
 use loader::Loader;

@@ -1,0 +1,87 @@
+//! A TOML file the user wrote (a scenario, a target), read so that every
+//! error says where: the file, the line and column, what is wrong and what
+//! was expected. The scenario loader and the target loader both read
+//! through it.
+
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+
+use crate::scenario::parse_duration;
+
+/// An error at a place in a file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct FileError {
+    /// The file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+/// The 1-based line and column of byte `offset` in `text`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// A file's text, with its path, for located errors.
+#[derive(Debug, Clone, Copy)]
+pub struct TomlFile<'a> {
+    /// Where it is.
+    pub path: &'a Path,
+    /// What it holds.
+    pub text: &'a str,
+}
+
+impl TomlFile<'_> {
+    /// An error at byte `offset`.
+    pub fn error(&self, offset: usize, message: impl Into<String>) -> FileError {
+        let (line, column) = line_column(self.text, offset);
+        FileError {
+            file: self.path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    /// An error at `value`.
+    pub fn at<T>(&self, value: &Spanned<T>, message: impl Into<String>) -> FileError {
+        self.error(value.span().start, message)
+    }
+
+    /// The file as `T`, or TOML's own error at its place.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, FileError> {
+        toml::from_str(self.text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            self.error(offset, e.message().trim_end().to_string())
+        })
+    }
+
+    /// A duration (`200ms`, `20s`, `2m`) of at most `max_ms`, or
+    /// `default_ms` if the file does not give one.
+    pub fn duration(&self, value: Option<&Spanned<String>>, default_ms: u64, max_ms: u64) -> Result<u64, FileError> {
+        match value {
+            None => Ok(default_ms),
+            Some(s) => parse_duration(s.get_ref()).filter(|ms| *ms <= max_ms).ok_or_else(|| {
+                self.at(
+                    s,
+                    format!(
+                        "{:?} is not a duration up to {}; expected e.g. 200ms, 20s",
+                        s.get_ref(),
+                        crate::scenario::format_duration(max_ms)
+                    ),
+                )
+            }),
+        }
+    }
+}

@@ -19,7 +19,7 @@ for o in missed:
     subprocess.run(["patch", "-s", "-d", repo, m["file"], "-i", diff], check=True)
     try:
         ok = True
-        for cmd in (["cargo", "test", "-q", "--test", "corpus"],
+        for cmd in (["cargo", "test", "-q", "-p", "otpsim-sim", "--test", "corpus"],
                     ["cargo", "test", "-q", "-p", "otpsim-core", "--test", "flows_sequential"],
                     ["cargo", "test", "-q", "-p", "otpsim-model", "--lib"]):
             r = subprocess.run(cmd, cwd=repo, capture_output=True, timeout=900)

@@ -1,11 +1,12 @@
-//! Generates one `#[test]` per scenario file, so that `cargo test` names
-//! the file that fails.
+//! Generates one `#[test]` per file of the corpus (`scenarios/` at the
+//! workspace's root) for `tests/corpus.rs`, so that `cargo test` names the
+//! file that fails.
 
 use std::path::Path;
 
 fn main() {
-    println!("cargo:rerun-if-changed=scenarios");
-    let mut files: Vec<String> = std::fs::read_dir("scenarios")
+    println!("cargo:rerun-if-changed=../scenarios");
+    let mut files: Vec<String> = std::fs::read_dir("../scenarios")
         .map(|dir| {
             dir.filter_map(|e| e.ok())
                 .map(|e| e.path())

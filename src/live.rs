@@ -14,8 +14,8 @@ use otpsim_sim::render::{self, Diagram};
 use otpsim_sim::schedule::Strategy;
 use otpsim_sim::Scenario;
 
-use crate::check::{Beside, Checked, Row};
 use crate::cli::{CheckArgs, RunFormat};
+use crate::table::{Beside, Checked, Report, Row};
 use crate::{report, InvalidInput};
 
 /// A scratch folder for the runs, removed when dropped.
@@ -161,7 +161,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
         Order::Random(_) => "random".to_string(),
     };
     Ok(Checked {
-        report: crate::check::Report {
+        report: Report {
             shard: args.shard,
             strategy,
             target: Some(format!(

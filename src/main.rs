@@ -18,6 +18,7 @@ mod report;
 mod serve;
 mod stress;
 mod style;
+mod table;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -34,8 +34,9 @@ use otpsim_core::{Email, Kind, Otp};
 use otpsim_model::invariant::{self, Invariant, Limits, Violation};
 use otpsim_model::network::{self, mail_due, response_due, Mailboxes, Navigations};
 use otpsim_model::plan::{plan_requests, probe_logins, Planned};
+use otpsim_model::recorder::Recorder;
 use otpsim_model::scenario::{FaultKind, RequestSpec, Scenario, SessionMode, Via};
-use otpsim_model::trace::{Cookie, DbState, Recorder, Trace, What};
+use otpsim_model::trace::{Cookie, DbState, Trace, What};
 use reqwest::cookie::{CookieStore as _, Jar};
 use tokio::sync::mpsc;
 

@@ -21,8 +21,9 @@ use otpsim_core::{
 };
 
 use otpsim_model::invariant::{violations, Invariant, Limits};
+use otpsim_model::recorder::Recorder;
 use otpsim_model::scenario::{OtpChoice, RequestSpec, Via};
-use otpsim_model::trace::{CodeSource, Cookie, DbState, Recorder, Trace, What};
+use otpsim_model::trace::{CodeSource, Cookie, DbState, Trace, What};
 
 /// How browsers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,11 +13,13 @@ pub mod file;
 pub mod invariant;
 pub mod network;
 pub mod plan;
+pub mod recorder;
 pub mod render;
 pub mod scenario;
 pub mod trace;
 
 pub use counterexample::{Counterexample, Replay};
 pub use invariant::{Invariant, Violation};
+pub use recorder::Recorder;
 pub use scenario::{Expectation, Scenario, ScenarioError};
-pub use trace::{Recorder, Trace};
+pub use trace::Trace;

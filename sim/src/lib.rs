@@ -17,7 +17,7 @@ pub mod sweep;
 pub mod world;
 
 pub use invariant::{Invariant, Violation};
-pub use otpsim_model::{agreement, invariant, plan, render, scenario, trace};
+pub use otpsim_model::{agreement, invariant, plan, recorder, render, scenario, trace};
 pub use scenario::{Expectation, Scenario, ScenarioError};
 pub use sweep::{Counterexample, Sweep};
 pub use trace::Trace;

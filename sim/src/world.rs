@@ -23,8 +23,9 @@ use otpsim_core::{
     WorkerCrashed, WorkerMemory,
 };
 
+use crate::recorder::Recorder;
 use crate::scenario::{DbFault, FaultKind, RequestSpec, Scenario, SessionMode, Via};
-use crate::trace::{Cookie, DbState, Recorder, SqlOutcome, Trace, What};
+use crate::trace::{Cookie, DbState, SqlOutcome, Trace, What};
 use otpsim_model::network::{mail_due, response_due, Mailboxes, Navigations};
 pub use otpsim_model::plan::{plan_requests, probe_logins, typed_code, Planned};
 

@@ -322,7 +322,6 @@ impl Scenario {
 }
 
 mod discovery;
-mod durations;
 mod loader;
 mod printer;
 #[cfg(test)]
@@ -330,6 +329,6 @@ mod tests;
 
 pub use crate::file::line_column;
 use crate::file::TomlFile;
+pub use crate::file::{format_duration, parse_duration};
 pub use discovery::{discover, DiscoveryError};
-pub use durations::{format_duration, parse_duration};
 use loader::Loader;

@@ -278,7 +278,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub explain: bool,
     /// Replay against a real server, described by this target file.
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "strategy", "position", "explain"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "strategy", "position"])]
     pub target: Option<PathBuf>,
     /// With --target: run the schedule this many times and say how many
     /// runs broke the same invariants as the first.

@@ -14,7 +14,7 @@ use otpsim_sim::render::{self, Diagram};
 use otpsim_sim::schedule::Strategy;
 use otpsim_sim::Scenario;
 
-use crate::cli::{CheckArgs, RunFormat};
+use crate::cli::{CheckArgs, ReplayArgs, RunFormat};
 use crate::table::{Beside, Checked, Report, Row};
 use crate::{report, InvalidInput};
 
@@ -122,13 +122,28 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             row.notes
                 .push(format!("not observable by this target: {}", names.join(", ")));
         }
-        if let Some(c) = &swept.counterexample {
+        let shown = expected.map_or(swept.counterexamples.first(), |e| swept.counterexample_for(e));
+        if let Some(c) = shown {
             row.violations = c
                 .violations
                 .iter()
                 .map(|v| (v.invariant.to_string(), v.why.clone()))
                 .collect();
             row.replay = Some(c.command(scenario));
+        }
+        // Every other order that first broke an invariant, with its own
+        // replay.
+        for c in swept
+            .counterexamples
+            .iter()
+            .filter(|c| !shown.is_some_and(|s| std::ptr::eq(*c, s)))
+        {
+            let names: Vec<String> = c.violations.iter().map(|v| v.invariant.to_string()).collect();
+            row.notes.push(format!(
+                "also broke {} in another order: {}",
+                names.join(", "),
+                c.command(scenario)
+            ));
         }
         row.beside = compared.map(|variant| {
             let a = otpsim_sim::check::beside_live(scenario, variant, &swept.orders, &swept.not_observable);
@@ -144,7 +159,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             }
         });
         if args.report.is_some() {
-            let example = swept.counterexample.as_ref().map(|c| (c, c.command(scenario)));
+            let example = shown.map(|c| (c, c.command(scenario)));
             report_rows.push(report::row(
                 &file,
                 &row.variant,
@@ -176,7 +191,13 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
     })
 }
 
-pub fn replay(target: &Path, file: &Path, choices: Vec<u8>, repeat: u32, format: RunFormat) -> Result<ExitCode> {
+pub fn replay(target: &Path, args: &ReplayArgs) -> Result<ExitCode> {
+    let (file, choices, repeat, format) = (
+        args.file.as_path(),
+        args.deliveries.clone().unwrap_or_default(),
+        args.repeat,
+        args.format,
+    );
     let target = Target::load(target)?;
     let scenario = crate::load(file)?;
     let (options, _scratch, runtime) = setup()?;
@@ -228,7 +249,12 @@ pub fn replay(target: &Path, file: &Path, choices: Vec<u8>, repeat: u32, format:
         taken.join(",")
     );
     let summary = format!(
-        "{reproduced} of {repeat} runs broke the same invariants as the first; {same_network} of {repeat} had the same network order; a run took {:.1} s",
+        "{reproduced} of {repeat} runs {}; {same_network} of {repeat} had the same network order; a run took {:.1} s",
+        if broken.is_empty() {
+            "broke nothing, as the first did"
+        } else {
+            "broke the same invariants as the first"
+        },
         runs.iter().map(|r| r.seconds).sum::<f64>() / runs.len() as f64
     );
     let diagram = || Diagram::of(&first.trace, &broken);
@@ -241,6 +267,10 @@ pub fn replay(target: &Path, file: &Path, choices: Vec<u8>, repeat: u32, format:
             }
             for v in &broken {
                 println!("VIOLATED {}: {}", v.invariant, v.why);
+            }
+            let explanation = render::explain(&first.trace, &broken);
+            if args.explain && !explanation.is_empty() {
+                println!("EXPLANATION: {explanation}");
             }
             println!("{summary}");
         }

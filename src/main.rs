@@ -60,13 +60,7 @@ fn main() -> ExitCode {
             junit,
         } => merge::run(&reports, format, &save, json.as_deref(), junit.as_deref()),
         Command::Replay(args) => match (&args.target, args.variant) {
-            (Some(target), _) => live::replay(
-                target,
-                &args.file,
-                args.deliveries.clone().unwrap_or_default(),
-                args.repeat,
-                args.format,
-            ),
+            (Some(target), _) => live::replay(target, &args),
             (None, _) if args.deliveries.is_some() => Err(InvalidInput(
                 "--deliveries orders a live run's deliveries and needs --target; the simulator's schedule is --choices"
                     .to_string(),

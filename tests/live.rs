@@ -66,6 +66,17 @@ fn live(target: &str, scenario: &str) -> (Target, Scenario, LiveSweep) {
         ))
         .unwrap();
     agrees_with_the_simulator(&target, &scenario, &swept);
+    // Every invariant some order broke has a run that shows it, with its
+    // own replay, not only the first failing order's.
+    for broken in &swept.violated {
+        assert!(
+            swept
+                .counterexamples
+                .iter()
+                .any(|c| c.violations.iter().any(|v| v.invariant == *broken)),
+            "{broken} broke in some order, but no kept run shows it"
+        );
+    }
     (target, scenario, swept)
 }
 
@@ -108,7 +119,7 @@ fn the_simulator_and_serve_agree_row_by_row() {
 fn the_seed_incident_fails_live_against_naive_with_the_apps_own_message() {
     let (target, scenario, swept) = live("otpsim-naive", "seed_incident");
     assert!(swept.violated.contains(&Invariant::VerifySucceeds), "{}", swept.found());
-    let found = swept.counterexample.clone().expect("a failing schedule");
+    let found = swept.counterexamples.first().cloned().expect("a failing schedule");
     let why = &found
         .violations
         .iter()
@@ -150,7 +161,7 @@ fn the_seed_incident_passes_live_against_idempotent() {
         swept.found(),
         "pass",
         "{:?}",
-        swept.counterexample.map(|c| c.trace.to_string())
+        swept.counterexamples.first().map(|c| c.trace.to_string())
     );
     assert!(swept.not_observable.is_empty(), "{:?}", swept.not_observable);
 }
@@ -170,7 +181,11 @@ fn the_end_of_run_probe_finds_the_hijack_live_without_a_login_in_the_file() {
     let (_, _, fix) = live("otpsim-seed_fix", "stranger_signs_up_after_the_owner_no_login");
     assert!(fix.violated.contains(&Invariant::NoHijack), "{}", fix.found());
     assert!(fix.violated.contains(&Invariant::OwnerLogsIn), "{}", fix.found());
-    let trace = fix.counterexample.map(|c| c.trace.to_string()).unwrap_or_default();
+    let trace = fix
+        .counterexamples
+        .first()
+        .map(|c| c.trace.to_string())
+        .unwrap_or_default();
     assert!(trace.contains("end-of-run probe"), "{trace}");
     let (_, _, idempotent) = live("otpsim-idempotent", "stranger_signs_up_after_the_owner_no_login");
     assert_eq!(idempotent.found(), "pass");
@@ -578,4 +593,32 @@ fn check_target_prints_checks_table_and_merges_its_json() {
         .unwrap();
     assert_eq!(merged.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&merged.stdout), text);
+}
+
+/// `replay --target` explains what broke, as `replay` does, and its count
+/// of reruns says "broke nothing" when nothing broke.
+#[test]
+fn replay_target_explains_and_counts_in_plain_words() {
+    let replay = |target: &str, explain: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_otpsim"));
+        command
+            .args(["replay", "scenarios/seed_incident.toml", "--target", target])
+            .args(["--deliveries", "0", "--repeat", "1"])
+            .current_dir(root());
+        if explain {
+            command.arg("--explain");
+        }
+        let out = command.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+    };
+    let (code, text) = replay("targets/otpsim-naive.toml", true);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("EXPLANATION: "), "{text}");
+    assert!(
+        text.contains("1 of 1 runs broke the same invariants as the first"),
+        "{text}"
+    );
+    let (code, text) = replay("targets/otpsim-idempotent.toml", false);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("1 of 1 runs broke nothing, as the first did"), "{text}");
 }

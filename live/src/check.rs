@@ -20,8 +20,9 @@ pub struct LiveSweep {
     pub exhausted: bool,
     /// Every observable invariant some schedule broke.
     pub violated: BTreeSet<Invariant>,
-    /// The first failing run, what it broke, and its delivery order.
-    pub counterexample: Option<Counterexample>,
+    /// The first run that broke each invariant broken, in the order they
+    /// were first broken: what it broke, and its delivery order.
+    pub counterexamples: Vec<Counterexample>,
     /// The first run, failing or not (for a report of a passing scenario).
     pub first: LiveRun,
     /// Checked invariants the target cannot observe: never counted a pass.
@@ -48,6 +49,12 @@ impl LiveSweep {
     /// `pass`, or `fail:` and the broken invariants.
     pub fn found(&self) -> String {
         Expectation::found(&self.violated)
+    }
+
+    /// The counterexample to show for `expectation` (see
+    /// `counterexample::shown_for`).
+    pub fn counterexample_for(&self, expectation: Expectation) -> Option<&Counterexample> {
+        otpsim_model::counterexample::shown_for(&self.counterexamples, expectation)
     }
 
     /// Whether the sweep meets `expectation`.
@@ -86,7 +93,7 @@ pub async fn sweep(
     };
     let mut schedules = 0;
     let mut violated = BTreeSet::new();
-    let mut counterexample = None;
+    let mut counterexamples: Vec<Counterexample> = Vec::new();
     let mut first = None;
     let mut seconds = 0.0;
     let mut orders = Vec::new();
@@ -95,6 +102,8 @@ pub async fn sweep(
         schedules += 1;
         seconds += run.seconds;
         let broken = violations(target, scenario, &run);
+        // A run is kept if it is the first to break one of its invariants.
+        let new = broken.iter().any(|v| !violated.contains(&v.invariant));
         violated.extend(broken.iter().map(|v| v.invariant));
         orders.push((run.trace.network_order(), broken.iter().map(|v| v.invariant).collect()));
         let next = match order {
@@ -104,8 +113,8 @@ pub async fn sweep(
             Order::Random(_) if run.arities.is_empty() => None,
             Order::Random(seed) => Some(random_choices(seed, schedules as u64)),
         };
-        if counterexample.is_none() && !broken.is_empty() {
-            counterexample = Some(Counterexample {
+        if new {
+            counterexamples.push(Counterexample {
                 replay: Replay::Deliveries {
                     target: target.path.clone(),
                     choices: run.choices.clone(),
@@ -127,7 +136,7 @@ pub async fn sweep(
         schedules,
         exhausted,
         violated,
-        counterexample,
+        counterexamples,
         first: first.expect("at least one run"),
         not_observable,
         orders,

@@ -396,18 +396,30 @@ impl Target {
 /// A page's text without its tags, whitespace collapsed.
 fn strip_tags(body: &str) -> String {
     let mut text = String::with_capacity(body.len());
-    let mut in_tag = false;
-    for c in body.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                text.push(' ');
+    let mut rest = body;
+    while let Some(open) = rest.find('<') {
+        text.push_str(&rest[..open]);
+        rest = &rest[open..];
+        let Some(close) = rest.find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = rest[1..close].trim_start().to_ascii_lowercase();
+        rest = &rest[close + 1..];
+        text.push(' ');
+        // What a browser does not show is no message: a debug page's CSS
+        // and scripts would otherwise read as its text.
+        for hidden in ["style", "script"] {
+            if tag.starts_with(hidden) && !tag[hidden.len()..].starts_with(|c: char| c.is_ascii_alphanumeric()) {
+                let end = format!("</{hidden}");
+                rest = match rest.to_ascii_lowercase().find(&end) {
+                    Some(at) => &rest[at..],
+                    None => "",
+                };
             }
-            _ if !in_tag => text.push(c),
-            _ => {}
         }
     }
+    text.push_str(rest);
     let text = text
         .replace("&amp;", "&")
         .replace("&lt;", "<")
@@ -420,6 +432,13 @@ fn strip_tags(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pages_text_leaves_out_its_styles_and_scripts() {
+        let page = "<html><head><style>body { color: red }</style><SCRIPT type=x>var a = 1 < 2;</SCRIPT></head>\
+                    <body><h1>Server Error</h1><p>That code is not right &amp; expired.</p><stylish>kept</stylish></body></html>";
+        assert_eq!(strip_tags(page), "Server Error That code is not right & expired. kept");
+    }
 
     const GOOD: &str = r#"
 name = "t"

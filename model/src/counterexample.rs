@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::invariant::Violation;
-use crate::scenario::{Scenario, StatementChoice};
+use crate::scenario::{Expectation, Scenario, StatementChoice};
 use crate::trace::Trace;
 
 /// A run that broke an invariant, with all it takes to replay it.
@@ -79,4 +79,15 @@ impl Counterexample {
             }
         }
     }
+}
+
+/// Of the counterexamples a check kept (the first of each invariant
+/// broken), the one to show for `expectation`: the first that breaks its
+/// invariant, else the first at all.
+pub fn shown_for(counterexamples: &[Counterexample], expectation: Expectation) -> Option<&Counterexample> {
+    let wanted = |c: &&Counterexample| match expectation {
+        Expectation::FailOn(i) => c.violations.iter().any(|v| v.invariant == i),
+        _ => true,
+    };
+    counterexamples.iter().find(wanted).or(counterexamples.first())
 }

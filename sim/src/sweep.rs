@@ -53,14 +53,7 @@ impl Sweep {
     /// The first counterexample that shows `expectation`'s invariant, else
     /// the first at all.
     pub fn counterexample_for(&self, expectation: Expectation) -> Option<&Counterexample> {
-        let wanted = |f: &&Counterexample| match expectation {
-            Expectation::FailOn(i) => f.violations.iter().any(|v| v.invariant == i),
-            _ => true,
-        };
-        self.counterexamples
-            .iter()
-            .find(wanted)
-            .or(self.counterexamples.first())
+        otpsim_model::counterexample::shown_for(&self.counterexamples, expectation)
     }
 }
 

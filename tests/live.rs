@@ -622,3 +622,45 @@ fn replay_target_explains_and_counts_in_plain_words() {
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("1 of 1 runs broke nothing, as the first did"), "{text}");
 }
+
+/// A target's per-run `setup` runs once, before the instances, in the
+/// run's own folder (`{run_dir}`, the default `cwd`), so that an app's
+/// relative paths and its migration land in a fresh place; a setup that
+/// fails stops the run with its own last lines.
+#[test]
+fn a_targets_setup_runs_first_in_the_runs_own_folder() {
+    let naive = std::fs::read_to_string(root().join("targets/otpsim-naive.toml")).unwrap();
+    // The instance starts only where the setup left its mark: a relative
+    // path, so the instance's folder is the setup's.
+    let with_setup = naive
+        .replace(
+            "command = [\n    \"{otpsim}\",",
+            "setup = [\"sh\", \"-c\", \"echo migrated > {run_dir}/setup-ran\"]\ncommand = [\"sh\", \"-c\", \"test -f setup-ran && exec \\\"$0\\\" \\\"$@\\\"\",\n    \"{otpsim}\",",
+        )
+        .replace("server_sessions = true", "server_sessions = true\ncwd = \"{run_dir}\"");
+    assert_ne!(with_setup, naive);
+    let dir = scratch("setup-target");
+    let path = dir.join("with-setup.toml");
+    std::fs::write(&path, &with_setup).unwrap();
+    let target = Target::load(&path).unwrap();
+    let scenario = Scenario::load(&root().join("scenarios/browser_double_click_form.toml")).unwrap();
+    let run = runtime()
+        .block_on(run::run(&target, &scenario, &[], &options("setup-ok"), 0))
+        .unwrap();
+    assert!(!run.trace.network_order().is_empty());
+
+    let failing = with_setup.replace(
+        "echo migrated > {run_dir}/setup-ran",
+        "echo no database here >&2; exit 3",
+    );
+    std::fs::write(&path, failing).unwrap();
+    let target = Target::load(&path).unwrap();
+    let err = runtime()
+        .block_on(run::run(&target, &scenario, &[], &options("setup-fails"), 0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the setup command") && err.contains("no database here"),
+        "{err}"
+    );
+}

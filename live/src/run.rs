@@ -105,6 +105,9 @@ pub fn not_runnable(target: &Target, scenario: &Scenario) -> Option<String> {
     if scenario.deployment.session == SessionMode::Server && !target.server_sessions {
         return Some("it uses server sessions, which the target does not offer (server_sessions = false)".into());
     }
+    if scenario.deployment.session == SessionMode::Cookie && !target.cookie_sessions {
+        return Some("it uses cookie sessions, which the target does not offer (cookie_sessions = false)".into());
+    }
     if scenario.requests.iter().any(|r| r.kind == Kind::Login) && !target.routes.contains_key(&Kind::Login) {
         return Some("it logs in, and the target has no login route".into());
     }
@@ -181,26 +184,66 @@ async fn start_instances(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
         .to_path_buf();
+    // The placeholders every command line shares; an instance's own are
+    // `{port}` and `{instance}`.
+    let fill_run = |arg: &str| {
+        arg.replace("{smtp_port}", &smtp.port().to_string())
+            .replace("{db}", &db.display().to_string())
+            .replace("{run_dir}", &dir.display().to_string())
+            .replace(
+                "{session}",
+                match scenario.deployment.session {
+                    SessionMode::Cookie => "cookie",
+                    SessionMode::Server => "server",
+                },
+            )
+            .replace("{otp_ttl}", &format!("{}ms", scenario.deployment.otp_ttl_ms))
+            .replace("{otp_ttl_ms}", &scenario.deployment.otp_ttl_ms.to_string())
+            .replace("{max_attempts}", &scenario.deployment.max_attempts.to_string())
+            .replace("{otpsim}", &options.otpsim.display().to_string())
+            .replace("{target_dir}", &target_dir.display().to_string())
+    };
+    let cwd = target
+        .cwd
+        .as_deref()
+        .map_or(dir.to_path_buf(), |c| PathBuf::from(fill_run(c)));
+    if let Some(setup) = &target.setup {
+        let args: Vec<String> = setup.iter().map(|a| fill_run(a)).collect();
+        let log = dir.join("setup.log");
+        let out = std::fs::File::create(&log).map_err(|e| LiveError::Io(format!("{}: {e}", log.display())))?;
+        let err = out.try_clone().map_err(|e| LiveError::Io(e.to_string()))?;
+        let status = tokio::process::Command::new(&args[0])
+            .args(&args[1..])
+            .envs(target.env.iter().map(|(k, v)| (k, fill_run(v))))
+            .current_dir(&cwd)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .await
+            .map_err(|e| LiveError::Target {
+                file: target.path.clone(),
+                why: format!("cannot run the setup command {:?}: {e}", args[0]),
+            })?;
+        if !status.success() {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(8).collect();
+            return Err(LiveError::Target {
+                file: target.path.clone(),
+                why: format!(
+                    "the setup command {args:?} {status}; its last lines:\n{}",
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ),
+            });
+        }
+    }
     let mut instances = Vec::new();
     for n in 0..scenario.deployment.workers {
         let port = free_port()?;
         let fill = |arg: &str| {
-            arg.replace("{port}", &port.to_string())
-                .replace("{smtp_port}", &smtp.port().to_string())
-                .replace("{db}", &db.display().to_string())
+            fill_run(arg)
+                .replace("{port}", &port.to_string())
                 .replace("{instance}", &n.to_string())
-                .replace(
-                    "{session}",
-                    match scenario.deployment.session {
-                        SessionMode::Cookie => "cookie",
-                        SessionMode::Server => "server",
-                    },
-                )
-                .replace("{otp_ttl}", &format!("{}ms", scenario.deployment.otp_ttl_ms))
-                .replace("{otp_ttl_ms}", &scenario.deployment.otp_ttl_ms.to_string())
-                .replace("{max_attempts}", &scenario.deployment.max_attempts.to_string())
-                .replace("{otpsim}", &options.otpsim.display().to_string())
-                .replace("{target_dir}", &target_dir.display().to_string())
         };
         let log = dir.join(format!("instance-{n}.log"));
         let log_file = std::fs::File::create(&log).map_err(|e| LiveError::Io(format!("{}: {e}", log.display())))?;
@@ -210,6 +253,7 @@ async fn start_instances(
         command
             .args(&args[1..])
             .envs(target.env.iter().map(|(k, v)| (k, fill(v))))
+            .current_dir(&cwd)
             .stdin(Stdio::null())
             .stdout(log_file)
             .stderr(err_file)

@@ -62,9 +62,16 @@ pub struct Target {
     /// The `[expect]` key of a scenario it is judged by.
     pub expect: String,
     /// One instance's command line; placeholders `{port}`, `{smtp_port}`,
-    /// `{db}`, `{instance}`, `{session}`, `{otp_ttl}`, `{otp_ttl_ms}`, `{max_attempts}`,
-    /// `{otpsim}`, `{target_dir}`.
+    /// `{db}`, `{run_dir}`, `{instance}`, `{session}`, `{otp_ttl}`,
+    /// `{otp_ttl_ms}`, `{max_attempts}`, `{otpsim}`, `{target_dir}`.
     pub command: Vec<String>,
+    /// A command run once per run, before the instances start (a
+    /// migration, say), with the same placeholders but `{port}` and
+    /// `{instance}`; the run stops if it fails.
+    pub setup: Option<Vec<String>>,
+    /// The folder the commands run in (placeholders as in `command`);
+    /// default: the run's own folder.
+    pub cwd: Option<String>,
     /// Extra environment for the command.
     pub env: BTreeMap<String, String>,
     /// A GET path polled until it answers below 500.
@@ -74,6 +81,10 @@ pub struct Target {
     /// Whether the app can keep sessions on the server (`{session}` =
     /// `server`); else a scenario with server sessions is not runnable.
     pub server_sessions: bool,
+    /// Whether the app can keep sessions in its cookie (`{session}` =
+    /// `cookie`, the default); else a scenario with cookie sessions is not
+    /// runnable, rather than silently run with the app's server sessions.
+    pub cookie_sessions: bool,
     /// The route of each kind of request.
     pub routes: BTreeMap<Kind, Route>,
     /// Headers every request carries (e.g. `Accept`).
@@ -126,6 +137,14 @@ struct RawStart {
     ready_timeout: Option<S<String>>,
     #[serde(default)]
     server_sessions: bool,
+    #[serde(default = "yes")]
+    cookie_sessions: bool,
+    setup: Option<S<Vec<String>>>,
+    cwd: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Deserialize)]
@@ -214,6 +233,15 @@ impl Target {
             return Err(error(raw.expect.span().start, format!("expect: {e}")));
         }
         for (name, value) in &raw.headers {
+            // A Cookie header would replace the browser's jar on the wire,
+            // while the trace showed the jar as sent: refused, so that a
+            // trace shows only what went out.
+            if name.eq_ignore_ascii_case("cookie") {
+                return Err(error(
+                    0,
+                    "[headers] may not set Cookie: each browser sends its own cookie jar; set cookies through the app's own pages".into(),
+                ));
+            }
             let valid = reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
                 && reqwest::header::HeaderValue::from_str(value).is_ok();
             if !valid {
@@ -221,6 +249,17 @@ impl Target {
                     0,
                     format!("[headers] {name:?} = {value:?} is not a valid HTTP header"),
                 ));
+            }
+        }
+        if !raw.start.server_sessions && !raw.start.cookie_sessions {
+            return Err(error(
+                0,
+                "[start] offers no session mode: set cookie_sessions or server_sessions to true".into(),
+            ));
+        }
+        if let Some(setup) = &raw.start.setup {
+            if setup.get_ref().is_empty() {
+                return Err(file.at(setup, "the setup command is empty; expected [\"program\", \"arg\", …]"));
             }
         }
         if raw.start.command.get_ref().is_empty() {
@@ -319,10 +358,13 @@ impl Target {
             name: raw.name.into_inner(),
             expect: raw.expect.into_inner(),
             command: raw.start.command.into_inner(),
+            setup: raw.start.setup.map(S::into_inner),
+            cwd: raw.start.cwd,
             env: raw.start.env,
             ready: raw.start.ready.into_inner(),
             ready_timeout: duration(&raw.start.ready_timeout, 20_000)?,
             server_sessions: raw.start.server_sessions,
+            cookie_sessions: raw.start.cookie_sessions,
             routes,
             headers: raw.headers,
             json_code: raw.answer.json_code,
@@ -499,6 +541,27 @@ code = '(\d{6})'
                 "expect = \"seedfix\"",
                 3,
                 "expect: unknown variant",
+            ),
+            (
+                GOOD,
+                "ready = \"/\"",
+                "ready = \"/\"\nsetup = []",
+                7,
+                "the setup command is empty",
+            ),
+            (
+                GOOD,
+                "ready = \"/\"",
+                "ready = \"/\"\ncookie_sessions = false",
+                1,
+                "offers no session mode",
+            ),
+            (
+                GOOD,
+                "[answer]",
+                "[headers]\nCookie = \"sessionid=abc\"\n[answer]",
+                1,
+                "may not set Cookie",
             ),
         ] {
             let text = bad.replacen(from, to, 1);

@@ -664,3 +664,22 @@ fn a_targets_setup_runs_first_in_the_runs_own_folder() {
         "{err}"
     );
 }
+
+/// A mail the `[mail] code` pattern finds no code in (a welcome, an
+/// "account verified") is shown in the trace and the run goes on.
+#[test]
+fn a_mail_without_a_code_is_shown_and_the_run_goes_on() {
+    let naive = std::fs::read_to_string(root().join("targets/otpsim-naive.toml")).unwrap();
+    let blind = naive.replace("code = 'verification code is (\\d{4,20})'", "code = 'no such words (\\d+)'");
+    assert_ne!(blind, naive);
+    let dir = scratch("no-code-target");
+    let path = dir.join("blind.toml");
+    std::fs::write(&path, blind).unwrap();
+    let target = Target::load(&path).unwrap();
+    let scenario = Scenario::load(&root().join("scenarios/browser_double_click_form.toml")).unwrap();
+    let run = runtime()
+        .block_on(run::run(&target, &scenario, &[], &options("no-code"), 0))
+        .unwrap();
+    let trace = run.trace.to_string();
+    assert!(trace.contains("a mail to ana@example.com without a code"), "{trace}");
+}

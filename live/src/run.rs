@@ -825,15 +825,23 @@ impl Executor<'_> {
             .unwrap_or_default();
         let to = Email::parse(&address)
             .map_err(|e| self.target_error(format!("a mail went to {address:?}, which is {e}")))?;
-        let otp = self
-            .target
-            .mail_code
-            .captures(&mail.body)
-            .and_then(|c| c.get(1))
-            .and_then(|m| Otp::parse(m.as_str()).ok())
-            .ok_or_else(|| {
-                self.target_error(format!("[mail] code finds no code of 4 to 20 digits in a mail to {to}"))
-            })?;
+        let found = self.target.mail_code.captures(&mail.body).and_then(|c| c.get(1));
+        let Some(found) = found else {
+            // Not every mail is a code's (a welcome, "account verified"):
+            // shown in the trace, never fatal, never typed.
+            let words: String = mail.body.split_whitespace().take(12).collect::<Vec<_>>().join(" ");
+            let at = self.now();
+            let request = mail.request.filter(|r| self.planned.iter().any(|p| p.id == *r));
+            self.recorder
+                .record(at, request, None, None, What::MailWithoutCode { to, words });
+            return Ok(());
+        };
+        let otp = Otp::parse(found.as_str()).map_err(|e| {
+            self.target_error(format!(
+                "[mail] code took {:?} from a mail to {to}, which is not a code: {e}",
+                found.as_str()
+            ))
+        })?;
         let named = self
             .target
             .mail_temp_id

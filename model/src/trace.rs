@@ -152,6 +152,14 @@ pub enum What {
         /// Lost by a `mail` fault.
         lost: bool,
     },
+    /// The mail server accepted a mail that carries no code (a welcome, an
+    /// "account verified"): shown, never typed.
+    MailWithoutCode {
+        /// The recipient.
+        to: Email,
+        /// Its first words.
+        words: String,
+    },
     /// The handler waited on the clock (SMTP latency, a busy database).
     Waited(&'static str),
     /// The process died during the SMTP send: the mail never went out.
@@ -287,6 +295,7 @@ impl fmt::Display for Event {
             }
             What::Waited(why) => write!(f, "waits: {why}"),
             What::MailCut { mail } => write!(f, "mail {mail} never goes out: the process died during the send"),
+            What::MailWithoutCode { to, words } => write!(f, "a mail to {to} without a code: {words:?}"),
             What::MailDelivered { mail, to } => write!(f, "<- mail {mail} arrives in {to}'s mailbox"),
             What::Answered {
                 code,

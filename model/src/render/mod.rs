@@ -185,6 +185,9 @@ impl Diagram {
                 What::MailCut { mail: n } => {
                     steps.push(note(format!("{t} {req}mail {n} never goes out"), true));
                 }
+                What::MailWithoutCode { to, .. } => {
+                    steps.push(note(format!("{t} {req}a mail to {to} without a code"), true));
+                }
                 What::Answered { code, message, .. } => {
                     steps.push(note(
                         format!("{t} {req}answers {} {code}: {}", code.status(), short(message, 60)),

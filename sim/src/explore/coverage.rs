@@ -181,6 +181,7 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
             What::DiedWithWorker => out.push(feature(&["died", kind])),
             What::Restarted => out.push(feature(&["restarted"])),
             What::MailCut { .. } => out.push(feature(&["mail cut"])),
+            What::MailWithoutCode { .. } => out.push(feature(&["mail without a code"])),
             What::Abandoned => out.push(feature(&["abandoned", kind])),
             What::Panicked(_) => out.push(feature(&["panicked", kind])),
             What::MailSent { lost, mail, .. } => {

@@ -53,7 +53,7 @@ fn live(target: &str, scenario: &str) -> (Target, Scenario, LiveSweep) {
     let scenario = Scenario::load(&root().join("scenarios").join(format!("{scenario}.toml"))).unwrap();
     let name = format!(
         "{}-{}",
-        target.expect,
+        target.expect.unwrap(),
         scenario.path.file_stem().unwrap().to_string_lossy()
     );
     let swept = runtime()
@@ -85,7 +85,7 @@ fn live(target: &str, scenario: &str) -> (Target, Scenario, LiveSweep) {
 /// simulator makes too, and the verdicts agree (`otpsim check --target T
 /// --compare` prints the same rows).
 fn agrees_with_the_simulator(target: &Target, scenario: &Scenario, swept: &LiveSweep) {
-    let variant: otpsim_core::Variant = target.expect.parse().unwrap();
+    let variant = target.expect.unwrap();
     let shared = std::sync::Arc::new(scenario.clone());
     let agreement = otpsim_sim::check::beside_live(&shared, variant, &swept.orders, &swept.not_observable);
     assert!(
@@ -670,7 +670,10 @@ fn a_targets_setup_runs_first_in_the_runs_own_folder() {
 #[test]
 fn a_mail_without_a_code_is_shown_and_the_run_goes_on() {
     let naive = std::fs::read_to_string(root().join("targets/otpsim-naive.toml")).unwrap();
-    let blind = naive.replace("code = 'verification code is (\\d{4,20})'", "code = 'no such words (\\d+)'");
+    let blind = naive.replace(
+        "code = 'verification code is (\\d{4,20})'",
+        "code = 'no such words (\\d+)'",
+    );
     assert_ne!(blind, naive);
     let dir = scratch("no-code-target");
     let path = dir.join("blind.toml");
@@ -682,4 +685,27 @@ fn a_mail_without_a_code_is_shown_and_the_run_goes_on() {
         .unwrap();
     let trace = run.trace.to_string();
     assert!(trace.contains("a mail to ana@example.com without a code"), "{trace}");
+}
+
+/// A target with no expect key is an app of one's own: every file is
+/// expected to break nothing, and a break fails the check (exit 1).
+#[test]
+fn a_target_without_an_expect_key_fails_on_any_break() {
+    let naive = std::fs::read_to_string(root().join("targets/otpsim-naive.toml")).unwrap();
+    let own = naive.replace("expect = \"naive\"\n", "");
+    assert_ne!(own, naive);
+    let path = scratch("own-app").join("own.toml");
+    std::fs::write(&path, own).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(["check", "--target"])
+        .arg(&path)
+        .arg("scenarios/emails_out_of_order.toml")
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("judged as nothing broken (no expect key)"), "{text}");
+    assert!(text.contains("expected pass") && text.contains("UNEXPECTED"), "{text}");
+    assert!(text.ends_with("0 passed, 1 failed\n"), "{text}");
 }

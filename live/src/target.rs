@@ -59,8 +59,10 @@ pub struct Target {
     pub path: PathBuf,
     /// Its name.
     pub name: String,
-    /// The `[expect]` key of a scenario it is judged by.
-    pub expect: String,
+    /// The `[expect]` key (a variant) a scenario's expectation for this
+    /// target is read from; `None` for an app of one's own, which is
+    /// expected to break nothing.
+    pub expect: Option<otpsim_core::Variant>,
     /// One instance's command line; placeholders `{port}`, `{smtp_port}`,
     /// `{db}`, `{run_dir}`, `{instance}`, `{session}`, `{otp_ttl}`,
     /// `{otp_ttl_ms}`, `{max_attempts}`, `{otpsim}`, `{target_dir}`.
@@ -115,7 +117,7 @@ pub struct Target {
 #[serde(deny_unknown_fields)]
 struct Raw {
     name: S<String>,
-    expect: S<String>,
+    expect: Option<S<String>>,
     start: RawStart,
     routes: BTreeMap<S<String>, S<RawRoute>>,
     #[serde(default)]
@@ -229,9 +231,14 @@ impl Target {
         let duration = |s: &Option<S<String>>, default: u64| -> Result<Duration, TargetError> {
             file.duration(s.as_ref(), default, 600_000).map(Duration::from_millis)
         };
-        if let Err(e) = raw.expect.get_ref().parse::<otpsim_core::Variant>() {
-            return Err(error(raw.expect.span().start, format!("expect: {e}")));
-        }
+        let expect = match &raw.expect {
+            None => None,
+            Some(key) => Some(
+                key.get_ref()
+                    .parse::<otpsim_core::Variant>()
+                    .map_err(|e| file.at(key, format!("expect: {e}; or leave expect out for an app of your own")))?,
+            ),
+        };
         for (name, value) in &raw.headers {
             // A Cookie header would replace the browser's jar on the wire,
             // while the trace showed the jar as sent: refused, so that a
@@ -356,7 +363,7 @@ impl Target {
         Ok(Target {
             path: path.to_path_buf(),
             name: raw.name.into_inner(),
-            expect: raw.expect.into_inner(),
+            expect,
             command: raw.start.command.into_inner(),
             setup: raw.start.setup.map(S::into_inner),
             cwd: raw.start.cwd,
@@ -502,6 +509,14 @@ code = "ok"
 [mail]
 code = '(\d{6})'
 "#;
+
+    #[test]
+    fn a_target_may_name_no_expect_key() {
+        let own = GOOD.replace("expect = \"naive\"\n", "");
+        assert_eq!(Target::parse(Path::new("t.toml"), &own).unwrap().expect, None);
+        let t = Target::parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(t.expect, Some(otpsim_core::Variant::Naive));
+    }
 
     #[test]
     fn rules_map_answers_in_order() {

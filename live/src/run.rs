@@ -42,7 +42,7 @@ use tokio::sync::mpsc;
 
 use crate::proxy::{self, Held, Report};
 use crate::smtp::{self, Received};
-use crate::target::Target;
+use crate::target::{Target, Values};
 use crate::wire::{self, REQUEST_HEADER};
 
 /// How long a run waits, once nothing is in flight or due, for mail that
@@ -700,20 +700,19 @@ impl Executor<'_> {
             .get(&spec.kind)
             .cloned()
             .ok_or_else(|| LiveError::NotRunnable(format!("the target has no {} route", spec.kind)))?;
-        let mut fields = vec![(route.email.clone(), spec.email.to_string())];
-        if let Some(name) = &route.password {
-            fields.push((name.clone(), spec.password.clone()));
-        }
-        if let (Some(name), Some(code)) = (&route.otp, &otp) {
-            fields.push((name.clone(), code.digits().to_string()));
-        }
+        let (path, fields) = route.request(Values {
+            email: spec.email.as_str(),
+            password: &spec.password,
+            otp: otp.as_ref().map(|o| o.digits()),
+            n: p.id,
+        });
         let cookie = self.cookie_of(&spec.browser);
         let browser_name = spec.browser.clone();
         let at = self.now();
         self.recorder
             .sent(at, (p.id, Some(p.worker)), spec, owner, (otp, source), cookie);
         self.in_flight.insert(p.id);
-        let url = format!("{}{}", self.base, route.path);
+        let url = format!("{}{path}", self.base);
         let mut request = self
             .browser(&browser_name)?
             .client
@@ -796,7 +795,7 @@ impl Executor<'_> {
             Ok(status) => {
                 let (code, message) = self
                     .target
-                    .read_answer(status, &body)
+                    .read_answer(spec.kind, status, &body)
                     .map_err(|why| self.target_error(format!("request #{id}'s answer: {why}")))?;
                 let set = (!set_cookie.is_empty()).then(|| self.read_cookie(&set_cookie.join("; ")));
                 let at = self.now();

@@ -17,14 +17,76 @@ pub type TargetError = otpsim_model::file::FileError;
 /// One route: where a kind of request is posted, and its field names.
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// The path, e.g. `/signup`.
+    /// The path, e.g. `/signup`, or `/verify?email={email}`: placeholders
+    /// as in `fields`, percent-encoded.
     pub path: String,
-    /// The form's field for the address.
-    pub email: String,
+    /// The form's field for the address (`None`: the address travels in
+    /// the path or in `fields`).
+    pub email: Option<String>,
     /// For the password (`None`: the form has none).
     pub password: Option<String>,
     /// For the code (verify).
     pub otp: Option<String>,
+    /// More fields the form has, each a template: `{email}`, `{local}`
+    /// (the address before the @), `{password}`, `{otp}`, `{n}` (the
+    /// request's number), or a constant (`username = "{local}"`,
+    /// `password2 = "{password}"`).
+    pub fields: BTreeMap<String, String>,
+    /// Answer rules for this route, tried before the global ones: one app
+    /// answers a signup and a login to an unverified account alike.
+    pub rules: Vec<AnswerRule>,
+}
+
+/// What a request puts in its route's templates.
+#[derive(Debug, Clone, Copy)]
+pub struct Values<'a> {
+    /// The address.
+    pub email: &'a str,
+    /// The password.
+    pub password: &'a str,
+    /// The typed code, if any.
+    pub otp: Option<&'a str>,
+    /// The request's number.
+    pub n: usize,
+}
+
+impl Route {
+    /// The path and the form fields of a request with `values`.
+    pub fn request(&self, values: Values) -> (String, Vec<(String, String)>) {
+        let fill = |template: &str, encode: bool| {
+            let local = values.email.split('@').next().unwrap_or_default();
+            let n = values.n.to_string();
+            let mut out = template.to_string();
+            for (name, value) in [
+                ("{email}", values.email),
+                ("{local}", local),
+                ("{password}", values.password),
+                ("{otp}", values.otp.unwrap_or_default()),
+                ("{n}", n.as_str()),
+            ] {
+                let value = match encode {
+                    true => form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>(),
+                    false => value.to_string(),
+                };
+                out = out.replace(name, &value);
+            }
+            out
+        };
+        let mut fields = Vec::new();
+        if let Some(name) = &self.email {
+            fields.push((name.clone(), values.email.to_string()));
+        }
+        if let Some(name) = &self.password {
+            fields.push((name.clone(), values.password.to_string()));
+        }
+        if let (Some(name), Some(code)) = (&self.otp, values.otp) {
+            fields.push((name.clone(), code.to_string()));
+        }
+        for (name, template) in &self.fields {
+            fields.push((name.clone(), fill(template, false)));
+        }
+        (fill(&self.path, true), fields)
+    }
 }
 
 /// How a response maps to the spec's table: a rule.
@@ -153,9 +215,13 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 struct RawRoute {
     path: String,
-    email: String,
+    email: Option<String>,
     password: Option<String>,
     otp: Option<String>,
+    #[serde(default)]
+    fields: BTreeMap<String, String>,
+    #[serde(default)]
+    rule: Vec<RawRule>,
 }
 
 #[derive(Deserialize)]
@@ -281,6 +347,31 @@ impl Target {
                 "ready is a path, e.g. \"/\"".into(),
             ));
         }
+        let rule = |rule: &RawRule| -> Result<AnswerRule, TargetError> {
+            let code = Code::ALL
+                .into_iter()
+                .find(|c| c.as_str() == rule.code.get_ref())
+                .ok_or_else(|| {
+                    let names: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+                    file.at(
+                        &rule.code,
+                        format!(
+                            "unknown code {:?}; expected one of {}",
+                            rule.code.get_ref(),
+                            names.join(", ")
+                        ),
+                    )
+                })?;
+            let body = match &rule.body {
+                Some(b) => Some(regex(b, 0)?),
+                None => None,
+            };
+            Ok(AnswerRule {
+                status: rule.status.as_ref().map(|s| *s.get_ref()),
+                body,
+                code,
+            })
+        };
         let mut routes = BTreeMap::new();
         for (name, route) in &raw.routes {
             let kind = Kind::ALL
@@ -296,12 +387,22 @@ impl Target {
             if !r.path.starts_with('/') {
                 return Err(error(route.span().start, format!("the {kind} path must start with /")));
             }
-            if kind == Kind::Verify && r.otp.is_none() {
+            let mentions =
+                |placeholder: &str| r.path.contains(placeholder) || r.fields.values().any(|v| v.contains(placeholder));
+            if kind == Kind::Verify && r.otp.is_none() && !mentions("{otp}") {
                 return Err(error(
                     route.span().start,
-                    "the verify route needs the code's field: otp = \"…\"".into(),
+                    "the verify route never sends the code: give otp = \"field\", or {otp} in the path or a field"
+                        .into(),
                 ));
             }
+            if r.email.is_none() && !mentions("{email}") && !mentions("{local}") {
+                return Err(error(
+                    route.span().start,
+                    format!("the {kind} route never sends the address: give email = \"field\", or {{email}} in the path or a field"),
+                ));
+            }
+            let rules = r.rule.iter().map(&rule).collect::<Result<Vec<_>, _>>()?;
             routes.insert(
                 kind,
                 Route {
@@ -309,6 +410,8 @@ impl Target {
                     email: r.email.clone(),
                     password: r.password.clone(),
                     otp: r.otp.clone(),
+                    fields: r.fields.clone(),
+                    rules,
                 },
             );
         }
@@ -320,33 +423,8 @@ impl Target {
                 ));
             }
         }
-        let mut rules = Vec::new();
-        for rule in &raw.answer.rule {
-            let code = Code::ALL
-                .into_iter()
-                .find(|c| c.as_str() == rule.code.get_ref())
-                .ok_or_else(|| {
-                    let names: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
-                    error(
-                        rule.code.span().start,
-                        format!(
-                            "unknown code {:?}; expected one of {}",
-                            rule.code.get_ref(),
-                            names.join(", ")
-                        ),
-                    )
-                })?;
-            let body = match &rule.body {
-                Some(b) => Some(regex(b, 0)?),
-                None => None,
-            };
-            rules.push(AnswerRule {
-                status: rule.status.as_ref().map(|s| *s.get_ref()),
-                body,
-                code,
-            });
-        }
-        if raw.answer.json_code.is_none() && rules.is_empty() {
+        let rules = raw.answer.rule.iter().map(&rule).collect::<Result<Vec<_>, _>>()?;
+        if raw.answer.json_code.is_none() && rules.is_empty() && routes.values().any(|r: &Route| r.rules.is_empty()) {
             return Err(error(
                 0,
                 "[answer] needs json_code = \"…\" or at least one [[answer.rule]]".into(),
@@ -391,9 +469,10 @@ impl Target {
         })
     }
 
-    /// The spec's code and the message of a response, or why it maps to
-    /// none.
-    pub fn read_answer(&self, status: u16, body: &str) -> Result<(Code, String), String> {
+    /// The spec's code and the message of the response to a `kind`
+    /// request, or why it maps to none: the route's own rules first, then
+    /// the global ones.
+    pub fn read_answer(&self, kind: Kind, status: u16, body: &str) -> Result<(Code, String), String> {
         let text = strip_tags(body);
         let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
         let from_json = |key: &Option<String>| {
@@ -416,8 +495,9 @@ impl Target {
                 .map(|c| (c, message.clone()))
                 .ok_or_else(|| format!("the answer's code {code:?} is not in the spec's table"));
         }
-        self.rules
-            .iter()
+        let own = self.routes.get(&kind).map_or(&[][..], |r| &r.rules[..]);
+        own.iter()
+            .chain(&self.rules)
             .find(|r| r.status.is_none_or(|s| s == status) && r.body.as_ref().is_none_or(|re| re.is_match(&text)))
             .map(|r| (r.code, message.clone()))
             .ok_or_else(|| format!("no [[answer.rule]] matches status {status} with body {message:?}"))
@@ -511,6 +591,56 @@ code = '(\d{6})'
 "#;
 
     #[test]
+    fn a_route_fills_its_path_and_extra_fields_from_the_request() {
+        let text = GOOD.replace(
+            "verify = { path = \"/verify\", email = \"email\", otp = \"otp\" }",
+            "verify = { path = \"/verify?email={email}&n={n}\", fields = { username = \"{local}\", code = \"{otp}\", password2 = \"{password}\", agree = \"yes\" } }",
+        );
+        let t = Target::parse(Path::new("t.toml"), &text).unwrap();
+        let values = Values {
+            email: "ana+x@example.com",
+            password: "s3cret!",
+            otp: Some("123456"),
+            n: 7,
+        };
+        let (path, fields) = t.routes[&Kind::Verify].request(values);
+        assert_eq!(path, "/verify?email=ana%2Bx%40example.com&n=7");
+        let fields: BTreeMap<String, String> = fields.into_iter().collect();
+        assert_eq!(fields["username"], "ana+x");
+        assert_eq!(fields["code"], "123456");
+        assert_eq!(fields["password2"], "s3cret!");
+        assert_eq!(fields["agree"], "yes");
+        assert!(!fields.contains_key("email"), "the address travels in the path only");
+        let (_, signup) = t.routes[&Kind::Signup].request(values);
+        assert_eq!(
+            signup,
+            vec![
+                ("email".to_string(), "ana+x@example.com".to_string()),
+                ("password".to_string(), "s3cret!".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_routes_own_rules_come_before_the_global_ones() {
+        // One app answers a signup and a login to an unverified account
+        // with the same 302: only the route can say what it means.
+        let text = GOOD.replace(
+            "[answer]",
+            "login = { path = \"/login\", email = \"email\", password = \"password\", rule = [{ status = 200, code = \"bad_request\" }] }\n[answer]",
+        );
+        let t = Target::parse(Path::new("t.toml"), &text).unwrap();
+        assert_eq!(t.read_answer(Kind::Login, 200, "x").unwrap().0, Code::BadRequest);
+        assert_eq!(t.read_answer(Kind::Signup, 200, "x").unwrap().0, Code::Ok);
+        let mute = GOOD.replace(
+            "verify = { path = \"/verify\", email = \"email\", otp = \"otp\" }",
+            "verify = { path = \"/verify\", email = \"email\" }",
+        );
+        let err = Target::parse(Path::new("t.toml"), &mute).unwrap_err();
+        assert!(err.message.contains("never sends the code"), "{err}");
+    }
+
+    #[test]
     fn a_target_may_name_no_expect_key() {
         let own = GOOD.replace("expect = \"naive\"\n", "");
         assert_eq!(Target::parse(Path::new("t.toml"), &own).unwrap().expect, None);
@@ -522,16 +652,20 @@ code = '(\d{6})'
     fn rules_map_answers_in_order() {
         let t = Target::parse(Path::new("t.toml"), GOOD).unwrap();
         assert_eq!(
-            t.read_answer(404, "<p>No temp_registration found for temp_id: temp_1_0000000a</p>")
-                .unwrap(),
+            t.read_answer(
+                Kind::Signup,
+                404,
+                "<p>No temp_registration found for temp_id: temp_1_0000000a</p>"
+            )
+            .unwrap(),
             (
                 Code::NoRegistration,
                 "No temp_registration found for temp_id: temp_1_0000000a".to_string()
             )
         );
-        assert_eq!(t.read_answer(200, "fine").unwrap().0, Code::Ok);
+        assert_eq!(t.read_answer(Kind::Signup, 200, "fine").unwrap().0, Code::Ok);
         assert!(t
-            .read_answer(500, "boom")
+            .read_answer(Kind::Signup, 500, "boom")
             .unwrap_err()
             .contains("no [[answer.rule]] matches status 500"));
         assert!(!t.observes(otpsim_model::Invariant::SinglePending));

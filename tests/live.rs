@@ -709,3 +709,48 @@ fn a_target_without_an_expect_key_fails_on_any_break() {
     assert!(text.contains("expected pass") && text.contains("UNEXPECTED"), "{text}");
     assert!(text.ends_with("0 passed, 1 failed\n"), "{text}");
 }
+
+/// Answer rules that read every answer as `ok` turn a refused login into
+/// a hijack the checker would report. A login read as `ok` for an address
+/// with no account is stopped as a mapping mistake instead.
+#[test]
+fn a_login_read_as_ok_without_an_account_is_a_mapping_error() {
+    let naive = std::fs::read_to_string(root().join("targets/otpsim-naive.toml")).unwrap();
+    let careless = naive.replace(
+        "json_code = \"code\"\njson_message = \"message\"",
+        "[[answer.rule]]\ncode = \"ok\"",
+    );
+    assert_ne!(careless, naive);
+    let dir = scratch("careless-rules");
+    let target_path = dir.join("careless.toml");
+    std::fs::write(&target_path, careless).unwrap();
+    let scenario_path = dir.join("login_without_an_account.toml");
+    std::fs::write(
+        &scenario_path,
+        "format = 2\nname = \"a login before any signup\"\ndescription = \"Nobody has an account; mallory tries to log in.\"\n\
+         [[browser]]\nname = \"mallory\"\nowns = []\n\
+         [[request]]\nat = \"0s\"\nbrowser = \"mallory\"\nkind = \"login\"\nemail = \"ana@example.com\"\n\
+         [expect]\nnaive = \"pass\"\n",
+    )
+    .unwrap();
+    let target = Target::load(&target_path).unwrap();
+    let scenario = Scenario::load(&scenario_path).unwrap();
+    let err = runtime()
+        .block_on(run::run(&target, &scenario, &[], &options("careless"), 0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a login for ana@example.com") && err.contains("sees no account"),
+        "{err}"
+    );
+    // The target's own rules read the refusal as a refusal.
+    let target = Target::load(&root().join("targets/otpsim-naive.toml")).unwrap();
+    let run = runtime()
+        .block_on(run::run(&target, &scenario, &[], &options("careful"), 0))
+        .unwrap();
+    assert!(run_violations_are_none(&target, &scenario, &run), "{}", run.trace);
+}
+
+fn run_violations_are_none(target: &Target, scenario: &Scenario, run: &run::LiveRun) -> bool {
+    run::violations(target, scenario, run).is_empty()
+}

@@ -30,7 +30,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use otpsim_core::{Email, Kind, Otp};
+use otpsim_core::{Code, Email, Kind, Otp};
 use otpsim_model::invariant::{self, Invariant, Limits, Violation};
 use otpsim_model::network::{self, mail_due, response_due, Mailboxes, Navigations};
 use otpsim_model::plan::{plan_requests, probe_logins, Planned};
@@ -797,6 +797,9 @@ impl Executor<'_> {
                     .target
                     .read_answer(spec.kind, status, &body)
                     .map_err(|why| self.target_error(format!("request #{id}'s answer: {why}")))?;
+                if spec.kind == Kind::Login && code == Code::Ok {
+                    self.login_has_an_account(id, &spec.email, status)?;
+                }
                 let set = (!set_cookie.is_empty()).then(|| self.read_cookie(&set_cookie.join("; ")));
                 let at = self.now();
                 self.recorder.answered(at, id, Some(p.worker), code, message, set);
@@ -985,6 +988,36 @@ impl Executor<'_> {
             rows.next().transpose()
         };
         read().map_err(|e| self.target_error(format!("[observe] registration on {path}: {e}")))
+    }
+
+    /// A login read as `ok` for an address the observer sees no account
+    /// for is a mapping mistake, not a verdict: the answer rules took a
+    /// refusal for a success (one app answers a signup and a login to an
+    /// unverified account with the same redirect), and the checker would
+    /// report a hijack that never happened.
+    fn login_has_an_account(&self, id: usize, email: &Email, status: u16) -> Result<(), LiveError> {
+        let (Some(path), Some(observer)) = (&self.observe_db, &self.target.observe) else {
+            return Ok(());
+        };
+        let read = || -> rusqlite::Result<bool> {
+            let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            conn.busy_timeout(Duration::from_secs(5))?;
+            let mut stmt = conn.prepare(&observer.accounts)?;
+            let accounts = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            for account in accounts {
+                if account? == email.as_str() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        match read() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.target_error(format!(
+                "request #{id}, a login for {email}, answered {status}, which the answer rules read as ok, yet [observe] accounts sees no account for {email}: the rules likely mistake a refusal for a success; give the login route rules of its own"
+            ))),
+            Err(e) => Err(self.target_error(format!("[observe] accounts on {path}: {e}"))),
+        }
     }
 
     /// Records the database as the observer reads it, if one is set and

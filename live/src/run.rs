@@ -34,7 +34,7 @@ use otpsim_core::{Code, Email, Kind, Otp};
 use otpsim_model::invariant::{self, Invariant, Limits, Violation};
 use otpsim_model::network::{self, mail_due, response_due, Mailboxes, Navigations};
 use otpsim_model::plan::{plan_requests, probe_logins, Planned};
-use otpsim_model::recorder::Recorder;
+use otpsim_model::recorder::{Recorder, Sending};
 use otpsim_model::scenario::{FaultKind, RequestSpec, Scenario, SessionMode, Via};
 use otpsim_model::trace::{Cookie, DbState, Trace, What};
 use reqwest::cookie::{CookieStore as _, Jar};
@@ -709,8 +709,15 @@ impl Executor<'_> {
         let cookie = self.cookie_of(&spec.browser);
         let browser_name = spec.browser.clone();
         let at = self.now();
-        self.recorder
-            .sent(at, (p.id, Some(p.worker)), spec, owner, (otp, source), cookie);
+        let sending = Sending {
+            spec,
+            owner,
+            otp,
+            source,
+            cookie,
+            route: Some(route.path.clone()),
+        };
+        self.recorder.sent(at, (p.id, Some(p.worker)), sending);
         self.in_flight.insert(p.id);
         let url = format!("{}{path}", self.base);
         let mut request = self
@@ -802,7 +809,8 @@ impl Executor<'_> {
                 }
                 let set = (!set_cookie.is_empty()).then(|| self.read_cookie(&set_cookie.join("; ")));
                 let at = self.now();
-                self.recorder.answered(at, id, Some(p.worker), code, message, set);
+                self.recorder
+                    .answered(at, (id, Some(p.worker)), (code, Some(status)), message, set);
                 let answered = self.scenario_instant(&p, at);
                 let instant = self.instant(response_due(answered, spec));
                 self.due.push(Due {

@@ -21,7 +21,7 @@ use otpsim_core::{
 };
 
 use otpsim_model::invariant::{violations, Invariant, Limits};
-use otpsim_model::recorder::Recorder;
+use otpsim_model::recorder::{Recorder, Sending};
 use otpsim_model::scenario::{OtpChoice, RequestSpec, Via};
 use otpsim_model::trace::{CodeSource, Cookie, DbState, Trace, What};
 
@@ -181,7 +181,7 @@ impl Server {
         let mut log = log.lock().expect("not poisoned");
         let at = started.elapsed().as_millis() as u64;
         match handled {
-            Ok(r) => log.answered(at, number, None, r.code, r.message, None),
+            Ok(r) => log.answered(at, (number, None), (r.code, None), r.message, None),
             Err(_) => log.record(at, Some(number), None, None, What::Crashed),
         }
         session
@@ -228,7 +228,15 @@ fn sent(
     };
     let at = started.elapsed().as_millis() as u64;
     let mut log = log.lock().expect("not poisoned");
-    log.sent(at, (number, None), &spec, true, (otp, source), Cookie::None);
+    let sending = Sending {
+        spec: &spec,
+        owner: true,
+        otp,
+        source,
+        cookie: Cookie::None,
+        route: None,
+    };
+    log.sent(at, (number, None), sending);
 }
 
 fn quiescent(server: &Server, log: &Log, email: &Email, started: Instant) {

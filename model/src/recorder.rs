@@ -5,6 +5,25 @@ use otpsim_core::{Code, Email, Otp};
 use crate::scenario::RequestSpec;
 use crate::trace::{CodeSource, Cookie, DbState, Event, Trace, What};
 
+/// What a browser sends: a copy of `spec`, by a browser that reads the
+/// address's mailbox (`owner`) or not, typing `otp` from `source`, with
+/// `cookie` in its jar, to a live target's `route` (as its file writes it).
+#[derive(Debug, Clone)]
+pub struct Sending<'a> {
+    /// The request.
+    pub spec: &'a RequestSpec,
+    /// Whether the browser reads the address's mailbox.
+    pub owner: bool,
+    /// The typed code (verify).
+    pub otp: Option<Otp>,
+    /// Where the code came from.
+    pub source: Option<CodeSource>,
+    /// What the browser's jar held.
+    pub cookie: Cookie,
+    /// A live target's route template; `None` in the simulator.
+    pub route: Option<String>,
+}
+
 /// Builds a run's trace as it happens: the one way every engine (the
 /// simulator, the live executor, `stress`) writes events, so that a trace
 /// means the same whoever made it. The network's events have typed
@@ -35,17 +54,16 @@ impl Recorder {
         });
     }
 
-    /// A browser sent request `id` (a copy of `spec`) to `worker`, typing
-    /// `otp` from `source`, with `cookie` in its jar.
-    pub fn sent(
-        &mut self,
-        at_ms: u64,
-        (id, worker): (usize, Option<usize>),
-        spec: &RequestSpec,
-        owner: bool,
-        (otp, source): (Option<Otp>, Option<CodeSource>),
-        cookie: Cookie,
-    ) {
+    /// A browser sent request `id` (a copy of `sending.spec`) to `worker`.
+    pub fn sent(&mut self, at_ms: u64, (id, worker): (usize, Option<usize>), sending: Sending) {
+        let Sending {
+            spec,
+            owner,
+            otp,
+            source,
+            cookie,
+            route,
+        } = sending;
         let what = What::Sent {
             kind: spec.kind,
             email: spec.email.clone(),
@@ -54,22 +72,24 @@ impl Recorder {
             source,
             password: spec.password.clone(),
             cookie,
+            route,
         };
         self.record(at_ms, Some(id), Some(&spec.browser), worker, what);
     }
 
-    /// Request `id`'s server answered `code`.
+    /// Request `id`'s server answered `code`; a live server with the real
+    /// HTTP `status`.
     pub fn answered(
         &mut self,
         at_ms: u64,
-        id: usize,
-        worker: Option<usize>,
-        code: Code,
+        (id, worker): (usize, Option<usize>),
+        (code, status): (Code, Option<u16>),
         message: String,
         set_cookie: Option<Cookie>,
     ) {
         let what = What::Answered {
             code,
+            status,
             message,
             set_cookie,
         };

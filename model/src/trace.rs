@@ -117,6 +117,9 @@ pub enum What {
         password: String,
         /// What the request's cookie held.
         cookie: Cookie,
+        /// A live target's route, as its file writes it (placeholders
+        /// unfilled, so that no code is printed); `None`: `/` and the kind.
+        route: Option<String>,
     },
     /// The handler loaded a server-side session.
     SessionLoad(SessionData),
@@ -178,6 +181,9 @@ pub enum What {
     Answered {
         /// The code (and so the status).
         code: Code,
+        /// A live server's real HTTP status, where it is not the code's
+        /// own (a 302 read as `ok`, a 200 page read as `invalid_otp`).
+        status: Option<u16>,
         /// The message for people.
         message: String,
         /// The cookie the response sets, if any.
@@ -251,10 +257,13 @@ impl fmt::Display for Event {
                 owner,
                 source,
                 cookie,
+                route,
                 ..
             } => {
-                let kind = kind.as_str();
-                write!(f, "-> POST /{kind} email={email}")?;
+                match route {
+                    Some(route) if *route != format!("/{kind}") => write!(f, "-> POST {route} ({kind}) email={email}")?,
+                    _ => write!(f, "-> POST /{kind} email={email}")?,
+                }
                 if !owner {
                     write!(f, " (not its mailbox)")?;
                 }
@@ -299,10 +308,16 @@ impl fmt::Display for Event {
             What::MailDelivered { mail, to } => write!(f, "<- mail {mail} arrives in {to}'s mailbox"),
             What::Answered {
                 code,
+                status,
                 message,
                 set_cookie,
             } => {
-                write!(f, "answers {} {code}: {message}", code.status())?;
+                match status {
+                    Some(real) if *real != code.status() => {
+                        write!(f, "answers {real}, read as {} {code}: {message}", code.status())?
+                    }
+                    _ => write!(f, "answers {} {code}: {message}", code.status())?,
+                }
                 if let Some(c) = set_cookie {
                     write!(f, " [Set-Cookie {c}]")?;
                 }
@@ -363,5 +378,52 @@ impl fmt::Display for Trace {
             writeln!(text, "{e}")?;
         }
         f.write_str(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(what: What) -> String {
+        let e = Event {
+            at_ms: 1500,
+            request: Some(2),
+            browser: Some("ana".into()),
+            worker: Some(0),
+            what,
+        };
+        e.to_string()
+    }
+
+    #[test]
+    fn a_live_trace_shows_the_real_route_and_status_beside_the_reading() {
+        let sent = |route: Option<&str>| What::Sent {
+            kind: Kind::Verify,
+            email: Email::parse("ana@example.com").unwrap(),
+            owner: true,
+            otp: Some(Otp::parse("123456").unwrap()),
+            source: Some(CodeSource::Mail(1)),
+            password: "s3cret!".into(),
+            cookie: Cookie::None,
+            route: route.map(str::to_string),
+        };
+        let line = event(sent(Some("/verify?email={email}")));
+        assert!(
+            line.contains("-> POST /verify?email={email} (verify) email=ana@example.com"),
+            "{line}"
+        );
+        assert!(!line.contains("123456"), "a code is never printed: {line}");
+        assert!(event(sent(Some("/verify"))).contains("-> POST /verify email="));
+        assert!(event(sent(None)).contains("-> POST /verify email="));
+        let answered = |status| What::Answered {
+            code: Code::Ok,
+            status,
+            message: "Welcome".into(),
+            set_cookie: None,
+        };
+        assert!(event(answered(Some(302))).contains("answers 302, read as 200 ok: Welcome"));
+        assert!(event(answered(Some(200))).contains("answers 200 ok: Welcome"));
+        assert!(event(answered(None)).contains("answers 200 ok: Welcome"));
     }
 }

@@ -23,7 +23,7 @@ use otpsim_core::{
     WorkerCrashed, WorkerMemory,
 };
 
-use crate::recorder::Recorder;
+use crate::recorder::{Recorder, Sending};
 use crate::scenario::{DbFault, FaultKind, RequestSpec, Scenario, SessionMode, Via};
 use crate::trace::{Cookie, DbState, SqlOutcome, Trace, What};
 use otpsim_model::network::{mail_due, response_due, Mailboxes, Navigations};
@@ -633,11 +633,15 @@ fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned, spec: &RequestSpe
         let generation = log.generations[p.worker];
         log.in_flight.insert(p.id, (p.worker, generation));
     });
-    world.log(|log| {
-        let sent = cookie.clone();
-        log.recorder
-            .sent(log.now_ms, (p.id, Some(p.worker)), spec, owner, (otp, source), sent)
-    });
+    let sending = Sending {
+        spec,
+        owner,
+        otp,
+        source,
+        cookie: cookie.clone(),
+        route: None,
+    };
+    world.log(|log| log.recorder.sent(log.now_ms, (p.id, Some(p.worker)), sending));
     s.running += 1;
     (request, cookie)
 }
@@ -714,7 +718,7 @@ fn handle<F: Flow>(world: &World<F>, p: Planned, spec: RequestSpec, request: Req
             let (code, message, set) = (response.code, response.message.clone(), set_cookie.clone());
             world.log(|log| {
                 log.recorder
-                    .answered(log.now_ms, id, Some(p.worker), code, message, set)
+                    .answered(log.now_ms, (id, Some(p.worker)), (code, None), message, set)
             });
             // The simulator's clock is the instant of the answer.
             let at = response_due(s.now_ms, spec);

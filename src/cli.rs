@@ -171,6 +171,11 @@ pub struct StressFlags {
     pub db: Option<PathBuf>,
 }
 
+/// A duration for --longest, in milliseconds.
+fn parse_live_length(s: &str) -> Result<u64, String> {
+    otpsim_sim::scenario::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration; expected e.g. 30s, 2m"))
+}
+
 pub fn parse_jobs(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(n) if (1..=256).contains(&n) => Ok(n),
@@ -348,6 +353,12 @@ pub struct CheckArgs {
     /// also produced (docs/targets.md, "The simulator beside a target").
     #[arg(long, requires = "target")]
     pub compare: bool,
+    /// With --target: do not run a file whose requests and delays last
+    /// longer than this (a live run is real time: a file with a
+    /// 20-minute wait takes 20 minutes a network order); its row is not
+    /// judged.
+    #[arg(long, requires = "target", value_name = "DURATION", value_parser = parse_live_length)]
+    pub longest: Option<u64>,
 }
 
 #[derive(clap::Args)]

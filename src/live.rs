@@ -106,6 +106,23 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             notes: Vec::new(),
             beside: None,
         };
+        // A live run lasts as long as its scenario, in real time.
+        let lasts = scenario
+            .requests
+            .iter()
+            .map(|r| r.at_ms + r.response_delay_ms + r.email_delay_ms)
+            .max()
+            .unwrap_or(0);
+        if let Some(longest) = args.longest.filter(|l| lasts > *l) {
+            row.found = "-".to_string();
+            row.not_judged = Some(format!(
+                "lasts {} live, longer than --longest {}",
+                otpsim_sim::scenario::format_duration(lasts),
+                otpsim_sim::scenario::format_duration(longest)
+            ));
+            rows.push(row);
+            continue;
+        }
         let swept = match runtime.block_on(sweep(&target, scenario, &options, max as usize, order)) {
             Ok(s) => s,
             Err(LiveError::NotRunnable(why)) => {

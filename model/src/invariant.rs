@@ -164,8 +164,6 @@ struct Req {
     answer: Option<Answer>,
     faulted: bool,
     panicked: Option<String>,
-    /// Where its response reached the browser (not a dropped one).
-    delivered: Option<usize>,
 }
 
 impl Req {
@@ -241,7 +239,6 @@ impl History {
                             answer: None,
                             faulted: false,
                             panicked: None,
-                            delivered: None,
                         },
                     );
                 }
@@ -288,11 +285,6 @@ impl History {
                 }
                 What::Quiescent(db) => snapshots.push((index, db.clone())),
                 What::Probe => probe = Some(index),
-                What::Delivered { .. } => {
-                    if let Some(q) = reqs.get_mut(&r) {
-                        q.delivered = Some(index);
-                    }
-                }
                 _ => {}
             }
         }

@@ -121,6 +121,10 @@ impl T {
         let at = self.0.last().map_or(0, |e| e.at_ms);
         self.push(at, 0, What::Quiescent(state))
     }
+    /// Whether `owner_recovers` breaks (whatever else does).
+    fn keeps_out(self) -> bool {
+        self.check().contains(&Invariant::OwnerRecovers)
+    }
     fn check(self) -> Vec<Invariant> {
         let limits = Limits {
             otp_ttl_ms: TTL,
@@ -421,6 +425,32 @@ fn no_false_accept_catches_an_unmailed_code_a_second_use_and_a_wrong_repeat() {
     assert_eq!(repeat("222222", CodeSource::Mail(2)), vec![Invariant::NoFalseAccept]);
 }
 
+/// The sentence names where an accepted code came from.
+#[test]
+fn no_false_accept_says_whether_the_code_was_mailed_at_all() {
+    let why = |t: T| {
+        let limits = Limits {
+            otp_ttl_ms: TTL,
+            max_attempts: 2,
+        };
+        violations(&Trace { events: t.0 }, limits, &[Invariant::NoFalseAccept])
+            .into_iter()
+            .map(|v| v.why)
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let guessed = signed_up()
+        .send(5000, 2, wrong("ana", true))
+        .answer(5000, 2, Code::Ok)
+        .db(&[], &[ANA]);
+    assert!(why(guessed).ends_with("to a code no email carried"));
+    let typed = signed_up()
+        .send(5000, 2, verify("123456", CodeSource::Literal))
+        .answer(5000, 2, Code::Ok)
+        .db(&[], &[ANA]);
+    assert!(why(typed).ends_with("to a code never mailed to ana@example.com"));
+}
+
 #[test]
 fn attempts_limited_counts_per_registration_and_not_after_the_account() {
     let three_wrong = |t: T, from: usize| {
@@ -570,6 +600,65 @@ fn owner_logs_in_with_the_password_she_gave_at_the_probe() {
     assert_eq!(unprobed.check(), vec![]);
 }
 
+/// What counts as the password she gave: her own browser's signup, or
+/// its verify that answered 200, sent before the probe, with the password
+/// the probe logs her in with; nothing else (each case below is a reading
+/// a looser checker gets wrong).
+#[test]
+fn owner_logs_in_counts_only_the_passwords_her_own_browser_gave_before_the_probe() {
+    // A probe login with a password she never gave, refused: nothing owed.
+    let unrelated = probe(
+        verified(signed_up(), 5000, 2),
+        &[(3, "ana", "an0ther", Code::BadCredentials)],
+    );
+    assert_eq!(unrelated.check(), vec![]);
+    // Her signup is a claim even when another tab of hers verified.
+    let tab = |t: T, at: u64, r: usize, kind: Kind, password: &'static str, code: Code| {
+        let send = Send {
+            kind,
+            browser: "tab2",
+            owner: true,
+            otp: (kind == Kind::Verify).then_some("111111"),
+            source: (kind == Kind::Verify).then_some(CodeSource::Mail(1)),
+            password,
+        };
+        t.send(at, r, send).answer(at, r, code)
+    };
+    let signed_up_verified_elsewhere = tab(signed_up(), 5000, 2, Kind::Verify, "s3cret!", Code::Ok).db(&[], &[ANA]);
+    let refused = probe(
+        signed_up_verified_elsewhere,
+        &[(3, "ana", "s3cret!", Code::BadCredentials)],
+    );
+    assert_eq!(refused.check(), vec![Invariant::OwnerLogsIn]);
+    // Her verify that answered 200 is a claim though another tab signed up.
+    let verified_here = T::default()
+        .pipe(|t| tab(t, 0, 1, Kind::Signup, "s3cret!", Code::Ok))
+        .mail(0, 1, 1, "111111", "temp_1_00000001")
+        .pipe(|t| verified(t, 5000, 2));
+    let refused = probe(verified_here, &[(3, "ana", "s3cret!", Code::BadCredentials)]);
+    assert_eq!(refused.check(), vec![Invariant::OwnerLogsIn]);
+    // A verify that failed gave no password.
+    let typo = verified(signed_up(), 5000, 2)
+        .send(
+            5500,
+            4,
+            Send {
+                password: "typo",
+                ..wrong("ana", true)
+            },
+        )
+        .answer(5500, 4, Code::InvalidOtp);
+    let refused = probe(typo, &[(3, "ana", "typo", Code::BadCredentials)]);
+    assert_eq!(refused.check(), vec![]);
+    // A login in the file is not the probe's: only the probe's are judged.
+    let early = signed_up()
+        .send(1000, 5, login("ana", "s3cret!"))
+        .answer(1000, 5, Code::BadCredentials)
+        .pipe(|t| verified(t, 5000, 2));
+    let no_own_probe = probe(early, &[(3, "mallory", "mallory's", Code::BadCredentials)]);
+    assert_eq!(no_own_probe.check(), vec![]);
+}
+
 /// Mallory's two wrong codes lock registration 1 (max_attempts = 2).
 fn locked_by_mallory() -> T {
     signed_up()
@@ -577,6 +666,90 @@ fn locked_by_mallory() -> T {
         .answer(1000, 2, Code::InvalidOtp)
         .send(1000, 3, wrong("mallory", false))
         .answer(1000, 3, Code::InvalidOtp)
+}
+
+/// A fault at request `r`'s first statement.
+fn faulted(t: T, at: u64, r: usize) -> T {
+    t.push(
+        at,
+        r,
+        What::Fault {
+            statement: 1,
+            error: "disk I/O error".into(),
+        },
+    )
+}
+
+/// The edges of `owner_recovers`' reading, each with the history that a
+/// looser or a stricter checker gets wrong.
+#[test]
+fn owner_recovers_excuses_only_what_the_spec_excuses() {
+    // Her signup after the lockout answers 503 retry: excused only if a
+    // fault made it (the spec's "503 retry where a fault hit").
+    let retry = |fault: bool| {
+        let t = locked_by_mallory().send(2000, 4, signup("ana", true, "s3cret!"));
+        let t = if fault { faulted(t, 2000, 4) } else { t };
+        t.answer(2000, 4, Code::Retry).db(&["temp_1_00000001"], &[]).keeps_out()
+    };
+    assert_eq!(retry(true), false);
+    assert_eq!(retry(false), true);
+    // Her signup mails the fresh code; her verify of it answers `answer`,
+    // sent `after` ms after the mail, with a fault or not, after `own`
+    // wrong codes of her own since her signup.
+    let verify_fresh = |after: u64, answer: Code, fault: bool, own: usize| {
+        let mut t = locked_by_mallory()
+            .send(2000, 4, signup("ana", true, "s3cret!"))
+            .mail(2000, 4, 2, "222222", "temp_1_00000002")
+            .answer(2000, 4, Code::Ok);
+        for k in 0..own {
+            let r = 10 + k;
+            t = t.send(2100, r, wrong("ana", true)).answer(2100, r, Code::InvalidOtp);
+        }
+        let t = t.send(2000 + after, 5, verify("222222", CodeSource::Mail(2)));
+        let t = if fault { faulted(t, 2000 + after, 5) } else { t };
+        t.answer(2000 + after, 5, answer)
+            .db(&["temp_1_00000002"], &[])
+            .keeps_out()
+    };
+    assert_eq!(verify_fresh(1000, Code::OtpExpired, false, 0), true);
+    // After the fresh code's lifetime, nothing is owed: to the millisecond.
+    assert_eq!(verify_fresh(TTL, Code::OtpExpired, false, 0), false);
+    assert_eq!(verify_fresh(TTL - 1, Code::OtpExpired, false, 0), true);
+    // A fault's 503 retry is excused; one without a fault is not.
+    assert_eq!(verify_fresh(1000, Code::Retry, true, 0), false);
+    assert_eq!(verify_fresh(1000, Code::Retry, false, 0), true);
+    // Her own wrong codes since her signup may lock the fresh one: only
+    // max_attempts of them (2), not one, and not the stranger's earlier
+    // ones.
+    assert_eq!(verify_fresh(1000, Code::Locked, false, 2), false);
+    assert_eq!(verify_fresh(1000, Code::Locked, false, 1), true);
+    // Refused 429: a mail of a fresh code is a way out only while it is
+    // alive when she asks.
+    let too_late = |gap: u64| {
+        locked_by_mallory()
+            .send(1500, 8, signup("mallory", false, "mallory's"))
+            .mail(1500, 8, 2, "222222", "temp_1_00000002")
+            .answer(1500, 8, Code::Ok)
+            .send(1500 + gap, 4, signup("ana", true, "s3cret!"))
+            .answer(1500 + gap, 4, Code::TooManyRequests)
+            .db(&["temp_1_00000002"], &[])
+            .keeps_out()
+    };
+    assert_eq!(too_late(TTL - 1), false);
+    assert_eq!(too_late(TTL), true);
+    // Only her verifies after her signup are judged: one before it, of the
+    // way-out mail, is not the fresh code's.
+    let before = locked_by_mallory()
+        .send(1500, 8, signup("mallory", false, "mallory's"))
+        .mail(1500, 8, 2, "222222", "temp_1_00000002")
+        .answer(1500, 8, Code::Ok)
+        .send(1800, 5, verify("222222", CodeSource::Mail(2)))
+        .answer(1800, 5, Code::Locked)
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .answer(2000, 4, Code::TooManyRequests)
+        .db(&["temp_1_00000002"], &[])
+        .keeps_out();
+    assert!(!before);
 }
 
 #[test]

@@ -425,6 +425,114 @@ fn no_false_accept_catches_an_unmailed_code_a_second_use_and_a_wrong_repeat() {
     assert_eq!(repeat("222222", CodeSource::Mail(2)), vec![Invariant::NoFalseAccept]);
 }
 
+/// Wrong codes sent after a quiet moment showed the account are the
+/// account's business, not the registration's attempts, whatever made the
+/// account (here nothing in the trace did).
+#[test]
+fn attempts_limited_leaves_out_guesses_sent_after_the_account_was_seen() {
+    let guesses = |account_seen: bool| {
+        let t = T::default();
+        let t = if account_seen {
+            t.db(&[], &[ANA])
+        } else {
+            t.db(&[], &[])
+        };
+        let mut t = t
+            .send(1000, 1, signup("ana", true, "s3cret!"))
+            .mail(1000, 1, 1, "111111", "temp_1_00000001")
+            .answer(1000, 1, Code::Ok);
+        for r in 2..5 {
+            let at = 1000 * r as u64;
+            t = t.send(at, r, wrong("mallory", false)).answer(at, r, Code::InvalidOtp);
+        }
+        t.check().contains(&Invariant::AttemptsLimited)
+    };
+    assert!(!guesses(true));
+    assert!(guesses(false));
+}
+
+/// A guess in flight while a signup that mailed nothing (yet) answered
+/// 200 may have met the newer registration: not counted against the old.
+#[test]
+fn attempts_limited_does_not_count_a_guess_a_mailless_signup_may_have_outrun() {
+    let t = signed_up()
+        .answer(0, 1, Code::Ok)
+        .send(2000, 2, wrong("mallory", false))
+        .answer(2000, 2, Code::InvalidOtp)
+        .send(3000, 3, wrong("mallory", false))
+        .answer(3000, 3, Code::InvalidOtp)
+        .send(4000, 4, wrong("mallory", false))
+        .send(4000, 5, signup("ana", true, "s3cret!"))
+        .answer(4000, 5, Code::Ok)
+        .answer(4000, 4, Code::InvalidOtp);
+    assert!(!t.check().contains(&Invariant::AttemptsLimited));
+}
+
+/// Exactly one pending registration after a signup answered 200, unless a
+/// verify answered 200 since: one before the signup does not count.
+#[test]
+fn single_pending_counts_only_a_verify_after_the_signup() {
+    let t = verified(signed_up().answer(0, 1, Code::Ok), 5000, 2)
+        .send(6000, 3, signup("ana", true, "s3cret!"))
+        .mail(6000, 3, 2, "222222", "temp_1_00000002")
+        .answer(6000, 3, Code::Ok)
+        .db(&[], &[]);
+    assert!(t.check().contains(&Invariant::SinglePending));
+}
+
+/// A locked code typed after a quiet moment showed the account that
+/// another code made (its verify died after committing, so no 200 says
+/// so) is owed only "not right"; and the sentence names who mailed the
+/// code.
+#[test]
+fn verify_succeeds_excuses_a_locked_code_after_the_account_was_seen() {
+    let t = |seen: &[&str]| {
+        signed_up()
+            .answer(0, 1, Code::Ok)
+            .send(1000, 2, wrong("mallory", false))
+            .answer(1000, 2, Code::InvalidOtp)
+            .send(1000, 3, wrong("mallory", false))
+            .answer(1000, 3, Code::InvalidOtp)
+            .send(2000, 4, signup("ana", true, "s3cret!"))
+            .mail(2000, 4, 2, "22222222222222222222", "temp_1_00000002")
+            .answer(2000, 4, Code::Ok)
+            .send(3000, 5, verify("22222222222222222222", CodeSource::Mail(2)))
+            .push(3000, 5, What::DiedWithWorker)
+            .db(&[], seen)
+            .send(4000, 6, verify("111111", CodeSource::Mail(1)))
+            .answer(4000, 6, Code::InvalidOtp)
+    };
+    assert!(!t(&[ANA]).check().contains(&Invariant::VerifySucceeds));
+    assert!(t(&[]).check().contains(&Invariant::VerifySucceeds));
+    let limits = Limits {
+        otp_ttl_ms: TTL,
+        max_attempts: 2,
+    };
+    let refused = signed_up()
+        .send(1000, 2, verify("111111", CodeSource::Mail(1)))
+        .answer(1000, 2, Code::InvalidOtp);
+    let why: Vec<String> = violations(&Trace { events: refused.0 }, limits, &[Invariant::VerifySucceeds])
+        .into_iter()
+        .map(|v| v.why)
+        .collect();
+    assert!(why[0].contains("which signup #1 sent to ana@example.com"), "{why:?}");
+}
+
+/// Only other codes' guesses may have locked a registration: her own
+/// verify of the same code, still unanswered, is no wrong attempt.
+#[test]
+fn verify_succeeds_counts_only_other_codes_as_guesses_that_locked_it() {
+    let t = signed_up()
+        .answer(0, 1, Code::Ok)
+        .send(1000, 2, wrong("mallory", false))
+        .answer(1000, 2, Code::InvalidOtp)
+        .send(2000, 3, verify("111111", CodeSource::Mail(1)))
+        .push(2000, 3, What::DiedWithWorker)
+        .send(3000, 4, verify("111111", CodeSource::Mail(1)))
+        .answer(3000, 4, Code::Locked);
+    assert!(t.check().contains(&Invariant::VerifySucceeds));
+}
+
 /// The sentence names where an accepted code came from.
 #[test]
 fn no_false_accept_says_whether_the_code_was_mailed_at_all() {

@@ -788,6 +788,76 @@ fn faulted(t: T, at: u64, r: usize) -> T {
     )
 }
 
+/// Why `owner_recovers` broke, in its sentence.
+fn recovers_why(t: T) -> String {
+    let limits = Limits {
+        otp_ttl_ms: TTL,
+        max_attempts: 2,
+    };
+    violations(&Trace { events: t.0 }, limits, &[Invariant::OwnerRecovers])
+        .into_iter()
+        .map(|v| v.why)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Which mail after her signup is the fresh code, and what keeps her out.
+#[test]
+fn owner_recovers_reads_her_own_mail_and_her_own_guesses() {
+    // Her verify answered 200 before her signup answered: the address is
+    // verified, nothing is owed.
+    let verified_first = locked_by_mallory()
+        .send(1500, 5, verify("111111", CodeSource::Mail(1)))
+        .answer(1500, 5, Code::Ok)
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .answer(2000, 4, Code::Locked);
+    assert!(!verified_first.keeps_out());
+    // Her signup's own mail is the fresh one, even when another request's
+    // mail (here the locked code, mailed again) comes first.
+    let own_mail = locked_by_mallory()
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .send(2000, 8, signup("mallory", false, "mallory's"))
+        .mail(2000, 8, 2, "111111", "temp_1_00000001")
+        .mail(2000, 4, 3, "222222", "temp_1_00000002")
+        .answer(2000, 8, Code::Ok)
+        .answer(2000, 4, Code::Ok)
+        .send(3000, 5, verify("222222", CodeSource::Mail(3)))
+        .answer(3000, 5, Code::Ok)
+        .db(&[], &[ANA]);
+    assert!(!own_mail.keeps_out());
+    // A mail cut by the process's death never reached her.
+    let cut = locked_by_mallory()
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .mail(2000, 4, 2, "222222", "temp_1_00000002")
+        .push(2000, 4, What::MailCut { mail: 2 })
+        .answer(2000, 4, Code::Ok)
+        .db(&["temp_1_00000002"], &[]);
+    assert!(recovers_why(cut).contains("no mail reached the address after it"));
+    // The locked registration is still the newest and its slow first
+    // mail comes after the lockout: it is no way out of a 429, she is
+    // kept out by the 429 itself.
+    let late_locked_only = locked_by_mallory()
+        .mail(1500, 1, 2, "111111", "temp_1_00000001")
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .answer(2000, 4, Code::TooManyRequests)
+        .db(&["temp_1_00000001"], &[]);
+    assert!(recovers_why(late_locked_only).contains("answered 429"));
+    // Her own wrong code before her signup is not one of the
+    // max_attempts since it that may lock the fresh code.
+    let early_own = locked_by_mallory()
+        .send(1500, 9, wrong("ana", true))
+        .answer(1500, 9, Code::InvalidOtp)
+        .send(2000, 4, signup("ana", true, "s3cret!"))
+        .mail(2000, 4, 2, "222222", "temp_1_00000002")
+        .answer(2000, 4, Code::Ok)
+        .send(2100, 10, wrong("ana", true))
+        .answer(2100, 10, Code::InvalidOtp)
+        .send(3000, 5, verify("222222", CodeSource::Mail(2)))
+        .answer(3000, 5, Code::Locked)
+        .db(&["temp_1_00000002"], &[]);
+    assert!(early_own.keeps_out());
+}
+
 /// The edges of `owner_recovers`' reading, each with the history that a
 /// looser or a stricter checker gets wrong.
 #[test]

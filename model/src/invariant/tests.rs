@@ -533,6 +533,25 @@ fn verify_succeeds_counts_only_other_codes_as_guesses_that_locked_it() {
     assert!(t.check().contains(&Invariant::VerifySucceeds));
 }
 
+/// A code a restarted worker's recovery mailed belongs to the
+/// registration of the signup that died before its own mail: only guesses
+/// after that signup may have locked it.
+#[test]
+fn verify_succeeds_places_guesses_around_a_recovery_mails_registration() {
+    let t = signed_up()
+        .answer(0, 1, Code::Ok)
+        .send(1000, 2, wrong("mallory", false))
+        .answer(1000, 2, Code::InvalidOtp)
+        .send(2000, 3, signup("ana", true, "s3cret!"))
+        .push(2000, 3, What::DiedWithWorker)
+        .mail(3000, 0, 2, "333333", "temp_1_00000002")
+        .send(3500, 4, wrong("mallory", false))
+        .answer(3500, 4, Code::InvalidOtp)
+        .send(4000, 6, verify("333333", CodeSource::Mail(2)))
+        .answer(4000, 6, Code::Locked);
+    assert!(t.check().contains(&Invariant::VerifySucceeds));
+}
+
 /// The sentence names where an accepted code came from.
 #[test]
 fn no_false_accept_says_whether_the_code_was_mailed_at_all() {

@@ -123,6 +123,12 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             rows.push(row);
             continue;
         }
+        if let Some(why) = run::vacuous(&target, scenario) {
+            row.found = "-".to_string();
+            row.not_judged = Some(why);
+            rows.push(row);
+            continue;
+        }
         let swept = match runtime.block_on(sweep(&target, scenario, &options, max as usize, order)) {
             Ok(s) => s,
             Err(LiveError::NotRunnable(why)) => {

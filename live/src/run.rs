@@ -122,11 +122,51 @@ pub fn judged(target: &Target, scenario: &Scenario) -> (Vec<Invariant>, Vec<Inva
 
 /// The violations of a live run.
 pub fn violations(target: &Target, scenario: &Scenario, run: &LiveRun) -> Vec<Violation> {
-    let limits = Limits {
-        otp_ttl_ms: scenario.deployment.otp_ttl_ms,
-        max_attempts: scenario.deployment.max_attempts,
-    };
-    invariant::violations(&run.trace, limits, &judged(target, scenario).0)
+    invariant::violations(&run.trace, limits(target, scenario), &judged(target, scenario).0)
+}
+
+/// What the checker holds the app to: its own `[app]` constants where it
+/// fixes them, else the scenario's.
+pub fn limits(target: &Target, scenario: &Scenario) -> Limits {
+    Limits {
+        otp_ttl_ms: target.app.otp_ttl_ms.unwrap_or(scenario.deployment.otp_ttl_ms),
+        max_attempts: target.app.max_attempts.unwrap_or(scenario.deployment.max_attempts),
+    }
+}
+
+/// Why `scenario` would test nothing against `target`, if it would: its
+/// timeline crosses a code's lifetime (a request sent at or after it) or
+/// it sends as many wrong codes as locks a registration, and the app's own
+/// constant there is not the file's. Run anyway, such a file passes
+/// without testing what it was written for.
+pub fn vacuous(target: &Target, scenario: &Scenario) -> Option<String> {
+    let d = &scenario.deployment;
+    if let Some(ttl) = target.app.otp_ttl_ms.filter(|t| *t != d.otp_ttl_ms) {
+        let last = scenario.requests.iter().map(|r| r.at_ms).max().unwrap_or(0);
+        if last >= ttl.min(d.otp_ttl_ms) {
+            return Some(format!(
+                "vacuous for this target: the file's timeline reaches {} and its codes live {}, but the app's live {}",
+                otpsim_model::scenario::format_duration(last),
+                otpsim_model::scenario::format_duration(d.otp_ttl_ms),
+                otpsim_model::scenario::format_duration(ttl)
+            ));
+        }
+    }
+    if let Some(max) = target.app.max_attempts.filter(|m| *m != d.max_attempts) {
+        let wrong = scenario
+            .requests
+            .iter()
+            .filter(|r| r.kind == Kind::Verify)
+            .map(|r| r.repeat)
+            .sum::<u32>();
+        if wrong >= max.min(d.max_attempts) {
+            return Some(format!(
+                "vacuous for this target: the file sends {wrong} codes against a limit of {}, but the app locks after {max}",
+                d.max_attempts
+            ));
+        }
+    }
+    None
 }
 
 /// The next schedule of a depth-first enumeration after `run`, if any.

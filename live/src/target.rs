@@ -173,6 +173,19 @@ pub struct Target {
     /// sent up to an instant before it makes that instant's deliveries
     /// without them.
     pub settle: Duration,
+    /// The app's own constants, where it fixes them whatever the scenario
+    /// says (`[app]`): the checker then judges by them.
+    pub app: AppConstants,
+}
+
+/// What an app fixes for itself (`[app]`); `None`: it follows the
+/// scenario (through `{otp_ttl}` and `{max_attempts}`, say).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AppConstants {
+    /// A code's lifetime, in ms.
+    pub otp_ttl_ms: Option<u64>,
+    /// Wrong codes a registration takes before it locks.
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -189,6 +202,15 @@ struct Raw {
     observe: Option<RawObserve>,
     #[serde(default)]
     time: RawTime,
+    #[serde(default)]
+    app: RawApp,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    otp_ttl: Option<S<String>>,
+    max_attempts: Option<S<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -466,6 +488,18 @@ impl Target {
                 registration: o.registration,
             }),
             settle: duration(&raw.time.settle, 1000)?,
+            app: AppConstants {
+                otp_ttl_ms: match &raw.app.otp_ttl {
+                    Some(t) => Some(file.duration(Some(t), 0, 24 * 3_600_000)?),
+                    None => None,
+                },
+                max_attempts: match &raw.app.max_attempts {
+                    Some(n) if *n.get_ref() == 0 => {
+                        return Err(file.at(n, "max_attempts is at least 1"));
+                    }
+                    n => n.as_ref().map(|n| *n.get_ref()),
+                },
+            },
         })
     }
 
@@ -638,6 +672,38 @@ code = '(\d{6})'
         );
         let err = Target::parse(Path::new("t.toml"), &mute).unwrap_err();
         assert!(err.message.contains("never sends the code"), "{err}");
+    }
+
+    #[test]
+    fn an_apps_own_constants_judge_it_and_a_file_they_make_moot_is_vacuous() {
+        let app = GOOD.to_string() + "[app]\notp_ttl = \"5m\"\nmax_attempts = 3\n";
+        let t = Target::parse(Path::new("t.toml"), &app).unwrap();
+        assert_eq!(t.app.otp_ttl_ms, Some(300_000));
+        assert_eq!(t.app.max_attempts, Some(3));
+        let scenario = |last: &str, verifies: u32| {
+            let text = format!(
+                "name = \"s\"\ndescription = \"d\"\n[deployment]\notp_ttl = \"8s\"\n\
+                 [[request]]\nat = \"0s\"\nbrowser = \"b\"\nkind = \"signup\"\nemail = \"ana@example.com\"\n\
+                 [[request]]\nat = \"{last}\"\nbrowser = \"b\"\nkind = \"verify\"\nemail = \"ana@example.com\"\nrepeat = {verifies}\n\
+                 [expect]\nnaive = \"pass\"\n"
+            );
+            otpsim_model::Scenario::parse(Path::new("s.toml"), &text).unwrap()
+        };
+        // The file's code dies at 8 s; the app's lives 5 minutes: a verify
+        // at 9 s tests nothing of this app's expiry.
+        let why = crate::run::vacuous(&t, &scenario("9s", 1)).unwrap();
+        assert!(why.contains("its codes live 8s, but the app's live 5m"), "{why}");
+        assert_eq!(crate::run::vacuous(&t, &scenario("2s", 1)), None);
+        // Five codes against the file's limit of 5, the app locking after 3.
+        let why = crate::run::vacuous(&t, &scenario("2s", 5)).unwrap();
+        assert!(why.contains("locks after 3"), "{why}");
+        // The checker holds the app to its own lifetime.
+        assert_eq!(crate::run::limits(&t, &scenario("2s", 1)).otp_ttl_ms, 300_000);
+        let zero = GOOD.to_string() + "[app]\nmax_attempts = 0\n";
+        assert!(Target::parse(Path::new("t.toml"), &zero)
+            .unwrap_err()
+            .message
+            .contains("at least 1"));
     }
 
     #[test]

@@ -888,8 +888,8 @@ fn owner_recovers_excuses_only_what_the_spec_excuses() {
         let t = if fault { faulted(t, 2000, 4) } else { t };
         t.answer(2000, 4, Code::Retry).db(&["temp_1_00000001"], &[]).keeps_out()
     };
-    assert_eq!(retry(true), false);
-    assert_eq!(retry(false), true);
+    assert!(!retry(true));
+    assert!(retry(false));
     // Her signup mails the fresh code; her verify of it answers `answer`,
     // sent `after` ms after the mail, with a fault or not, after `own`
     // wrong codes of her own since her signup.
@@ -908,18 +908,18 @@ fn owner_recovers_excuses_only_what_the_spec_excuses() {
             .db(&["temp_1_00000002"], &[])
             .keeps_out()
     };
-    assert_eq!(verify_fresh(1000, Code::OtpExpired, false, 0), true);
+    assert!(verify_fresh(1000, Code::OtpExpired, false, 0));
     // After the fresh code's lifetime, nothing is owed: to the millisecond.
-    assert_eq!(verify_fresh(TTL, Code::OtpExpired, false, 0), false);
-    assert_eq!(verify_fresh(TTL - 1, Code::OtpExpired, false, 0), true);
+    assert!(!verify_fresh(TTL, Code::OtpExpired, false, 0));
+    assert!(verify_fresh(TTL - 1, Code::OtpExpired, false, 0));
     // A fault's 503 retry is excused; one without a fault is not.
-    assert_eq!(verify_fresh(1000, Code::Retry, true, 0), false);
-    assert_eq!(verify_fresh(1000, Code::Retry, false, 0), true);
+    assert!(!verify_fresh(1000, Code::Retry, true, 0));
+    assert!(verify_fresh(1000, Code::Retry, false, 0));
     // Her own wrong codes since her signup may lock the fresh one: only
     // max_attempts of them (2), not one, and not the stranger's earlier
     // ones.
-    assert_eq!(verify_fresh(1000, Code::Locked, false, 2), false);
-    assert_eq!(verify_fresh(1000, Code::Locked, false, 1), true);
+    assert!(!verify_fresh(1000, Code::Locked, false, 2));
+    assert!(verify_fresh(1000, Code::Locked, false, 1));
     // Refused 429: a mail of a fresh code is a way out only while it is
     // alive when she asks.
     let too_late = |gap: u64| {
@@ -932,8 +932,8 @@ fn owner_recovers_excuses_only_what_the_spec_excuses() {
             .db(&["temp_1_00000002"], &[])
             .keeps_out()
     };
-    assert_eq!(too_late(TTL - 1), false);
-    assert_eq!(too_late(TTL), true);
+    assert!(!too_late(TTL - 1));
+    assert!(too_late(TTL));
     // Only her verifies after her signup are judged: one before it, of the
     // way-out mail, is not the fresh code's.
     let before = locked_by_mallory()

@@ -201,6 +201,13 @@ impl Drop for Instance {
     }
 }
 
+/// The last lines a process wrote to its log: what a failed start says.
+fn last_lines(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let tail: Vec<&str> = text.lines().rev().take(8).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+}
+
 fn free_port() -> Result<u16, LiveError> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| LiveError::Io(format!("no free port: {e}")))?;
@@ -266,13 +273,11 @@ async fn start_instances(
                 why: format!("cannot run the setup command {:?}: {e}", args[0]),
             })?;
         if !status.success() {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(8).collect();
             return Err(LiveError::Target {
                 file: target.path.clone(),
                 why: format!(
                     "the setup command {args:?} {status}; its last lines:\n{}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    last_lines(&log)
                 ),
             });
         }
@@ -327,8 +332,6 @@ async fn start_instances(
             }
             let exited = instance.child.try_wait().ok().flatten();
             if exited.is_some() || started.elapsed() > target.ready_timeout {
-                let log = std::fs::read_to_string(&instance.log).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(8).collect();
                 let how = match exited {
                     Some(status) => format!("exited ({status})"),
                     None => format!("was not ready within {:?}", target.ready_timeout),
@@ -338,7 +341,7 @@ async fn start_instances(
                     why: format!(
                         "the instance on {} {how}; its last lines:\n{}",
                         instance.addr,
-                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                        last_lines(&instance.log)
                     ),
                 });
             }

@@ -22,7 +22,7 @@ use otpsim_core::{
 
 use otpsim_model::invariant::{violations, Invariant, Limits};
 use otpsim_model::recorder::{Recorder, Sending};
-use otpsim_model::scenario::{OtpChoice, RequestSpec, Via};
+use otpsim_model::scenario::RequestSpec;
 use otpsim_model::trace::{CodeSource, Cookie, DbState, Trace, What};
 
 /// How browsers run.
@@ -213,19 +213,7 @@ fn sent(
     source: Option<CodeSource>,
     started: Instant,
 ) {
-    let spec = RequestSpec {
-        at_ms: 0,
-        browser: "b1".into(),
-        kind,
-        email: email.clone(),
-        password: "s3cret!".into(),
-        otp: OtpChoice::Latest,
-        repeat: 1,
-        worker: None,
-        response_delay_ms: 0,
-        email_delay_ms: 0,
-        via: Via::Fetch,
-    };
+    let spec = RequestSpec::fetch(0, "b1", kind, email.clone(), "s3cret!");
     let at = started.elapsed().as_millis() as u64;
     let mut log = log.lock().expect("not poisoned");
     let sending = Sending {

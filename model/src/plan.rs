@@ -4,7 +4,7 @@
 
 use otpsim_core::{Email, Kind, Otp};
 
-use crate::scenario::{OtpChoice, RequestSpec, Scenario, Via};
+use crate::scenario::{OtpChoice, RequestSpec, Scenario};
 use crate::trace::CodeSource;
 
 /// One request as sent: a copy of a `[[request]]`.
@@ -69,19 +69,7 @@ pub fn probe_logins(scenario: &Scenario, accounts: &[String], already: usize, no
         for account in accounts {
             let Ok(email) = Email::parse(account) else { continue };
             let n = logins.len();
-            let spec = RequestSpec {
-                at_ms: now,
-                browser: person.to_string(),
-                kind: Kind::Login,
-                email,
-                password: password.to_string(),
-                otp: OtpChoice::Latest,
-                repeat: 1,
-                worker: None,
-                response_delay_ms: 0,
-                email_delay_ms: 0,
-                via: Via::Fetch,
-            };
+            let spec = RequestSpec::fetch(now, person, Kind::Login, email, password);
             let planned = Planned {
                 id: already + n + 1,
                 spec: usize::MAX,

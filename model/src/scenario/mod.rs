@@ -90,6 +90,26 @@ pub struct RequestSpec {
     pub via: Via,
 }
 
+impl RequestSpec {
+    /// A request no file wrote (the end-of-run probe's login, `stress`'s
+    /// browsers): sent once by `fetch`, on no pinned worker, with no delay.
+    pub fn fetch(at_ms: u64, browser: &str, kind: Kind, email: Email, password: &str) -> RequestSpec {
+        RequestSpec {
+            at_ms,
+            browser: browser.to_string(),
+            kind,
+            email,
+            password: password.to_string(),
+            otp: OtpChoice::Latest,
+            repeat: 1,
+            worker: None,
+            response_delay_ms: 0,
+            email_delay_ms: 0,
+            via: Via::Fetch,
+        }
+    }
+}
+
 /// How a page sends a request: what a browser does with an earlier one
 /// still in flight when the user submits again.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -136,7 +136,8 @@ pub fn limits(target: &Target, scenario: &Scenario) -> Limits {
 
 /// Why `scenario` would test nothing against `target`, if it would: its
 /// timeline crosses a code's lifetime (a request sent at or after it) or
-/// it sends as many wrong codes as locks a registration, and the app's own
+/// it sends as many codes as would lock a registration (any verify may be
+/// wrong: a stranger's, a stale one), and the app's own
 /// constant there is not the file's. Run anyway, such a file passes
 /// without testing what it was written for.
 pub fn vacuous(target: &Target, scenario: &Scenario) -> Option<String> {
@@ -201,6 +202,27 @@ impl Drop for Instance {
     }
 }
 
+/// A target's command line, with its environment, run in `cwd`, writing
+/// both its outputs to `log`.
+fn command<'e>(
+    args: &[String],
+    env: impl Iterator<Item = (&'e String, String)>,
+    cwd: &Path,
+    log: &Path,
+) -> Result<tokio::process::Command, LiveError> {
+    let out = std::fs::File::create(log).map_err(|e| LiveError::Io(format!("{}: {e}", log.display())))?;
+    let err = out.try_clone().map_err(|e| LiveError::Io(e.to_string()))?;
+    let mut command = tokio::process::Command::new(&args[0]);
+    command
+        .args(&args[1..])
+        .envs(env)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    Ok(command)
+}
+
 /// The last lines a process wrote to its log: what a failed start says.
 fn last_lines(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -257,15 +279,7 @@ async fn start_instances(
     if let Some(setup) = &target.setup {
         let args: Vec<String> = setup.iter().map(|a| fill_run(a)).collect();
         let log = dir.join("setup.log");
-        let out = std::fs::File::create(&log).map_err(|e| LiveError::Io(format!("{}: {e}", log.display())))?;
-        let err = out.try_clone().map_err(|e| LiveError::Io(e.to_string()))?;
-        let status = tokio::process::Command::new(&args[0])
-            .args(&args[1..])
-            .envs(target.env.iter().map(|(k, v)| (k, fill_run(v))))
-            .current_dir(&cwd)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
+        let status = command(&args, target.env.iter().map(|(k, v)| (k, fill_run(v))), &cwd, &log)?
             .status()
             .await
             .map_err(|e| LiveError::Target {
@@ -291,19 +305,9 @@ async fn start_instances(
                 .replace("{instance}", &n.to_string())
         };
         let log = dir.join(format!("instance-{n}.log"));
-        let log_file = std::fs::File::create(&log).map_err(|e| LiveError::Io(format!("{}: {e}", log.display())))?;
-        let err_file = log_file.try_clone().map_err(|e| LiveError::Io(e.to_string()))?;
         let args: Vec<String> = target.command.iter().map(|a| fill(a)).collect();
-        let mut command = tokio::process::Command::new(&args[0]);
-        command
-            .args(&args[1..])
-            .envs(target.env.iter().map(|(k, v)| (k, fill(v))))
-            .current_dir(&cwd)
-            .stdin(Stdio::null())
-            .stdout(log_file)
-            .stderr(err_file)
-            .process_group(0)
-            .kill_on_drop(true);
+        let mut command = command(&args, target.env.iter().map(|(k, v)| (k, fill(v))), &cwd, &log)?;
+        command.process_group(0).kill_on_drop(true);
         let child = command.spawn().map_err(|e| LiveError::Target {
             file: target.path.clone(),
             why: format!("cannot start {:?}: {e}", args[0]),

@@ -290,12 +290,7 @@ struct RawTime {
 impl Target {
     /// Reads and validates a target file.
     pub fn load(path: &Path) -> Result<Target, TargetError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TargetError {
-            file: path.to_path_buf(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read it: {e}"),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| TargetError::unreadable(path, e))?;
         Target::parse(path, &text)
     }
 

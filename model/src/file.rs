@@ -47,6 +47,18 @@ pub struct FileError {
     pub message: String,
 }
 
+impl FileError {
+    /// A file that could not be read at all.
+    pub fn unreadable(path: &Path, error: impl std::fmt::Display) -> FileError {
+        FileError {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: format!("cannot read the file: {error}"),
+        }
+    }
+}
+
 /// The 1-based line and column of byte `offset` in `text`.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());

@@ -20,8 +20,8 @@
 //! (the send, plus one SMTP latency for each mail the request had sent)
 //! when it is within the target's `settle` time of it; only a wait longer
 //! than that (a lock held for seconds, a recovering worker) moves a live
-//! delivery, as it moves a simulated one. The simulator observes with no
-//! tolerance: its clock has no noise to absorb.
+//! delivery, as it moves a simulated one. The simulator needs none of
+//! this: its virtual clock reads the instants exactly.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -168,6 +168,6 @@ mod tests {
         assert_eq!(at(3_004).observed(1_000), 3_000, "the server's computing is absorbed");
         assert_eq!(at(4_000).observed(1_000), 3_000);
         assert_eq!(at(4_001).observed(1_000), 4_001, "a wait longer than settle moves it");
-        assert_eq!(at(3_004).observed(0), 3_004, "the simulator's clock has no noise");
+        assert_eq!(at(3_004).observed(0), 3_004, "with no tolerance, the reading stands");
     }
 }

@@ -260,12 +260,7 @@ pub struct Scenario {
 impl Scenario {
     /// Reads and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
-        let bytes = std::fs::read(path).map_err(|e| ScenarioError {
-            file: path.to_path_buf(),
-            line: 1,
-            column: 1,
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let bytes = std::fs::read(path).map_err(|e| ScenarioError::unreadable(path, e))?;
         Self::from_bytes(path, bytes)
     }
 

@@ -748,9 +748,5 @@ fn a_login_read_as_ok_without_an_account_is_a_mapping_error() {
     let run = runtime()
         .block_on(run::run(&target, &scenario, &[], &options("careful"), 0))
         .unwrap();
-    assert!(run_violations_are_none(&target, &scenario, &run), "{}", run.trace);
-}
-
-fn run_violations_are_none(target: &Target, scenario: &Scenario, run: &run::LiveRun) -> bool {
-    run::violations(target, scenario, run).is_empty()
+    assert!(run::violations(&target, &scenario, &run).is_empty(), "{}", run.trace);
 }

@@ -3,8 +3,11 @@
 //! which puts it in its address's mailbox when the scenario says.
 //!
 //! It speaks the small part of RFC 5321 a mail client needs to deliver
-//! (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT). It is ours rather than
-//! an embedded-server crate's because the executor must hold the reply to
+//! (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT), and what an app set up
+//! for a real provider asks first: STARTTLS (RFC 3207) with a throwaway
+//! self-signed certificate made at start, and AUTH PLAIN or LOGIN (RFC
+//! 4954), any name and password accepted. It is ours rather than an
+//! embedded-server crate's because the executor must hold the reply to
 //! DATA for the scenario's `mail_latency` (the sender's handler blocks on
 //! it, as on a slow relay) and must know the instant each message arrived.
 
@@ -12,9 +15,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
 
 /// The largest message accepted, in bytes.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -65,43 +70,124 @@ pub async fn start_at(
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let out = Arc::new(out);
+    let tls = Arc::new(acceptor()?);
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let out = Arc::clone(&out);
+            let tls = Arc::clone(&tls);
             tokio::spawn(async move {
                 // A client that misbehaves loses its own message only.
-                let _ = session(stream, &out, reply_delay).await;
+                let _ = session(stream, &out, reply_delay, &tls).await;
             });
         }
     });
     Ok(Sink { addr, task })
 }
 
+/// TLS for STARTTLS: a self-signed certificate for `localhost` and
+/// `127.0.0.1`, made for this sink and never kept. Mail clients set up for
+/// a real provider ask for TLS; none here checks who answers.
+fn acceptor() -> std::io::Result<TlsAcceptor> {
+    let other = |e: &dyn std::fmt::Display| std::io::Error::other(format!("the sink's TLS: {e}"));
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let certified = rcgen::generate_simple_self_signed(names).map_err(|e| other(&e))?;
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.key_pair.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| other(&e))?
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .map_err(|e| other(&e))?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// How a dialogue ended.
+enum End {
+    /// The client quit or hung up.
+    Closed,
+    /// The client asked for TLS, and was told to start it.
+    StartTls,
+}
+
 async fn session(
     stream: tokio::net::TcpStream,
     out: &mpsc::UnboundedSender<Received>,
     reply_delay: Duration,
+    tls: &TlsAcceptor,
 ) -> std::io::Result<()> {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read);
-    write.write_all(b"220 otpsim mail sink ready\r\n").await?;
+    let mut plain = BufReader::new(stream);
+    plain.write_all(b"220 otpsim mail sink ready\r\n").await?;
+    if let End::StartTls = dialogue(&mut plain, out, reply_delay, true).await? {
+        // The client waits for the handshake: nothing it sent is buffered.
+        let stream = tls.accept(plain.into_inner()).await?;
+        // RFC 3207: the client starts again with EHLO.
+        dialogue(&mut BufReader::new(stream), out, reply_delay, false).await?;
+    }
+    Ok(())
+}
+
+/// One SMTP dialogue over `stream`, offering STARTTLS if `plain`.
+async fn dialogue<S: AsyncBufRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &mpsc::UnboundedSender<Received>,
+    reply_delay: Duration,
+    plain: bool,
+) -> std::io::Result<End> {
     let mut recipients: Vec<String> = Vec::new();
     let mut sender = false;
     let mut line = String::new();
     loop {
         line.clear();
-        if (&mut lines).take(MAX_LINE_BYTES).read_line(&mut line).await? == 0 {
-            return Ok(());
+        if (&mut *stream).take(MAX_LINE_BYTES).read_line(&mut line).await? == 0 {
+            return Ok(End::Closed);
         }
         if !line.ends_with('\n') {
-            write.write_all(b"500 Line too long\r\n").await?;
-            return Ok(());
+            stream.write_all(b"500 Line too long\r\n").await?;
+            return Ok(End::Closed);
         }
         let command = line.trim_end().to_string();
-        let verb = command.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        let mut words = command.split_whitespace();
+        let verb = words.next().unwrap_or("").to_ascii_uppercase();
         let reply: &[u8] = match verb.as_str() {
-            "EHLO" => b"250-otpsim\r\n250-8BITMIME\r\n250 SIZE 262144\r\n",
+            "EHLO" if plain => {
+                b"250-otpsim\r\n250-8BITMIME\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 262144\r\n"
+            }
+            "EHLO" => b"250-otpsim\r\n250-8BITMIME\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 262144\r\n",
             "HELO" => b"250 otpsim\r\n",
+            "STARTTLS" if plain => {
+                stream.write_all(b"220 Ready to start TLS\r\n").await?;
+                stream.flush().await?;
+                return Ok(End::StartTls);
+            }
+            "STARTTLS" => b"503 TLS already active\r\n",
+            "AUTH" => {
+                // Any name and password: the sink is no one's mailbox.
+                let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
+                let initial = words.next().is_some();
+                let prompts: &[&[u8]] = match (mechanism.as_str(), initial) {
+                    ("PLAIN", true) => &[],
+                    ("PLAIN", false) => &[b"334 \r\n"],
+                    ("LOGIN", true) => &[b"334 UGFzc3dvcmQ6\r\n"],
+                    ("LOGIN", false) => &[b"334 VXNlcm5hbWU6\r\n", b"334 UGFzc3dvcmQ6\r\n"],
+                    _ => &[b"504 Unrecognized authentication type\r\n"],
+                };
+                let refused = !matches!(mechanism.as_str(), "PLAIN" | "LOGIN");
+                for prompt in prompts {
+                    stream.write_all(prompt).await?;
+                    if refused {
+                        break;
+                    }
+                    stream.flush().await?;
+                    line.clear();
+                    if (&mut *stream).take(MAX_LINE_BYTES).read_line(&mut line).await? == 0 {
+                        return Ok(End::Closed);
+                    }
+                }
+                if refused {
+                    continue;
+                }
+                b"235 2.7.0 Authentication successful\r\n"
+            }
             "MAIL" => {
                 sender = true;
                 recipients.clear();
@@ -123,10 +209,11 @@ async fn session(
                 b"250 OK\r\n"
             }
             "DATA" if !recipients.is_empty() => {
-                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
-                let raw = read_data(&mut lines).await?;
+                stream.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                stream.flush().await?;
+                let raw = read_data(&mut *stream).await?;
                 let Some(raw) = raw else {
-                    write.write_all(b"552 Message too large\r\n").await?;
+                    stream.write_all(b"552 Message too large\r\n").await?;
                     continue;
                 };
                 // Accepted when the reply to DATA goes out: the mail is
@@ -145,17 +232,19 @@ async fn session(
             }
             "NOOP" => b"250 OK\r\n",
             "QUIT" => {
-                write.write_all(b"221 Bye\r\n").await?;
-                return Ok(());
+                stream.write_all(b"221 Bye\r\n").await?;
+                stream.flush().await?;
+                return Ok(End::Closed);
             }
             _ => b"502 Command not implemented\r\n",
         };
-        write.write_all(reply).await?;
+        stream.write_all(reply).await?;
+        stream.flush().await?;
     }
 }
 
 /// The message up to the lone dot, dot-unstuffed; `None` if too large.
-async fn read_data<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut R) -> std::io::Result<Option<Vec<u8>>> {
+async fn read_data<R: AsyncBufRead + Unpin>(lines: &mut R) -> std::io::Result<Option<Vec<u8>>> {
     let mut raw = Vec::new();
     let mut too_large = false;
     let mut line = Vec::new();
@@ -209,6 +298,61 @@ fn parse(recipients: Vec<String>, raw: &[u8]) -> Received {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Python's smtplib, as Flask-Mail and Django use it for a real
+    /// provider: STARTTLS, then a login, then the message.
+    #[test]
+    fn a_client_set_up_for_a_real_provider_starts_tls_logs_in_and_delivers() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sink = runtime.block_on(start(tx, Duration::ZERO)).unwrap();
+        for (auth, login) in [
+            ("PLAIN", "s.login('app@example.com', 'hunter2')"),
+            (
+                "LOGIN",
+                "s.ehlo(); s.esmtp_features['auth'] = 'LOGIN'; s.login('app', 'pw')",
+            ),
+        ] {
+            let script = format!(
+                "import smtplib\n\
+                 s = smtplib.SMTP('127.0.0.1', {port}, timeout=10)\n\
+                 s.starttls()\n\
+                 assert s.sock.version(), 'no TLS'\n\
+                 {login}\n\
+                 s.sendmail('app@example.com', ['ana@example.com'], 'To: ana@example.com\\r\\nSubject: c\\r\\n\\r\\nYour code is 482913 ({auth}).\\r\\n')\n\
+                 s.quit()\n",
+                port = sink.addr.port()
+            );
+            let ran = std::process::Command::new("python3")
+                .args(["-c", &script])
+                .output()
+                .unwrap();
+            assert!(ran.status.success(), "{auth}: {}", String::from_utf8_lossy(&ran.stderr));
+            let mail = rx.try_recv().expect("the message reached the executor");
+            assert_eq!(mail.recipients, ["ana@example.com"]);
+            assert!(mail.body.contains(&format!("482913 ({auth})")), "{:?}", mail.body);
+        }
+        // Without TLS a client is still served, and TLS is offered once.
+        let script = format!(
+            "import smtplib\n\
+             s = smtplib.SMTP('127.0.0.1', {port}, timeout=10)\n\
+             s.ehlo()\n\
+             assert s.has_extn('starttls') and s.has_extn('auth')\n\
+             s.starttls(); s.ehlo()\n\
+             assert not s.has_extn('starttls')\n\
+             s.quit()\n",
+            port = sink.addr.port()
+        );
+        let ran = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    }
 
     #[test]
     fn a_message_is_parsed_for_its_address_label_and_body() {

@@ -79,6 +79,21 @@ impl Otp {
             len: bytes.len() as u8,
         })
     }
+    /// Parses a code as another app mails it: 1 to [`Otp::MAX`] ASCII
+    /// letters or digits, so that a live run can carry a four-digit code or
+    /// an `A7K2QX` one. The flows here still take only [`Otp::parse`]'s.
+    pub fn parse_mailed(raw: &str) -> Result<Otp, ParseError> {
+        let bytes = raw.as_bytes();
+        if !(1..=Otp::MAX).contains(&bytes.len()) || !bytes.iter().all(u8::is_ascii_alphanumeric) {
+            return Err(ParseError::Otp(raw.to_string()));
+        }
+        let mut digits = [0; Otp::MAX];
+        digits[..bytes.len()].copy_from_slice(bytes);
+        Ok(Otp {
+            digits,
+            len: bytes.len() as u8,
+        })
+    }
     /// The six-digit code for a number below one million (higher digits
     /// are dropped).
     pub fn from_number(n: u64) -> Otp {
@@ -97,7 +112,7 @@ impl Otp {
     }
     /// The digits, for an email body or a form; never for a log line.
     pub fn digits(&self) -> &str {
-        std::str::from_utf8(&self.digits[..usize::from(self.len)]).expect("only ASCII digits are stored")
+        std::str::from_utf8(&self.digits[..usize::from(self.len)]).expect("only ASCII is stored")
     }
 }
 
@@ -464,6 +479,17 @@ mod tests {
         // A six-digit code and a longer one with the same leading digits differ.
         assert_ne!(Otp::parse("123456").unwrap(), Otp::parse("1234560").unwrap());
         assert!(!format!("{:?}", Otp::parse("987654").unwrap()).contains("987654"));
+    }
+
+    #[test]
+    fn a_mailed_code_is_any_short_run_of_letters_and_digits() {
+        for good in ["A7K2QX", "42", "x", "01234567890123456789"] {
+            assert_eq!(Otp::parse_mailed(good).unwrap().digits(), good);
+        }
+        for bad in ["", "12 34", "12-34", "é123", "012345678901234567890"] {
+            assert!(Otp::parse_mailed(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Otp::parse("A7K2QX").is_err(), "the flows' own codes stay digits");
     }
 
     #[test]

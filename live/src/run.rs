@@ -36,13 +36,13 @@ use otpsim_model::network::{self, mail_due, response_due, Mailboxes, Navigations
 use otpsim_model::plan::{plan_requests, probe_logins, Planned};
 use otpsim_model::recorder::{Recorder, Sending};
 use otpsim_model::scenario::{FaultKind, RequestSpec, Scenario, SessionMode, Via};
-use otpsim_model::trace::{Cookie, DbState, Trace, What};
+use otpsim_model::trace::{Cookie, DbState, Http, Trace, What};
 use reqwest::cookie::{CookieStore as _, Jar};
 use tokio::sync::mpsc;
 
 use crate::proxy::{self, Held, Report};
 use crate::smtp::{self, Received};
-use crate::target::{Target, Values};
+use crate::target::{hidden_inputs, Route, Target, Values};
 use crate::wire::{self, REQUEST_HEADER};
 
 /// How long a run waits, once nothing is in flight or due, for mail that
@@ -180,6 +180,17 @@ pub fn next_schedule(run: &LiveRun) -> Option<Vec<u8>> {
     Some(next)
 }
 
+/// The observed database, read-only; `None` while the app has not made it
+/// (one that makes it at its first request): nothing is in it yet.
+fn observed_db(path: &str) -> rusqlite::Result<Option<rusqlite::Connection>> {
+    if !Path::new(path).exists() {
+        return Ok(None);
+    }
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(Some(conn))
+}
+
 struct Instance {
     child: tokio::process::Child,
     addr: SocketAddr,
@@ -247,12 +258,13 @@ async fn start_instances(
     db: &Path,
     smtp: SocketAddr,
 ) -> Result<Vec<Instance>, LiveError> {
+    // Absolute: the commands run in the run's own folder by default.
     let target_dir = target
         .path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
+        .unwrap_or(Path::new("."));
+    let target_dir = std::path::absolute(target_dir).unwrap_or_else(|_| target_dir.to_path_buf());
     // The placeholders every command line shares; an instance's own are
     // `{port}` and `{instance}`.
     let fill_run = |arg: &str| {
@@ -408,7 +420,7 @@ pub async fn run(
         .map_err(|e| LiveError::Io(format!("the SMTP sink: {e}")))?;
     let instances = start_instances(target, scenario, options, &dir, &db, sink.addr).await?;
     let (proxy_tx, proxy_rx) = mpsc::unbounded_channel();
-    let proxy = proxy::start(instances.iter().map(|i| i.addr).collect(), proxy_tx)
+    let proxy = proxy::start(instances.iter().map(|i| i.addr).collect(), proxy_tx, target.redirects)
         .await
         .map_err(|e| LiveError::Io(format!("the proxy: {e}")))?;
     let planned = plan_requests(scenario);
@@ -431,6 +443,7 @@ pub async fn run(
         probed: !scenario.probe || !target.routes.contains_key(&Kind::Login),
         probing: false,
         base: format!("http://{}", proxy.addr),
+        instances: instances.iter().map(|i| i.addr).collect(),
         browsers: BTreeMap::new(),
         mailboxes: Mailboxes::default(),
         recorder: Recorder::default(),
@@ -479,6 +492,9 @@ struct Executor<'a> {
     /// Whether the probe's requests are the ones in flight now.
     probing: bool,
     base: String,
+    /// Where each instance listens, for the pages a browser loads before
+    /// it submits.
+    instances: Vec<SocketAddr>,
     browsers: BTreeMap<String, Browser>,
     mailboxes: Mailboxes,
     recorder: Recorder,
@@ -554,7 +570,7 @@ impl Executor<'_> {
                 if !blocked {
                     let p = self.planned[next_send].clone();
                     next_send += 1;
-                    self.send(&p)?;
+                    self.send(&p).await?;
                     last_progress = now;
                     continue;
                 }
@@ -637,8 +653,9 @@ impl Executor<'_> {
         self.probing = true;
         self.answers_since_snapshot = true;
         self.snapshot()?;
+        let observes_accounts = self.target.observe.as_ref().is_some_and(|o| o.accounts.is_some());
         let observed = self.recorder.events().iter().rev().find_map(|e| match &e.what {
-            What::Quiescent(db) => Some(db.accounts.clone()),
+            What::Quiescent(db) if observes_accounts => Some(db.accounts.clone()),
             _ => None,
         });
         let accounts = observed.unwrap_or_else(|| {
@@ -737,27 +754,75 @@ impl Executor<'_> {
         }
     }
 
-    fn send(&mut self, p: &Planned) -> Result<(), LiveError> {
-        let spec = &self.requests[p.spec];
+    /// The hidden inputs of the page a browser loads before submitting to
+    /// `route`, if it has one: loaded straight from the request's instance
+    /// (the proxy gates only the scenario's requests), with the browser's
+    /// jar, which keeps the page's cookies (a CSRF cookie, say).
+    async fn load_form(
+        &mut self,
+        p: &Planned,
+        route: &Route,
+        values: Values<'_>,
+    ) -> Result<Vec<(String, String)>, LiveError> {
+        let Some(path) = route.form(values) else {
+            return Ok(Vec::new());
+        };
+        let browser = self.requests[p.spec].browser.clone();
+        let addr = self.instances.get(p.worker).or(self.instances.first()).copied();
+        let url = format!("http://{}{path}", addr.map_or(String::new(), |a| a.to_string()));
+        let mut request = self.browser(&browser)?.client.get(&url);
+        for (name, value) in &self.target.headers {
+            request = request.header(name, value);
+        }
+        let page = tokio::time::timeout(ANSWER_TIMEOUT, async move {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            response.text().await.map(|text| (status, text))
+        })
+        .await;
+        match page {
+            Ok(Ok((status, text))) if status < 400 => Ok(hidden_inputs(&text)),
+            Ok(Ok((status, _))) => Err(self.target_error(format!(
+                "request #{}'s form page {path} answered {status}; expected the page with the form",
+                p.id
+            ))),
+            Ok(Err(e)) => Err(LiveError::Io(format!("request #{}'s form page {path}: {e}", p.id))),
+            Err(_) => Err(self.target_error(format!(
+                "request #{}'s form page {path} gave no answer within {ANSWER_TIMEOUT:?}",
+                p.id
+            ))),
+        }
+    }
+
+    async fn send(&mut self, p: &Planned) -> Result<(), LiveError> {
+        let spec = self.requests[p.spec].clone();
         let owner = self.scenario.owns(&spec.browser).contains(&spec.email);
-        let (otp, source) = self.mailboxes.typed(spec, owner);
+        let (otp, source) = self.mailboxes.typed(&spec, owner);
         let route = self
             .target
             .routes
             .get(&spec.kind)
             .cloned()
             .ok_or_else(|| LiveError::NotRunnable(format!("the target has no {} route", spec.kind)))?;
-        let (path, fields) = route.request(Values {
+        let values = Values {
             email: spec.email.as_str(),
             password: &spec.password,
             otp: otp.as_ref().map(|o| o.digits()),
             n: p.id,
-        });
+        };
+        let hidden = self.load_form(p, &route, values).await?;
+        let (path, filled) = route.request(values);
+        // The page's hidden inputs, then what the person fills in.
+        let mut fields: Vec<(String, String)> = hidden
+            .into_iter()
+            .filter(|(name, _)| !filled.iter().any(|(n, _)| n == name))
+            .collect();
+        fields.extend(filled);
         let cookie = self.cookie_of(&spec.browser);
         let browser_name = spec.browser.clone();
         let at = self.now();
         let sending = Sending {
-            spec,
+            spec: &spec,
             owner,
             otp,
             source,
@@ -830,6 +895,7 @@ impl Executor<'_> {
             status,
             body,
             set_cookie,
+            redirects,
             release,
         } = held;
         let id = request.id;
@@ -849,15 +915,20 @@ impl Executor<'_> {
             Ok(status) => {
                 let (code, message) = self
                     .target
-                    .read_answer(spec.kind, status, &body)
+                    .read_answer(spec.kind, (status, &redirects), &body)
                     .map_err(|why| self.target_error(format!("request #{id}'s answer: {why}")))?;
                 if spec.kind == Kind::Login && code == Code::Ok {
                     self.login_has_an_account(id, &spec.email, status)?;
                 }
                 let set = (!set_cookie.is_empty()).then(|| self.read_cookie(&set_cookie.join("; ")));
                 let at = self.now();
-                self.recorder
-                    .answered(at, (id, Some(p.worker)), (code, Some(status)), message, set);
+                self.recorder.answered(
+                    at,
+                    (id, Some(p.worker)),
+                    (code, Some(Http { redirects, status })),
+                    message,
+                    set,
+                );
                 let answered = self.scenario_instant(&p, at);
                 let instant = self.instant(response_due(answered, spec));
                 self.due.push(Due {
@@ -893,7 +964,7 @@ impl Executor<'_> {
                 .record(at, request, None, None, What::MailWithoutCode { to, words });
             return Ok(());
         };
-        let otp = Otp::parse(found.as_str()).map_err(|e| {
+        let otp = Otp::parse_mailed(found.as_str()).map_err(|e| {
             self.target_error(format!(
                 "[mail] code took {:?} from a mail to {to}, which is not a code: {e}",
                 found.as_str()
@@ -1036,8 +1107,9 @@ impl Executor<'_> {
             return Ok(None);
         };
         let read = || -> rusqlite::Result<Option<String>> {
-            let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-            conn.busy_timeout(Duration::from_secs(5))?;
+            let Some(conn) = observed_db(path)? else {
+                return Ok(None);
+            };
             let mut stmt = conn.prepare(sql)?;
             let mut rows = stmt.query_map([to.as_str(), otp.digits()], |r| r.get::<_, String>(0))?;
             rows.next().transpose()
@@ -1051,13 +1123,17 @@ impl Executor<'_> {
     /// unverified account with the same redirect), and the checker would
     /// report a hijack that never happened.
     fn login_has_an_account(&self, id: usize, email: &Email, status: u16) -> Result<(), LiveError> {
-        let (Some(path), Some(observer)) = (&self.observe_db, &self.target.observe) else {
+        let (Some(path), Some(accounts)) = (
+            &self.observe_db,
+            self.target.observe.as_ref().and_then(|o| o.accounts.as_ref()),
+        ) else {
             return Ok(());
         };
         let read = || -> rusqlite::Result<bool> {
-            let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-            conn.busy_timeout(Duration::from_secs(5))?;
-            let mut stmt = conn.prepare(&observer.accounts)?;
+            let Some(conn) = observed_db(path)? else {
+                return Ok(false);
+            };
+            let mut stmt = conn.prepare(accounts)?;
             let accounts = stmt.query_map([], |r| r.get::<_, String>(0))?;
             for account in accounts {
                 if account? == email.as_str() {
@@ -1085,18 +1161,26 @@ impl Executor<'_> {
             return Ok(());
         }
         let read = || -> rusqlite::Result<DbState> {
-            let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-            conn.busy_timeout(Duration::from_secs(5))?;
+            let Some(conn) = observed_db(path)? else {
+                return Ok(DbState::default());
+            };
+            // A query the target leaves out reads as nothing: the
+            // invariants that need it are not judged (`Target::observes`).
             let mut pending = Vec::new();
-            let mut stmt = conn.prepare(&observer.pending)?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-                pending.push(row?);
+            if let Some(sql) = &observer.pending {
+                let mut stmt = conn.prepare(sql)?;
+                for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+                    pending.push(row?);
+                }
             }
             pending.sort();
-            let mut stmt = conn.prepare(&observer.accounts)?;
-            let mut accounts = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut accounts = Vec::new();
+            if let Some(sql) = &observer.accounts {
+                let mut stmt = conn.prepare(sql)?;
+                accounts = stmt
+                    .query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
             accounts.sort();
             Ok(DbState { pending, accounts })
         };

@@ -25,8 +25,15 @@ pub struct Route {
     pub email: Option<String>,
     /// For the password (`None`: the form has none).
     pub password: Option<String>,
-    /// For the code (verify).
-    pub otp: Option<String>,
+    /// For the code (verify): one field, or several that each take one
+    /// character (`otp = ["d0", "d1", "d2", "d3"]`, the last taking what
+    /// is left); empty when the code travels in the path or `fields`.
+    pub otp: Vec<String>,
+    /// A page the browser loads before it submits (a template like
+    /// `path`): its hidden inputs (Django's `csrfmiddlewaretoken`,
+    /// Flask-WTF's `csrf_token`) go with the form, and its cookies into
+    /// the jar.
+    pub form: Option<String>,
     /// More fields the form has, each a template: `{email}`, `{local}`
     /// (the address before the @), `{password}`, `{otp}`, `{n}` (the
     /// request's number), or a constant (`username = "{local}"`,
@@ -50,28 +57,31 @@ pub struct Values<'a> {
     pub n: usize,
 }
 
+/// `template` with a request's values in it, percent-encoded for a path
+/// if `encode`.
+fn fill(template: &str, values: Values, encode: bool) -> String {
+    let local = values.email.split('@').next().unwrap_or_default();
+    let n = values.n.to_string();
+    let mut out = template.to_string();
+    for (name, value) in [
+        ("{email}", values.email),
+        ("{local}", local),
+        ("{password}", values.password),
+        ("{otp}", values.otp.unwrap_or_default()),
+        ("{n}", n.as_str()),
+    ] {
+        let value = match encode {
+            true => form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>(),
+            false => value.to_string(),
+        };
+        out = out.replace(name, &value);
+    }
+    out
+}
+
 impl Route {
     /// The path and the form fields of a request with `values`.
     pub fn request(&self, values: Values) -> (String, Vec<(String, String)>) {
-        let fill = |template: &str, encode: bool| {
-            let local = values.email.split('@').next().unwrap_or_default();
-            let n = values.n.to_string();
-            let mut out = template.to_string();
-            for (name, value) in [
-                ("{email}", values.email),
-                ("{local}", local),
-                ("{password}", values.password),
-                ("{otp}", values.otp.unwrap_or_default()),
-                ("{n}", n.as_str()),
-            ] {
-                let value = match encode {
-                    true => form_urlencoded::byte_serialize(value.as_bytes()).collect::<String>(),
-                    false => value.to_string(),
-                };
-                out = out.replace(name, &value);
-            }
-            out
-        };
         let mut fields = Vec::new();
         if let Some(name) = &self.email {
             fields.push((name.clone(), values.email.to_string()));
@@ -79,23 +89,75 @@ impl Route {
         if let Some(name) = &self.password {
             fields.push((name.clone(), values.password.to_string()));
         }
-        if let (Some(name), Some(code)) = (&self.otp, values.otp) {
-            fields.push((name.clone(), code.to_string()));
+        if let Some(code) = values.otp {
+            let chars: Vec<char> = code.chars().collect();
+            for (i, name) in self.otp.iter().enumerate() {
+                let part: String = match i + 1 == self.otp.len() {
+                    true => chars.iter().skip(i).collect(),
+                    false => chars.get(i).map(char::to_string).unwrap_or_default(),
+                };
+                fields.push((name.clone(), part));
+            }
         }
         for (name, template) in &self.fields {
-            fields.push((name.clone(), fill(template, false)));
+            fields.push((name.clone(), fill(template, values, false)));
         }
-        (fill(&self.path, true), fields)
+        (fill(&self.path, values, true), fields)
     }
+
+    /// The path of the page to load before submitting, if any.
+    pub fn form(&self, values: Values) -> Option<String> {
+        self.form.as_deref().map(|f| fill(f, values, true))
+    }
+}
+
+/// The hidden inputs of a page's forms, `(name, value)` in page order: what
+/// a browser submits with the fields a person fills in.
+pub fn hidden_inputs(page: &str) -> Vec<(String, String)> {
+    let tag = Regex::new(r"(?is)<input\b[^>]*>").expect("a fixed pattern");
+    let attribute =
+        Regex::new(r#"(?is)\b([a-z][a-z0-9_-]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))"#).expect("a fixed pattern");
+    let mut inputs = Vec::new();
+    for input in tag.find_iter(page) {
+        let mut name = None;
+        let mut value = String::new();
+        let mut hidden = false;
+        for a in attribute.captures_iter(input.as_str()) {
+            let text = a.get(2).or(a.get(3)).or(a.get(4)).map_or("", |m| m.as_str());
+            match a[1].to_ascii_lowercase().as_str() {
+                "type" => hidden = text.eq_ignore_ascii_case("hidden"),
+                "name" => name = Some(unescape(text)),
+                "value" => value = unescape(text),
+                _ => {}
+            }
+        }
+        if let (true, Some(name)) = (hidden, name) {
+            inputs.push((name, value));
+        }
+    }
+    inputs
+}
+
+/// A page's text with its five common entities read.
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&amp;", "&")
 }
 
 /// How a response maps to the spec's table: a rule.
 #[derive(Debug, Clone)]
 pub struct AnswerRule {
-    /// The status it needs, if any.
+    /// The status it needs, if any: the final page's, or a redirect's on
+    /// the way to it.
     pub status: Option<u16>,
-    /// A pattern the body must match, if any.
+    /// A pattern the final page's text must match, if any.
     pub body: Option<Regex>,
+    /// A pattern a redirect's location on the way must match, if any.
+    pub location: Option<Regex>,
     /// The code it means.
     pub code: Code,
 }
@@ -105,10 +167,11 @@ pub struct AnswerRule {
 pub struct Observer {
     /// The file (with `{db}` replaced by the run's database).
     pub db: String,
-    /// `(email, temp_id)` of every pending registration.
-    pub pending: String,
-    /// Every account's email.
-    pub accounts: String,
+    /// `(email, temp_id)` of every pending registration, if the database
+    /// holds them (an app may keep them in its cookie).
+    pub pending: Option<String>,
+    /// Every account's email, if the database holds them.
+    pub accounts: Option<String>,
     /// The registration a mail's code belongs to (`?1` the address, `?2`
     /// the code), for apps whose mail does not name it.
     pub registration: Option<String>,
@@ -159,7 +222,11 @@ pub struct Target {
     pub json_message: Option<String>,
     /// Rules tried in order when there is no JSON code.
     pub rules: Vec<AnswerRule>,
-    /// A pattern whose first group is the message in a body.
+    /// How many redirects a browser follows to the final page (`[answer]
+    /// redirects`, default 10; 0 reads the redirect itself).
+    pub redirects: usize,
+    /// A pattern whose first group is the message: tried on the page as
+    /// sent, then on its text (tags stripped).
     pub message: Option<Regex>,
     /// The name of the session cookie, to show its payload in traces.
     pub session_cookie: String,
@@ -233,13 +300,22 @@ fn yes() -> bool {
     true
 }
 
+/// A field, or several.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMore {
+    One(String),
+    More(Vec<String>),
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
     path: String,
     email: Option<String>,
     password: Option<String>,
-    otp: Option<String>,
+    otp: Option<OneOrMore>,
+    form: Option<String>,
     #[serde(default)]
     fields: BTreeMap<String, String>,
     #[serde(default)]
@@ -255,6 +331,7 @@ struct RawAnswer {
     #[serde(default)]
     rule: Vec<RawRule>,
     session_cookie: Option<String>,
+    redirects: Option<S<usize>>,
 }
 
 #[derive(Deserialize)]
@@ -262,6 +339,7 @@ struct RawAnswer {
 struct RawRule {
     status: Option<S<u16>>,
     body: Option<S<String>>,
+    location: Option<S<String>>,
     code: S<String>,
 }
 
@@ -276,8 +354,8 @@ struct RawMail {
 #[serde(deny_unknown_fields)]
 struct RawObserve {
     db: String,
-    pending: String,
-    accounts: String,
+    pending: Option<String>,
+    accounts: Option<String>,
     registration: Option<String>,
 }
 
@@ -379,13 +457,11 @@ impl Target {
                         ),
                     )
                 })?;
-            let body = match &rule.body {
-                Some(b) => Some(regex(b, 0)?),
-                None => None,
-            };
+            let pattern = |p: &Option<S<String>>| p.as_ref().map(|p| regex(p, 0)).transpose();
             Ok(AnswerRule {
                 status: rule.status.as_ref().map(|s| *s.get_ref()),
-                body,
+                body: pattern(&rule.body)?,
+                location: pattern(&rule.location)?,
                 code,
             })
         };
@@ -406,7 +482,21 @@ impl Target {
             }
             let mentions =
                 |placeholder: &str| r.path.contains(placeholder) || r.fields.values().any(|v| v.contains(placeholder));
-            if kind == Kind::Verify && r.otp.is_none() && !mentions("{otp}") {
+            let otp = match &r.otp {
+                None => Vec::new(),
+                Some(OneOrMore::One(name)) => vec![name.clone()],
+                Some(OneOrMore::More(names)) if names.is_empty() => {
+                    return Err(error(
+                        route.span().start,
+                        format!("the {kind} route's otp lists no field"),
+                    ));
+                }
+                Some(OneOrMore::More(names)) => names.clone(),
+            };
+            if r.form.as_ref().is_some_and(|f| !f.starts_with('/')) {
+                return Err(error(route.span().start, format!("the {kind} form must start with /")));
+            }
+            if kind == Kind::Verify && otp.is_empty() && !mentions("{otp}") {
                 return Err(error(
                     route.span().start,
                     "the verify route never sends the code: give otp = \"field\", or {otp} in the path or a field"
@@ -426,7 +516,8 @@ impl Target {
                     path: r.path.clone(),
                     email: r.email.clone(),
                     password: r.password.clone(),
-                    otp: r.otp.clone(),
+                    otp,
+                    form: r.form.clone(),
                     fields: r.fields.clone(),
                     rules,
                 },
@@ -472,6 +563,12 @@ impl Target {
             json_code: raw.answer.json_code,
             json_message: raw.answer.json_message,
             rules,
+            redirects: match &raw.answer.redirects {
+                Some(n) if *n.get_ref() > 20 => {
+                    return Err(file.at(n, "redirects is at most 20, as in a browser"));
+                }
+                n => n.as_ref().map_or(10, |n| *n.get_ref()),
+            },
             message,
             session_cookie: raw.answer.session_cookie.unwrap_or_else(|| "session".to_string()),
             mail_code: regex(&raw.mail.code, 1)?,
@@ -500,8 +597,14 @@ impl Target {
 
     /// The spec's code and the message of the response to a `kind`
     /// request, or why it maps to none: the route's own rules first, then
-    /// the global ones.
-    pub fn read_answer(&self, kind: Kind, status: u16, body: &str) -> Result<(Code, String), String> {
+    /// the global ones. `status` and `body` are the final page's,
+    /// `redirects` the redirects followed to it.
+    pub fn read_answer(
+        &self,
+        kind: Kind,
+        (status, redirects): (u16, &[(u16, String)]),
+        body: &str,
+    ) -> Result<(Code, String), String> {
         let text = strip_tags(body);
         let json: Option<serde_json::Value> = serde_json::from_str(body).ok();
         let from_json = |key: &Option<String>| {
@@ -510,11 +613,11 @@ impl Target {
         };
         let message = from_json(&self.json_message)
             .or_else(|| {
-                self.message
-                    .as_ref()
-                    .and_then(|re| re.captures(&text))
-                    .and_then(|c| c.get(1))
-                    .map(|m| m.as_str().trim().to_string())
+                // On the page as sent (`class="error">([^<]*)`), else on its
+                // text.
+                let re = self.message.as_ref()?;
+                let found = re.captures(body).or_else(|| re.captures(&text))?.get(1)?;
+                Some(strip_tags(found.as_str()))
             })
             .unwrap_or_else(|| text.chars().take(200).collect::<String>().trim().to_string());
         if let Some(code) = from_json(&self.json_code) {
@@ -527,21 +630,35 @@ impl Target {
         let own = self.routes.get(&kind).map_or(&[][..], |r| &r.rules[..]);
         own.iter()
             .chain(&self.rules)
-            .find(|r| r.status.is_none_or(|s| s == status) && r.body.as_ref().is_none_or(|re| re.is_match(&text)))
+            .find(|r| {
+                r.status
+                    .is_none_or(|s| s == status || redirects.iter().any(|(r, _)| *r == s))
+                    && r.body.as_ref().is_none_or(|re| re.is_match(&text))
+                    && r.location
+                        .as_ref()
+                        .is_none_or(|re| redirects.iter().any(|(_, l)| re.is_match(l)))
+            })
             .map(|r| (r.code, message.clone()))
-            .ok_or_else(|| format!("no [[answer.rule]] matches status {status} with body {message:?}"))
+            .ok_or_else(|| {
+                let chain: String = redirects.iter().map(|(s, l)| format!("{s} to {l:?}, then ")).collect();
+                format!("no [[answer.rule]] matches status {chain}{status} with body {message:?}")
+            })
     }
 
     /// Whether the target can observe `invariant`: the database ones need
-    /// `[observe]`, the per-registration ones each mail's registration
+    /// their `[observe]` queries, the per-registration ones each mail's registration
     /// (named in the mail, or looked up by `[observe] registration`).
     pub fn observes(&self, invariant: otpsim_model::Invariant) -> bool {
         use otpsim_model::Invariant::*;
         let registrations =
             self.mail_temp_id.is_some() || self.observe.as_ref().is_some_and(|o| o.registration.is_some());
+        let pending = self.observe.as_ref().is_some_and(|o| o.pending.is_some());
+        let accounts = self.observe.as_ref().is_some_and(|o| o.accounts.is_some());
         match invariant {
-            SinglePending | OneAccount => self.observe.is_some(),
-            NoOrphans => self.observe.is_some() && registrations,
+            // A pending registration is excused by its account.
+            SinglePending => pending && accounts,
+            OneAccount => accounts,
+            NoOrphans => pending && accounts && registrations,
             AttemptsLimited => registrations,
             VerifySucceeds | ClearErrors | NoFalseAccept | NoHijack | OwnerRecovers => true,
             // The end-of-run probe logs in: without a login route there is
@@ -651,6 +768,51 @@ code = '(\d{6})'
     }
 
     #[test]
+    fn a_code_splits_over_its_inputs_and_a_form_pages_hidden_inputs_are_read() {
+        let text = GOOD.replace(
+            "verify = { path = \"/verify\", email = \"email\", otp = \"otp\" }",
+            "verify = { path = \"/verify/\", form = \"/verify/?for={email}\", otp = [\"d0\", \"d1\", \"d2\", \"d3\"], fields = { e = \"{email}\" } }",
+        );
+        let t = Target::parse(Path::new("t.toml"), &text).unwrap();
+        let route = &t.routes[&Kind::Verify];
+        let values = |otp| Values {
+            email: "a+b@x.org",
+            password: "p",
+            otp,
+            n: 1,
+        };
+        let fields = |otp| route.request(values(otp)).1;
+        let pairs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            fields(Some("4821")),
+            pairs(&[("d0", "4"), ("d1", "8"), ("d2", "2"), ("d3", "1"), ("e", "a+b@x.org")])
+        );
+        // A malformed code fills what it can; the last input takes the rest.
+        assert_eq!(
+            fields(Some("48")),
+            pairs(&[("d0", "4"), ("d1", "8"), ("d2", ""), ("d3", ""), ("e", "a+b@x.org")])
+        );
+        assert_eq!(fields(Some("482177"))[3], ("d3".to_string(), "177".to_string()));
+        assert_eq!(route.form(values(None)).as_deref(), Some("/verify/?for=a%2Bb%40x.org"));
+        let page = r#"<form method="post"><input type="hidden" name="csrfmiddlewaretoken" value="Ab&amp;9">
+            <INPUT name='next' TYPE='HIDDEN' value='/home'><input type="text" name="otp_digit_0" value="">
+            <input type=hidden name=flag></form>"#;
+        assert_eq!(
+            hidden_inputs(page),
+            pairs(&[("csrfmiddlewaretoken", "Ab&9"), ("next", "/home"), ("flag", "")])
+        );
+        let empty = GOOD.replace("otp = \"otp\"", "otp = []");
+        assert!(Target::parse(Path::new("t.toml"), &empty)
+            .unwrap_err()
+            .message
+            .contains("lists no field"));
+    }
+
+    #[test]
     fn a_routes_own_rules_come_before_the_global_ones() {
         // One app answers a signup and a login to an unverified account
         // with the same 302: only the route can say what it means.
@@ -659,8 +821,8 @@ code = '(\d{6})'
             "login = { path = \"/login\", email = \"email\", password = \"password\", rule = [{ status = 200, code = \"bad_request\" }] }\n[answer]",
         );
         let t = Target::parse(Path::new("t.toml"), &text).unwrap();
-        assert_eq!(t.read_answer(Kind::Login, 200, "x").unwrap().0, Code::BadRequest);
-        assert_eq!(t.read_answer(Kind::Signup, 200, "x").unwrap().0, Code::Ok);
+        assert_eq!(t.read_answer(Kind::Login, (200, &[]), "x").unwrap().0, Code::BadRequest);
+        assert_eq!(t.read_answer(Kind::Signup, (200, &[]), "x").unwrap().0, Code::Ok);
         let mute = GOOD.replace(
             "verify = { path = \"/verify\", email = \"email\", otp = \"otp\" }",
             "verify = { path = \"/verify\", email = \"email\" }",
@@ -702,6 +864,72 @@ code = '(\d{6})'
     }
 
     #[test]
+    fn rules_read_a_redirect_chain_by_its_locations_and_its_final_page() {
+        // A signup that redirects to the verify page, a login to an
+        // unverified account that redirects there too, and one that lands
+        // on the home page.
+        let text = GOOD.replace(
+            "[answer]",
+            "login = { path = \"/login\", email = \"email\", password = \"password\", rule = [{ status = 302, location = '^/verify', code = \"bad_credentials\" }, { location = '^/$', body = \"Welcome\", code = \"ok\" }] }\n[answer]\nredirects = 3",
+        );
+        let t = Target::parse(Path::new("t.toml"), &text).unwrap();
+        assert_eq!(t.redirects, 3);
+        let to_verify = [(302, "/verify?email=a%40b".to_string())];
+        let home = [(302, "/".to_string())];
+        assert_eq!(
+            t.read_answer(Kind::Login, (200, &to_verify), "<p>Enter the code</p>")
+                .unwrap()
+                .0,
+            Code::BadCredentials
+        );
+        assert_eq!(
+            t.read_answer(Kind::Login, (200, &home), "<p>Welcome back</p>")
+                .unwrap()
+                .0,
+            Code::Ok
+        );
+        // The global 200 rule takes a home page that does not welcome.
+        assert_eq!(
+            t.read_answer(Kind::Login, (200, &home), "<p>Hi</p>").unwrap().0,
+            Code::Ok
+        );
+        let none = t.read_answer(Kind::Signup, (500, &home), "boom").unwrap_err();
+        assert!(none.contains("status 302 to \"/\", then 500"), "{none}");
+        assert_eq!(Target::parse(Path::new("t.toml"), GOOD).unwrap().redirects, 10);
+        let many = GOOD.replace("[answer]", "[answer]\nredirects = 21");
+        assert!(Target::parse(Path::new("t.toml"), &many)
+            .unwrap_err()
+            .message
+            .contains("at most 20"));
+    }
+
+    #[test]
+    fn each_observe_query_is_optional_and_its_invariants_not_observable_without_it() {
+        use otpsim_model::Invariant::*;
+        let observe = |queries: &str| {
+            let text = format!("{GOOD}[observe]\ndb = \"{{db}}\"\n{queries}");
+            Target::parse(Path::new("t.toml"), &text).unwrap()
+        };
+        let judged = |t: &Target| {
+            [SinglePending, OneAccount, NoOrphans, AttemptsLimited]
+                .into_iter()
+                .filter(|i| t.observes(*i))
+                .collect::<Vec<_>>()
+        };
+        // An app that keeps its pending signup in its cookie.
+        assert_eq!(
+            judged(&observe("accounts = \"SELECT email FROM users\"\n")),
+            [OneAccount]
+        );
+        assert_eq!(judged(&observe("pending = \"SELECT email, id FROM p\"\n")), []);
+        let both = "pending = \"SELECT email, id FROM p\"\naccounts = \"SELECT email FROM users\"\nregistration = \"SELECT id FROM p WHERE email = ?1 AND code = ?2\"\n";
+        assert_eq!(
+            judged(&observe(both)),
+            [SinglePending, OneAccount, NoOrphans, AttemptsLimited]
+        );
+    }
+
+    #[test]
     fn a_target_may_name_no_expect_key() {
         let own = GOOD.replace("expect = \"naive\"\n", "");
         assert_eq!(Target::parse(Path::new("t.toml"), &own).unwrap().expect, None);
@@ -715,7 +943,7 @@ code = '(\d{6})'
         assert_eq!(
             t.read_answer(
                 Kind::Signup,
-                404,
+                (404, &[]),
                 "<p>No temp_registration found for temp_id: temp_1_0000000a</p>"
             )
             .unwrap(),
@@ -724,9 +952,19 @@ code = '(\d{6})'
                 "No temp_registration found for temp_id: temp_1_0000000a".to_string()
             )
         );
-        assert_eq!(t.read_answer(Kind::Signup, 200, "fine").unwrap().0, Code::Ok);
+        assert_eq!(t.read_answer(Kind::Signup, (200, &[]), "fine").unwrap().0, Code::Ok);
+        // A message pattern may name the page's markup, or only its text.
+        let page = "<title>Accounts</title><p class=\"error\">That code &amp; no other</p><p>Enter it</p>";
+        for pattern in [r#"class="error">([^<]*)"#, "Accounts (.*) Enter"] {
+            let text = GOOD.replace("[answer]", &format!("[answer]\nmessage = '{pattern}'"));
+            let t = Target::parse(Path::new("t.toml"), &text).unwrap();
+            assert_eq!(
+                t.read_answer(Kind::Signup, (200, &[]), page).unwrap().1,
+                "That code & no other"
+            );
+        }
         assert!(t
-            .read_answer(Kind::Signup, 500, "boom")
+            .read_answer(Kind::Signup, (500, &[]), "boom")
             .unwrap_err()
             .contains("no [[answer.rule]] matches status 500"));
         assert!(!t.observes(otpsim_model::Invariant::SinglePending));

@@ -3,7 +3,7 @@
 use otpsim_core::{Code, Email, Otp};
 
 use crate::scenario::RequestSpec;
-use crate::trace::{CodeSource, Cookie, DbState, Event, Trace, What};
+use crate::trace::{CodeSource, Cookie, DbState, Event, Http, Trace, What};
 
 /// What a browser sends: a copy of `spec`, by a browser that reads the
 /// address's mailbox (`owner`) or not, typing `otp` from `source`, with
@@ -77,19 +77,19 @@ impl Recorder {
         self.record(at_ms, Some(id), Some(&spec.browser), worker, what);
     }
 
-    /// Request `id`'s server answered `code`; a live server with the real
-    /// HTTP `status`.
+    /// Request `id`'s server answered `code`; a live server with its real
+    /// answer (`http`: the redirects followed and the final status).
     pub fn answered(
         &mut self,
         at_ms: u64,
         (id, worker): (usize, Option<usize>),
-        (code, status): (Code, Option<u16>),
+        (code, http): (Code, Option<Http>),
         message: String,
         set_cookie: Option<Cookie>,
     ) {
         let what = What::Answered {
             code,
-            status,
+            http,
             message,
             set_cookie,
         };

@@ -98,6 +98,16 @@ pub struct DbState {
     pub accounts: Vec<String>,
 }
 
+/// What a live server really answered: the redirects a browser followed,
+/// each one's status and location, and the final page's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Http {
+    /// The redirects, in order.
+    pub redirects: Vec<(u16, String)>,
+    /// The final page's status.
+    pub status: u16,
+}
+
 /// What happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum What {
@@ -181,9 +191,10 @@ pub enum What {
     Answered {
         /// The code (and so the status).
         code: Code,
-        /// A live server's real HTTP status, where it is not the code's
-        /// own (a 302 read as `ok`, a 200 page read as `invalid_otp`).
-        status: Option<u16>,
+        /// A live server's real answer: the redirects the browser followed
+        /// and the final page's status, which need not be the code's own
+        /// (a 302 read as `ok`, a 200 page read as `invalid_otp`).
+        http: Option<Http>,
         /// The message for people.
         message: String,
         /// The cookie the response sets, if any.
@@ -308,13 +319,17 @@ impl fmt::Display for Event {
             What::MailDelivered { mail, to } => write!(f, "<- mail {mail} arrives in {to}'s mailbox"),
             What::Answered {
                 code,
-                status,
+                http,
                 message,
                 set_cookie,
             } => {
-                match status {
-                    Some(real) if *real != code.status() => {
-                        write!(f, "answers {real}, read as {} {code}: {message}", code.status())?
+                match http {
+                    Some(Http { redirects, status }) if !redirects.is_empty() || *status != code.status() => {
+                        write!(f, "answers ")?;
+                        for (status, location) in redirects {
+                            write!(f, "{status} -> GET {location}, ")?;
+                        }
+                        write!(f, "{status}, read as {} {code}: {message}", code.status())?
                     }
                     _ => write!(f, "answers {} {code}: {message}", code.status())?,
                 }
@@ -416,14 +431,22 @@ mod tests {
         assert!(!line.contains("123456"), "a code is never printed: {line}");
         assert!(event(sent(Some("/verify"))).contains("-> POST /verify email="));
         assert!(event(sent(None)).contains("-> POST /verify email="));
-        let answered = |status| What::Answered {
+        let answered = |status: Option<u16>, redirects: &[(u16, &str)]| What::Answered {
             code: Code::Ok,
-            status,
+            http: status.map(|status| Http {
+                redirects: redirects.iter().map(|(s, l)| (*s, l.to_string())).collect(),
+                status,
+            }),
             message: "Welcome".into(),
             set_cookie: None,
         };
-        assert!(event(answered(Some(302))).contains("answers 302, read as 200 ok: Welcome"));
-        assert!(event(answered(Some(200))).contains("answers 200 ok: Welcome"));
-        assert!(event(answered(None)).contains("answers 200 ok: Welcome"));
+        assert!(event(answered(Some(302), &[])).contains("answers 302, read as 200 ok: Welcome"));
+        assert!(event(answered(Some(200), &[])).contains("answers 200 ok: Welcome"));
+        assert!(event(answered(None, &[])).contains("answers 200 ok: Welcome"));
+        let followed = event(answered(Some(200), &[(302, "/verify?email=a%40b"), (303, "/done")]));
+        assert!(
+            followed.contains("answers 302 -> GET /verify?email=a%40b, 303 -> GET /done, 200, read as 200 ok: Welcome"),
+            "{followed}"
+        );
     }
 }

@@ -195,7 +195,7 @@ fn double_click(app: &mut Served, name: &str, fetch: bool) -> Finding {
     let email = if fetch { "bea@example.com" } else { "ana@example.com" };
     let (tx, reports) = tokio::sync::mpsc::unbounded_channel();
     let upstream: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
-    let proxy = app.runtime.block_on(proxy::start(vec![upstream], tx)).unwrap();
+    let proxy = app.runtime.block_on(proxy::start(vec![upstream], tx, 0)).unwrap();
     let finding = Arc::new(Mutex::new(Finding::default()));
     let gate = app.runtime.spawn(gate(reports, Arc::clone(&finding)));
     let base = format!("http://{}", proxy.addr);

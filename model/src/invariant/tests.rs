@@ -107,7 +107,7 @@ impl T {
     fn answer(self, at_ms: u64, r: usize, code: Code) -> Self {
         let what = What::Answered {
             code,
-            status: None,
+            http: None,
             message: format!("a sentence about {code}"),
             set_cookie: None,
         };
@@ -379,7 +379,7 @@ fn clear_errors_catches_500_raw_sql_empty_messages_and_panics() {
                 1,
                 What::Answered {
                     code,
-                    status: None,
+                    http: None,
                     message: message.into(),
                     set_cookie: None,
                 },

@@ -94,6 +94,21 @@ impl Otp {
             len: bytes.len() as u8,
         })
     }
+    /// What an attacker types that is no code at all: up to [`Otp::MAX`]
+    /// printable ASCII characters, empty included (a malformed code must
+    /// reach the app as typed, to see whether it is refused).
+    pub fn typed(raw: &str) -> Result<Otp, ParseError> {
+        let bytes = raw.as_bytes();
+        if bytes.len() > Otp::MAX || !bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+            return Err(ParseError::Otp(raw.to_string()));
+        }
+        let mut digits = [0; Otp::MAX];
+        digits[..bytes.len()].copy_from_slice(bytes);
+        Ok(Otp {
+            digits,
+            len: bytes.len() as u8,
+        })
+    }
     /// The six-digit code for a number below one million (higher digits
     /// are dropped).
     pub fn from_number(n: u64) -> Otp {
@@ -490,6 +505,10 @@ mod tests {
             assert!(Otp::parse_mailed(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Otp::parse("A7K2QX").is_err(), "the flows' own codes stay digits");
+        for typed in ["", "12345", "12 34a", "1234567"] {
+            assert_eq!(Otp::typed(typed).unwrap().digits(), typed);
+        }
+        assert!(Otp::typed("12\n34").is_err());
     }
 
     #[test]

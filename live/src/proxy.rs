@@ -75,6 +75,8 @@ pub struct Held {
     /// The redirects followed to the final page: each one's status and
     /// location.
     pub redirects: Vec<(u16, String)>,
+    /// The final answer's other headers, `name: value`.
+    pub headers: Vec<String>,
     /// Lets the response go to the browser.
     pub release: Release,
 }
@@ -236,6 +238,7 @@ impl Shared {
                 body: answer.body,
                 set_cookie,
                 redirects,
+                headers: answer.headers,
                 release: Release(release),
             };
             let reply = answer.reply;
@@ -267,6 +270,8 @@ struct Answer {
     set_cookie: Vec<String>,
     /// Where it redirects, if it does.
     location: Option<String>,
+    /// Its other headers, `name: value`.
+    headers: Vec<String>,
 }
 
 /// Sends `request` to the instance at `upstream` and follows up to `hops`
@@ -392,6 +397,7 @@ async fn exchange(client: &Client<HttpConnector, Full<Bytes>>, request: hyper::R
         body: String::new(),
         set_cookie: Vec::new(),
         location: None,
+        headers: Vec::new(),
     };
     let response = match client.request(request).await {
         Ok(response) => response,
@@ -412,7 +418,14 @@ async fn exchange(client: &Client<HttpConnector, Full<Bytes>>, request: hyper::R
                 .get(hyper::header::LOCATION)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
+            let headers = parts
+                .headers
+                .iter()
+                .filter(|(name, _)| *name != hyper::header::SET_COOKIE)
+                .filter_map(|(name, value)| Some(format!("{name}: {}", value.to_str().ok()?)))
+                .collect();
             Answer {
+                headers,
                 status: Ok(parts.status.as_u16()),
                 body: String::from_utf8_lossy(&bytes).into_owned(),
                 set_cookie,

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use otpsim_core::{Code, Email, Kind, Otp};
 use otpsim_model::invariant::{self, Invariant, Limits, Violation};
-use otpsim_model::network::{self, mail_due, response_due, Mailboxes, Navigations};
+use otpsim_model::network::{self, mail_due, response_due, Mailboxes, Navigations, Sightings};
 use otpsim_model::plan::{plan_requests, probe_logins, Planned};
 use otpsim_model::recorder::{Recorder, Sending};
 use otpsim_model::scenario::{FaultKind, RequestSpec, Scenario, SessionMode, Via};
@@ -446,6 +446,8 @@ pub async fn run(
         instances: instances.iter().map(|i| i.addr).collect(),
         browsers: BTreeMap::new(),
         mailboxes: Mailboxes::default(),
+        sightings: Sightings::default(),
+        unseen: BTreeMap::new(),
         recorder: Recorder::default(),
         start: Instant::now(),
         in_flight: BTreeSet::new(),
@@ -497,6 +499,10 @@ struct Executor<'a> {
     instances: Vec<SocketAddr>,
     browsers: BTreeMap<String, Browser>,
     mailboxes: Mailboxes,
+    /// What the browsers that see everything received.
+    sightings: Sightings,
+    /// What such a browser will see when a held response reaches it.
+    unseen: BTreeMap<usize, Vec<(&'static str, String)>>,
     recorder: Recorder,
     start: Instant,
     in_flight: BTreeSet<usize>,
@@ -781,7 +787,13 @@ impl Executor<'_> {
         })
         .await;
         match page {
-            Ok(Ok((status, text))) if status < 400 => Ok(hidden_inputs(&text)),
+            Ok(Ok((status, text))) if status < 400 => {
+                let inputs = hidden_inputs(&text);
+                if self.scenario.sees_everything(&browser) {
+                    self.sightings.saw(&browser, "a page", text);
+                }
+                Ok(inputs)
+            }
             Ok(Ok((status, _))) => Err(self.target_error(format!(
                 "request #{}'s form page {path} answered {status}; expected the page with the form",
                 p.id
@@ -796,8 +808,13 @@ impl Executor<'_> {
 
     async fn send(&mut self, p: &Planned) -> Result<(), LiveError> {
         let spec = self.requests[p.spec].clone();
-        let owner = self.scenario.owns(&spec.browser).contains(&spec.email);
-        let (otp, source) = self.mailboxes.typed(&spec, owner);
+        let owns = self.scenario.owns(&spec.browser);
+        let owner = owns.contains(&spec.email);
+        let sightings = self
+            .scenario
+            .sees_everything(&spec.browser)
+            .then_some(&mut self.sightings);
+        let (otp, source) = self.mailboxes.typed(&spec, &owns, sightings);
         let route = self
             .target
             .routes
@@ -896,6 +913,7 @@ impl Executor<'_> {
             body,
             set_cookie,
             redirects,
+            headers,
             release,
         } = held;
         let id = request.id;
@@ -919,6 +937,22 @@ impl Executor<'_> {
                     .map_err(|why| self.target_error(format!("request #{id}'s answer: {why}")))?;
                 if spec.kind == Kind::Login && code == Code::Ok {
                     self.login_has_an_account(id, &spec.email, status)?;
+                }
+                if self.scenario.sees_everything(&browser) {
+                    // All a browser gets: the page, the headers (a
+                    // redirect's location among them), and the cookies.
+                    let mut seen = vec![("a page", body.clone())];
+                    seen.extend(headers.into_iter().map(|h| ("a header", h)));
+                    seen.extend(redirects.iter().map(|(_, l)| ("a header", format!("location: {l}"))));
+                    for c in &set_cookie {
+                        let value = c
+                            .split(';')
+                            .next()
+                            .and_then(|p| p.split_once('='))
+                            .map_or("", |(_, v)| v);
+                        seen.extend(wire::readable(value).into_iter().map(|t| ("a cookie", t)));
+                    }
+                    self.unseen.insert(id, seen);
                 }
                 let set = (!set_cookie.is_empty()).then(|| self.read_cookie(&set_cookie.join("; ")));
                 let at = self.now();
@@ -1082,6 +1116,9 @@ impl Executor<'_> {
                                 )))
                             }
                         }
+                    }
+                    for (place, text) in self.unseen.remove(&id).unwrap_or_default() {
+                        self.sightings.saw(&browser, place, text);
                     }
                     let cookie_now = self.cookie_of(&browser);
                     let at = self.now();

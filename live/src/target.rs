@@ -660,7 +660,7 @@ impl Target {
             OneAccount => accounts,
             NoOrphans => pending && accounts && registrations,
             AttemptsLimited => registrations,
-            VerifySucceeds | ClearErrors | NoFalseAccept | NoHijack | OwnerRecovers => true,
+            VerifySucceeds | ClearErrors | NoFalseAccept | NoHijack | OwnerRecovers | CodesExpire => true,
             // The end-of-run probe logs in: without a login route there is
             // no probe, and nothing says whether the owner could.
             OwnerLogsIn => self.routes.contains_key(&otpsim_core::Kind::Login),

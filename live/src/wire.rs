@@ -49,3 +49,71 @@ pub fn read(value: &str) -> Option<SessionData> {
     let json = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
     data_from_json(std::str::from_utf8(&json).ok()?)
 }
+
+/// What anyone holding a cookie can read of it without its key: the value,
+/// percent-decoded, and each of its `.`- or `:`-separated parts that is
+/// base64 of text, inflated where it is compressed (Flask's and Django's
+/// signed cookies mark that with a leading `.`). Signed is not encrypted:
+/// an attacker reads these, and so does [`Sightings`](otpsim_model::network::Sightings).
+pub fn readable(value: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    use std::io::Read as _;
+    let value: String = form_urlencoded::parse(format!("v={value}").as_bytes())
+        .next()
+        .map_or_else(|| value.to_string(), |(_, v)| v.into_owned());
+    let compressed = value.starts_with('.');
+    let mut texts = vec![value.clone()];
+    for part in value.split(['.', ':']).filter(|p| p.len() >= 4) {
+        let bare = part.trim_end_matches('=');
+        let Some(bytes) = [
+            URL_SAFE_NO_PAD.decode(bare).ok(),
+            STANDARD.decode(part).ok(),
+            URL_SAFE.decode(part).ok(),
+        ]
+        .into_iter()
+        .flatten()
+        .next() else {
+            continue;
+        };
+        let mut inflated = Vec::new();
+        let bytes = match compressed
+            && flate2::read::ZlibDecoder::new(&bytes[..])
+                .take(1 << 20)
+                .read_to_end(&mut inflated)
+                .is_ok()
+        {
+            true => inflated,
+            false => bytes,
+        };
+        if let Ok(text) = String::from_utf8(bytes) {
+            if text.chars().all(|c| !c.is_control() || c.is_whitespace()) {
+                texts.push(text);
+            }
+        }
+    }
+    texts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn a_signed_cookie_is_read_without_its_key_compressed_or_not() {
+        let json = r#"{"pending":{"code":"424242","email":"ana@example.com"}}"#;
+        // Flask: base64url(JSON).timestamp.signature
+        let flask = format!("{}.Zx1a2b.c2lnbmF0dXJl", URL_SAFE_NO_PAD.encode(json));
+        assert!(readable(&flask).iter().any(|t| t == json), "{:?}", readable(&flask));
+        // Flask and Django, compressed: a leading dot, then zlib.
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(json.as_bytes()).unwrap();
+        let django = format!(".{}:1tGh2k:c2lnbmF0dXJlcw", URL_SAFE_NO_PAD.encode(z.finish().unwrap()));
+        assert!(readable(&django).iter().any(|t| t == json), "{:?}", readable(&django));
+        // Express's signed cookie: s:value.signature, percent-encoded.
+        let express = "s%3A%7B%22code%22%3A%22424242%22%7D.c2lnbmF0dXJl";
+        assert!(readable(express).iter().any(|t| t.contains(r#"{"code":"424242"}"#)));
+        // An opaque id reads as itself and nothing else.
+        assert_eq!(readable("9f8e7d6c"), ["9f8e7d6c"]);
+    }
+}

@@ -44,11 +44,13 @@ pub enum Invariant {
     /// A lockout by guesses the owner did not send does not keep her out:
     /// her next signup mails a fresh code that verifies.
     OwnerRecovers,
+    /// No code verifies once the lifetime the app promises is over.
+    CodesExpire,
 }
 
 impl Invariant {
     /// All of them, in the spec's order.
-    pub const ALL: [Invariant; 10] = [
+    pub const ALL: [Invariant; 11] = [
         Invariant::SinglePending,
         Invariant::VerifySucceeds,
         Invariant::OneAccount,
@@ -59,6 +61,7 @@ impl Invariant {
         Invariant::NoHijack,
         Invariant::OwnerLogsIn,
         Invariant::OwnerRecovers,
+        Invariant::CodesExpire,
     ];
 
     /// The stable name.
@@ -74,6 +77,7 @@ impl Invariant {
             Invariant::NoHijack => "no_hijack",
             Invariant::OwnerLogsIn => "owner_logs_in",
             Invariant::OwnerRecovers => "owner_recovers",
+            Invariant::CodesExpire => "codes_expire",
         }
     }
 
@@ -89,6 +93,7 @@ impl Invariant {
             Invariant::NoHijack => no_hijack,
             Invariant::OwnerLogsIn => owner_logs_in,
             Invariant::OwnerRecovers => owner_recovers,
+            Invariant::CodesExpire => codes_expire,
         }
     }
 }
@@ -598,6 +603,17 @@ fn no_false_accept(h: &History, _: Limits) -> Option<Violation> {
                 ),
             );
         }
+        // Mailed to the address, but read where only an attacker reads it.
+        if let (false, Some(CodeSource::Seen(place))) = (q.owner, &q.source) {
+            return violation(
+                Invariant::NoFalseAccept,
+                Some(q.id),
+                format!(
+                    "verify #{} ({}) for {} answered 200 {} to a code it saw in {place}, not in the mailbox of {}, which it does not read",
+                    q.id, q.browser, q.email, answer.code, q.email
+                ),
+            );
+        }
         if answer.code == Code::Ok {
             if let Some(first) = verified.insert((&q.email, otp), q.id) {
                 return violation(
@@ -718,6 +734,45 @@ fn no_hijack(h: &History, _: Limits) -> Option<Violation> {
                 login.id, login.browser, login.email
             ),
         );
+    }
+    None
+}
+
+/// `codes_expire`: a verify sent more than `otp_ttl` after the newest mail
+/// of its code to its address accepted by its answer answers no 200 ok. The code
+/// was made before its mail and the app reads it after the send, so the
+/// code was older than its lifetime however the server's work fell.
+fn codes_expire(h: &History, limits: Limits) -> Option<Violation> {
+    for q in h.verifies() {
+        let (Some(otp), Some(answer)) = (&q.otp, q.answered()) else {
+            continue;
+        };
+        if answer.code != Code::Ok {
+            continue;
+        }
+        // Mails accepted by the answer: one accepted while the verify was in
+        // flight may be what the server judged by; a later one cannot be.
+        let newest = h
+            .mails
+            .iter()
+            .filter(|m| m.to == q.email && &m.otp == otp && !m.cut && m.index < answer.index)
+            .map(|m| m.sent_at)
+            .max();
+        let Some(mailed) = newest else { continue };
+        if q.sent_at > mailed + limits.otp_ttl_ms {
+            return violation(
+                Invariant::CodesExpire,
+                Some(q.id),
+                format!(
+                    "verify #{} for {} answered 200 ok to a code last mailed at {}, sent {} later: its lifetime is {}",
+                    q.id,
+                    q.email,
+                    crate::scenario::format_duration(mailed),
+                    crate::scenario::format_duration(q.sent_at - mailed),
+                    crate::scenario::format_duration(limits.otp_ttl_ms)
+                ),
+            );
+        }
     }
     None
 }

@@ -134,19 +134,146 @@ impl Mailboxes {
 
     /// The code `spec` types and where it came from (see [`typed_code`]):
     /// from its address's mailbox only if its browser reads that mailbox
-    /// (`owner`).
-    pub fn typed(&self, spec: &RequestSpec, owner: bool) -> (Option<Otp>, Option<CodeSource>) {
-        let readable: &[usize] = match (owner, self.boxes.get(&spec.email)) {
+    /// (it `owns` the address). Where that gives no mailed code and the
+    /// browser sees everything (`sightings`), what it saw
+    /// ([`Sightings::typed`]).
+    pub fn typed(
+        &self,
+        spec: &RequestSpec,
+        owns: &[Email],
+        sightings: Option<&mut Sightings>,
+    ) -> (Option<Otp>, Option<CodeSource>) {
+        let readable: &[usize] = match (owns.contains(&spec.email), self.boxes.get(&spec.email)) {
             (true, Some(mailbox)) => mailbox,
             _ => &[],
         };
-        typed_code(spec, readable, &self.mails)
+        match (typed_code(spec, readable, &self.mails), sightings) {
+            ((_, Some(CodeSource::Wrong)), Some(sightings)) => sightings.typed(spec, owns, self),
+            (typed, _) => typed,
+        }
+    }
+}
+
+/// What the browsers that see everything (`sees = "everything"`) have
+/// received, and the codes each has typed for each address: an attacker
+/// uses every string his browser got, not only his mail.
+#[derive(Debug, Clone, Default)]
+pub struct Sightings {
+    /// Each browser's sightings in order: where, and the text.
+    seen: BTreeMap<String, Vec<(&'static str, String)>>,
+    /// What each browser has typed for each address, so that a repeat
+    /// tries the next candidate.
+    tried: BTreeMap<(String, Email), Vec<String>>,
+}
+
+impl Sightings {
+    /// `browser` received `text` in `place` ("a page", "a header", "a
+    /// cookie").
+    pub fn saw(&mut self, browser: &str, place: &'static str, text: String) {
+        self.seen.entry(browser.to_string()).or_default().push((place, text));
+    }
+
+    /// The code an attacker's verify types where it has no mail of the
+    /// address to type: the newest code-like string it has not typed for
+    /// the address yet, from the mailboxes it reads (`owns`, any address)
+    /// and then from what its browser received; then a malformed code of
+    /// each shape in turn; then a code no mail carried. Code-like: a run of
+    /// letters and digits shaped as the run's mailed codes are (their
+    /// lengths, digits only if they are), else 4 to 8 digits.
+    pub fn typed(
+        &mut self,
+        spec: &RequestSpec,
+        owns: &[Email],
+        mailboxes: &Mailboxes,
+    ) -> (Option<Otp>, Option<CodeSource>) {
+        let mails = &mailboxes.mails;
+        let lengths: BTreeSet<usize> = match mails.is_empty() {
+            true => (4..=8).collect(),
+            false => mails.iter().map(|(_, o)| o.digits().len()).collect(),
+        };
+        let digits_only = mails
+            .iter()
+            .all(|(_, o)| o.digits().bytes().all(|b| b.is_ascii_digit()));
+        let code_like = |token: &str| {
+            lengths.contains(&token.len())
+                && token.bytes().all(|b| b.is_ascii_alphanumeric())
+                && (!digits_only || token.bytes().all(|b| b.is_ascii_digit()))
+        };
+        let mut candidates: Vec<(String, String)> = Vec::new();
+        for email in owns {
+            for &n in mailboxes.boxes.get(email).map_or(&[][..], |b| &b[..]) {
+                candidates.push((format!("mail {n}"), mails[n - 1].1.digits().to_string()));
+            }
+        }
+        for (place, text) in self.seen.get(&spec.browser).map_or(&[][..], |s| &s[..]) {
+            for token in text.split(|c: char| !c.is_ascii_alphanumeric()) {
+                if code_like(token) {
+                    candidates.push((place.to_string(), token.to_string()));
+                }
+            }
+        }
+        let tried = self
+            .tried
+            .entry((spec.browser.clone(), spec.email.clone()))
+            .or_default();
+        let fresh = candidates.into_iter().rev().find(|(_, c)| !tried.contains(c));
+        if let Some((place, code)) = fresh {
+            if let Ok(otp) = Otp::parse_mailed(&code) {
+                tried.push(code);
+                return (Some(otp), Some(CodeSource::Seen(place)));
+            }
+        }
+        // Shaped on the first mailed code (six digits before any mail).
+        let len = lengths.iter().next().copied().unwrap_or(6).max(2);
+        let malformed = [
+            String::new(),
+            "1".repeat(len - 1),
+            "1".repeat(len + 1),
+            format!("{}a", "1".repeat(len - 1)),
+        ];
+        if let Some(m) = malformed.into_iter().find(|m| !tried.contains(m)) {
+            if let Ok(otp) = Otp::typed(&m) {
+                tried.push(m);
+                return (Some(otp), Some(CodeSource::Malformed));
+            }
+        }
+        (Some(crate::plan::wrong_code(mails)), Some(CodeSource::Wrong))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attacker_types_what_he_saw_newest_first_then_malformed_codes_then_a_wrong_one() {
+        let ana = Email::parse("ana@example.com").unwrap();
+        let eve = Email::parse("eve@example.com").unwrap();
+        let mut boxes = Mailboxes::default();
+        let mine = boxes.post(eve.clone(), Otp::parse("111111").unwrap());
+        boxes.arrives(mine, eve.clone());
+        boxes.post(ana.clone(), Otp::parse("222222").unwrap());
+        let mut seen = Sightings::default();
+        seen.saw(
+            "eve",
+            "a cookie",
+            r#"{"pending":{"code":"424242","sent":1700000000}}"#.into(),
+        );
+        seen.saw("ana", "a page", "333333".into());
+        let spec = RequestSpec::fetch(0, "eve", otpsim_core::Kind::Verify, ana.clone(), "pw");
+        let mut typed = |owns: &[Email]| {
+            let (otp, source) = seen.typed(&spec, owns, &boxes);
+            (otp.unwrap().digits().to_string(), source.unwrap())
+        };
+        let owns = [eve.clone()];
+        // The cookie's code (newest), then his own mail's; never another
+        // browser's page, nor a number of the wrong shape (a timestamp).
+        assert_eq!(typed(&owns), ("424242".into(), CodeSource::Seen("a cookie".into())));
+        assert_eq!(typed(&owns), ("111111".into(), CodeSource::Seen("mail 1".into())));
+        let malformed: Vec<String> = (0..4).map(|_| typed(&owns).0).collect();
+        assert_eq!(malformed, ["", "11111", "1111111", "11111a"]);
+        assert_eq!(typed(&owns).1, CodeSource::Wrong);
+    }
 
     #[test]
     fn a_later_form_submission_abandons_the_earlier_and_only_its_response_is_dropped() {

@@ -109,7 +109,7 @@ pub fn typed_code(spec: &RequestSpec, readable: &[usize], mails: &[(Email, Otp)]
 
 /// A code that no email sent so far carried (one sent later may, with
 /// probability one in a million per email).
-fn wrong_code(mails: &[(Email, Otp)]) -> Otp {
+pub(crate) fn wrong_code(mails: &[(Email, Otp)]) -> Otp {
     (0..)
         .map(|n| Otp::from_number(999_999 - n))
         .find(|o| !mails.iter().any(|(_, m)| m == o))

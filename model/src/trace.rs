@@ -65,6 +65,11 @@ pub enum CodeSource {
     Wrong,
     /// Digits written in the scenario.
     Literal,
+    /// A code-like string its browser saw (`sees = "everything"`): where.
+    Seen(String),
+    /// Not a code at all (`sees = "everything"`): empty, too short, too
+    /// long, or not digits.
+    Malformed,
 }
 
 /// What a statement did.
@@ -282,6 +287,8 @@ impl fmt::Display for Event {
                     Some(CodeSource::Mail(n)) => write!(f, " otp=<code of mail {n}>")?,
                     Some(CodeSource::Wrong) => write!(f, " otp=<a code no email carried>")?,
                     Some(CodeSource::Literal) => write!(f, " otp=<digits from the scenario>")?,
+                    Some(CodeSource::Seen(place)) => write!(f, " otp=<a code it saw in {place}>")?,
+                    Some(CodeSource::Malformed) => write!(f, " otp=<a malformed code>")?,
                     None => {}
                 }
                 write!(f, " cookie={cookie}")

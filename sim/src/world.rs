@@ -10,7 +10,7 @@
 //! by racing tasks, so the scheduler chooses their order.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -26,7 +26,7 @@ use otpsim_core::{
 use crate::recorder::{Recorder, Sending};
 use crate::scenario::{DbFault, FaultKind, RequestSpec, Scenario, SessionMode, Via};
 use crate::trace::{Cookie, DbState, SqlOutcome, Trace, What};
-use otpsim_model::network::{mail_due, response_due, Mailboxes, Navigations};
+use otpsim_model::network::{mail_due, response_due, Mailboxes, Navigations, Sightings};
 pub use otpsim_model::plan::{plan_requests, probe_logins, typed_code, Planned};
 
 type P = Shuttle;
@@ -91,6 +91,9 @@ struct State {
     browsers: BTreeMap<String, Browser>,
     navigations: Navigations,
     mailboxes: Mailboxes,
+    /// What the browsers that see everything saw: here, their cookies (the
+    /// flows' messages never carry a code, nor does a session).
+    sightings: Sightings,
     server_sessions: BTreeMap<u64, SessionData>,
     next_sid: u64,
     deliveries: Vec<(u64, Delivery)>,
@@ -127,6 +130,8 @@ struct World<F> {
     plan: RunPlan<F>,
     /// The addresses whose mailbox each browser reads.
     owners: BTreeMap<String, Vec<Email>>,
+    /// The browsers that type what they saw (`sees = "everything"`).
+    seers: BTreeSet<String>,
     config: FlowConfig,
     store: Store<P>,
     planned: Vec<Planned>,
@@ -401,6 +406,12 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
             .entry(r.browser.clone())
             .or_insert_with(|| scenario.owns(&r.browser));
     }
+    let seers = scenario
+        .browsers
+        .iter()
+        .filter(|b| b.sees_everything)
+        .map(|b| b.name.clone())
+        .collect();
     let world = Arc::new(World {
         log: std::sync::Mutex::new(Log {
             now_ms: 0,
@@ -413,6 +424,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
         }),
         plan: plan.clone(),
         owners,
+        seers,
         config,
         store,
         planned: plan_requests(scenario),
@@ -424,6 +436,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
             browsers: BTreeMap::new(),
             navigations: Navigations::default(),
             mailboxes: Mailboxes::default(),
+            sightings: Sightings::default(),
             server_sessions: BTreeMap::new(),
             next_sid: 1,
             deliveries: Vec::new(),
@@ -598,6 +611,9 @@ fn deliver<F: Flow>(world: &World<F>, s: &mut State, delivery: Delivery) {
                 }
                 b.cookie.clone()
             });
+            if let (Some(cookie), true) = (&taken, world.seers.contains(&browser)) {
+                s.sightings.saw(&browser, "a cookie", cookie.to_string());
+            }
             world.log(|log| log.recorder.response_arrived(log.now_ms, request, &browser, taken));
         }
         Delivery::Mail { mail, to } => {
@@ -610,9 +626,10 @@ fn deliver<F: Flow>(world: &World<F>, s: &mut State, delivery: Delivery) {
 /// The browser sends `p`: the code is picked from the mailbox as it stands
 /// now (if the browser reads it), the cookie is whatever the jar holds now.
 fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned, spec: &RequestSpec) -> (Request, Cookie) {
-    let owner = world.owners.get(&spec.browser).is_some_and(|o| o.contains(&spec.email));
+    let owns = world.owners.get(&spec.browser).map_or(&[][..], |o| &o[..]);
     let cookie = s.browsers.entry(spec.browser.clone()).or_default().cookie.clone();
-    let (otp, source) = s.mailboxes.typed(spec, owner);
+    let sightings = world.seers.contains(&spec.browser).then_some(&mut s.sightings);
+    let (otp, source) = s.mailboxes.typed(spec, owns, sightings);
     let (email, password) = (spec.email.to_string(), spec.password.clone());
     let request = match spec.kind {
         Kind::Signup => Request::Signup { email, password },
@@ -635,7 +652,7 @@ fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned, spec: &RequestSpe
     });
     let sending = Sending {
         spec,
-        owner,
+        owner: owns.contains(&spec.email),
         otp,
         source,
         cookie: cookie.clone(),

@@ -1317,3 +1317,66 @@ trait Pipe: Sized {
 }
 
 impl Pipe for T {}
+
+#[test]
+fn no_false_accept_catches_a_stranger_who_verifies_with_a_code_he_saw() {
+    // Eve signed up for Ana's address in her own browser; the app put the
+    // code in Eve's cookie, and Eve typed it.
+    let seen = |place: &str| Send {
+        browser: "eve",
+        owner: false,
+        ..verify("111111", CodeSource::Seen(place.into()))
+    };
+    let t = signed_up().send(5000, 2, seen("a cookie")).answer(5000, 2, Code::Ok);
+    let found = violations(
+        &Trace { events: t.0 },
+        Limits {
+            otp_ttl_ms: TTL,
+            max_attempts: 2,
+        },
+        &[Invariant::NoFalseAccept],
+    );
+    assert_eq!(found.len(), 1);
+    assert!(
+        found[0]
+            .why
+            .contains("verify #2 (eve) for ana@example.com answered 200 ok to a code it saw in a cookie"),
+        "{}",
+        found[0].why
+    );
+    // Refused, it breaks nothing; typed by an owner (her two tabs), it is hers.
+    let refused = signed_up()
+        .send(5000, 2, seen("a page"))
+        .answer(5000, 2, Code::InvalidOtp);
+    assert!(!refused.check().contains(&Invariant::NoFalseAccept));
+    let hers = Send {
+        owner: true,
+        ..seen("mail 1")
+    };
+    let t = signed_up()
+        .send(5000, 2, hers)
+        .answer(5000, 2, Code::Ok)
+        .db(&[], &[ANA]);
+    assert!(!t.check().contains(&Invariant::NoFalseAccept));
+}
+
+#[test]
+fn codes_expire_catches_a_code_that_verifies_past_its_lifetime_from_its_newest_mail() {
+    let expires = |at: u64| verified(signed_up(), at, 2).check().contains(&Invariant::CodesExpire);
+    assert!(!expires(TTL), "at the lifetime itself, still alive");
+    assert!(expires(TTL + 1));
+    // Mailed again at 10 s (the same code resent): its lifetime runs from
+    // that mail.
+    let resent = signed_up().mail(10_000, 1, 2, "111111", "temp_1_00000001");
+    assert!(!verified(resent, TTL + 5_000, 2)
+        .check()
+        .contains(&Invariant::CodesExpire));
+    // A mail of the code accepted only after the answer excuses nothing.
+    let late = verified(signed_up(), TTL + 1, 2).mail(TTL + 2, 1, 2, "111111", "temp_1_00000001");
+    assert!(late.check().contains(&Invariant::CodesExpire));
+    // An expired code refused, or a repeat answering already_verified, is fine.
+    let refused = signed_up()
+        .send(TTL + 1, 2, verify("111111", CodeSource::Mail(1)))
+        .answer(TTL + 1, 2, Code::OtpExpired);
+    assert!(!refused.check().contains(&Invariant::CodesExpire));
+}

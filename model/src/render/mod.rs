@@ -130,6 +130,8 @@ impl Diagram {
                         Some(CodeSource::Mail(n)) => format!(" code of mail {n}"),
                         Some(CodeSource::Wrong) => " a wrong code".to_string(),
                         Some(CodeSource::Literal) => " typed digits".to_string(),
+                        Some(CodeSource::Seen(place)) => format!(" a code seen in {place}"),
+                        Some(CodeSource::Malformed) => " a malformed code".to_string(),
                         None => String::new(),
                     };
                     let text = format!("{t} {req}POST /{kind} {email}{otp}, cookie {}", cookie_temp(cookie));

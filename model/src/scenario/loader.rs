@@ -47,6 +47,7 @@ struct RawBrowser {
     name: S<String>,
     owns: S<Vec<S<toml::Value>>>,
     password: Option<S<String>>,
+    sees: Option<S<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -365,10 +366,21 @@ impl Loader<'_> {
             Some(p) => Some(p.get_ref().clone()),
             None => None,
         };
+        let sees_everything = match b.sees.as_ref().map(|s| (s, s.get_ref().as_str())) {
+            None | Some((_, "mail")) => false,
+            Some((_, "everything")) => true,
+            Some((s, other)) => {
+                return Err(self.at(
+                    s,
+                    format!("`sees = {other:?}`; expected \"mail\" (the default: it types codes from its mailboxes) or \"everything\""),
+                ))
+            }
+        };
         Ok(BrowserSpec {
             name: b.name.get_ref().clone(),
             owns,
             password,
+            sees_everything,
         })
     }
 

@@ -61,6 +61,12 @@ pub struct BrowserSpec {
     /// The person's password, which the end-of-run probe logs in with;
     /// `None`: the password of the browser's first signup.
     pub password: Option<String>,
+    /// Whether it types what it saw (`sees = "everything"`): an attacker
+    /// whose verify, where it has no mail of the address to type, tries
+    /// every code-like string its browser received (mail of the addresses
+    /// it owns, pages, headers, cookies, decoded where readable), then
+    /// malformed codes, then a wrong one.
+    pub sees_everything: bool,
 }
 
 /// One `[[request]]`.
@@ -302,6 +308,11 @@ impl Scenario {
         owned.sort();
         owned.dedup();
         owned
+    }
+
+    /// Whether `browser` types what it saw (`sees = "everything"`).
+    pub fn sees_everything(&self, browser: &str) -> bool {
+        self.browsers.iter().any(|b| b.name == browser && b.sees_everything)
     }
 
     /// The password `browser` logs in with at the end-of-run probe: its

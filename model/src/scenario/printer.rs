@@ -28,6 +28,9 @@ impl Scenario {
             if let Some(p) = &b.password {
                 let _ = writeln!(out, "password = {}", q(p));
             }
+            if b.sees_everything {
+                let _ = writeln!(out, "sees = \"everything\"");
+            }
         }
         let session = match d.session {
             SessionMode::Cookie => "cookie",

@@ -184,6 +184,7 @@ pub(super) fn browsers(requests: &[RequestSpec]) -> Vec<BrowserSpec> {
         .iter()
         .filter(|p| requests.iter().any(|r| r.browser == p.browser))
         .map(|p| BrowserSpec {
+            sees_everything: false,
             name: p.browser.to_string(),
             owns: p
                 .owns

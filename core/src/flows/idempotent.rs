@@ -56,7 +56,11 @@ use crate::store::{Db, DbError, Row};
 
 /// One pending row per email (`recovery` = 1 once its code is a recovery
 /// code); accounts keep the MAC of the code that verified them, to answer
-/// a repeated verify.
+/// a repeated verify. `expires_at` is the code's lifetime from the newest
+/// accepted mail of it (positive), or, while no mail of it is known to
+/// have been accepted, minus a lower bound (arrival plus `otp_ttl`). A code
+/// replaced after its lifetime stays as `prev_mac` until
+/// `prev_expires_at`, for a verify that arrived while it was current.
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS temp_registrations (
     email TEXT PRIMARY KEY,
@@ -66,7 +70,9 @@ CREATE TABLE IF NOT EXISTS temp_registrations (
     expires_at INTEGER NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     sends INTEGER NOT NULL DEFAULT 1,
-    recovery INTEGER NOT NULL DEFAULT 0
+    recovery INTEGER NOT NULL DEFAULT 0,
+    prev_mac TEXT,
+    prev_expires_at INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS users (
     email TEXT PRIMARY KEY,
@@ -115,8 +121,8 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                 "SELECT temp_id, expires_at, attempts, sends, recovery FROM temp_registrations WHERE email = ?1",
                 params![e],
             )?;
-            // A lower bound only: the expiry is set from the mail's acceptance,
-            // after the send.
+            // A lower bound only, stored negated: the expiry is set from the
+            // mail's acceptance, after the send.
             let expires_at = (env.now_ms() + cfg.otp_ttl_ms) as i64;
             let (temp_id, recovery) =
                 match pending {
@@ -126,8 +132,34 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                         db.execute(
                     "INSERT INTO temp_registrations (email, temp_id, otp_mac, created_at, expires_at, attempts, sends)
                      VALUES (?1, ?2, ?3, ?4, ?5, 0, 1)",
-                    params![e, temp_id.as_str(), code_mac(&cfg.secret, e, &otp), arrived as i64, expires_at],
+                    params![e, temp_id.as_str(), code_mac(&cfg.secret, e, &otp), arrived as i64, -expires_at],
                 )?;
+                        (temp_id, false)
+                    }
+                    // The code's promised lifetime is over (and it is neither
+                    // locked nor a recovery code): a fresh one. Mailing
+                    // the old one again would bring back, while the mail is on
+                    // its way, a code that expired (`codes_expire`).
+                    Some(row)
+                        if row.int(1) > 0
+                            && arrived as i64 >= row.int(1)
+                            && row.int(4) == 0
+                            && row.int(2) < i64::from(cfg.max_attempts) =>
+                    {
+                        let temp_id = new_temp_id(env);
+                        let otp = derive_code(&cfg.secret, e, temp_id.as_str());
+                        db.execute(
+                            "UPDATE temp_registrations SET prev_mac = otp_mac, prev_expires_at = expires_at,
+                       temp_id = ?2, otp_mac = ?3, created_at = ?4, expires_at = ?5, attempts = 0, sends = 1
+                     WHERE email = ?1",
+                            params![
+                                e,
+                                temp_id.as_str(),
+                                code_mac(&cfg.secret, e, &otp),
+                                arrived as i64,
+                                -expires_at
+                            ],
+                        )?;
                         (temp_id, false)
                     }
                     // Pending, or a recovery code (which counts no attempts): the
@@ -147,7 +179,7 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                         db.execute(
                     "UPDATE temp_registrations SET temp_id = ?2, otp_mac = ?3, created_at = ?4, expires_at = ?5,
                        attempts = 0, sends = 1, recovery = 1 WHERE email = ?1",
-                    params![e, temp_id.as_str(), code_mac(&cfg.secret, e, &otp), arrived as i64, expires_at],
+                    params![e, temp_id.as_str(), code_mac(&cfg.secret, e, &otp), arrived as i64, -expires_at],
                 )?;
                         (temp_id, true)
                     }
@@ -194,12 +226,13 @@ fn resend<P: crate::platform::Platform>(
     arrived: u64,
     expires_at: i64,
 ) -> Result<Option<TempId>, DbError> {
-    if row.int(3) >= MAX_SENDS && (arrived as i64) < row.int(1) {
+    if row.int(3) >= MAX_SENDS && (arrived as i64) < row.int(1).abs() {
         return Ok(None);
     }
+    // A lifetime an accepted mail set stays; a lower bound grows.
     db.execute(
-        "UPDATE temp_registrations SET sends = CASE WHEN ?2 >= expires_at THEN 1 ELSE sends + 1 END,
-           expires_at = max(expires_at, ?3) WHERE temp_id = ?1",
+        "UPDATE temp_registrations SET sends = CASE WHEN ?2 >= abs(expires_at) THEN 1 ELSE sends + 1 END,
+           expires_at = CASE WHEN expires_at < 0 THEN min(expires_at, -?3) ELSE expires_at END WHERE temp_id = ?1",
         params![row.text(0), arrived as i64, expires_at],
     )?;
     parse_temp_id(row).map(Some)
@@ -219,8 +252,14 @@ fn parse_temp_id(row: &Row) -> Result<TempId, DbError> {
 /// Mails the code of `temp_id`, then, in one transaction, dates its expiry
 /// from now (the mail server has accepted it) and removes outbox row
 /// `queued`.
-/// If that transaction fails, the row stays: the code does not expire
-/// meanwhile, and the next sweep mails it again and dates it then.
+///
+/// That transaction is tried up to [`CLEAR_TRIES`] times: while the row
+/// stays queued, verify cannot date the code (its mail may still be on its
+/// way), so the code would not expire, and nothing sweeps an outbox whose
+/// mail the server accepted (`codes_expire` found a code verifying 17 s
+/// past its 8 s lifetime after one failed statement here). If every try
+/// fails (a disk that stays full), the row stays until a restart mails
+/// the code again and dates it then.
 fn mail_and_clear(
     env: &impl Ports,
     cfg: &FlowConfig,
@@ -244,20 +283,32 @@ fn mail_and_clear(
         // not yet started.
         return Ok(sent);
     }
-    let cleared = env.db().immediate(|db| {
-        let expires_at = (env.now_ms() + cfg.otp_ttl_ms) as i64;
-        let t = temp_id.as_str();
-        db.execute(
-            "UPDATE temp_registrations SET expires_at = max(expires_at, ?2) WHERE temp_id = ?1",
-            params![t, expires_at],
-        )?;
-        db.execute("DELETE FROM outbox WHERE id = ?1", params![queued])
-    });
-    match cleared {
-        Err(DbError::Crashed) => Err(WorkerCrashed),
-        _ => Ok(sent),
+    // Dated at acceptance, not when the transaction gets the lock: a wait
+    // for it would lengthen the promised lifetime (`codes_expire` found a
+    // code verifying 5 ms past it, its expiry dated after a 10 ms wait).
+    let expires_at = (env.now_ms() + cfg.otp_ttl_ms) as i64;
+    for _ in 0..CLEAR_TRIES {
+        let cleared = env.db().immediate(|db| {
+            let t = temp_id.as_str();
+            db.execute(
+                "UPDATE temp_registrations SET expires_at = max(abs(expires_at), ?2) WHERE temp_id = ?1",
+                params![t, expires_at],
+            )?;
+            db.execute("DELETE FROM outbox WHERE id = ?1", params![queued])
+        });
+        match cleared {
+            Err(DbError::Crashed) => return Err(WorkerCrashed),
+            Err(_) => continue,
+            Ok(_) => break,
+        }
     }
+    Ok(sent)
 }
+
+/// How many times a sent mail's expiry and outbox row are written before
+/// the row is left to a restart: one more than the faults a case of
+/// `otpsim explore` stacks on a request.
+const CLEAR_TRIES: usize = 3;
 
 /// What a worker does when it (re)starts, and what `otpsim serve`'s
 /// outbox sweep does every few seconds: mail every queued code whose
@@ -297,6 +348,8 @@ pub(super) fn recover(env: &impl Ports, cfg: &FlowConfig) -> Result<(), WorkerCr
     Ok(())
 }
 
+const EXPIRED: &str = "This code has expired; sign up again and we will mail you a new one.";
+
 /// What verify makes of the code it was given.
 enum Judged {
     Answer(Response),
@@ -304,7 +357,8 @@ enum Judged {
 }
 
 /// Lockout, expiry, the attempt count and the comparison, for the pending
-/// row `row` (temp_id, otp_mac, expires_at, attempts, queued, recovery).
+/// row `row` (temp_id, otp_mac, expires_at, attempts, queued, recovery,
+/// prev_mac, prev_expires_at).
 fn judge<P: crate::platform::Platform>(
     db: &Db<'_, P>,
     cfg: &FlowConfig,
@@ -313,6 +367,15 @@ fn judge<P: crate::platform::Platform>(
     submitted: &str,
 ) -> Result<Judged, DbError> {
     let recovery = row.int(5) != 0;
+    // A wait is the server's: a verify that arrived while the code it
+    // carries was current meets it, whatever fresh code replaced it since.
+    let previous = row.text(6);
+    if !previous.is_empty() && constant_time_eq(previous.as_bytes(), submitted.as_bytes()) {
+        if (arrived as i64) < row.int(7) {
+            return Ok(Judged::Right);
+        }
+        return Ok(Judged::Answer(Response::new(Code::OtpExpired, EXPIRED)));
+    }
     if !recovery && row.int(3) >= i64::from(cfg.max_attempts) {
         return Ok(Judged::Answer(Response::new(Code::Locked, LOCKED)));
     }
@@ -323,14 +386,13 @@ fn judge<P: crate::platform::Platform>(
     if recovery && !right {
         return Ok(Judged::Answer(Response::new(Code::Locked, RECOVERY_ONLY)));
     }
-    // A queued code's mail is not known to have gone: its lifetime has
-    // not started.
+    // A code no accepted mail has dated, with a mail of it queued, is not
+    // known to have gone: its lifetime has not started. Once a mail of it
+    // was accepted, its lifetime is that mail's.
     let queued = row.int(4) != 0;
-    if arrived >= row.int(2) as u64 && !queued {
-        return Ok(Judged::Answer(Response::new(
-            Code::OtpExpired,
-            "This code has expired; sign up again and we will mail it to you again.",
-        )));
+    let dated = row.int(2) > 0;
+    if arrived as i64 >= row.int(2).abs() && (dated || !queued) {
+        return Ok(Judged::Answer(Response::new(Code::OtpExpired, EXPIRED)));
     }
     if recovery {
         return Ok(Judged::Right);
@@ -370,7 +432,8 @@ pub(super) fn verify(
     let result = db.immediate(|db| {
         let pending = db.query_first(
             "SELECT temp_id, otp_mac, expires_at, attempts,
-               EXISTS (SELECT 1 FROM outbox o WHERE o.temp_id = t.temp_id), recovery
+               EXISTS (SELECT 1 FROM outbox o WHERE o.temp_id = t.temp_id), recovery,
+               coalesce(prev_mac, ''), prev_expires_at
              FROM temp_registrations t WHERE email = ?1",
             params![e],
         )?;

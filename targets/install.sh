@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the live tests need from Debian's packages, installed only if missing:
 # Chromium and chromedriver (the browser tests), Flask and gunicorn (the
-# Flask reference target, targets/flask/). .ci/run calls it; on your own
+# Flask reference target, targets/flask/), Django 3.2 (targets/django/) and
+# Flask-Mail (targets/flask-mail/). .ci/run calls it; on your own
 # machine run it once before `cargo test --workspace`.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 /usr/bin/python3 -c 'import flask' >/dev/null 2>&1 || need+=(python3-flask)
 command -v gunicorn >/dev/null 2>&1 || need+=(gunicorn)
+/usr/bin/python3 -c 'import django' >/dev/null 2>&1 || need+=(python3-django)
+/usr/bin/python3 -c 'import flask_mail' >/dev/null 2>&1 || need+=(python3-flask-mail)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -6,6 +6,8 @@
 //! Budgets count schedules: a scenario whose network has no same-instant
 //! choice runs once; the others at most `MAX_SCHEDULES` times.
 
+#[path = "live/apps.rs"]
+mod apps;
 #[path = "live/browser.rs"]
 mod browser;
 #[path = "live/double_click.rs"]

@@ -1,0 +1,130 @@
+//! The reference apps under `targets/`, each run from its target file
+//! alone by its own command (no shim), and each documented flaw found by
+//! `check --target` on a corpus file (`targets/<app>/README.md`,
+//! docs/findings.md).
+
+use std::collections::BTreeSet;
+
+use otpsim_live::check::{sweep, Order};
+use otpsim_live::target::Target;
+use otpsim_sim::{Invariant, Scenario};
+
+use super::{options, root, runtime, MAX_SCHEDULES};
+
+/// What a reference app's target must show: each corpus file, and the
+/// invariants it must break there (every order's breaks, together).
+fn finds(target: &str, cases: &[(&str, &[Invariant])]) {
+    let target = Target::load(&root().join("targets").join(format!("{target}.toml"))).unwrap();
+    let runtime = runtime();
+    // The sweeps run at once, each on its own ports: a live run mostly
+    // waits.
+    let sweeps = cases.iter().map(|(file, _)| {
+        let scenario = Scenario::load(&root().join("scenarios").join(format!("{file}.toml"))).unwrap();
+        let options = options(&format!("{}-{file}", target.name.split(',').next().unwrap_or("app")));
+        let target = target.clone();
+        runtime.spawn(async move {
+            let swept = sweep(&target, &scenario, &options, MAX_SCHEDULES, Order::DepthFirst).await;
+            (scenario, swept)
+        })
+    });
+    let done: Vec<_> = sweeps.collect::<Vec<_>>().into_iter().map(|h| runtime.block_on(h).unwrap()).collect();
+    for ((file, broken), (scenario, swept)) in cases.iter().zip(done) {
+        let swept = swept.unwrap_or_else(|e| panic!("{file} against {}: {e}", target.name));
+        let want: BTreeSet<Invariant> = broken.iter().copied().collect();
+        assert!(
+            want.is_subset(&swept.violated),
+            "{file} against {}: expected {want:?} broken, found {:?}",
+            target.name,
+            swept.violated
+        );
+        // Each break has a run that shows it, with its replay command.
+        for i in &want {
+            let shown = swept.counterexamples.iter().find(|c| c.violations.iter().any(|v| v.invariant == *i));
+            assert!(shown.is_some(), "{file}: {i} broke, but no kept run shows it");
+        }
+        assert!(scenario.requests.len() > 1);
+    }
+}
+
+#[test]
+fn each_target_starts_its_app_by_its_own_command_and_the_app_knows_nothing_of_the_harness() {
+    for (file, program, folder) in [
+        ("django", "gunicorn", Some("django")),
+        ("flask-mail", "gunicorn", Some("flask-mail")),
+        ("flask-original", "gunicorn", Some("flask")),
+        ("flask-fix", "gunicorn", Some("flask")),
+        ("otpsim-naive", "{otpsim}", None),
+        ("otpsim-seed_fix", "{otpsim}", None),
+        ("otpsim-idempotent", "{otpsim}", None),
+    ] {
+        let target = Target::load(&root().join("targets").join(format!("{file}.toml"))).unwrap();
+        assert_eq!(target.command[0], program, "{file}: started by the app's own server");
+        if let Some(setup) = &target.setup {
+            assert_eq!(
+                setup[1..3],
+                ["{target_dir}/django/manage.py".to_string(), "migrate".to_string()],
+                "{file}: the app's own migration"
+            );
+        }
+        let Some(folder) = folder else { continue };
+        // No file of the app's code names the harness or its request
+        // label: no shim reads or writes anything for it (its README may).
+        let mut files = vec![root().join("targets").join(folder)];
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            if path.extension().is_some_and(|e| e == "md") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default().to_lowercase();
+            for word in ["otpsim", "x-otpsim-request"] {
+                assert!(!text.contains(word), "{} mentions {word}", path.display());
+            }
+        }
+    }
+}
+
+/// Django 3.2: CSRF on every form, redirects, username login, a migration
+/// as setup, a four-digit code over four inputs, database sessions by
+/// default (cookie sessions on request).
+#[test]
+fn the_django_apps_documented_flaws_are_found_from_its_target_file() {
+    finds(
+        "django",
+        &[
+            // A replaced pending signup whose id the cookie still names.
+            ("seed_incident", &[Invariant::VerifySucceeds]),
+            // Attempts counted, never enforced.
+            ("concurrent_wrong_codes", &[Invariant::AttemptsLimited]),
+            // A session with no signup in it takes the address from the
+            // form, with any code; a double-click verify answers 500.
+            (
+                "stranger_locks_the_owner_out",
+                &[Invariant::NoFalseAccept, Invariant::ClearErrors],
+            ),
+        ],
+    );
+}
+
+/// Flask-Mail over STARTTLS with a login; the pending signup in the signed
+/// session cookie; every answer a redirect with a flashed message.
+#[test]
+fn the_flask_mail_apps_documented_flaws_are_found_from_its_target_file() {
+    finds(
+        "flask-mail",
+        &[
+            // The cookie's pending signup, replaced by a later one.
+            ("seed_incident", &[Invariant::VerifySucceeds]),
+            // A double-click verify: the second INSERT fails, and the 500
+            // handler clears the session.
+            ("double_click_verify", &[Invariant::ClearErrors]),
+            // The code, readable in the stranger's own cookie.
+            (
+                "a_stranger_reads_the_code_in_his_own_cookie",
+                &[Invariant::NoFalseAccept, Invariant::NoHijack],
+            ),
+        ],
+    );
+}

@@ -2,7 +2,8 @@
 # What the live tests need from Debian's packages, installed only if missing:
 # Chromium and chromedriver (the browser tests), Flask and gunicorn (the
 # Flask reference target, targets/flask/), Django 3.2 (targets/django/) and
-# Flask-Mail (targets/flask-mail/). .ci/run calls it; on your own
+# Flask-Mail (targets/flask-mail/); and the Express app's npm packages
+# (targets/express/, node 20 is on the machine). .ci/run calls it; on your own
 # machine run it once before `cargo test --workspace`.
 set -euo pipefail
 
@@ -13,6 +14,12 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v gunicorn >/dev/null 2>&1 || need+=(gunicorn)
 /usr/bin/python3 -c 'import django' >/dev/null 2>&1 || need+=(python3-django)
 /usr/bin/python3 -c 'import flask_mail' >/dev/null 2>&1 || need+=(python3-flask-mail)
+
+# The Express reference app's packages, exactly as its lockfile pins them.
+here=$(dirname "$0")
+if [ ! -d "$here/express/node_modules" ]; then
+  (cd "$here/express" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

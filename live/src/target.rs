@@ -503,7 +503,9 @@ impl Target {
                         .into(),
                 ));
             }
-            if r.email.is_none() && !mentions("{email}") && !mentions("{local}") {
+            // A verify may take the address from the session (the app's
+            // pending signup); a signup or a login must send it.
+            if kind != Kind::Verify && r.email.is_none() && !mentions("{email}") && !mentions("{local}") {
                 return Err(error(
                     route.span().start,
                     format!("the {kind} route never sends the address: give email = \"field\", or {{email}} in the path or a field"),
@@ -805,6 +807,21 @@ code = '(\d{6})'
             hidden_inputs(page),
             pairs(&[("csrfmiddlewaretoken", "Ab&9"), ("next", "/home"), ("flag", "")])
         );
+        // A verify may take the address from the app's session; a signup
+        // may not.
+        let from_session = GOOD.replace(
+            "verify = { path = \"/verify\", email = \"email\", otp = \"otp\" }",
+            "verify = { path = \"/verify\", otp = \"otp\" }",
+        );
+        assert!(Target::parse(Path::new("t.toml"), &from_session).is_ok());
+        let mute = GOOD.replace(
+            "signup = { path = \"/signup\", email = \"email\",",
+            "signup = { path = \"/signup\",",
+        );
+        assert!(Target::parse(Path::new("t.toml"), &mute)
+            .unwrap_err()
+            .message
+            .contains("the signup route never sends the address"));
         let empty = GOOD.replace("otp = \"otp\"", "otp = []");
         assert!(Target::parse(Path::new("t.toml"), &empty)
             .unwrap_err()

@@ -107,6 +107,54 @@ pub enum Command {
     /// several on one --db for several workers. Prints the address it
     /// listens on, then serves until stopped.
     Serve(ServeFlags),
+    /// Writes a first draft: `otpsim init target -- COMMAND…` starts the app
+    /// as a run would, reads its forms, lives one signup through them with
+    /// a probe address, and writes a target file whose every guess is a
+    /// comment, with the check to run first.
+    Init {
+        #[command(subcommand)]
+        what: InitWhat,
+    },
+}
+
+/// What `otpsim init` drafts.
+#[derive(clap::Subcommand)]
+pub enum InitWhat {
+    /// A target file for a running app.
+    Target(InitTargetFlags),
+}
+
+/// `otpsim init target`'s flags.
+#[derive(clap::Args)]
+pub struct InitTargetFlags {
+    /// Where to write the draft (refused if it exists); its folder is
+    /// `{target_dir}` for the command. Default: print it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// The app's name in the draft.
+    #[arg(long, default_value = "my app")]
+    pub name: String,
+    /// An environment variable for the app, KEY=VALUE, placeholders allowed
+    /// ({port}, {smtp_port}, {db}, {run_dir}, {target_dir}); repeatable.
+    #[arg(long = "env", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// A command run once before the app starts (a migration), its words
+    /// separated by spaces.
+    #[arg(long)]
+    pub setup: Option<String>,
+    /// The folder the commands run in (default: each run's own).
+    #[arg(long)]
+    pub cwd: Option<String>,
+    /// The app's command, after `--`, with `{port}` where it takes its port.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
 }
 
 /// `otpsim serve`'s flags.

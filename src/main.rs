@@ -9,6 +9,7 @@ mod bugfind;
 mod check;
 mod cli;
 mod explore;
+mod init;
 mod interrupt;
 mod junit;
 mod live;
@@ -99,6 +100,9 @@ fn main() -> ExitCode {
             db: f.db,
         }),
         Command::Serve(flags) => serve::run(&flags),
+        Command::Init {
+            what: cli::InitWhat::Target(flags),
+        } => init::run(&flags),
         Command::Ablate {
             paths,
             budget,

@@ -6,12 +6,14 @@
 //! - [`proxy`]: the gating reverse proxy that holds each response.
 //! - [`run`]: the live executor, one network schedule.
 //! - [`check`]: many schedules, judged.
+//! - [`init`]: a draft target file from a running app (`otpsim init target`).
 //! - [`stress`]: real threads or tokio tasks against the flows in-process,
 //!   judged by the same checker (`otpsim stress`).
 
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod init;
 pub mod proxy;
 pub mod run;
 pub mod serve;

@@ -191,9 +191,9 @@ fn observed_db(path: &str) -> rusqlite::Result<Option<rusqlite::Connection>> {
     Ok(Some(conn))
 }
 
-struct Instance {
+pub(crate) struct Instance {
     child: tokio::process::Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     log: PathBuf,
 }
 
@@ -250,7 +250,7 @@ fn free_port() -> Result<u16, LiveError> {
         .map_err(|e| LiveError::Io(e.to_string()))
 }
 
-async fn start_instances(
+pub(crate) async fn start_instances(
     target: &Target,
     scenario: &Scenario,
     options: &Options,

@@ -153,3 +153,158 @@ fn the_flask_mail_apps_documented_flaws_are_found_from_its_target_file() {
         ],
     );
 }
+
+/// `otpsim init target` on each reference app: a draft that reaches, on
+/// the seed incident, the verdict of the app's hand-written target file,
+/// after the edits its comments ask for (none for Flask-Mail and Express;
+/// for Django, the two its session comment names and the one rule for an
+/// answer the probe did not meet).
+#[test]
+fn init_drafts_a_target_that_reaches_the_hand_written_ones_verdict() {
+    let apps = root().join("targets");
+    let dir = super::scratch("init-drafts");
+    let at = |app: &str| apps.join(app).display().to_string();
+    let django = at("django");
+    let cases: Vec<(&str, Vec<String>, &str)> = vec![
+        (
+            "flask-mail",
+            [
+                "--env",
+                "SECRET_KEY=k",
+                "--env",
+                "DATABASE={db}",
+                "--env",
+                "MAIL_SERVER=127.0.0.1",
+                "--env",
+                "MAIL_PORT={smtp_port}",
+                "--env",
+                "MAIL_USERNAME=a",
+                "--env",
+                "MAIL_PASSWORD=b",
+                "--",
+                "gunicorn",
+                "--bind",
+                "127.0.0.1:{port}",
+                "--chdir",
+                &at("flask-mail"),
+                "app:app",
+            ]
+            .map(String::from)
+            .to_vec(),
+            "fail:verify_succeeds",
+        ),
+        (
+            "express",
+            [
+                "--env",
+                "PORT={port}",
+                "--env",
+                "SECRET=s",
+                "--env",
+                "ACCOUNTS={run_dir}/accounts.json",
+                "--env",
+                "SMTP_HOST=127.0.0.1",
+                "--env",
+                "SMTP_PORT={smtp_port}",
+                "--",
+                "node",
+                &format!("{}/app.js", at("express")),
+            ]
+            .map(String::from)
+            .to_vec(),
+            "pass",
+        ),
+        (
+            "django",
+            [
+                "--env",
+                "SECRET_KEY=k",
+                "--env",
+                "DATABASE={db}",
+                "--env",
+                "EMAIL_HOST=127.0.0.1",
+                "--env",
+                "EMAIL_PORT={smtp_port}",
+                "--setup",
+                &format!("/usr/bin/python3 {django}/manage.py migrate --noinput"),
+                "--",
+                "gunicorn",
+                "--bind",
+                "127.0.0.1:{port}",
+                "--chdir",
+                &django,
+                "otpsite.wsgi",
+            ]
+            .map(String::from)
+            .to_vec(),
+            "fail:verify_succeeds",
+        ),
+    ];
+    let otpsim = env!("CARGO_BIN_EXE_otpsim");
+    let runs: Vec<_> = cases
+        .into_iter()
+        .map(|(app, args, verdict)| {
+            let out = dir.join(format!("{app}.toml"));
+            std::thread::spawn(move || {
+                let init = std::process::Command::new(otpsim)
+                    .args(["init", "target", "--out", out.to_str().unwrap(), "--name", app])
+                    .args(&args)
+                    .output()
+                    .unwrap();
+                assert!(init.status.success(), "{app}: {}", String::from_utf8_lossy(&init.stderr));
+                let mut draft = std::fs::read_to_string(&out).unwrap();
+                assert!(draft.contains("# GUESS"), "{app}: every guess is marked");
+                if app == "django" {
+                    // Its comments ask for these three edits.
+                    assert!(draft.contains("remove\n# cookie_sessions = false."));
+                    assert!(draft.contains("Answers the probe did not meet"));
+                    draft = draft
+                        .replace("cookie_sessions = false\n", "")
+                        .replace("EMAIL_PORT = \"{smtp_port}\" }", "EMAIL_PORT = \"{smtp_port}\", SESSION_MODE = \"{session}\" }")
+                        .replacen("code = \"invalid_otp\" },", "code = \"invalid_otp\" },\n    { body = 'No pending signup', code = \"no_registration\" },", 1);
+                    std::fs::write(&out, &draft).unwrap();
+                }
+                let check = std::process::Command::new(otpsim)
+                    .args(["check", "--target", out.to_str().unwrap()])
+                    .arg(root().join("scenarios/seed_incident.toml"))
+                    .output()
+                    .unwrap();
+                let table = String::from_utf8_lossy(&check.stdout).to_string();
+                let found = format!("found {verdict}");
+                assert!(table.contains(&found), "{app}: expected {found}:\n{table}\n{}", String::from_utf8_lossy(&check.stderr));
+            })
+        })
+        .collect();
+    for run in runs {
+        run.join().unwrap();
+    }
+}
+
+#[test]
+fn init_refuses_a_command_without_a_port_and_never_overwrites_a_file() {
+    let otpsim = env!("CARGO_BIN_EXE_otpsim");
+    let out = std::process::Command::new(otpsim)
+        .args(["init", "target", "--", "node", "app.js"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("never names {port}"));
+    let dir = super::scratch("init-refuses");
+    let mine = dir.join("mine.toml");
+    std::fs::write(&mine, "# mine\n").unwrap();
+    let out = std::process::Command::new(otpsim)
+        .args([
+            "init",
+            "target",
+            "--out",
+            mine.to_str().unwrap(),
+            "--",
+            "node",
+            "app.js",
+            "{port}",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "# mine\n");
+}

@@ -752,3 +752,30 @@ fn a_login_read_as_ok_without_an_account_is_a_mapping_error() {
         .unwrap();
     assert!(run::violations(&target, &scenario, &run).is_empty(), "{}", run.trace);
 }
+
+#[test]
+fn a_signup_read_as_ok_that_left_no_trace_is_a_mapping_error() {
+    // Rules that read everything as ok, and a signup route with a typo:
+    // the app answers 404, and nothing happened.
+    let naive = std::fs::read_to_string(root().join("targets/otpsim-naive.toml")).unwrap();
+    let careless = naive
+        .replace(
+            "json_code = \"code\"\njson_message = \"message\"",
+            "[[answer.rule]]\ncode = \"ok\"",
+        )
+        .replacen("path = \"/signup\"", "path = \"/sign-up\"", 1);
+    assert_ne!(careless, naive);
+    let dir = scratch("careless-signup");
+    let target_path = dir.join("careless.toml");
+    std::fs::write(&target_path, careless).unwrap();
+    let target = Target::load(&target_path).unwrap();
+    let scenario = Scenario::load(&root().join("scenarios/double_click_signup.toml")).unwrap();
+    let err = runtime()
+        .block_on(run::run(&target, &scenario, &[], &options("careless-signup"), 0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a signup for ana@example.com, answered 404") && err.contains("no mail came"),
+        "{err}"
+    );
+}

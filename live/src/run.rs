@@ -647,6 +647,53 @@ impl Executor<'_> {
             }
         }
         self.snapshot()?;
+        self.signups_left_a_trace()
+    }
+
+    /// A signup read as `ok` that left no trace (no mail came for it, and
+    /// `[observe] pending` never showed a registration or an account for
+    /// its address) is a mapping mistake, not a verdict: the answer rules
+    /// took a refusal for a success, and the checker would blame the flow
+    /// for a signup that never happened.
+    fn signups_left_a_trace(&self) -> Result<(), LiveError> {
+        if self.target.observe.as_ref().is_none_or(|o| o.pending.is_none()) {
+            return Ok(());
+        }
+        let events = self.recorder.events();
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        for e in events {
+            match &e.what {
+                What::Quiescent(db) => {
+                    seen.extend(db.pending.iter().map(|(email, _)| email.as_str()));
+                    seen.extend(db.accounts.iter().map(String::as_str));
+                }
+                What::MailSent { to, .. } => {
+                    seen.insert(to.as_str());
+                }
+                _ => {}
+            }
+        }
+        for e in events {
+            let (
+                What::Answered {
+                    code: Code::Ok, http, ..
+                },
+                Some(id),
+            ) = (&e.what, e.request)
+            else {
+                continue;
+            };
+            let Some(spec) = self.planned.iter().find(|p| p.id == id).map(|p| &self.requests[p.spec]) else {
+                continue;
+            };
+            if spec.kind == Kind::Signup && !seen.contains(spec.email.as_str()) {
+                let status = http.as_ref().map_or(200, |h| h.status);
+                return Err(self.target_error(format!(
+                    "request #{id}, a signup for {}, answered {status}, which the answer rules read as ok, yet no mail came for {} and [observe] pending never showed a registration for it: the rules likely mistake a refusal for a success; give the signup route rules of its own",
+                    spec.email, spec.email
+                )));
+            }
+        }
         Ok(())
     }
 

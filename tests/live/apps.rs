@@ -4,6 +4,7 @@
 //! docs/findings.md).
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use otpsim_live::check::{sweep, Order};
 use otpsim_live::target::Target;
@@ -307,4 +308,98 @@ fn init_refuses_a_command_without_a_port_and_never_overwrites_a_file() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(&mine).unwrap(), "# mine\n");
+}
+
+/// A command line as a shell splits it: words, double quotes, and
+/// backslash-newline continuations.
+fn words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    let mut started = false;
+    for c in command.replace("\\\n", " ").chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                started = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
+
+/// docs/targets.md's first hour, run as written: its `init` command on the
+/// Flask-Mail app, then its first check, whose verdict it shows; and every
+/// TOML block in it a valid target file.
+#[test]
+fn the_first_hour_in_docs_targets_md_runs_as_written() {
+    let doc = std::fs::read_to_string(root().join("docs/targets.md")).unwrap();
+    let blocks: Vec<(&str, &str)> = doc
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .filter_map(|b| b.split_once('\n'))
+        .collect();
+    for (lang, text) in &blocks {
+        if *lang == "toml" {
+            if let Err(e) = Target::parse(Path::new("docs/targets.md"), text) {
+                panic!("a target in docs/targets.md does not load: {e}");
+            }
+        }
+    }
+    let sh: Vec<&str> = blocks.iter().filter(|(l, _)| *l == "sh").map(|(_, t)| *t).collect();
+    let init = sh
+        .iter()
+        .find(|t| t.starts_with("otpsim init target"))
+        .expect("the init example");
+    let check = sh
+        .iter()
+        .find(|t| t.starts_with("otpsim check --target targets/myapp.toml scenarios/seed_incident.toml"))
+        .expect("the first check");
+    // The draft goes where the doc puts it, under a name of this run's.
+    let draft = format!("targets/.docs-first-hour-{}.toml", std::process::id());
+    let swap = |w: String| match w.as_str() {
+        "targets/myapp.toml" => draft.clone(),
+        _ => w,
+    };
+    let otpsim = env!("CARGO_BIN_EXE_otpsim");
+    let run = |command: &str| {
+        let args: Vec<String> = words(command).into_iter().skip(1).map(swap).collect();
+        std::process::Command::new(otpsim)
+            .args(&args)
+            .current_dir(root())
+            .output()
+            .unwrap()
+    };
+    let made = run(init);
+    let drafted = std::fs::read_to_string(root().join(&draft));
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let notes = String::from_utf8_lossy(&made.stderr).to_string();
+    assert!(
+        notes.contains("init: the mailed code answered 302 to /, then 200"),
+        "{notes}"
+    );
+    let checked = run(check);
+    let _ = std::fs::remove_file(root().join(&draft));
+    assert!(drafted.unwrap().contains("# GUESS"));
+    let table = String::from_utf8_lossy(&checked.stdout).to_string();
+    assert_eq!(checked.status.code(), Some(1), "{table}");
+    assert!(table.contains("found fail:verify_succeeds"), "{table}");
+    assert!(
+        doc.contains("found fail:verify_succeeds"),
+        "the doc shows the verdict the run gives"
+    );
 }

@@ -779,3 +779,51 @@ fn a_signup_read_as_ok_that_left_no_trace_is_a_mapping_error() {
         "{err}"
     );
 }
+
+#[test]
+fn a_mail_whose_app_names_no_request_is_the_one_in_flights_or_ambiguous() {
+    // The seed's Flask app copies no label into its mail.
+    let target = Target::load(&root().join("targets/flask-original.toml")).unwrap();
+    let scenario = Scenario::load(&root().join("scenarios/double_click_signup.toml")).unwrap();
+    let run = runtime()
+        .block_on(run::run(&target, &scenario, &[], &options("ambiguous-mail"), 0))
+        .unwrap();
+    let mails: Vec<(Option<usize>, Vec<usize>)> = run
+        .trace
+        .events
+        .iter()
+        .filter_map(|e| match &e.what {
+            otpsim_sim::trace::What::MailSent { senders, .. } => Some((e.request, senders.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(mails.len(), 2, "{}", run.trace);
+    // Both signups were in flight for both mails: neither is named.
+    for (request, senders) in &mails {
+        assert_eq!(
+            (request.unwrap_or(0), senders.as_slice()),
+            (0, &[1, 2][..]),
+            "{}",
+            run.trace
+        );
+    }
+    assert!(run.trace.to_string().contains("(sender ambiguous: #1 or #2)"));
+    // The same double-click with the first copy's mail held back 5 s: the
+    // file cannot be honoured, and says so.
+    let dir = scratch("ambiguous-delay");
+    let path = dir.join("held_back.toml");
+    std::fs::write(
+        &path,
+        "name = \"held back\"\ndescription = \"d\"\n[deployment]\nworkers = 1\n\
+         [[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\nemail_delay = \"5s\"\n\
+         [[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\n\
+         [expect]\nnaive = \"pass\"\n",
+    )
+    .unwrap();
+    let held = Scenario::load(&path).unwrap();
+    let err = runtime()
+        .block_on(run::run(&target, &held, &[], &options("ambiguous-delay"), 0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not runnable live") && err.contains("ambiguous"), "{err}");
+}

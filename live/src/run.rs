@@ -1064,23 +1064,56 @@ impl Executor<'_> {
                 .registration_of(&to, &otp)?
                 .unwrap_or_else(|| format!("(registration of mail {})", self.recorder.mails() + 1)),
         };
-        // The label the proxy stamped, else the newest signup for the
-        // address still in flight, else a worker's own start-up work.
-        let request = mail
-            .request
-            .filter(|r| self.planned.iter().any(|p| p.id == *r))
-            .or_else(|| {
-                self.planned
+        // The label the app copied into the mail (`otpsim serve` does);
+        // else the one request for the address in flight when the sink got
+        // it; else nobody's: a worker's own work, or ambiguous, which the
+        // checker reads conservatively (a mail of no request excuses, never
+        // blames). An ambiguous mail whose candidates ask different
+        // `email_delay`s cannot be delivered as the file says.
+        let mut senders = Vec::new();
+        let request = match mail.request.filter(|r| self.planned.iter().any(|p| p.id == *r)) {
+            Some(labelled) => labelled,
+            None => {
+                let candidates: Vec<&Planned> = self
+                    .planned
                     .iter()
-                    .rev()
-                    .filter(|p| self.in_flight.contains(&p.id))
-                    .find(|p| {
-                        let spec = &self.requests[p.spec];
-                        spec.kind == Kind::Signup && spec.email == to
-                    })
-                    .map(|p| p.id)
-            })
-            .unwrap_or(0);
+                    .filter(|p| self.in_flight.contains(&p.id) && self.requests[p.spec].email == to)
+                    .collect();
+                match candidates.as_slice() {
+                    [] => 0,
+                    [one] => one.id,
+                    many => {
+                        let delays: BTreeSet<u64> = many.iter().map(|p| self.requests[p.spec].email_delay_ms).collect();
+                        if delays.len() > 1 {
+                            let ids: Vec<String> = many.iter().map(|p| format!("#{}", p.id)).collect();
+                            return Err(LiveError::NotRunnable(format!(
+                                "a mail to {to} came while {} were in flight, which the file gives different email_delays, and the app's mail does not carry the request's X-Otpsim-Request label: its sender, and so its delay, is ambiguous",
+                                ids.join(" and ")
+                            )));
+                        }
+                        senders = many.iter().map(|p| p.id).collect();
+                        0
+                    }
+                }
+            }
+        };
+        // An ambiguous mail keeps the delay its candidates share, and their
+        // instant if they were sent at one (a double-click's copies).
+        let shared = match request {
+            0 => {
+                let candidates: Vec<Planned> = self
+                    .planned
+                    .iter()
+                    .filter(|p| self.in_flight.contains(&p.id) && self.requests[p.spec].email == to)
+                    .cloned()
+                    .collect();
+                candidates
+                    .first()
+                    .filter(|first| candidates.iter().all(|p| p.at_ms == first.at_ms))
+                    .cloned()
+            }
+            _ => None,
+        };
         let planned = self.planned.iter().find(|p| p.id == request).cloned();
         let lost = planned.as_ref().is_some_and(|p| {
             p.first_copy
@@ -1093,16 +1126,22 @@ impl Executor<'_> {
         let number = self.mailboxes.post(to.clone(), otp.clone());
         let at = self.now();
         let worker = planned.as_ref().map(|p| p.worker);
-        self.recorder
-            .mail_accepted(at, (request, worker), number, (to.clone(), otp, temp_id), lost);
+        self.recorder.mail_accepted(
+            at,
+            (request, worker),
+            number,
+            (to.clone(), otp, temp_id),
+            (lost, senders),
+        );
         if let Some(p) = &planned {
             *self.mailed.entry(p.id).or_default() += 1;
         }
         if !lost {
             // A mail no request sent (a worker's recovery) goes when it
             // came.
-            let accepted = planned.as_ref().map_or(at, |p| self.scenario_instant(p, at));
-            let sender = planned.as_ref().map(|p| &self.requests[p.spec]);
+            let timing = planned.as_ref().or(shared.as_ref());
+            let accepted = timing.map_or(at, |p| self.scenario_instant(p, at));
+            let sender = timing.map(|p| &self.requests[p.spec]);
             let instant = self.instant(mail_due(accepted, sender));
             self.due.push(Due {
                 instant,

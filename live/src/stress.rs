@@ -122,7 +122,7 @@ impl Ports for StressPorts<'_> {
         let number = log.mails() + 1;
         let at = self.started.elapsed().as_millis() as u64;
         let sent = (mail.to, mail.otp, mail.temp_id.to_string());
-        log.mail_accepted(at, (self.request, None), number, sent, false);
+        log.mail_accepted(at, (self.request, None), number, sent, (false, Vec::new()));
         Ok(Sent::Accepted)
     }
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {

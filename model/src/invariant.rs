@@ -198,6 +198,16 @@ struct MailFact {
     sent_at: u64,
     /// The process died during the send: it never went out.
     cut: bool,
+    /// Live: the requests that may have sent it, when that is ambiguous.
+    senders: Vec<usize>,
+}
+
+impl MailFact {
+    /// Whether request `id` sent it, or may have (an ambiguous sender is
+    /// read every way, so that no reading blames the flow).
+    fn may_be_from(&self, id: usize) -> bool {
+        self.request == id || self.senders.contains(&id)
+    }
 }
 
 /// The trace as a history: requests with their sends and answers, mails,
@@ -253,13 +263,19 @@ impl History {
                     }
                 }
                 What::MailSent {
-                    mail, to, otp, temp_id, ..
+                    mail,
+                    to,
+                    otp,
+                    temp_id,
+                    senders,
+                    ..
                 } => {
                     mails.insert(
                         *mail,
                         MailFact {
                             number: *mail,
                             request: r,
+                            senders: senders.clone(),
                             index,
                             to: to.to_string(),
                             otp: otp.clone(),
@@ -331,7 +347,7 @@ impl History {
             .filter(|s| s.kind == Kind::Signup && s.email == w.email && s.id != w.id)
             .filter(|s| s.sent_index < w_done && s.done_by() > w.sent_index)
             .any(|s| {
-                let mut mailed = self.mails.iter().filter(|m| m.request == s.id).peekable();
+                let mut mailed = self.mails.iter().filter(|m| m.may_be_from(s.id)).peekable();
                 if mailed.peek().is_none() {
                     return s.succeeded() || s.answer.is_none();
                 }
@@ -446,6 +462,10 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         };
         let sender = match h.reqs.iter().find(|r| r.id == mail.request) {
             Some(r) => format!("{} #{}", r.kind, r.id),
+            None if !mail.senders.is_empty() => {
+                let ids: Vec<String> = mail.senders.iter().map(|s| format!("#{s}")).collect();
+                format!("one of {}", ids.join(" or "))
+            }
             None => "a restarted worker's recovery".to_string(),
         };
         return violation(
@@ -967,7 +987,7 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
         };
         let Some(mail) = mailed_already.or_else(|| {
             after()
-                .filter(|m| m.request == signup.id)
+                .filter(|m| m.may_be_from(signup.id))
                 .min_by_key(|m| m.index)
                 .or_else(|| after().min_by_key(|m| m.index))
         }) else {

@@ -98,14 +98,15 @@ impl Recorder {
 
     /// The mail server accepted mail `number` (see [`Recorder::mails`]) to
     /// `to`, carrying registration `temp_id`'s `otp`, sent by request `id`
-    /// on `worker`; `lost` if a fault keeps it from its mailbox.
+    /// on `worker` (0: by none, or, live, by one of `senders`); `lost` if a
+    /// fault keeps it from its mailbox.
     pub fn mail_accepted(
         &mut self,
         at_ms: u64,
         (id, worker): (usize, Option<usize>),
         number: usize,
         (to, otp, temp_id): (Email, Otp, String),
-        lost: bool,
+        (lost, senders): (bool, Vec<usize>),
     ) {
         let what = What::MailSent {
             mail: number,
@@ -113,6 +114,7 @@ impl Recorder {
             otp,
             temp_id,
             lost,
+            senders,
         };
         self.record(at_ms, Some(id), None, worker, what);
     }

@@ -169,6 +169,10 @@ pub enum What {
         temp_id: String,
         /// Lost by a `mail` fault.
         lost: bool,
+        /// Live, when the app's mail names no request and several for
+        /// its address were in flight: the ones that may have sent it (the
+        /// event then names none). Empty otherwise.
+        senders: Vec<usize>,
     },
     /// The mail server accepted a mail that carries no code (a welcome, an
     /// "account verified"): shown, never typed.
@@ -309,12 +313,17 @@ impl fmt::Display for Event {
                 to,
                 temp_id,
                 lost,
+                senders,
                 ..
             } => {
                 write!(
                     f,
                     "mail {mail} to {to} for {temp_id} sent (accepted by the mail server)"
                 )?;
+                if !senders.is_empty() {
+                    let ids: Vec<String> = senders.iter().map(|s| format!("#{s}")).collect();
+                    write!(f, " (sender ambiguous: {})", ids.join(" or "))?;
+                }
                 if *lost {
                     write!(f, " (FAULT: never delivered)")?;
                 }

@@ -364,8 +364,10 @@ impl<F: Flow> Ports for SimPorts<'_, F> {
         // SMTP conversation, as it does in live mode.
         let (id, worker) = (self.request.id, Some(self.request.worker));
         let sent = (mail.to, mail.otp, mail.temp_id.to_string());
-        self.world
-            .log(|log| log.recorder.mail_accepted(log.now_ms, (id, worker), number, sent, lost));
+        self.world.log(|log| {
+            log.recorder
+                .mail_accepted(log.now_ms, (id, worker), number, sent, (lost, Vec::new()))
+        });
         if lost {
             self.world.log(|log| log.faults_fired += 1);
         } else {

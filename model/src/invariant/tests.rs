@@ -101,6 +101,7 @@ impl T {
             otp: Otp::parse(otp).unwrap(),
             temp_id: temp.into(),
             lost: false,
+            senders: Vec::new(),
         };
         self.push(at_ms, r, what)
     }

@@ -68,38 +68,24 @@ impl Otp {
 
     /// Parses [`Otp::MIN`] to [`Otp::MAX`] ASCII digits, nothing else.
     pub fn parse(raw: &str) -> Result<Otp, ParseError> {
-        let bytes = raw.as_bytes();
-        if !(Otp::MIN..=Otp::MAX).contains(&bytes.len()) || !bytes.iter().all(u8::is_ascii_digit) {
-            return Err(ParseError::Otp(raw.to_string()));
-        }
-        let mut digits = [0; Otp::MAX];
-        digits[..bytes.len()].copy_from_slice(bytes);
-        Ok(Otp {
-            digits,
-            len: bytes.len() as u8,
-        })
+        Otp::checked(raw, Otp::MIN, u8::is_ascii_digit)
     }
     /// Parses a code as another app mails it: 1 to [`Otp::MAX`] ASCII
     /// letters or digits, so that a live run can carry a four-digit code or
     /// an `A7K2QX` one. The flows here still take only [`Otp::parse`]'s.
     pub fn parse_mailed(raw: &str) -> Result<Otp, ParseError> {
-        let bytes = raw.as_bytes();
-        if !(1..=Otp::MAX).contains(&bytes.len()) || !bytes.iter().all(u8::is_ascii_alphanumeric) {
-            return Err(ParseError::Otp(raw.to_string()));
-        }
-        let mut digits = [0; Otp::MAX];
-        digits[..bytes.len()].copy_from_slice(bytes);
-        Ok(Otp {
-            digits,
-            len: bytes.len() as u8,
-        })
+        Otp::checked(raw, 1, u8::is_ascii_alphanumeric)
     }
     /// What an attacker types that is no code at all: up to [`Otp::MAX`]
     /// printable ASCII characters, empty included (a malformed code must
     /// reach the app as typed, to see whether it is refused).
     pub fn typed(raw: &str) -> Result<Otp, ParseError> {
+        Otp::checked(raw, 0, |b| b.is_ascii_graphic() || *b == b' ')
+    }
+    /// `raw` as a code, if it has `min` to [`Otp::MAX`] bytes, each `allowed`.
+    fn checked(raw: &str, min: usize, allowed: fn(&u8) -> bool) -> Result<Otp, ParseError> {
         let bytes = raw.as_bytes();
-        if bytes.len() > Otp::MAX || !bytes.iter().all(|b| b.is_ascii_graphic() || *b == b' ') {
+        if !(min..=Otp::MAX).contains(&bytes.len()) || !bytes.iter().all(allowed) {
             return Err(ParseError::Otp(raw.to_string()));
         }
         let mut digits = [0; Otp::MAX];

@@ -115,6 +115,23 @@ struct Browser {
 }
 
 impl Browser {
+    /// Submits `fields` to `path` as a person does: the form's page first
+    /// when it has hidden inputs (a CSRF token), which go along.
+    async fn submit(
+        &self,
+        page: &Option<String>,
+        path: &str,
+        fields: Vec<(String, String)>,
+    ) -> Result<Answer, LiveError> {
+        let mut all = match page {
+            Some(p) => hidden_inputs(&self.fetch(false, p, &[]).await?.body),
+            None => Vec::new(),
+        };
+        all.retain(|(n, _)| !fields.iter().any(|(m, _)| m == n));
+        all.extend(fields);
+        self.fetch(true, path, &all).await
+    }
+
     /// `method` `path` with `fields`, redirects followed as a browser
     /// follows them (GET, at most 10).
     async fn fetch(&self, post: bool, path: &str, fields: &[(String, String)]) -> Result<Answer, LiveError> {
@@ -540,25 +557,8 @@ pub async fn draft(launch: &Launch, options: &Options, place: &Path) -> Result<D
             })
             .collect()
     };
-    let with_hidden = |page: &Option<String>, fields: Vec<(String, String)>| {
-        let person = &person;
-        let page = page.clone();
-        async move {
-            let mut all = match &page {
-                Some(p) => hidden_inputs(&person.fetch(false, p, &[]).await?.body),
-                None => Vec::new(),
-            };
-            all.retain(|(n, _)| !fields.iter().any(|(m, _)| m == n));
-            all.extend(fields);
-            Ok::<_, LiveError>(all)
-        }
-    };
     let signed_up = person
-        .fetch(
-            true,
-            &signup_path,
-            &with_hidden(&signup_form_page, fill(&signup_fields, "")).await?,
-        )
+        .submit(&signup_form_page, &signup_path, fill(&signup_fields, ""))
         .await?;
     notes.push(format!("signup answered {}", describe(&signed_up)));
     let mail = tokio::time::timeout(Duration::from_secs(10), mail_rx.recv())
@@ -606,19 +606,11 @@ pub async fn draft(launch: &Launch, options: &Options, place: &Path) -> Result<D
     };
     let bad = wrong(&code);
     let refused = person
-        .fetch(
-            true,
-            &verify_path,
-            &with_hidden(&verify_form_page, fill(&verify_fields, &bad)).await?,
-        )
+        .submit(&verify_form_page, &verify_path, fill(&verify_fields, &bad))
         .await?;
     notes.push(format!("a wrong code answered {}", describe(&refused)));
     let verified = person
-        .fetch(
-            true,
-            &verify_path,
-            &with_hidden(&verify_form_page, fill(&verify_fields, &code)).await?,
-        )
+        .submit(&verify_form_page, &verify_path, fill(&verify_fields, &code))
         .await?;
     notes.push(format!("the mailed code answered {}", describe(&verified)));
 
@@ -653,15 +645,7 @@ pub async fn draft(launch: &Launch, options: &Options, place: &Path) -> Result<D
         let stranger = &stranger;
         let page = login_form_page.clone();
         let path = login_path.clone();
-        async move {
-            let mut all = match &page {
-                Some(p) => hidden_inputs(&stranger.fetch(false, p, &[]).await?.body),
-                None => Vec::new(),
-            };
-            all.retain(|(n, _)| !fields.iter().any(|(m, _)| m == n));
-            all.extend(fields);
-            stranger.fetch(true, &path, &all).await
-        }
+        async move { stranger.submit(&page, &path, fields).await }
     };
     let logged_out = login_with("not-the-password").await?;
     let logged_in = login_with(PROBE_PASSWORD).await?;

@@ -310,6 +310,18 @@ mod tests {
             .unwrap();
         let (tx, mut rx) = mpsc::unbounded_channel();
         let sink = runtime.block_on(start(tx, Duration::ZERO)).unwrap();
+        // `body` runs with `s`, an smtplib client connected to the sink.
+        let smtplib = |what: &str, body: &str| {
+            let script = format!(
+                "import smtplib\ns = smtplib.SMTP('127.0.0.1', {}, timeout=10)\n{body}\ns.quit()\n",
+                sink.addr.port()
+            );
+            let ran = std::process::Command::new("python3")
+                .args(["-c", &script])
+                .output()
+                .unwrap();
+            assert!(ran.status.success(), "{what}: {}", String::from_utf8_lossy(&ran.stderr));
+        };
         for (auth, login) in [
             ("PLAIN", "s.login('app@example.com', 'hunter2')"),
             (
@@ -317,41 +329,22 @@ mod tests {
                 "s.ehlo(); s.esmtp_features['auth'] = 'LOGIN'; s.login('app', 'pw')",
             ),
         ] {
-            let script = format!(
-                "import smtplib\n\
-                 s = smtplib.SMTP('127.0.0.1', {port}, timeout=10)\n\
-                 s.starttls()\n\
-                 assert s.sock.version(), 'no TLS'\n\
-                 {login}\n\
-                 s.sendmail('app@example.com', ['ana@example.com'], 'To: ana@example.com\\r\\nSubject: c\\r\\n\\r\\nYour code is 482913 ({auth}).\\r\\n')\n\
-                 s.quit()\n",
-                port = sink.addr.port()
+            smtplib(
+                auth,
+                &format!(
+                    "s.starttls()\nassert s.sock.version(), 'no TLS'\n{login}\n\
+                     s.sendmail('app@example.com', ['ana@example.com'], 'To: ana@example.com\\r\\nSubject: c\\r\\n\\r\\nYour code is 482913 ({auth}).\\r\\n')"
+                ),
             );
-            let ran = std::process::Command::new("python3")
-                .args(["-c", &script])
-                .output()
-                .unwrap();
-            assert!(ran.status.success(), "{auth}: {}", String::from_utf8_lossy(&ran.stderr));
             let mail = rx.try_recv().expect("the message reached the executor");
             assert_eq!(mail.recipients, ["ana@example.com"]);
             assert!(mail.body.contains(&format!("482913 ({auth})")), "{:?}", mail.body);
         }
         // Without TLS a client is still served, and TLS is offered once.
-        let script = format!(
-            "import smtplib\n\
-             s = smtplib.SMTP('127.0.0.1', {port}, timeout=10)\n\
-             s.ehlo()\n\
-             assert s.has_extn('starttls') and s.has_extn('auth')\n\
-             s.starttls(); s.ehlo()\n\
-             assert not s.has_extn('starttls')\n\
-             s.quit()\n",
-            port = sink.addr.port()
+        smtplib(
+            "plain",
+            "s.ehlo()\nassert s.has_extn('starttls') and s.has_extn('auth')\ns.starttls(); s.ehlo()\nassert not s.has_extn('starttls')",
         );
-        let ran = std::process::Command::new("python3")
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
     }
 
     #[test]

@@ -787,9 +787,9 @@ fn codes_expire(h: &History, limits: Limits) -> Option<Violation> {
                     "verify #{} for {} answered 200 ok to a code last mailed at {}, sent {} later: its lifetime is {}",
                     q.id,
                     q.email,
-                    crate::scenario::format_duration(mailed),
-                    crate::scenario::format_duration(q.sent_at - mailed),
-                    crate::scenario::format_duration(limits.otp_ttl_ms)
+                    crate::trace::secs(mailed),
+                    crate::trace::secs(q.sent_at - mailed),
+                    crate::trace::secs(limits.otp_ttl_ms)
                 ),
             );
         }

@@ -21,7 +21,10 @@ fn a_minimal_file_takes_the_documented_defaults() {
             db_mode: DbMode::Autocommit,
         }
     );
-    assert_eq!((s.schedules, s.seed, s.invariants.len()), (200, 1, Invariant::ALL.len()));
+    assert_eq!(
+        (s.schedules, s.seed, s.invariants.len()),
+        (200, 1, Invariant::ALL.len())
+    );
     assert!(s.probe, "the end-of-run probe is on unless switched off");
     assert_eq!(s.format, 1);
     assert_eq!(s.requests[0].browser, "b1");

@@ -370,7 +370,8 @@ fn judge<P: crate::platform::Platform>(
     // A wait is the server's: a verify that arrived while the code it
     // carries was current meets it, whatever fresh code replaced it since.
     let previous = row.text(6);
-    if !previous.is_empty() && constant_time_eq(previous.as_bytes(), submitted.as_bytes()) {
+    let current = constant_time_eq(row.text(1).as_bytes(), submitted.as_bytes());
+    if !current && !previous.is_empty() && constant_time_eq(previous.as_bytes(), submitted.as_bytes()) {
         if (arrived as i64) < row.int(7) {
             return Ok(Judged::Right);
         }

@@ -262,63 +262,99 @@ fn pieces(body: &str) -> Vec<String> {
 fn message_of(answer: &Answer, baseline: &str) -> Option<String> {
     let seen = pieces(baseline);
     let piece = pieces(&answer.body).into_iter().find(|p| !seen.contains(p))?;
+    // A run of words the app wrote: the address or a number is this
+    // probe's, and a pattern must match the words as they stand together.
+    let ours = |w: &&str| w.contains('@') || w.chars().any(|c| c.is_ascii_digit());
     let words: Vec<&str> = piece.split(' ').collect();
-    // A few words from the middle of the sentence: the address or a
-    // number at either end is this probe's, not the app's.
-    let mut chosen: Vec<&str> = words
-        .iter()
-        .copied()
-        .filter(|w| !w.contains('@') && !w.chars().any(|c| c.is_ascii_digit()))
-        .take(4)
+    let runs: Vec<Vec<&str>> = words
+        .split(|w| ours(w))
+        .map(|run| run.to_vec())
+        .filter(|run| !run.is_empty())
         .collect();
-    if chosen.is_empty() {
-        chosen = words.into_iter().take(3).collect();
-    }
-    Some(regex::escape(&chosen.join(" ")))
+    let run = runs.iter().find(|r| r.len() >= 2).or(runs.first())?;
+    Some(regex::escape(&run[..run.len().min(5)].join(" ")))
 }
 
-/// The rule that reads `answer` as `code`, by where it was redirected, or
+/// A TOML string holding `text` as written (a basic string: a pattern's
+/// backslashes and quotes are escaped, never dropped).
+fn basic(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+/// The rule that reads `answer` as `code`: by where it was redirected,
+/// unless `by_page` (another answer redirects to the same place), else by
 /// its status and message.
-fn rule_for(answer: &Answer, code: &str, message: Option<&str>) -> String {
-    if let Some((_, location)) = answer.redirects.first() {
-        let path = location.split('?').next().unwrap_or(location);
-        let path = path
-            .split("://")
-            .nth(1)
-            .map_or(path, |rest| &rest[rest.find('/').unwrap_or(rest.len())..]);
-        return format!(
-            "{{ location = '^{}(\\?|$)', code = \"{code}\" }}",
-            regex::escape(path).replace('\'', "")
-        );
+fn rule_for(answer: &Answer, code: &str, message: Option<&str>, by_page: bool) -> String {
+    if let (Some(path), false) = (redirected_to(answer), by_page) {
+        // The header may name the host: a rule matches the location as sent.
+        let pattern = format!("^(https?://[^/]+)?{}(\\?|$)", regex::escape(&path));
+        return format!("{{ location = {}, code = \"{code}\" }}", basic(&pattern));
     }
     match message {
         Some(m) => format!(
-            "{{ status = {}, body = '{}', code = \"{code}\" }}",
+            "{{ status = {}, body = {}, code = \"{code}\" }}",
             answer.status,
-            m.replace('\'', "")
+            basic(m)
         ),
         None => format!("{{ status = {}, code = \"{code}\" }}", answer.status),
     }
 }
 
-/// The mail's code and a pattern that finds it: the words before it.
+/// The path of `answer`'s first redirect, host and query left out.
+fn redirected_to(answer: &Answer) -> Option<String> {
+    let (_, location) = answer.redirects.first()?;
+    let path = location.split('?').next().unwrap_or(location);
+    let path = path
+        .split("://")
+        .nth(1)
+        .map_or(path, |rest| &rest[rest.find('/').unwrap_or(rest.len())..]);
+    Some(path.to_string())
+}
+
+/// The mail's code and a pattern that finds it: the words before it. The
+/// code is the token after a word like "code", else the first run of 4 to
+/// 8 digits, else the first token with 4 digits or more (not a port in a
+/// link, nor a year, where a better one is there).
 fn mail_pattern(body: &str) -> Option<(String, String)> {
     let token = Regex::new(r"\b([0-9A-Za-z]{4,10})\b").expect("a fixed pattern");
-    let found = token
+    let tokens: Vec<regex::Match> = token
         .captures_iter(body)
         .filter_map(|c| c.get(1))
-        .find(|m| m.as_str().chars().filter(char::is_ascii_digit).count() >= 4)?;
+        .filter(|m| m.as_str().chars().filter(char::is_ascii_digit).count() >= 4)
+        .collect();
+    let after_code = |m: &&regex::Match| {
+        let before = body[..m.start()].to_ascii_lowercase();
+        let near: String = before
+            .chars()
+            .rev()
+            .take(24)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect();
+        near.contains("code") || near.contains("otp") || near.contains("pin")
+    };
+    let digits = |m: &&regex::Match| m.as_str().chars().all(|c| c.is_ascii_digit()) && m.as_str().len() <= 8;
+    let found = tokens
+        .iter()
+        .find(after_code)
+        .or_else(|| tokens.iter().find(digits))
+        .or(tokens.first())?;
     let code = found.as_str().to_string();
     let before: Vec<&str> = body[..found.start()].split_whitespace().collect();
-    let words = before[before.len().saturating_sub(2)..].join(" ");
+    let words: Vec<String> = before[before.len().saturating_sub(2)..]
+        .iter()
+        .map(|w| regex::escape(w))
+        .collect();
     let shape = match code.chars().all(|c| c.is_ascii_digit()) {
         true => format!(r"(\d{{{}}})", code.len()),
         false => format!("([0-9A-Za-z]{{{}}})", code.len()),
     };
-    Some((
-        code,
-        format!("{}{shape}", regex::escape(&format!("{words} ")).trim_start()),
-    ))
+    let lead = match words.is_empty() {
+        true => String::new(),
+        false => format!(r"{}\s*", words.join(r"\s+")),
+    };
+    Some((code, format!("{lead}{shape}")))
 }
 
 /// A different code of the same shape.
@@ -699,18 +735,36 @@ pub async fn draft(launch: &Launch, options: &Options, place: &Path) -> Result<D
         }
         format!("{{ {} }}", parts.join(", "))
     };
-    let signup_rules = vec![rule_for(&signed_up, "ok", None)];
+    let signup_rules = vec![rule_for(&signed_up, "ok", None, false)];
+    // Two answers redirected to one place are told apart by their pages.
+    let same = |a: &Answer, b: &Answer| redirected_to(a).is_some() && redirected_to(a) == redirected_to(b);
     let verify_rules = vec![
-        rule_for(&refused, "invalid_otp", message_of(&refused, &verify_page).as_deref()),
-        rule_for(&verified, "ok", message_of(&verified, &verify_page).as_deref()),
+        rule_for(
+            &refused,
+            "invalid_otp",
+            message_of(&refused, &verify_page).as_deref(),
+            same(&refused, &verified),
+        ),
+        rule_for(
+            &verified,
+            "ok",
+            message_of(&verified, &verify_page).as_deref(),
+            same(&refused, &verified),
+        ),
     ];
     let login_rules = vec![
         rule_for(
             &logged_out,
             "bad_credentials",
             message_of(&logged_out, &login_page).as_deref(),
+            same(&logged_out, &logged_in),
         ),
-        rule_for(&logged_in, "ok", message_of(&logged_in, &login_page).as_deref()),
+        rule_for(
+            &logged_in,
+            "ok",
+            message_of(&logged_in, &login_page).as_deref(),
+            same(&logged_out, &logged_in),
+        ),
     ];
     let json = serde_json::from_str::<serde_json::Value>(&refused.body).ok();
     let json_message = json
@@ -778,7 +832,7 @@ pub async fn draft(launch: &Launch, options: &Options, place: &Path) -> Result<D
     }
     text += "# Answers the probe did not meet: add a rule for each your app gives\n# (no_registration, otp_expired, locked, too_many_requests, retry).\n";
     text += "[[answer.rule]]\nstatus = 500\ncode = \"server_error\"\n[[answer.rule]]\nstatus = 403\ncode = \"bad_request\"\n";
-    text += &format!("\n[mail]\ncode = '{}'\n", mail_code.replace('\'', ""));
+    text += &format!("\n[mail]\ncode = {}\n", basic(&mail_code));
     if observed.is_empty() {
         text += "\n# [observe]: no SQLite file named by {db} holds the probe's signup. If the\n# app has one, read it (docs/targets.md):\n# [observe]\n# db = \"{db}\"\n# accounts = \"SELECT email FROM users\"\n";
     } else {
@@ -857,8 +911,34 @@ mod tests {
         let (code, pattern) =
             mail_pattern("Hello,\nYour verification code is 4821. It is valid for 10 minutes.").unwrap();
         assert_eq!(code, "4821");
-        assert_eq!(pattern, r"code is (\d{4})");
+        assert_eq!(pattern, r"code\s+is\s*(\d{4})");
+        assert!(Regex::new(&pattern).unwrap().is_match("Your code is\n\n0000"));
+        // Not the port of a link, nor a year, before the code.
+        let (code, _) = mail_pattern("Open http://127.0.0.1:54321/verify (2026) or type the code: 482913").unwrap();
+        assert_eq!(code, "482913");
         assert!(Regex::new(&pattern).unwrap().is_match("Your code is 0000."));
+        let tries = Answer {
+            status: 400,
+            body: r#"{"error": "wrong_code", "message": "Wrong code, 2 tries left"}"#.into(),
+            ..Answer::default()
+        };
+        assert_eq!(message_of(&tries, "").as_deref(), Some("wrong_code"));
+        let tries = Answer {
+            body: "<p>Wrong code, 2 tries left isn't it</p>".into(),
+            ..tries
+        };
+        let pattern = message_of(&tries, "").unwrap();
+        assert_eq!(pattern, "Wrong code,");
+        assert!(Regex::new(&pattern).unwrap().is_match("Wrong code, 2 tries left"));
+        let moved = Answer {
+            redirects: vec![(302, "http://127.0.0.1:8000/done?x=1".into())],
+            ..Answer::default()
+        };
+        let rule = rule_for(&moved, "ok", None, false);
+        let t: toml::Value = toml::from_str(&format!("r = {rule}")).unwrap();
+        let location = Regex::new(t["r"]["location"].as_str().unwrap()).unwrap();
+        assert!(location.is_match("http://127.0.0.1:8000/done?x=1") && location.is_match("/done"));
+        assert!(!location.is_match("/done/more"));
         assert_eq!(wrong("4829"), "5930");
         let answer = Answer {
             status: 200,
@@ -867,7 +947,7 @@ mod tests {
         };
         assert_eq!(
             message_of(&answer, "<h1>Enter your code</h1>").as_deref(),
-            Some(r"That code is not")
+            Some(r"That code is not right,")
         );
     }
 }

@@ -314,7 +314,6 @@ async fn follow(
         else {
             break;
         };
-        redirects.push((*status, location.clone()));
         let mut get = hyper::Request::get(format!("http://{upstream}{next}"));
         if let Some(headers) = get.headers_mut() {
             if let Ok(host) = HeaderValue::from_str(&upstream.to_string()) {
@@ -328,6 +327,7 @@ async fn follow(
         let Ok(get) = get.body(Full::new(Bytes::new())) else {
             break;
         };
+        redirects.push((*status, location.clone()));
         answer = exchange(client, get).await;
         jar.set(&answer.set_cookie);
         set_cookie.extend(answer.set_cookie.iter().cloned());

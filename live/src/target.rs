@@ -702,7 +702,8 @@ fn strip_tags(body: &str) -> String {
         .replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
-        .replace("&#39;", "'");
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'");
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 

@@ -58,9 +58,10 @@ pub fn read(value: &str) -> Option<SessionData> {
 pub fn readable(value: &str) -> Vec<String> {
     use base64::engine::general_purpose::{STANDARD, URL_SAFE};
     use std::io::Read as _;
-    let value: String = form_urlencoded::parse(format!("v={value}").as_bytes())
-        .next()
-        .map_or_else(|| value.to_string(), |(_, v)| v.into_owned());
+    // Percent-decoded only: a `+` of standard base64 stays a `+`.
+    let value = percent_encoding::percent_decode_str(value)
+        .decode_utf8_lossy()
+        .into_owned();
     let compressed = value.starts_with('.');
     let mut texts = vec![value.clone()];
     for part in value.split(['.', ':']).filter(|p| p.len() >= 4) {

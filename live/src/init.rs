@@ -736,36 +736,17 @@ pub async fn draft(launch: &Launch, options: &Options, place: &Path) -> Result<D
         format!("{{ {} }}", parts.join(", "))
     };
     let signup_rules = vec![rule_for(&signed_up, "ok", None, false)];
-    // Two answers redirected to one place are told apart by their pages.
-    let same = |a: &Answer, b: &Answer| redirected_to(a).is_some() && redirected_to(a) == redirected_to(b);
-    let verify_rules = vec![
-        rule_for(
-            &refused,
-            "invalid_otp",
-            message_of(&refused, &verify_page).as_deref(),
-            same(&refused, &verified),
-        ),
-        rule_for(
-            &verified,
-            "ok",
-            message_of(&verified, &verify_page).as_deref(),
-            same(&refused, &verified),
-        ),
-    ];
-    let login_rules = vec![
-        rule_for(
-            &logged_out,
-            "bad_credentials",
-            message_of(&logged_out, &login_page).as_deref(),
-            same(&logged_out, &logged_in),
-        ),
-        rule_for(
-            &logged_in,
-            "ok",
-            message_of(&logged_in, &login_page).as_deref(),
-            same(&logged_out, &logged_in),
-        ),
-    ];
+    // A refusal and a success, read on the page they were sent from; two
+    // answers redirected to one place are told apart by their pages.
+    let refused_then_ok = |no: &Answer, code: &str, yes: &Answer, page: &str| {
+        let same = redirected_to(no).is_some() && redirected_to(no) == redirected_to(yes);
+        vec![
+            rule_for(no, code, message_of(no, page).as_deref(), same),
+            rule_for(yes, "ok", message_of(yes, page).as_deref(), same),
+        ]
+    };
+    let verify_rules = refused_then_ok(&refused, "invalid_otp", &verified, &verify_page);
+    let login_rules = refused_then_ok(&logged_out, "bad_credentials", &logged_in, &login_page);
     let json = serde_json::from_str::<serde_json::Value>(&refused.body).ok();
     let json_message = json
         .as_ref()

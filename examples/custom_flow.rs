@@ -77,7 +77,9 @@ impl Flow for EmailCode {
         let e = email.as_str();
         let db = env.db();
         match request {
-            Request::Signup { .. } => {
+            // No resend of its own: "resend the code" re-sends the pending
+            // code, as a second signup does here.
+            Request::Signup { .. } | Request::Resend { .. } => {
                 let temp_id = TempId::new(env.now_ms() / 1000, env.random_u64() as u32);
                 let fresh = Otp::from_number(env.random_u64());
                 answer((|| {

@@ -193,6 +193,19 @@ fn the_end_of_run_probe_finds_the_hijack_live_without_a_login_in_the_file() {
     assert_eq!(idempotent.found(), "pass");
 }
 
+/// "Send the code again" against the real server: its own route on
+/// `serve`, where idempotent re-sends the code and naive (with no resend
+/// of its own, taking it as the signup again) replaces it.
+#[test]
+fn a_resend_while_the_first_mail_is_slow_breaks_naive_live_and_not_idempotent() {
+    let (_, _, naive) = live("otpsim-naive", "resend_while_the_first_mail_is_slow");
+    assert!(naive.violated.contains(&Invariant::VerifySucceeds), "{}", naive.found());
+    let trace = naive.counterexamples[0].trace.to_string();
+    assert!(trace.contains("resend") && trace.contains("/resend"), "{trace}");
+    let (_, _, idempotent) = live("otpsim-idempotent", "resend_while_the_first_mail_is_slow");
+    assert_eq!(idempotent.found(), "pass");
+}
+
 /// `otpsim serve` on a free port with the SMTP sink; stopped when dropped.
 pub struct Served {
     child: Child,

@@ -167,18 +167,27 @@ pub enum Kind {
     Verify,
     /// `POST /login`
     Login,
+    /// `POST /resend`: the "resend the code" link of a pending signup.
+    Resend,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 3] = [Kind::Signup, Kind::Verify, Kind::Login];
+    pub const ALL: [Kind; 4] = [Kind::Signup, Kind::Verify, Kind::Login, Kind::Resend];
     /// The kind as files and traces write it (and the route's last part).
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Signup => "signup",
             Kind::Verify => "verify",
             Kind::Login => "login",
+            Kind::Resend => "resend",
         }
+    }
+    /// Whether the request asks for a code to be mailed, and so may make or
+    /// replace a pending registration: a signup, or a resend (which a flow
+    /// without its own treats as a signup).
+    pub fn mails(self) -> bool {
+        matches!(self, Kind::Signup | Kind::Resend)
     }
 }
 
@@ -216,13 +225,25 @@ pub enum Request {
         /// Its password.
         password: String,
     },
+    /// `POST /resend`
+    Resend {
+        /// The address whose pending code is asked for again.
+        email: String,
+        /// The password the browser's signup form still holds: a flow with
+        /// no resend of its own takes the request as that signup sent
+        /// again; `idempotent` ignores it.
+        password: String,
+    },
 }
 
 impl Request {
     /// The email field as sent.
     pub fn email(&self) -> &str {
         match self {
-            Request::Signup { email, .. } | Request::Verify { email, .. } | Request::Login { email, .. } => email,
+            Request::Signup { email, .. }
+            | Request::Verify { email, .. }
+            | Request::Login { email, .. }
+            | Request::Resend { email, .. } => email,
         }
     }
     /// Which form it posts.
@@ -231,6 +252,7 @@ impl Request {
             Request::Signup { .. } => Kind::Signup,
             Request::Verify { .. } => Kind::Verify,
             Request::Login { .. } => Kind::Login,
+            Request::Resend { .. } => Kind::Resend,
         }
     }
 }

@@ -508,3 +508,101 @@ fn idempotent_mails_a_code_again_once_its_promise_is_over_however_often_it_went(
     assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
     assert_eq!(local.outbox().len(), otpsim_core::flows::MAX_SENDS as usize + 1);
 }
+
+fn resend(email: &str) -> Request {
+    Request::Resend {
+        email: email.into(),
+        password: "s3cret!".into(),
+    }
+}
+
+#[test]
+fn idempotent_resends_the_pending_code_and_never_resets_its_attempt_count() {
+    let local = deploy("idempotent", 1);
+    let max = local.config.max_attempts;
+    let mut b = Browser::default();
+    // Nothing pending: a resend makes no registration and mails nothing.
+    assert_eq!(b.send(&local, 0, &resend(ANA)).code, Code::NoRegistration);
+    assert!(local.outbox().is_empty());
+    b.send(&local, 0, &signup(ANA));
+    let first = code_of(&local);
+    // The same code, with a new lifetime from its mail.
+    local.advance_ms(local.config.otp_ttl_ms - 1000);
+    assert_eq!(b.send(&local, 0, &resend(ANA)).code, Code::Ok);
+    assert_eq!((code_of(&local), local.outbox().len()), (first.clone(), 2));
+    local.advance_ms(local.config.otp_ttl_ms - 1);
+    // Wrong codes before and after a resend count against one limit.
+    let mut stranger = Browser::default();
+    for n in 1..max {
+        assert_eq!(
+            stranger.send(&local, 0, &verify(ANA, &wrong_code(&local))).code,
+            Code::InvalidOtp,
+            "{n}"
+        );
+    }
+    assert_eq!(stranger.send(&local, 0, &resend(ANA)).code, Code::Ok);
+    assert_eq!(
+        stranger.send(&local, 0, &verify(ANA, &wrong_code(&local))).code,
+        Code::InvalidOtp
+    );
+    assert_eq!(stranger.send(&local, 0, &verify(ANA, &first)).code, Code::Locked);
+    // Locked: a resend does not bring the recovery code; a signup does.
+    assert_eq!(b.send(&local, 0, &resend(ANA)).code, Code::Locked);
+    assert_eq!(code_of(&local), first);
+    assert_eq!(b.send(&local, 0, &signup(ANA)).code, Code::Ok);
+    let recovery = code_of(&local);
+    assert_eq!(recovery.len(), 20);
+    // The recovery code is re-sent like any pending code.
+    assert_eq!(b.send(&local, 0, &resend(ANA)).code, Code::Ok);
+    assert_eq!(code_of(&local), recovery);
+    assert_eq!(b.send(&local, 0, &verify(ANA, &recovery)).code, Code::Ok);
+    // An account: nothing to resend.
+    assert_eq!(b.send(&local, 0, &resend(ANA)).code, Code::BadRequest);
+}
+
+#[test]
+fn idempotent_resends_a_fresh_code_after_the_lifetime_with_a_count_of_its_own() {
+    let local = deploy("idempotent", 1);
+    let max = local.config.max_attempts;
+    let mut b = Browser::default();
+    b.send(&local, 0, &signup(ANA));
+    let first = code_of(&local);
+    let mut stranger = Browser::default();
+    for _ in 1..max {
+        stranger.send(&local, 0, &verify(ANA, &wrong_code(&local)));
+    }
+    local.advance_ms(local.config.otp_ttl_ms);
+    assert_eq!(stranger.send(&local, 0, &resend(ANA)).code, Code::Ok);
+    let fresh = code_of(&local);
+    assert_ne!(fresh, first, "an expired code is not mailed again");
+    // Guesses at the old code tell nothing of the fresh one, and do not
+    // lock its owner out of it.
+    assert_eq!(
+        stranger.send(&local, 0, &verify(ANA, &wrong_code(&local))).code,
+        Code::InvalidOtp
+    );
+    assert_eq!(b.send(&local, 0, &verify(ANA, &fresh)).code, Code::Ok);
+}
+
+#[test]
+fn a_flow_without_its_own_resend_takes_it_as_the_signup_sent_again() {
+    for variant in ["naive", "seed_fix"] {
+        let local = deploy(variant, 1);
+        let mut b = Browser::default();
+        b.send(&local, 0, &signup(ANA));
+        let first = code_of(&local);
+        // Past seed_fix's 2 s window for a duplicate signup.
+        local.advance_ms(3000);
+        assert_eq!(b.send(&local, 0, &resend(ANA)).code, Code::Ok, "{variant}");
+        assert_eq!(local.outbox().len(), 2, "{variant}");
+        let latest = code_of(&local);
+        // The code the resend mailed verifies; the account has the
+        // password the browser signed up with.
+        assert_eq!(
+            b.send(&local, 0, &verify(ANA, &latest)).code,
+            Code::Ok,
+            "{variant}: {first} then {latest}"
+        );
+        assert_eq!(b.send(&local, 0, &login(ANA, "s3cret!")).code, Code::Ok, "{variant}");
+    }
+}

@@ -693,11 +693,11 @@ impl Executor<'_> {
             let Some(spec) = self.planned.iter().find(|p| p.id == id).map(|p| &self.requests[p.spec]) else {
                 continue;
             };
-            if spec.kind == Kind::Signup && !seen.contains(spec.email.as_str()) {
+            if spec.kind.mails() && !seen.contains(spec.email.as_str()) {
                 let status = http.as_ref().map_or(200, |h| h.status);
                 return Err(self.target_error(format!(
-                    "request #{id}, a signup for {}, answered {status}, which the answer rules read as ok, yet no mail came for {} and [observe] pending never showed a registration for it: the rules likely mistake a refusal for a success; give the signup route rules of its own",
-                    spec.email, spec.email
+                    "request #{id}, a {} for {}, answered {status}, which the answer rules read as ok, yet no mail came for {} and [observe] pending never showed a registration for it: the rules likely mistake a refusal for a success; give the {} route rules of its own",
+                    spec.kind, spec.email, spec.email, spec.kind
                 )));
             }
         }
@@ -872,8 +872,7 @@ impl Executor<'_> {
         let (otp, source) = self.mailboxes.typed(&spec, &owns, sightings);
         let route = self
             .target
-            .routes
-            .get(&spec.kind)
+            .route(spec.kind)
             .cloned()
             .ok_or_else(|| LiveError::NotRunnable(format!("the target has no {} route", spec.kind)))?;
         let values = Values {
@@ -1088,7 +1087,7 @@ impl Executor<'_> {
                     self.planned
                         .iter()
                         .filter(|p| self.in_flight.contains(&p.id) && self.requests[p.spec].email == to)
-                        .filter(|p| !signups || self.requests[p.spec].kind == Kind::Signup)
+                        .filter(|p| !signups || self.requests[p.spec].kind.mails())
                         .collect()
                 };
                 let mut candidates = for_address(true);

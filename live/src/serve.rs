@@ -192,7 +192,13 @@ impl App {
             "/signup" => Some("signup"),
             "/verify" => Some("verify"),
             "/login" => Some("login"),
-            _ => return plain(StatusCode::NOT_FOUND, "No such page. Try /signup, /verify or /login."),
+            "/resend" => Some("resend"),
+            _ => {
+                return plain(
+                    StatusCode::NOT_FOUND,
+                    "No such page. Try /signup, /verify, /login or /resend.",
+                )
+            }
         };
         match (req.method().clone(), kind) {
             (Method::GET, None) => html(StatusCode::OK, &page::index()),
@@ -258,9 +264,10 @@ impl App {
             Err(why) => return refuse(why),
         };
         let email = match &request {
-            Request::Signup { email, .. } | Request::Verify { email, .. } | Request::Login { email, .. } => {
-                email.clone()
-            }
+            Request::Signup { email, .. }
+            | Request::Verify { email, .. }
+            | Request::Login { email, .. }
+            | Request::Resend { email, .. } => email.clone(),
         };
         let app = Arc::clone(&self);
         let ran = tokio::task::spawn_blocking(move || {
@@ -410,6 +417,12 @@ pub fn parse_form(kind: &str, body: &[u8]) -> Result<Request, String> {
             email: get("email")?,
             // A flow that takes the password at signup refuses an empty
             // one itself; idempotent's form has no such field.
+            password: get("password").unwrap_or_default(),
+        },
+        // A flow without a resend of its own takes it as the signup sent
+        // again, with the password it had; idempotent's form has none.
+        "resend" => Request::Resend {
+            email: get("email")?,
             password: get("password").unwrap_or_default(),
         },
         "verify" => Request::Verify {
@@ -615,6 +628,12 @@ mod page {
                 "Send me a code",
             ),
             "signup" => ("Sign up", vec![address], "Send me a code"),
+            "resend" if password_at_signup => (
+                "Send the code again",
+                vec![address, Field("password", "password", "Password", "current-password")],
+                "Send it again",
+            ),
+            "resend" => ("Send the code again", vec![address], "Send it again"),
             "verify" => (
                 "Verify your email",
                 vec![
@@ -643,32 +662,48 @@ mod page {
                 )
             })
             .collect();
+        // Most apps offer to mail the code again beside its form.
+        let resend = if kind == "verify" {
+            format!(
+                "\n<p><a href=\"/resend{}\" id=\"resend\">Send the code again</a></p>",
+                carried(email)
+            )
+        } else {
+            String::new()
+        };
         layout(
             title,
-            &format!("<form method=\"post\" action=\"/{kind}\" id=\"{kind}-form\">\n{inputs}<button type=\"submit\" id=\"submit\">{button}</button>\n</form>"),
+            &format!("<form method=\"post\" action=\"/{kind}\" id=\"{kind}-form\">\n{inputs}<button type=\"submit\" id=\"submit\">{button}</button>\n</form>{resend}"),
         )
     }
 
-    /// The page after a form: a heading in words, the flow's message, its
-    /// code for programs and tests, and the next step.
-    pub fn result(kind: &str, response: &Response, email: Option<&str>) -> String {
-        let carried = email
+    /// `?email=…` for a link that carries the address, or nothing.
+    fn carried(email: Option<&str>) -> String {
+        email
             .map(|e| {
                 format!(
                     "?email={}",
                     form_urlencoded::byte_serialize(e.as_bytes()).collect::<String>()
                 )
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    /// The page after a form: a heading in words, the flow's message, its
+    /// code for programs and tests, and the next step.
+    pub fn result(kind: &str, response: &Response, email: Option<&str>) -> String {
+        let carried = carried(email);
         let next = match (kind, response.code) {
-            ("signup", Code::Ok) => format!("<p><a href=\"/verify{carried}\" id=\"next\">Enter the code</a></p>"),
+            ("signup" | "resend", Code::Ok) => {
+                format!("<p><a href=\"/verify{carried}\" id=\"next\">Enter the code</a></p>")
+            }
             ("verify", Code::Ok | Code::AlreadyVerified) => {
                 format!("<p><a href=\"/login{carried}\" id=\"next\">Log in</a></p>")
             }
             _ => String::new(),
         };
         let heading = match (kind, response.code.is_success()) {
-            ("signup", true) => "Check your email",
+            ("signup" | "resend", true) => "Check your email",
             ("verify", true) => "Your email is verified",
             ("login", true) => "You are signed in",
             (_, false) if response.code == Code::Retry => "Please try again",
@@ -719,6 +754,11 @@ mod tests {
         assert!(verify.contains("autocomplete=\"one-time-code\""), "{verify}");
         assert!(verify.contains("name=\"viewport\""), "{verify}");
         assert_eq!(verify.matches(" required").count(), 3, "{verify}");
+        assert!(
+            verify.contains("href=\"/resend?email=ana%2B1%40example.com\""),
+            "{verify}"
+        );
+        assert!(page::form("resend", None, false).contains("action=\"/resend\""));
         let done = page::result("signup", &Response::new(Code::Ok, "sent"), Some("ana+1@example.com"));
         assert!(done.contains("<h1>Check your email</h1>"), "{done}");
         assert!(done.contains("href=\"/verify?email=ana%2B1%40example.com\""), "{done}");
@@ -734,6 +774,13 @@ mod tests {
     #[test]
     fn forms_are_read_strictly() {
         assert_eq!(
+            parse_form("resend", b"email=ana%40example.com"),
+            Ok(Request::Resend {
+                email: "ana@example.com".into(),
+                password: String::new()
+            })
+        );
+        assert_eq!(
             parse_form("signup", b"email=ana%40example.com&password=p+w"),
             Ok(Request::Signup {
                 email: "ana@example.com".into(),
@@ -745,6 +792,8 @@ mod tests {
             ("signup", b"email=a&email=b&password=x", "given twice"),
             ("login", b"email=a&password=x&admin=1", "Unknown field `admin`"),
             ("verify", b"email=a&password=x", "`otp` is missing"),
+            ("resend", b"password=x", "`email` is missing"),
+            ("resend", b"email=a&otp=1", "Unknown field `otp`"),
         ] {
             let err = parse_form(kind, body).unwrap_err();
             assert!(err.contains(why), "{kind} {body:?}: {err}");

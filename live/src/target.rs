@@ -473,7 +473,10 @@ impl Target {
                 .ok_or_else(|| {
                     error(
                         name.span().start,
-                        format!("unknown route {:?}; expected signup, verify or login", name.get_ref()),
+                        format!(
+                            "unknown route {:?}; expected signup, verify, login or resend",
+                            name.get_ref()
+                        ),
                     )
                 })?;
             let r = route.get_ref();
@@ -597,6 +600,16 @@ impl Target {
         })
     }
 
+    /// The route a `kind` request posts to: its own, or for a resend on an
+    /// app with none, the signup's (the browser sends its signup again,
+    /// with the password its form held).
+    pub fn route(&self, kind: Kind) -> Option<&Route> {
+        self.routes.get(&kind).or_else(|| match kind {
+            Kind::Resend => self.routes.get(&Kind::Signup),
+            _ => None,
+        })
+    }
+
     /// The spec's code and the message of the response to a `kind`
     /// request, or why it maps to none: the route's own rules first, then
     /// the global ones. `status` and `body` are the final page's,
@@ -629,7 +642,7 @@ impl Target {
                 .map(|c| (c, message.clone()))
                 .ok_or_else(|| format!("the answer's code {code:?} is not in the spec's table"));
         }
-        let own = self.routes.get(&kind).map_or(&[][..], |r| &r.rules[..]);
+        let own = self.route(kind).map_or(&[][..], |r| &r.rules[..]);
         own.iter()
             .chain(&self.rules)
             .find(|r| {
@@ -828,6 +841,22 @@ code = '(\d{6})'
             .unwrap_err()
             .message
             .contains("lists no field"));
+    }
+
+    #[test]
+    fn a_resend_posts_its_own_route_or_else_the_signup_again() {
+        let t = Target::parse(Path::new("t.toml"), GOOD).unwrap();
+        assert_eq!(t.route(Kind::Resend).unwrap().path, t.routes[&Kind::Signup].path);
+        assert!(t.route(Kind::Login).is_none(), "only a resend falls back");
+        let own = GOOD.replace(
+            "[answer]",
+            "resend = { path = \"/again\", email = \"email\" }\n[answer]",
+        );
+        let t = Target::parse(Path::new("t.toml"), &own).unwrap();
+        assert_eq!(t.route(Kind::Resend).unwrap().path, "/again");
+        let mute = GOOD.replace("[answer]", "resend = { path = \"/again\" }\n[answer]");
+        let e = Target::parse(Path::new("t.toml"), &mute).unwrap_err().message;
+        assert!(e.contains("the resend route never sends the address"), "{e}");
     }
 
     #[test]

@@ -168,6 +168,8 @@ struct Req {
     password: String,
     answer: Option<Answer>,
     faulted: bool,
+    /// Its worker process died while it was in flight.
+    died: bool,
     panicked: Option<String>,
 }
 
@@ -253,6 +255,7 @@ impl History {
                             password: password.clone(),
                             answer: None,
                             faulted: false,
+                            died: false,
                             panicked: None,
                         },
                     );
@@ -284,6 +287,11 @@ impl History {
                             cut: false,
                         },
                     );
+                }
+                What::Crashed | What::DiedWithWorker => {
+                    if let Some(q) = reqs.get_mut(&r) {
+                        q.died = true;
+                    }
                 }
                 What::MailCut { mail } => {
                     if let Some(m) = mails.get_mut(mail) {
@@ -344,7 +352,7 @@ impl History {
         let w_done = w.done_by();
         self.reqs
             .iter()
-            .filter(|s| s.kind == Kind::Signup && s.email == w.email && s.id != w.id)
+            .filter(|s| s.kind.mails() && s.email == w.email && s.id != w.id)
             .filter(|s| s.sent_index < w_done && s.done_by() > w.sent_index)
             .any(|s| {
                 let mut mailed = self.mails.iter().filter(|m| m.may_be_from(s.id)).peekable();
@@ -399,7 +407,7 @@ fn single_pending(h: &History, _: Limits) -> Option<Violation> {
                 .reqs
                 .iter()
                 .filter(answered)
-                .filter(|q| q.kind == Kind::Signup && q.succeeded())
+                .filter(|q| q.kind.mails() && q.succeeded())
                 .max_by_key(|q| q.done_by())
             else {
                 continue;
@@ -455,6 +463,16 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         if dead && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
             continue;
         }
+        // Its sender died with its worker after the mail server took it:
+        // the app may not know this mail went, and dates the code by the
+        // ones it knows of (a restart mails it again, with its own promise).
+        let unrecorded = h
+            .reqs
+            .iter()
+            .any(|r| mail.may_be_from(r.id) && r.died && r.answer.is_none());
+        if unrecorded && code == Code::OtpExpired {
+            continue;
+        }
         let fault = if q.faulted {
             " A fault hit it, so it had to answer 503 retry."
         } else {
@@ -505,7 +523,7 @@ fn wrong_codes_placeable_before(h: &History, q: &Req, mail: &MailFact) -> usize 
             None => h
                 .reqs
                 .iter()
-                .filter(|r| r.kind == Kind::Signup && r.email == m.to && r.sent_index < m.index)
+                .filter(|r| r.kind.mails() && r.email == m.to && r.sent_index < m.index)
                 .filter(|r| {
                     h.mails
                         .iter()
@@ -734,7 +752,9 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
 fn no_hijack(h: &History, _: Limits) -> Option<Violation> {
     for login in h.reqs.iter().filter(|q| q.kind == Kind::Login && q.succeeded()) {
         let chose = |q: &&Req| {
-            matches!(q.kind, Kind::Signup | Kind::Verify)
+            // A resend carries its browser's password, which a flow
+            // without its own resend signs up with.
+            matches!(q.kind, Kind::Signup | Kind::Verify | Kind::Resend)
                 && q.email == login.email
                 && q.password == login.password
                 && q.sent_index < login.done_by()
@@ -879,7 +899,7 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
         // signup for the address was sent, and, for one that died, with a
         // code no mail to the address carried (one that did may have been
         // right).
-        let first_signup = for_it().filter(|q| q.kind == Kind::Signup).map(|q| q.sent_index).min();
+        let first_signup = for_it().filter(|q| q.kind.mails()).map(|q| q.sent_index).min();
         let mailed = |q: &Req| {
             q.otp
                 .as_ref()

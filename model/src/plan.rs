@@ -91,7 +91,7 @@ pub fn probe_logins(scenario: &Scenario, accounts: &[String], already: usize, no
 /// both type codes with it.
 pub fn typed_code(spec: &RequestSpec, readable: &[usize], mails: &[(Email, Otp)]) -> (Option<Otp>, Option<CodeSource>) {
     match (&spec.kind, &spec.otp) {
-        (Kind::Signup | Kind::Login, _) => (None, None),
+        (Kind::Signup | Kind::Login | Kind::Resend, _) => (None, None),
         (Kind::Verify, OtpChoice::Literal(o)) => (Some(o.clone()), Some(CodeSource::Literal)),
         (Kind::Verify, choice) => {
             let picked = match choice {

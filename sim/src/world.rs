@@ -641,6 +641,7 @@ fn send<F: Flow>(world: &World<F>, s: &mut State, p: &Planned, spec: &RequestSpe
             password,
         },
         Kind::Login => Request::Login { email, password },
+        Kind::Resend => Request::Resend { email, password },
     };
     // A form submission is a navigation: it abandons the browser's
     // earlier one still in flight.

@@ -31,6 +31,10 @@
 //!   account with `ON CONFLICT DO NOTHING` and deletes the pending row, all
 //!   in one transaction. Attempt limits live in the database, so they hold
 //!   across workers.
+//! - `POST /resend` mails the pending code again, as a duplicate signup
+//!   does, but makes no registration and never resets a code's attempt
+//!   count (a locked address is answered 423 until a signup brings its
+//!   recovery code; a fresh code after the lifetime counts afresh).
 //! - A lockout is escapable, and no stranger can renew it: the next signup
 //!   for a locked address replaces the locked code with a recovery code of
 //!   20 digits (66 bits), mailed to the address and pending like any code
@@ -59,8 +63,10 @@ use crate::store::{Db, DbError, Row};
 /// a repeated verify. `expires_at` is the code's lifetime from the newest
 /// accepted mail of it (positive), or, while no mail of it is known to
 /// have been accepted, minus a lower bound (arrival plus `otp_ttl`). A code
-/// replaced after its lifetime stays as `prev_mac` until
-/// `prev_expires_at`, for a verify that arrived while it was current.
+/// replaced after its lifetime stays as `prev_mac` (registration
+/// `prev_temp_id`) until `prev_expires_at`, for a verify that arrived while
+/// it was current; a mail of it still on its way when it was replaced
+/// dates that too.
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS temp_registrations (
     email TEXT PRIMARY KEY,
@@ -72,7 +78,8 @@ CREATE TABLE IF NOT EXISTS temp_registrations (
     sends INTEGER NOT NULL DEFAULT 1,
     recovery INTEGER NOT NULL DEFAULT 0,
     prev_mac TEXT,
-    prev_expires_at INTEGER NOT NULL DEFAULT 0
+    prev_expires_at INTEGER NOT NULL DEFAULT 0,
+    prev_temp_id TEXT
 );
 CREATE TABLE IF NOT EXISTS users (
     email TEXT PRIMARY KEY,
@@ -101,7 +108,31 @@ fn retry(_: DbError) -> Handled {
     Ok(Response::new(Code::Retry, BUSY))
 }
 
+/// What the browser asked for: a signup, or its pending code again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    Signup,
+    Resend,
+}
+
 pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email) -> Handled {
+    issue(env, cfg, session, email, Asked::Signup)
+}
+
+/// `POST /resend`: the pending code mailed again with a new full lifetime,
+/// as a signup would, except that it makes no registration and never
+/// resets the attempt count of a code: a locked one stays locked (only a
+/// signup trades it for a recovery code), or anyone could buy more guesses
+/// at an address by clicking "resend". A code whose lifetime is over gives
+/// way to a fresh one with a count of its own, as on a signup: guesses at
+/// the old code tell nothing of it, and carrying them over let a stranger's
+/// guess of ten minutes before lock the owner out of the code she was just
+/// mailed (`verify_succeeds`, found by `otpsim explore --seed 1`).
+pub(super) fn resend_code(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email) -> Handled {
+    issue(env, cfg, session, email, Asked::Resend)
+}
+
+fn issue(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Email, asked: Asked) -> Handled {
     let arrived = env.arrived_ms();
     let db = env.db();
     let e = email.as_str();
@@ -126,6 +157,12 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
             let expires_at = (env.now_ms() + cfg.otp_ttl_ms) as i64;
             let (temp_id, recovery) =
                 match pending {
+                    None if asked == Asked::Resend => {
+                        return Ok(Response::new(
+                            Code::NoRegistration,
+                            format!("No pending registration for {email}; please sign up."),
+                        ))
+                    }
                     None => {
                         let temp_id = new_temp_id(env);
                         let otp = derive_code(&cfg.secret, e, temp_id.as_str());
@@ -150,7 +187,7 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                         let otp = derive_code(&cfg.secret, e, temp_id.as_str());
                         db.execute(
                             "UPDATE temp_registrations SET prev_mac = otp_mac, prev_expires_at = expires_at,
-                       temp_id = ?2, otp_mac = ?3, created_at = ?4, expires_at = ?5, attempts = 0, sends = 1
+                       prev_temp_id = temp_id, temp_id = ?2, otp_mac = ?3, created_at = ?4, expires_at = ?5, attempts = 0, sends = 1
                      WHERE email = ?1",
                             params![
                                 e,
@@ -170,6 +207,7 @@ pub(super) fn signup(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, 
                         };
                         (temp_id, row.int(4) != 0)
                     }
+                    Some(_) if asked == Asked::Resend => return Ok(Response::new(Code::Locked, LOCKED)),
                     // Locked: the locked code gives way to a recovery code, and its
                     // queued mail goes with it.
                     Some(row) => {
@@ -290,8 +328,15 @@ fn mail_and_clear(
     for _ in 0..CLEAR_TRIES {
         let cleared = env.db().immediate(|db| {
             let t = temp_id.as_str();
+            // A code replaced while this mail of it was on its way keeps
+            // the mail's promise as the previous code: explore found a
+            // recovery's mail of a code a signup had just replaced, which
+            // dated nothing, and the code refused within that mail's lifetime.
             db.execute(
-                "UPDATE temp_registrations SET expires_at = max(abs(expires_at), ?2) WHERE temp_id = ?1",
+                "UPDATE temp_registrations SET
+                   expires_at = CASE WHEN temp_id = ?1 THEN max(abs(expires_at), ?2) ELSE expires_at END,
+                   prev_expires_at = CASE WHEN prev_temp_id = ?1 THEN max(prev_expires_at, ?2) ELSE prev_expires_at END
+                 WHERE temp_id = ?1 OR prev_temp_id = ?1",
                 params![t, expires_at],
             )?;
             db.execute("DELETE FROM outbox WHERE id = ?1", params![queued])

@@ -311,6 +311,18 @@ impl Flow for Variant {
                 }
             }
             Request::Login { password, .. } => login(env, cfg, session, &email, password),
+            Request::Resend { password, .. } => match self {
+                Variant::Idempotent => idempotent::resend_code(env, cfg, session, &email),
+                // No resend of their own: the browser submits its signup
+                // form again.
+                Variant::Naive | Variant::SeedFix(_) => {
+                    let signup = Request::Signup {
+                        email: request.email().to_string(),
+                        password: password.clone(),
+                    };
+                    self.handle(env, cfg, session, &signup)
+                }
+            },
         }
     }
 }

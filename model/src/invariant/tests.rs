@@ -220,6 +220,35 @@ fn verify_succeeds_dates_a_re_sent_code_from_its_own_mail() {
 }
 
 #[test]
+fn verify_succeeds_owes_a_mail_whose_sender_died_unanswered_no_200_after_the_known_lifetime() {
+    // Mail 2 re-sends the code 1 s before expiry, and its worker dies
+    // before answering: the app may not know mail 2 went, and judges the
+    // code by mail 1. Its 410 is no break; a 410 to a mail whose sender
+    // answered, or a 404 to this one, is.
+    let died = |answered: bool, code: Code| {
+        let t = signed_up().send(TTL - 1000, 2, signup("ana", true, "s3cret!")).mail(
+            TTL - 1000,
+            2,
+            2,
+            "111111",
+            "temp_1_00000001",
+        );
+        let t = if answered {
+            t.answer(TTL - 1000, 2, Code::Ok)
+        } else {
+            t.push(TTL - 1000, 2, What::Crashed)
+        };
+        t.send(TTL + 500, 3, verify("111111", CodeSource::Mail(2)))
+            .answer(TTL + 500, 3, code)
+            .db(&["temp_1_00000001"], &[])
+            .check()
+    };
+    assert_eq!(died(false, Code::OtpExpired), vec![]);
+    assert_eq!(died(true, Code::OtpExpired), vec![Invariant::VerifySucceeds]);
+    assert_eq!(died(false, Code::NoRegistration), vec![Invariant::VerifySucceeds]);
+}
+
+#[test]
 fn verify_succeeds_places_concurrent_wrong_codes_first() {
     // Two wrong codes from a stranger sent with ana's right one, all in
     // flight together: they may have been counted first, so 423 is fine.

@@ -251,7 +251,7 @@ impl Loader<'_> {
                 *p.get_ref().logins.get_ref()
             }
         };
-        Ok(Scenario {
+        let mut scenario = Scenario {
             path: self.file.path.to_path_buf(),
             format,
             name: raw.name.into_inner(),
@@ -266,7 +266,9 @@ impl Loader<'_> {
             invariants,
             expect,
             probe,
-        })
+        };
+        scenario.fill_resend_passwords();
+        Ok(scenario)
     }
 
     fn invariant(&self, name: &S<String>) -> Result<Invariant, ScenarioError> {
@@ -393,16 +395,20 @@ impl Loader<'_> {
                 self.needs_format_2(format, &r.kind, "kind = \"login\"")?;
                 Kind::Login
             }
+            "resend" => {
+                self.needs_format_2(format, &r.kind, "kind = \"resend\"")?;
+                Kind::Resend
+            }
             other => {
                 return Err(self.at(
                     &r.kind,
-                    format!("kind {other:?}; expected \"signup\", \"verify\" or \"login\""),
+                    format!("kind {other:?}; expected \"signup\", \"verify\", \"login\" or \"resend\""),
                 ))
             }
         };
         let email = Email::parse(r.email.get_ref()).map_err(|e| self.at(&r.email, e.to_string()))?;
         let otp = match (&r.otp, kind) {
-            (Some(o), Kind::Signup | Kind::Login) => {
+            (Some(o), Kind::Signup | Kind::Login | Kind::Resend) => {
                 return Err(self.at(o, format!("`otp` is for verify requests only, not {kind}")))
             }
             (None, _) => OtpChoice::Latest,
@@ -418,13 +424,20 @@ impl Loader<'_> {
                 })?),
             },
         };
-        if let (Some(p), Kind::Verify) = (&r.password, kind) {
-            self.needs_format_2(format, p, "`password` on a verify")?;
+        match (&r.password, kind) {
+            (Some(p), Kind::Verify) => self.needs_format_2(format, p, "`password` on a verify")?,
+            (Some(p), Kind::Resend) => {
+                return Err(self.at(
+                    p,
+                    "a resend carries no password: a flow without a resend of its own takes it as its browser's signup sent again, with the password of the browser's [[browser]] table or first signup",
+                ))
+            }
+            _ => {}
         }
         let password = r
             .password
             .as_ref()
-            .map_or("s3cret!".to_string(), |p| p.get_ref().clone());
+            .map_or(DEFAULT_PASSWORD.to_string(), |p| p.get_ref().clone());
         if password.is_empty() {
             return Err(self.at(
                 r.password.as_ref().expect("set"),
@@ -520,10 +533,10 @@ impl Loader<'_> {
                 }
             },
         };
-        if kind == FaultKind::Mail && requests[request].kind != Kind::Signup {
+        if kind == FaultKind::Mail && !requests[request].kind.mails() {
             return Err(self.at(
                 &f.request,
-                "a mail fault must name a signup request (only signup sends email)",
+                "a mail fault must name a signup or a resend (only they send email)",
             ));
         }
         Ok(FaultSpec {

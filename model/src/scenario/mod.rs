@@ -292,9 +292,13 @@ impl Scenario {
     }
 }
 
+/// The password of a request whose file gives none.
+pub const DEFAULT_PASSWORD: &str = "s3cret!";
+
 impl Scenario {
     /// The addresses whose mailbox `browser` reads: those its `[[browser]]`
-    /// table lists, or without a table the addresses it signs up for.
+    /// table lists, or without a table the addresses it signs up for (or
+    /// asks a code again for).
     pub fn owns(&self, browser: &str) -> Vec<Email> {
         if let Some(b) = self.browsers.iter().find(|b| b.name == browser) {
             return b.owns.clone();
@@ -302,7 +306,7 @@ impl Scenario {
         let mut owned: Vec<Email> = self
             .requests
             .iter()
-            .filter(|r| r.browser == browser && r.kind == Kind::Signup)
+            .filter(|r| r.browser == browser && r.kind.mails())
             .map(|r| r.email.clone())
             .collect();
         owned.sort();
@@ -327,11 +331,34 @@ impl Scenario {
         {
             return Some(p);
         }
-        let mine = || self.requests.iter().filter(|r| r.browser == browser);
+        // A resend's password is itself this one.
+        let mine = || {
+            self.requests
+                .iter()
+                .filter(|r| r.browser == browser && r.kind != Kind::Resend)
+        };
         mine()
             .find(|r| r.kind == Kind::Signup)
             .or_else(|| mine().next())
             .map(|r| r.password.as_str())
+    }
+
+    /// Gives each resend the password its browser's signup form holds
+    /// ([`Scenario::password_of`], else the default one), which a flow
+    /// without a resend of its own sends as that signup again.
+    pub fn fill_resend_passwords(&mut self) {
+        let passwords: Vec<Option<String>> = self
+            .requests
+            .iter()
+            .map(|r| {
+                (r.kind == Kind::Resend).then(|| self.password_of(&r.browser).unwrap_or(DEFAULT_PASSWORD).to_string())
+            })
+            .collect();
+        for (r, p) in self.requests.iter_mut().zip(passwords) {
+            if let Some(p) = p {
+                r.password = p;
+            }
+        }
     }
 
     /// Every person (browser) of the file: the declared ones, then the

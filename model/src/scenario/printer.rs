@@ -58,11 +58,12 @@ impl Scenario {
                 q(kind)
             );
             let _ = writeln!(out, "email = {}", q(r.email.as_str()));
-            if r.kind != Kind::Verify || self.format >= 2 {
+            // A resend's password is its browser's, filled in on loading.
+            if r.kind != Kind::Resend && (r.kind != Kind::Verify || self.format >= 2) {
                 let _ = writeln!(out, "password = {}", q(&r.password));
             }
             match r.kind {
-                Kind::Signup | Kind::Login => {}
+                Kind::Signup | Kind::Login | Kind::Resend => {}
                 Kind::Verify => {
                     let otp = match &r.otp {
                         OtpChoice::Latest => "latest",

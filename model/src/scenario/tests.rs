@@ -243,3 +243,53 @@ fn durations_parse_and_print_back() {
         assert_eq!(parse_duration(bad), None, "{bad:?}");
     }
 }
+
+#[test]
+fn a_resend_carries_its_browsers_password_and_no_field_of_its_own() {
+    let two = |extra: &str| {
+        format!(
+            "format = 2\nname = \"n\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"a@x.org\"\npassword = \"hers\"\n[[request]]\nat = \"1s\"\nkind = \"resend\"\nemail = \"a@x.org\"\n{extra}[expect]\nnaive = \"pass\"\n"
+        )
+    };
+    let s = load(&two("")).unwrap();
+    assert_eq!(s.requests[1].kind, Kind::Resend);
+    assert_eq!(s.requests[1].password, "hers", "the browser's signup form's");
+    assert_eq!(s.owns("b1"), vec![Email::parse("a@x.org").unwrap()]);
+    // Printed without a password, and loaded back to the same.
+    let printed = s.to_toml();
+    assert_eq!(printed.matches("password").count(), 1, "{printed}");
+    assert_eq!(
+        load(&printed).unwrap(),
+        Scenario {
+            path: "t.toml".into(),
+            ..s
+        }
+    );
+    for (text, line, column, what) in [
+        (two("password = \"x\"\n"), 12, 12, "a resend carries no password"),
+        (
+            two("otp = \"latest\"\n"),
+            12,
+            7,
+            "`otp` is for verify requests only, not resend",
+        ),
+        (
+            two("").replace("format = 2\n", ""),
+            9,
+            8,
+            "kind = \"resend\" needs `format = 2`",
+        ),
+        (
+            two("[[fault]]\nkind = \"mail\"\nrequest = 1\n").replace("kind = \"signup\"", "kind = \"login\""),
+            14,
+            11,
+            "a mail fault must name a signup or a resend",
+        ),
+    ] {
+        let e = load(&text).unwrap_err();
+        assert!(e.message.contains(what), "{e}");
+        assert_eq!((e.line, e.column), (line, column), "{e}");
+    }
+    // A mail fault on the resend itself is fine.
+    assert!(load(&two("[[fault]]\nkind = \"mail\"\nrequest = 2\n")).is_ok());
+}

@@ -73,6 +73,8 @@ fn label(kind: Kind, owner: bool) -> &'static str {
         (Kind::Verify, false) => "stranger's verify",
         (Kind::Login, true) => "login",
         (Kind::Login, false) => "stranger's login",
+        (Kind::Resend, true) => "resend",
+        (Kind::Resend, false) => "stranger's resend",
     }
 }
 

@@ -170,7 +170,7 @@ pub(super) fn request_of(
         repeat,
         worker: None,
         response_delay_ms,
-        email_delay_ms: if kind == Kind::Signup { email_delay_ms } else { 0 },
+        email_delay_ms: if kind.mails() { email_delay_ms } else { 0 },
         // Every response taken, as a script's fetch() takes them; the
         // generator makes one request in four a plain form's.
         via: Via::Fetch,
@@ -209,7 +209,7 @@ fn fault_kind() -> impl Strategy<Value = FaultKind> {
 /// A fault of `kind` at a request's `statement`; a mail fault needs a
 /// signup to lose the email of, so on another kind it becomes a crash.
 pub(super) fn fault_of(kind: FaultKind, request: usize, statement: u32, requests: &[RequestSpec]) -> FaultSpec {
-    let kind = if kind == FaultKind::Mail && requests[request].kind != Kind::Signup {
+    let kind = if kind == FaultKind::Mail && !requests[request].kind.mails() {
         FaultKind::Crash
     } else {
         kind

@@ -110,11 +110,11 @@ pub(super) fn mutate(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u
     for _ in 0..1 + rng.below(3) {
         mutate_once(rng, scenario, choices, donor);
     }
-    // A request that stopped being a signup has no email to lose.
+    // A request that stopped mailing has no email to lose.
     let requests = &scenario.requests;
     scenario
         .faults
-        .retain(|f| f.kind != FaultKind::Mail || requests[f.request].kind == Kind::Signup);
+        .retain(|f| f.kind != FaultKind::Mail || requests[f.request].kind.mails());
     scenario.browsers = browsers(&scenario.requests);
 }
 
@@ -178,12 +178,14 @@ fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, do
         12 if n > 1 => remove_request(scenario, rng.below(n)),
         16 | 17 if n < MAX_REQUESTS => {
             // The next step of someone's flow, later: after a signup a
-            // verify, after a verify a login, mostly by someone already in
-            // the scenario.
+            // verify (or, one time in four, the "resend the code" link of
+            // someone still waiting for the mail), after a verify a login,
+            // mostly by someone already in the scenario.
             let i = rng.below(n);
             let previous = &scenario.requests[i];
             let kind = match previous.kind {
-                Kind::Signup => Kind::Verify,
+                Kind::Signup if rng.one_in(4) => Kind::Resend,
+                Kind::Signup | Kind::Resend => Kind::Verify,
                 Kind::Verify => Kind::Login,
                 Kind::Login => Kind::Signup,
             };

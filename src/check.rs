@@ -105,7 +105,11 @@ pub fn run(args: &CheckArgs) -> Result<ExitCode> {
 /// the table comes out in file order.
 fn simulate(args: &CheckArgs, mine: &[(usize, Arc<Scenario>)]) -> Checked {
     let (seed, strategy, shard) = (args.seed, args.strategy.unwrap_or_default(), args.shard);
-    let checked = otpsim_sim::jobs::map(mine, args.jobs, |(_, scenario)| check(scenario, strategy, seed));
+    let checked = otpsim_sim::jobs::map(
+        mine,
+        args.jobs.unwrap_or_else(otpsim_sim::jobs::available),
+        |(_, scenario)| check(scenario, strategy, seed),
+    );
     let mut rows = Vec::new();
     let mut report_rows = Vec::new();
     for ((index, scenario), checked) in mine.iter().zip(checked) {

@@ -220,6 +220,21 @@ pub struct StressFlags {
 }
 
 /// A duration for --longest, in milliseconds.
+/// A time zone the app's processes run in: a name under
+/// /usr/share/zoneinfo, such as America/Los_Angeles or UTC.
+fn parse_zone(s: &str) -> Result<String, String> {
+    let named = !s.is_empty()
+        && s.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+        && std::path::Path::new("/usr/share/zoneinfo").join(s).is_file();
+    if named {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a time zone; expected a name under /usr/share/zoneinfo, e.g. UTC, Europe/Berlin, America/Los_Angeles"
+        ))
+    }
+}
+
 fn parse_live_length(s: &str) -> Result<u64, String> {
     otpsim_sim::scenario::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration; expected e.g. 30s, 2m"))
 }
@@ -330,6 +345,15 @@ pub struct ReplayArgs {
     /// Explain the violation in a few sentences (always in json and html).
     #[arg(long)]
     pub explain: bool,
+    /// With --target: the time zone the app runs in (its TZ), e.g.
+    /// America/Los_Angeles.
+    #[arg(long, requires = "target", value_name = "ZONE", value_parser = parse_zone)]
+    pub tz: Option<String>,
+    /// With --target: run the app on a controlled clock (libfaketime)
+    /// this many times as fast, and the scenario with it; the clock reads
+    /// the target's [time] start at the run's time 0 (docs/targets.md).
+    #[arg(long, requires = "target", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub speed: Option<u32>,
     /// Replay against a real server, described by this target file.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "strategy", "position"])]
     pub target: Option<PathBuf>,
@@ -362,9 +386,11 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = TableFormat::Text)]
     pub format: TableFormat,
     /// Threads, each sweeping a scenario at a time (default: every
-    /// core). The table does not depend on it.
-    #[arg(long, default_value_t = otpsim_sim::jobs::available(), value_parser = parse_jobs)]
-    pub jobs: usize,
+    /// core). The table does not depend on it. With --target: live sweeps
+    /// at once, each on its own ports (default 1); verdicts that depend
+    /// only on the network order are the same.
+    #[arg(long, value_parser = parse_jobs)]
+    pub jobs: Option<usize>,
     /// Run only this shard of the scenarios: I/N takes every N-th file
     /// from the I-th (1-based). `otpsim merge` joins the shards' --json.
     #[arg(long, default_value = "1/1", value_parser = parse_shard)]
@@ -378,7 +404,7 @@ pub struct CheckArgs {
     pub db_mode: Option<otpsim_core::DbMode>,
     /// Run the scenarios against a real server, described by this
     /// target file, instead of the simulator (docs/targets.md).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["jobs", "db_mode", "variants"])]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["db_mode", "variants"])]
     pub target: Option<PathBuf>,
     /// With --target: at most this many network schedules per scenario
     /// (each costs real seconds; one with no same-instant choice runs once).
@@ -407,6 +433,16 @@ pub struct CheckArgs {
     /// judged.
     #[arg(long, requires = "target", value_name = "DURATION", value_parser = parse_live_length)]
     pub longest: Option<u64>,
+    /// With --target: run every file under each of these time zones (the
+    /// app's TZ), a row per zone: a verdict that depends on the server's
+    /// zone shows under the zone that exposes it.
+    #[arg(long, requires = "target", value_name = "ZONE,…", value_delimiter = ',', value_parser = parse_zone)]
+    pub tz: Vec<String>,
+    /// With --target: run the app on a controlled clock (libfaketime)
+    /// this many times as fast, and the scenarios with it; the clock reads
+    /// the target's [time] start at each run's time 0 (docs/targets.md).
+    #[arg(long, requires = "target", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub speed: Option<u32>,
 }
 
 #[derive(clap::Args)]

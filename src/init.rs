@@ -33,6 +33,7 @@ pub fn run(flags: &InitTargetFlags) -> Result<ExitCode> {
     let options = Options {
         otpsim: std::env::current_exe().context("the otpsim program's own path")?,
         scratch: scratch.clone(),
+        tz: None,
     };
     let launch = Launch {
         name: flags.name.clone(),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use otpsim_core::Variant;
 use otpsim_live::check::{sweep, Order, Verdict};
+use otpsim_live::clock::{FakeClock, DEFAULT_START_UNIX_MS};
 use otpsim_live::run::{self, violations, LiveError, Options};
 use otpsim_live::target::Target;
 use otpsim_sim::render::{self, Diagram};
@@ -27,12 +28,13 @@ impl Drop for Scratch {
     }
 }
 
-fn setup() -> Result<(Options, Scratch, tokio::runtime::Runtime)> {
+fn setup(tz: Option<String>) -> Result<(Options, Scratch, tokio::runtime::Runtime)> {
     let scratch = std::env::temp_dir().join(format!("otpsim-live-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let options = Options {
         otpsim: std::env::current_exe().context("finding the otpsim program")?,
         scratch: scratch.clone(),
+        tz,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     Ok((options, Scratch(scratch), runtime))
@@ -49,6 +51,18 @@ fn expectation(target: &Target, scenario: &Scenario) -> Option<otpsim_sim::Expec
             .find(|(variant, _)| *variant == key)
             .map(|(_, e)| *e),
     }
+}
+
+/// `target` on a controlled clock `speed` times as fast (`--speed`), from
+/// its own `[time] start` or the default one.
+fn with_speed(mut target: Target, speed: Option<u32>) -> Target {
+    if let Some(speed) = speed {
+        target.clock = Some(FakeClock {
+            start_unix_ms: target.clock.map_or(DEFAULT_START_UNIX_MS, |c| c.start_unix_ms),
+            speed,
+        });
+    }
+    target
 }
 
 /// How a target's rows and header name what it is judged as.
@@ -74,7 +88,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             "--seed with --target is the seed of --strategy random".to_string()
         ));
     }
-    let target = Target::load(target)?;
+    let target = with_speed(Target::load(target)?, args.speed);
     // The simulator runs the variant the target is judged as.
     let compared: Option<Variant> = match args.compare {
         false => None,
@@ -85,17 +99,29 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             ))
         })?),
     };
-    let (options, _scratch, runtime) = setup()?;
+    let (options, _scratch, runtime) = setup(None)?;
     let mut rows = Vec::new();
     let mut report_rows = Vec::new();
-    for (index, scenario) in scenarios {
+    // Sweeps run `--jobs` at a time (default one), each with its own
+    // folder and ports: a live run mostly waits. Rows keep file order.
+    let permits = Arc::new(tokio::sync::Semaphore::new(args.jobs.unwrap_or(1)));
+    let mut started = Vec::new();
+    let zones: Vec<Option<&String>> = match args.tz.is_empty() {
+        true => vec![None],
+        false => args.tz.iter().map(Some).collect(),
+    };
+    let speed = u64::from(target.clock.map_or(1, |c| c.speed));
+    for ((index, scenario), zone) in scenarios.iter().flat_map(|s| zones.iter().map(move |z| (s, *z))) {
+        let in_zone = zone.map_or(String::new(), |z| format!(" --tz {z}"))
+            + &args.speed.map_or(String::new(), |s| format!(" --speed {s}"));
         let expected = expectation(&target, scenario);
         let file = scenario.path.display().to_string();
         let mut row = Row {
             index: *index,
             file: file.clone(),
             name: scenario.name.clone(),
-            variant: target.expect.map_or(target.name.clone(), |v| v.to_string()),
+            variant: target.expect.map_or(target.name.clone(), |v| v.to_string())
+                + &zone.map_or(String::new(), |z| format!(" TZ={z}")),
             expected: expected.map_or("-".to_string(), |e| e.to_string()),
             found: String::new(),
             schedules: 0,
@@ -106,13 +132,15 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             notes: Vec::new(),
             beside: None,
         };
-        // A live run lasts as long as its scenario, in real time.
+        // A live run lasts as long as its scenario, in real time (over the
+        // speed of a controlled clock).
         let lasts = scenario
             .requests
             .iter()
             .map(|r| r.at_ms + r.response_delay_ms + r.email_delay_ms)
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            / speed;
         if let Some(longest) = args.longest.filter(|l| lasts > *l) {
             row.found = "-".to_string();
             row.not_judged = Some(format!(
@@ -120,16 +148,32 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
                 otpsim_sim::scenario::format_duration(lasts),
                 otpsim_sim::scenario::format_duration(longest)
             ));
-            rows.push(row);
+            started.push((row, None));
             continue;
         }
         if let Some(why) = run::vacuous(&target, scenario) {
             row.found = "-".to_string();
             row.not_judged = Some(why);
-            rows.push(row);
+            started.push((row, None));
             continue;
         }
-        let swept = match runtime.block_on(sweep(&target, scenario, &options, max as usize, order)) {
+        let mut options = options.clone();
+        options.scratch = options.scratch.join(format!("{}-{}", index, started.len()));
+        options.tz = zone.cloned();
+        let (target, shared, permits) = (target.clone(), Arc::clone(scenario), Arc::clone(&permits));
+        let task = runtime.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            sweep(&target, &shared, &options, max as usize, order).await
+        });
+        started.push((row, Some((Arc::clone(scenario), expected, in_zone, file, task))));
+    }
+    for (mut row, sweep) in started {
+        let Some((scenario, expected, in_zone, file, task)) = sweep else {
+            rows.push(row);
+            continue;
+        };
+        let scenario = &scenario;
+        let swept = match runtime.block_on(task).context("a live sweep's task")? {
             Ok(s) => s,
             Err(LiveError::NotRunnable(why)) => {
                 row.found = "-".to_string();
@@ -162,7 +206,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
                 .iter()
                 .map(|v| (v.invariant.to_string(), v.why.clone()))
                 .collect();
-            row.replay = Some(c.command(scenario));
+            row.replay = Some(c.command(scenario) + &in_zone);
         }
         // Every other order that first broke an invariant, with its own
         // replay.
@@ -173,7 +217,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
         {
             let names: Vec<String> = c.violations.iter().map(|v| v.invariant.to_string()).collect();
             row.notes.push(format!(
-                "also broke {} in another order: {}",
+                "also broke {} in another order: {}{in_zone}",
                 names.join(", "),
                 c.command(scenario)
             ));
@@ -192,7 +236,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             }
         });
         if args.report.is_some() {
-            let example = shown.map(|c| (c, c.command(scenario)));
+            let example = shown.map(|c| (c, c.command(scenario) + &in_zone));
             report_rows.push(report::row(
                 &file,
                 &row.variant,
@@ -231,9 +275,9 @@ pub fn replay(target: &Path, args: &ReplayArgs) -> Result<ExitCode> {
         args.repeat,
         args.format,
     );
-    let target = Target::load(target)?;
+    let target = with_speed(Target::load(target)?, args.speed);
     let scenario = crate::load(file)?;
-    let (options, _scratch, runtime) = setup()?;
+    let (options, _scratch, runtime) = setup(args.tz.clone())?;
     let mut runs = Vec::new();
     for n in 0..repeat {
         let run = runtime

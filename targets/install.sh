@@ -2,7 +2,8 @@
 # What the live tests need from Debian's packages, installed only if missing:
 # Chromium and chromedriver (the browser tests), Flask and gunicorn (the
 # Flask reference target, targets/flask/), Django 3.2 (targets/django/) and
-# Flask-Mail (targets/flask-mail/); and the Express app's npm packages
+# Flask-Mail (targets/flask-mail/), libfaketime (a target's controlled
+# clock); and the Express app's npm packages
 # (targets/express/, node 20 is on the machine). .ci/run calls it; on your own
 # machine run it once before `cargo test --workspace`.
 set -euo pipefail
@@ -14,6 +15,8 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v gunicorn >/dev/null 2>&1 || need+=(gunicorn)
 /usr/bin/python3 -c 'import django' >/dev/null 2>&1 || need+=(python3-django)
 /usr/bin/python3 -c 'import flask_mail' >/dev/null 2>&1 || need+=(python3-flask-mail)
+# libfaketime: the controlled clock of a target ([time] clock, --speed).
+command -v faketime >/dev/null 2>&1 || need+=(faketime)
 
 # The Express reference app's packages, exactly as its lockfile pins them.
 here=$(dirname "$0")

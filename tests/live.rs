@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use otpsim_live::check::{sweep, LiveSweep, Order};
-use otpsim_live::run::{self, Options};
+use otpsim_live::run::{self, violations, Options};
 use otpsim_live::target::Target;
 use otpsim_sim::{Invariant, Scenario};
 
@@ -40,6 +40,7 @@ fn options(name: &str) -> Options {
     Options {
         otpsim: PathBuf::from(env!("CARGO_BIN_EXE_otpsim")),
         scratch: scratch(name),
+        tz: None,
     }
 }
 
@@ -204,6 +205,54 @@ fn a_resend_while_the_first_mail_is_slow_breaks_naive_live_and_not_idempotent() 
     assert!(trace.contains("resend") && trace.contains("/resend"), "{trace}");
     let (_, _, idempotent) = live("otpsim-idempotent", "resend_while_the_first_mail_is_slow");
     assert_eq!(idempotent.found(), "pass");
+}
+
+/// `[time] clock = "faketime"`: the app's clock reads the chosen instant
+/// at the run's time 0 and runs `speed` times as fast, in step with the
+/// scenario's: the temp_ids `serve` makes carry its clock's seconds.
+#[test]
+fn a_controlled_clock_starts_the_app_at_its_instant_and_keeps_scenario_time() {
+    let mut target = Target::load(&root().join("targets/otpsim-naive.toml")).unwrap();
+    let start = otpsim_live::clock::parse_utc("2030-01-01T00:00:00Z").unwrap();
+    target.clock = Some(otpsim_live::clock::FakeClock {
+        start_unix_ms: start,
+        speed: 10,
+    });
+    let scenario = Scenario::load(&root().join("scenarios/seed_incident.toml")).unwrap();
+    let run = runtime()
+        .block_on(run::run(&target, &scenario, &[], &options("naive-fake-clock"), 0))
+        .unwrap();
+    let mails: Vec<(u64, i64)> = run
+        .trace
+        .events
+        .iter()
+        .filter_map(|e| match &e.what {
+            otpsim_sim::trace::What::MailSent { temp_id, .. } => {
+                let secs: i64 = temp_id.split('_').nth(1)?.parse().ok()?;
+                Some((e.at_ms, secs * 1000 - start))
+            }
+            _ => None,
+        })
+        .collect();
+    // The signups at 0 s and 3 s (scenario time), each read by the app's
+    // clock within a second of when it was sent: the server's own work,
+    // real milliseconds, reads ten times as long on its clock, and so does
+    // the time its program took to load the library (docs/targets.md).
+    assert_eq!(mails.len(), 2, "{}", run.trace);
+    for ((at, app), sent) in mails.iter().zip([0, 3000]) {
+        assert!(*at >= sent, "{at} before {sent}");
+        assert!(
+            (sent as i64 - 1000..=sent as i64 + 1000).contains(app),
+            "the app's clock at scenario {at} ms: {app} ms after start"
+        );
+    }
+    assert!(
+        violations(&target, &scenario, &run)
+            .iter()
+            .any(|v| v.invariant == Invariant::VerifySucceeds),
+        "{}",
+        run.trace
+    );
 }
 
 /// `otpsim serve` on a free port with the SMTP sink; stopped when dropped.
@@ -579,6 +628,42 @@ fn a_bad_target_file_exits_2_and_says_where() {
 
 /// A live check is `check`'s own table: the same rows and summary line,
 /// and `--json` that `otpsim merge` prints back unchanged.
+#[test]
+fn check_target_on_several_jobs_gives_the_serial_table() {
+    // On a clock ten times as fast: three files, a few seconds each.
+    let table = |jobs: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+            .args(["check", "--speed", "10", "--jobs", jobs, "--target"])
+            .arg(root().join("targets/otpsim-naive.toml"))
+            .args([
+                "scenarios/seed_incident.toml",
+                "scenarios/the_owner_signs_up_and_verifies.toml",
+            ])
+            .arg("scenarios/resend_while_the_first_mail_is_slow.toml")
+            .current_dir(root())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The verdict lines, without the seconds each took.
+        text.lines()
+            .filter(|l| !l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let serial = table("1");
+    assert!(
+        serial.iter().any(|l| l.contains("found fail:verify_succeeds")),
+        "{serial:?}"
+    );
+    assert_eq!(table("3"), serial);
+}
+
 #[test]
 fn check_target_prints_checks_table_and_merges_its_json() {
     let json = scratch("check-target-json").join("live.json");

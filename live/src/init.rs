@@ -498,7 +498,7 @@ pub async fn draft(launch: &Launch, options: &Options, place: &Path) -> Result<D
     let sink = smtp::start(mail_tx, Duration::ZERO)
         .await
         .map_err(|e| LiveError::Io(format!("the SMTP sink: {e}")))?;
-    let instances = start_instances(&target, &scenario, options, &dir, &db, sink.addr).await?;
+    let (instances, _) = start_instances(&target, &scenario, options, &dir, &db, sink.addr).await?;
     let addr = instances[0].addr;
     let browser = || -> Result<Browser, LiveError> {
         let client = reqwest::Client::builder()

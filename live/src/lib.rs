@@ -5,6 +5,7 @@
 //! - [`smtp`]: the SMTP sink that takes the server's mail.
 //! - [`proxy`]: the gating reverse proxy that holds each response.
 //! - [`run`]: the live executor, one network schedule.
+//! - [`clock`]: scenario time, and the app's clock where it is controlled.
 //! - [`check`]: many schedules, judged.
 //! - [`init`]: a draft target file from a running app (`otpsim init target`).
 //! - [`stress`]: real threads or tokio tasks against the flows in-process,
@@ -13,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod clock;
 pub mod init;
 pub mod proxy;
 pub mod run;

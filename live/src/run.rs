@@ -40,6 +40,7 @@ use otpsim_model::trace::{Cookie, DbState, Http, Trace, What};
 use reqwest::cookie::{CookieStore as _, Jar};
 use tokio::sync::mpsc;
 
+use crate::clock::{unix_ms_now, Clock, FakeClock};
 use crate::proxy::{self, Held, Report};
 use crate::smtp::{self, Received};
 use crate::target::{hidden_inputs, Route, Target, Values};
@@ -78,6 +79,9 @@ pub struct Options {
     pub otpsim: PathBuf,
     /// A folder for the runs' databases and the instances' logs.
     pub scratch: PathBuf,
+    /// The time zone the app's processes run in (`TZ`), if not the
+    /// harness's own.
+    pub tz: Option<String>,
 }
 
 /// One live run.
@@ -215,9 +219,9 @@ impl Drop for Instance {
 
 /// A target's command line, with its environment, run in `cwd`, writing
 /// both its outputs to `log`.
-fn command<'e>(
+fn command(
     args: &[String],
-    env: impl Iterator<Item = (&'e String, String)>,
+    env: impl Iterator<Item = (String, String)>,
     cwd: &Path,
     log: &Path,
 ) -> Result<tokio::process::Command, LiveError> {
@@ -257,7 +261,7 @@ pub(crate) async fn start_instances(
     dir: &Path,
     db: &Path,
     smtp: SocketAddr,
-) -> Result<Vec<Instance>, LiveError> {
+) -> Result<(Vec<Instance>, Instant), LiveError> {
     // Absolute: the commands run in the run's own folder by default.
     let target_dir = target
         .path
@@ -288,10 +292,16 @@ pub(crate) async fn start_instances(
         .cwd
         .as_deref()
         .map_or(dir.to_path_buf(), |c| PathBuf::from(fill_run(c)));
+    let tz: Vec<(String, String)> = options.tz.iter().map(|z| ("TZ".to_string(), z.clone())).collect();
     if let Some(setup) = &target.setup {
         let args: Vec<String> = setup.iter().map(|a| fill_run(a)).collect();
         let log = dir.join("setup.log");
-        let status = command(&args, target.env.iter().map(|(k, v)| (k, fill_run(v))), &cwd, &log)?
+        let env = target
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), fill_run(v)))
+            .chain(tz.clone());
+        let status = command(&args, env, &cwd, &log)?
             .status()
             .await
             .map_err(|e| LiveError::Target {
@@ -308,6 +318,21 @@ pub(crate) async fn start_instances(
             });
         }
     }
+    // The run's clock starts once every instance is ready, on the app's
+    // side as on the harness's: until then a controlled clock reads as if
+    // it had started when each process did.
+    let faked = match &target.clock {
+        Some(clock) => Some((
+            clock,
+            FakeClock::library().map_err(|why| LiveError::Target {
+                file: target.path.clone(),
+                why,
+            })?,
+        )),
+        None => None,
+    };
+    // Each instance's clock file, and when the library loaded in it.
+    let mut clocks: Vec<(PathBuf, i64)> = Vec::new();
     let mut instances = Vec::new();
     for n in 0..scenario.deployment.workers {
         let port = free_port()?;
@@ -318,12 +343,33 @@ pub(crate) async fn start_instances(
         };
         let log = dir.join(format!("instance-{n}.log"));
         let args: Vec<String> = target.command.iter().map(|a| fill(a)).collect();
-        let mut command = command(&args, target.env.iter().map(|(k, v)| (k, fill(v))), &cwd, &log)?;
+        let clock_file = dir.join(format!("clock-{n}.rc"));
+        let write_clock = |loaded: i64| -> Result<Vec<(String, String)>, LiveError> {
+            let Some((clock, library)) = &faked else {
+                return Ok(Vec::new());
+            };
+            clock
+                .write(&clock_file, loaded, loaded)
+                .map_err(|e| LiveError::Io(format!("{}: {e}", clock_file.display())))?;
+            Ok(FakeClock::env(library, &clock_file))
+        };
+        let clock_env = write_clock(unix_ms_now())?;
+        let env = target
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), fill(v)))
+            .chain(tz.clone())
+            .chain(clock_env);
+        let mut command = command(&args, env, &cwd, &log)?;
         command.process_group(0).kill_on_drop(true);
         let child = command.spawn().map_err(|e| LiveError::Target {
             file: target.path.clone(),
             why: format!("cannot start {:?}: {e}", args[0]),
         })?;
+        // The program is exec'd now, and the library loads in it at once.
+        let loaded = unix_ms_now();
+        write_clock(loaded)?;
+        clocks.push((clock_file, loaded));
         instances.push(Instance {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
@@ -364,7 +410,18 @@ pub(crate) async fn start_instances(
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
-    Ok(instances)
+    let origin = Instant::now();
+    if let Some((clock, _)) = faked {
+        // The library reads its file at every call: from now on every
+        // instance's clock reads `start` at the run's time 0.
+        let origin_unix_ms = unix_ms_now();
+        for (file, loaded) in &clocks {
+            clock
+                .write(file, origin_unix_ms, *loaded)
+                .map_err(|e| LiveError::Io(format!("{}: {e}", file.display())))?;
+        }
+    }
+    Ok((instances, origin))
 }
 
 enum Item {
@@ -415,10 +472,13 @@ pub async fn run(
     std::fs::create_dir_all(&dir).map_err(|e| LiveError::Io(format!("{}: {e}", dir.display())))?;
     let db = dir.join("app.sqlite");
     let (mail_tx, mail_rx) = mpsc::unbounded_channel();
-    let sink = smtp::start(mail_tx, Duration::from_millis(scenario.deployment.mail_latency_ms))
+    let speed = target.clock.map_or(1, |c| c.speed);
+    // The mail server's latency is scenario time, as every delay is.
+    let latency = Clock::new(Instant::now(), speed).real(scenario.deployment.mail_latency_ms);
+    let sink = smtp::start(mail_tx, latency)
         .await
         .map_err(|e| LiveError::Io(format!("the SMTP sink: {e}")))?;
-    let instances = start_instances(target, scenario, options, &dir, &db, sink.addr).await?;
+    let (instances, origin) = start_instances(target, scenario, options, &dir, &db, sink.addr).await?;
     let (proxy_tx, proxy_rx) = mpsc::unbounded_channel();
     let proxy = proxy::start(instances.iter().map(|i| i.addr).collect(), proxy_tx, target.redirects)
         .await
@@ -449,7 +509,7 @@ pub async fn run(
         sightings: Sightings::default(),
         unseen: BTreeMap::new(),
         recorder: Recorder::default(),
-        start: Instant::now(),
+        clock: Clock::new(origin, speed),
         in_flight: BTreeSet::new(),
         due: Vec::new(),
         choices: choices.to_vec(),
@@ -504,7 +564,7 @@ struct Executor<'a> {
     /// What such a browser will see when a held response reaches it.
     unseen: BTreeMap<usize, Vec<(&'static str, String)>>,
     recorder: Recorder,
-    start: Instant,
+    clock: Clock,
     in_flight: BTreeSet<usize>,
     due: Vec<Due>,
     choices: Vec<u8>,
@@ -530,7 +590,7 @@ struct Executor<'a> {
 
 impl Executor<'_> {
     fn now(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+        self.clock.now()
     }
 
     fn record(&mut self, request: Option<usize>, browser: Option<&str>, worker: Option<usize>, what: What) {
@@ -550,7 +610,10 @@ impl Executor<'_> {
         mut proxy_rx: mpsc::UnboundedReceiver<Report>,
         mut mail_rx: mpsc::UnboundedReceiver<Received>,
     ) -> Result<(), LiveError> {
-        let settle = self.target.settle.as_millis() as u64;
+        // The server's own work is real time, whatever its clock reads.
+        let settle = self.clock.scenario(self.target.settle);
+        let quiet = self.clock.scenario(Duration::from_millis(QUIET_MS));
+        let timeout = self.clock.scenario(ANSWER_TIMEOUT);
         let mut next_send = 0;
         let mut last_progress = self.now();
         // After the last delivery, a while for late mail.
@@ -584,12 +647,12 @@ impl Executor<'_> {
             let idle = next_send == self.planned.len() && self.in_flight.is_empty() && self.due.is_empty();
             if idle {
                 match quiet_since {
-                    Some(since) if now >= since + QUIET_MS && !self.probed => {
+                    Some(since) if now >= since + quiet && !self.probed => {
                         self.probe(now)?;
                         quiet_since = None;
                         continue;
                     }
-                    Some(since) if now >= since + QUIET_MS => break,
+                    Some(since) if now >= since + quiet => break,
                     Some(_) => {}
                     None => quiet_since = Some(now),
                 }
@@ -606,7 +669,7 @@ impl Executor<'_> {
             if self.in_flight.is_empty() {
                 last_progress = now;
             }
-            if now > last_progress + ANSWER_TIMEOUT.as_millis() as u64 {
+            if now > last_progress + timeout {
                 let waiting: Vec<String> = self.in_flight.iter().map(|r| format!("#{r}")).collect();
                 return Err(self.target_error(format!(
                     "no progress for {ANSWER_TIMEOUT:?}; requests without an answer: {}",
@@ -617,15 +680,15 @@ impl Executor<'_> {
                 next_at,
                 self.due.iter().map(|d| d.instant).min().map(|i| i.max(now + 1)),
                 self.due.iter().map(|d| d.instant + settle).min(),
-                quiet_since.map(|s| s + QUIET_MS),
-                Some(now + 1000),
+                quiet_since.map(|s| s + quiet),
+                Some(now + self.clock.scenario(Duration::from_secs(1))),
             ]
             .into_iter()
             .flatten()
             .filter(|t| *t > now)
             .min()
             .unwrap_or(now + 1);
-            let sleep = tokio::time::sleep(Duration::from_millis(wake - now));
+            let sleep = tokio::time::sleep(self.clock.real(wake - now));
             // Mail first: a request's mail reaches the sink before its
             // answer reaches the proxy, and must be seen first (it adds the
             // SMTP latency to the answer's instant and names its sender).
@@ -755,7 +818,7 @@ impl Executor<'_> {
             modelled: network::Instant::modelled(p.at_ms, mails, latency),
             observed: at,
         };
-        observed.observed(self.target.settle.as_millis() as u64)
+        observed.observed(self.clock.scenario(self.target.settle))
     }
 
     /// The scenario instant of a delivery whose nominal instant is

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use otpsim_core::{Code, Kind};
 use otpsim_model::file::TomlFile;
+
+use crate::clock::{parse_utc, FakeClock, DEFAULT_START_UNIX_MS};
 use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned as S;
@@ -243,6 +245,9 @@ pub struct Target {
     /// The app's own constants, where it fixes them whatever the scenario
     /// says (`[app]`): the checker then judges by them.
     pub app: AppConstants,
+    /// The clock the app's processes read, where the harness controls it
+    /// (`[time] clock = "faketime"`).
+    pub clock: Option<FakeClock>,
 }
 
 /// What an app fixes for itself (`[app]`); `None`: it follows the
@@ -363,6 +368,9 @@ struct RawObserve {
 #[serde(deny_unknown_fields)]
 struct RawTime {
     settle: Option<S<String>>,
+    clock: Option<S<String>>,
+    start: Option<S<String>>,
+    speed: Option<S<u32>>,
 }
 
 impl Target {
@@ -585,6 +593,43 @@ impl Target {
                 registration: o.registration,
             }),
             settle: duration(&raw.time.settle, 1000)?,
+            clock: match raw.time.clock.as_ref().map(|c| (c, c.get_ref().as_str())) {
+                None | Some((_, "real")) => {
+                    let set = [
+                        raw.time.start.as_ref().map(S::span),
+                        raw.time.speed.as_ref().map(S::span),
+                    ];
+                    if let Some(span) = set.into_iter().flatten().next() {
+                        return Err(error(span.start, "start and speed are for clock = \"faketime\"".into()));
+                    }
+                    None
+                }
+                Some((_, "faketime")) => Some(FakeClock {
+                    start_unix_ms: match &raw.time.start {
+                        None => DEFAULT_START_UNIX_MS,
+                        Some(s) => parse_utc(s.get_ref()).ok_or_else(|| {
+                            file.at(
+                                s,
+                                format!(
+                                    "start {:?}; expected a UTC instant such as \"2026-12-02T10:00:00Z\"",
+                                    s.get_ref()
+                                ),
+                            )
+                        })?,
+                    },
+                    speed: match &raw.time.speed {
+                        None => 1,
+                        Some(n) if (1..=100).contains(n.get_ref()) => *n.get_ref(),
+                        Some(n) => return Err(file.at(n, format!("speed {}; expected 1 to 100", n.get_ref()))),
+                    },
+                }),
+                Some((c, other)) => {
+                    return Err(file.at(
+                        c,
+                        format!("clock {other:?}; expected \"real\" (the default) or \"faketime\""),
+                    ))
+                }
+            },
             app: AppConstants {
                 otp_ttl_ms: match &raw.app.otp_ttl {
                     Some(t) => Some(file.duration(Some(t), 0, 24 * 3_600_000)?),
@@ -841,6 +886,33 @@ code = '(\d{6})'
             .unwrap_err()
             .message
             .contains("lists no field"));
+    }
+
+    #[test]
+    fn a_controlled_clock_is_read_from_time_and_bad_settings_are_refused() {
+        let with = |time: &str| Target::parse(Path::new("t.toml"), &format!("{GOOD}[time]\n{time}"));
+        assert_eq!(with("").unwrap().clock, None);
+        let c = with("clock = \"faketime\"\nspeed = 10\nstart = \"2030-01-01T00:00:00Z\"\n")
+            .unwrap()
+            .clock
+            .unwrap();
+        assert_eq!((c.speed, c.start_unix_ms), (10, 1_893_456_000_000));
+        assert_eq!(
+            with("clock = \"faketime\"\n").unwrap().clock.unwrap().start_unix_ms,
+            crate::clock::DEFAULT_START_UNIX_MS
+        );
+        for (time, why) in [
+            ("clock = \"fake\"\n", "expected \"real\" (the default) or \"faketime\""),
+            ("speed = 10\n", "start and speed are for clock = \"faketime\""),
+            ("clock = \"faketime\"\nspeed = 0\n", "speed 0; expected 1 to 100"),
+            (
+                "clock = \"faketime\"\nstart = \"2030-01-01\"\n",
+                "expected a UTC instant",
+            ),
+        ] {
+            let e = with(time).unwrap_err().message;
+            assert!(e.contains(why), "{time:?}: {e}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ accounts), MAIL_SERVER, MAIL_PORT, MAIL_USERNAME, MAIL_PASSWORD.
 import os
 import secrets
 import sqlite3
-import time
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 from flask import Flask, flash, g, redirect, render_template_string, request, session
@@ -103,7 +103,8 @@ def signup():
         "email": email,
         "password_hash": generate_password_hash(password),
         "code": code,
-        "sent": time.time(),
+        # The server's local time, as datetime.now() gives it...
+        "expires": (datetime.now() + timedelta(seconds=CODE_LIFETIME_S)).replace(microsecond=0).isoformat(),
         "reference": reference,
     }
     mail.send(
@@ -130,7 +131,9 @@ def verify():
     if not pending or pending["email"] != email:
         flash("No signup in progress for this address.", "error")
         return redirect("/signup")
-    if time.time() - pending["sent"] > CODE_LIFETIME_S:
+    # ...against UTC: west of UTC every code has expired before it is
+    # typed, east of it a code lives hours longer than promised.
+    if datetime.fromisoformat(pending["expires"]) < datetime.utcnow():
         flash("That code has expired.", "error")
         return redirect(back)
     if request.form.get("code", "").strip() != pending["code"]:

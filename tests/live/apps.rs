@@ -160,6 +160,44 @@ fn the_flask_mail_apps_documented_flaws_are_found_from_its_target_file() {
     );
 }
 
+/// The Flask-Mail app writes its expiry in local time and reads it in UTC:
+/// the plainest file passes under UTC and east of it, and breaks only on a
+/// server west of UTC (`--tz`).
+#[test]
+fn a_zone_dependent_flaw_shows_only_under_the_zone_that_exposes_it() {
+    let target = Target::load(&root().join("targets/flask-mail.toml")).unwrap();
+    let scenario = Scenario::load(&root().join("scenarios/the_owner_signs_up_and_verifies.toml")).unwrap();
+    let runtime = runtime();
+    let sweeps: Vec<_> = ["UTC", "Asia/Tokyo", "America/Los_Angeles"]
+        .into_iter()
+        .map(|zone| {
+            let mut options = options(&format!("flask-mail-tz-{}", zone.replace('/', "-")));
+            options.tz = Some(zone.to_string());
+            let (target, scenario) = (target.clone(), scenario.clone());
+            runtime.spawn(async move { sweep(&target, &scenario, &options, 1, Order::DepthFirst).await })
+        })
+        .collect();
+    let found: Vec<String> = sweeps
+        .into_iter()
+        .map(|h| runtime.block_on(h).unwrap().unwrap().found())
+        .collect();
+    assert_eq!(found, ["pass", "pass", "fail:verify_succeeds"]);
+    // East of UTC a code outlives its five minutes: a six-minute file, on
+    // a clock a hundred times as fast.
+    let mut fast = target.clone();
+    fast.clock = Some(otpsim_live::clock::FakeClock {
+        start_unix_ms: otpsim_live::clock::DEFAULT_START_UNIX_MS,
+        speed: 100,
+    });
+    let late = Scenario::load(&root().join("scenarios/the_owner_types_her_code_after_its_lifetime.toml")).unwrap();
+    let mut options = options("flask-mail-tz-tokyo-late");
+    options.tz = Some("Asia/Tokyo".to_string());
+    let swept = runtime
+        .block_on(sweep(&fast, &late, &options, 1, Order::DepthFirst))
+        .unwrap();
+    assert!(swept.violated.contains(&Invariant::CodesExpire), "{}", swept.found());
+}
+
 /// `otpsim init target` on each reference app: a draft that reaches, on
 /// the seed incident, the verdict of the app's hand-written target file,
 /// after the edits its comments ask for (none for Flask-Mail and Express;

@@ -133,8 +133,14 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             beside: None,
         };
         // A live run lasts as long as its scenario, in real time (over the
-        // speed of a controlled clock).
-        let lasts = scenario
+        // speed of a controlled clock), stretched to the app's lifetime.
+        if let Some((app, file)) = run::scale(&target, scenario) {
+            row.notes.push(format!(
+                "times stretched by {app}/{file} to the app's {} lifetime",
+                otpsim_sim::scenario::format_duration(app)
+            ));
+        }
+        let lasts = run::fitted(&target, scenario)
             .requests
             .iter()
             .map(|r| r.at_ms + r.response_delay_ms + r.email_delay_ms)

@@ -138,19 +138,58 @@ pub fn limits(target: &Target, scenario: &Scenario) -> Limits {
     }
 }
 
+/// The factor `(app, file)` by which `scenario`'s times are stretched
+/// against `target`: where the app fixes its own code lifetime, the file's
+/// timeline crosses its own, and the app's clock is controlled (so that a
+/// file of seconds stretched to an app's minutes still takes seconds). A
+/// file scaled whole keeps its meaning: every wait, delay and mail latency
+/// stands to the lifetime as the file wrote it.
+pub fn scale(target: &Target, scenario: &Scenario) -> Option<(u64, u64)> {
+    let d = &scenario.deployment;
+    let ttl = target
+        .app
+        .otp_ttl_ms
+        .filter(|t| *t != d.otp_ttl_ms && d.otp_ttl_ms > 0)?;
+    let last = scenario.requests.iter().map(|r| r.at_ms).max().unwrap_or(0);
+    (target.clock.is_some() && last >= ttl.min(d.otp_ttl_ms)).then_some((ttl, d.otp_ttl_ms))
+}
+
+/// `scenario` as it runs against `target`: its times stretched by
+/// [`scale`], or as written.
+pub fn fitted(target: &Target, scenario: &Scenario) -> Scenario {
+    let mut fitted = scenario.clone();
+    if let Some((app, file)) = scale(target, scenario) {
+        let stretch = |ms: u64| (u128::from(ms) * u128::from(app) / u128::from(file)) as u64;
+        for r in &mut fitted.requests {
+            r.at_ms = stretch(r.at_ms);
+            r.response_delay_ms = stretch(r.response_delay_ms);
+            r.email_delay_ms = stretch(r.email_delay_ms);
+        }
+        let d = &mut fitted.deployment;
+        d.mail_latency_ms = stretch(d.mail_latency_ms);
+        d.otp_ttl_ms = app;
+    }
+    fitted
+}
+
 /// Why `scenario` would test nothing against `target`, if it would: its
 /// timeline crosses a code's lifetime (a request sent at or after it) or
 /// it sends as many codes as would lock a registration (any verify may be
 /// wrong: a stranger's, a stale one), and the app's own
 /// constant there is not the file's. Run anyway, such a file passes
-/// without testing what it was written for.
+/// without testing what it was written for. A lifetime the app's
+/// controlled clock lets the file be stretched to is no reason ([`scale`]).
 pub fn vacuous(target: &Target, scenario: &Scenario) -> Option<String> {
     let d = &scenario.deployment;
-    if let Some(ttl) = target.app.otp_ttl_ms.filter(|t| *t != d.otp_ttl_ms) {
+    if let Some(ttl) = target
+        .app
+        .otp_ttl_ms
+        .filter(|t| *t != d.otp_ttl_ms && scale(target, scenario).is_none())
+    {
         let last = scenario.requests.iter().map(|r| r.at_ms).max().unwrap_or(0);
         if last >= ttl.min(d.otp_ttl_ms) {
             return Some(format!(
-                "vacuous for this target: the file's timeline reaches {} and its codes live {}, but the app's live {}",
+                "vacuous for this target: the file's timeline reaches {} and its codes live {}, but the app's live {} (on a controlled clock, --speed N, the file is stretched to the app's lifetime)",
                 otpsim_model::scenario::format_duration(last),
                 otpsim_model::scenario::format_duration(d.otp_ttl_ms),
                 otpsim_model::scenario::format_duration(ttl)
@@ -466,6 +505,7 @@ pub async fn run(
     if let Some(why) = not_runnable(target, scenario) {
         return Err(LiveError::NotRunnable(why));
     }
+    let scenario = &fitted(target, scenario);
     let wall = Instant::now();
     let dir = options.scratch.join(format!("run-{run}"));
     let _ = std::fs::remove_dir_all(&dir);

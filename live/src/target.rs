@@ -975,6 +975,23 @@ code = '(\d{6})'
         assert!(why.contains("locks after 3"), "{why}");
         // The checker holds the app to its own lifetime.
         assert_eq!(crate::run::limits(&t, &scenario("2s", 1)).otp_ttl_ms, 300_000);
+        // On a controlled clock the file is stretched to the app's lifetime
+        // instead, every time by 300/8: the verify at 9 s comes at 337.5 s.
+        let mut fast = t.clone();
+        fast.clock = Some(crate::clock::FakeClock {
+            start_unix_ms: crate::clock::DEFAULT_START_UNIX_MS,
+            speed: 100,
+        });
+        assert_eq!(crate::run::vacuous(&fast, &scenario("9s", 1)), None);
+        assert_eq!(crate::run::scale(&fast, &scenario("9s", 1)), Some((300_000, 8000)));
+        let stretched = crate::run::fitted(&fast, &scenario("9s", 1));
+        assert_eq!(stretched.requests[1].at_ms, 337_500);
+        assert_eq!(stretched.deployment.otp_ttl_ms, 300_000);
+        assert_eq!(crate::run::scale(&fast, &scenario("2s", 1)), None, "nothing to stretch");
+        assert!(
+            crate::run::vacuous(&fast, &scenario("2s", 5)).is_some(),
+            "a count is not stretched"
+        );
         let zero = GOOD.to_string() + "[app]\nmax_attempts = 0\n";
         assert!(Target::parse(Path::new("t.toml"), &zero)
             .unwrap_err()

@@ -354,6 +354,10 @@ pub struct ReplayArgs {
     /// the target's [time] start at the run's time 0 (docs/targets.md).
     #[arg(long, requires = "target", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub speed: Option<u32>,
+    /// With --target: send requests of one instant each as it comes,
+    /// instead of holding their last bytes and releasing them together.
+    #[arg(long, requires = "target")]
+    pub no_sync: bool,
     /// Replay against a real server, described by this target file.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "strategy", "position"])]
     pub target: Option<PathBuf>,
@@ -443,6 +447,10 @@ pub struct CheckArgs {
     /// the target's [time] start at each run's time 0 (docs/targets.md).
     #[arg(long, requires = "target", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub speed: Option<u32>,
+    /// With --target: send requests of one instant each as it comes,
+    /// instead of holding their last bytes and releasing them together.
+    #[arg(long, requires = "target")]
+    pub no_sync: bool,
 }
 
 #[derive(clap::Args)]

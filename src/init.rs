@@ -34,6 +34,7 @@ pub fn run(flags: &InitTargetFlags) -> Result<ExitCode> {
         otpsim: std::env::current_exe().context("the otpsim program's own path")?,
         scratch: scratch.clone(),
         tz: None,
+        last_byte_sync: true,
     };
     let launch = Launch {
         name: flags.name.clone(),

@@ -28,13 +28,14 @@ impl Drop for Scratch {
     }
 }
 
-fn setup(tz: Option<String>) -> Result<(Options, Scratch, tokio::runtime::Runtime)> {
+fn setup(tz: Option<String>, last_byte_sync: bool) -> Result<(Options, Scratch, tokio::runtime::Runtime)> {
     let scratch = std::env::temp_dir().join(format!("otpsim-live-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let options = Options {
         otpsim: std::env::current_exe().context("finding the otpsim program")?,
         scratch: scratch.clone(),
         tz,
+        last_byte_sync,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
     Ok((options, Scratch(scratch), runtime))
@@ -99,7 +100,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             ))
         })?),
     };
-    let (options, _scratch, runtime) = setup(None)?;
+    let (options, _scratch, runtime) = setup(None, !args.no_sync)?;
     let mut rows = Vec::new();
     let mut report_rows = Vec::new();
     // Sweeps run `--jobs` at a time (default one), each with its own
@@ -113,7 +114,8 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
     let speed = u64::from(target.clock.map_or(1, |c| c.speed));
     for ((index, scenario), zone) in scenarios.iter().flat_map(|s| zones.iter().map(move |z| (s, *z))) {
         let in_zone = zone.map_or(String::new(), |z| format!(" --tz {z}"))
-            + &args.speed.map_or(String::new(), |s| format!(" --speed {s}"));
+            + &args.speed.map_or(String::new(), |s| format!(" --speed {s}"))
+            + if args.no_sync { " --no-sync" } else { "" };
         let expected = expectation(&target, scenario);
         let file = scenario.path.display().to_string();
         let mut row = Row {
@@ -283,7 +285,7 @@ pub fn replay(target: &Path, args: &ReplayArgs) -> Result<ExitCode> {
     );
     let target = with_speed(Target::load(target)?, args.speed);
     let scenario = crate::load(file)?;
-    let (options, _scratch, runtime) = setup(args.tz.clone())?;
+    let (options, _scratch, runtime) = setup(args.tz.clone(), !args.no_sync)?;
     let mut runs = Vec::new();
     for n in 0..repeat {
         let run = runtime
@@ -331,8 +333,17 @@ pub fn replay(target: &Path, args: &ReplayArgs) -> Result<ExitCode> {
         target.name,
         taken.join(",")
     );
+    // How close together requests of one instant reached the server.
+    let spreads: Vec<std::time::Duration> = runs.iter().flat_map(|r| r.spreads.iter().copied()).collect();
+    let together = match (spreads.iter().min(), spreads.iter().max()) {
+        (Some(least), Some(most)) => format!(
+            "; requests of one instant reached the server {:?} to {:?} apart (last-byte sync)",
+            least, most
+        ),
+        _ => String::new(),
+    };
     let summary = format!(
-        "{reproduced} of {repeat} runs {}; {same_network} of {repeat} had the same network order; a run took {:.1} s",
+        "{reproduced} of {repeat} runs {}; {same_network} of {repeat} had the same network order; a run took {:.1} s{together}",
         if broken.is_empty() {
             "broke nothing, as the first did"
         } else {

@@ -4,6 +4,7 @@
 //! - [`target`]: target files, how to start and talk to a server.
 //! - [`smtp`]: the SMTP sink that takes the server's mail.
 //! - [`proxy`]: the gating reverse proxy that holds each response.
+//! - [`burst`]: requests of one instant, released by their last bytes.
 //! - [`run`]: the live executor, one network schedule.
 //! - [`clock`]: scenario time, and the app's clock where it is controlled.
 //! - [`check`]: many schedules, judged.
@@ -13,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod burst;
 pub mod check;
 pub mod clock;
 pub mod init;

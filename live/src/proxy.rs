@@ -16,6 +16,10 @@
 //! that it belongs to the answer whose delivery the schedule orders. What
 //! differs is only when a followed GET's own effects reach the server.
 //!
+//! Requests of one instant arrive together: each is sent but for its last
+//! byte, which goes when all of them have got that far
+//! ([`crate::burst`]).
+//!
 //! A request names its scenario number in the `x-otpsim-request` header.
 //! One without it (a real browser driven by hand or by a test) is numbered
 //! here, in arrival order from [`UNLABELLED_FROM`], and goes to instance 0.
@@ -36,6 +40,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::burst::{Burst, Gated};
 use crate::wire::REQUEST_HEADER;
 
 /// The number given to the first request that came without one.
@@ -112,6 +117,8 @@ pub struct Proxy {
     pub addr: SocketAddr,
     /// Which instance each labelled request goes to (default 0).
     pub routes: Arc<Mutex<BTreeMap<usize, usize>>>,
+    /// The burst each labelled request of a shared instant belongs to.
+    pub bursts: Arc<Mutex<BTreeMap<usize, Arc<Burst>>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -124,8 +131,9 @@ impl Drop for Proxy {
 struct Shared {
     instances: Vec<SocketAddr>,
     routes: Arc<Mutex<BTreeMap<usize, usize>>>,
+    bursts: Arc<Mutex<BTreeMap<usize, Arc<Burst>>>>,
     unlabelled: AtomicUsize,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, Gated>,
     out: mpsc::UnboundedSender<Report>,
     redirects: usize,
 }
@@ -140,9 +148,11 @@ pub async fn start(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let routes = Arc::new(Mutex::new(BTreeMap::new()));
+    let bursts = Arc::new(Mutex::new(BTreeMap::new()));
     let shared = Arc::new(Shared {
         instances,
         routes: Arc::clone(&routes),
+        bursts: Arc::clone(&bursts),
         unlabelled: AtomicUsize::new(UNLABELLED_FROM),
         client: Client::builder(TokioExecutor::new()).build_http(),
         out,
@@ -162,7 +172,12 @@ pub async fn start(
             });
         }
     });
-    Ok(Proxy { addr, routes, task })
+    Ok(Proxy {
+        addr,
+        routes,
+        bursts,
+        task,
+    })
 }
 
 type Reply = hyper::Response<Full<Bytes>>;
@@ -227,9 +242,16 @@ impl Shared {
         let out = self.out.clone();
         // A real browser follows its own redirects.
         let hops = if labelled.is_some() { self.redirects } else { 0 };
+        // A request of a burst goes all but its last byte, which waits for
+        // the burst's other requests (`crate::burst`).
+        let burst = labelled.and_then(|id| self.bursts.lock().unwrap_or_else(|p| p.into_inner()).get(&id).cloned());
+        let body = match burst {
+            Some(burst) => Gated::held(body, burst.gate()),
+            None => Gated::whole(body),
+        };
         tokio::spawn(async move {
             let cookie = forwarded.cookie.clone();
-            let upstream_request = hyper::Request::from_parts(parts, Full::new(body));
+            let upstream_request = hyper::Request::from_parts(parts, body);
             let (answer, redirects, set_cookie) = follow(&client, upstream, upstream_request, cookie, id, hops).await;
             let (release, released) = oneshot::channel::<oneshot::Sender<bool>>();
             let held = Held {
@@ -279,9 +301,9 @@ struct Answer {
 /// Set-Cookie of the chain), the redirects followed, and the chain's
 /// Set-Cookie headers in order.
 async fn follow(
-    client: &Client<HttpConnector, Full<Bytes>>,
+    client: &Client<HttpConnector, Gated>,
     upstream: SocketAddr,
-    request: hyper::Request<Full<Bytes>>,
+    request: hyper::Request<Gated>,
     cookie: Option<String>,
     id: usize,
     hops: usize,
@@ -324,7 +346,7 @@ async fn follow(
                 headers.insert(hyper::header::COOKIE, c);
             }
         }
-        let Ok(get) = get.body(Full::new(Bytes::new())) else {
+        let Ok(get) = get.body(Gated::whole(Bytes::new())) else {
             break;
         };
         redirects.push((*status, location.clone()));
@@ -390,7 +412,7 @@ impl Jar {
 }
 
 /// Sends one request to an instance and reads the whole answer.
-async fn exchange(client: &Client<HttpConnector, Full<Bytes>>, request: hyper::Request<Full<Bytes>>) -> Answer {
+async fn exchange(client: &Client<HttpConnector, Gated>, request: hyper::Request<Gated>) -> Answer {
     let failed = |why: String| Answer {
         reply: bad_gateway(why.clone()),
         status: Err(why),

@@ -40,6 +40,7 @@ use otpsim_model::trace::{Cookie, DbState, Http, Trace, What};
 use reqwest::cookie::{CookieStore as _, Jar};
 use tokio::sync::mpsc;
 
+use crate::burst::Burst;
 use crate::clock::{unix_ms_now, Clock, FakeClock};
 use crate::proxy::{self, Held, Report};
 use crate::smtp::{self, Received};
@@ -82,6 +83,9 @@ pub struct Options {
     /// The time zone the app's processes run in (`TZ`), if not the
     /// harness's own.
     pub tz: Option<String>,
+    /// Whether requests of one instant are released together by their
+    /// last bytes (`crate::burst`), or each as it comes.
+    pub last_byte_sync: bool,
 }
 
 /// One live run.
@@ -95,6 +99,9 @@ pub struct LiveRun {
     pub arities: Vec<u8>,
     /// Wall-clock length of the run, start-up included.
     pub seconds: f64,
+    /// For each instant at which several requests were sent together, how
+    /// far apart their last bytes went (the arrival spread the server saw).
+    pub spreads: Vec<Duration>,
 }
 
 /// Why `scenario` cannot run against `target`, if it cannot.
@@ -530,6 +537,22 @@ pub async fn run(
             routes.insert(p.id, p.worker);
         }
     }
+    // Requests sent at one instant reach the instances together.
+    let mut bursts: Vec<Arc<Burst>> = Vec::new();
+    if options.last_byte_sync {
+        let mut at: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for p in &planned {
+            at.entry(p.at_ms).or_default().push(p.id);
+        }
+        let mut held = proxy.bursts.lock().unwrap_or_else(|p| p.into_inner());
+        for ids in at.values().filter(|ids| ids.len() > 1) {
+            let burst = Burst::new(ids.len());
+            for id in ids {
+                held.insert(*id, Arc::clone(&burst));
+            }
+            bursts.push(burst);
+        }
+    }
     let observe_db = target
         .observe
         .as_ref()
@@ -577,6 +600,7 @@ pub async fn run(
         choices: executor.taken,
         arities: executor.arities,
         seconds: wall.elapsed().as_secs_f64(),
+        spreads: bursts.iter().filter_map(|b| b.spread()).collect(),
     })
 }
 

@@ -19,6 +19,36 @@ use crate::cli::{CheckArgs, ReplayArgs, RunFormat};
 use crate::table::{Beside, Checked, Report, Row};
 use crate::{report, InvalidInput};
 
+/// Ctrl-C or SIGTERM during a live run: the command stops, and the app
+/// instances its runs started go with it (exit 130).
+#[derive(Debug)]
+pub struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped by a signal; the app instances of the run were stopped too")
+    }
+}
+
+impl std::error::Error for Stopped {}
+
+/// Runs `work` on `runtime` until it ends, or until Ctrl-C or SIGTERM:
+/// then [`Stopped`], and the caller's runtime, dropped on the way out,
+/// drops every run's tasks and so kills their app instances (their
+/// processes are started to be killed on drop). Without this a signal
+/// ended otpsim and left the instances running in their own process group.
+fn until_stopped<T>(runtime: &tokio::runtime::Runtime, work: impl std::future::Future<Output = T>) -> Result<T> {
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        tokio::select! {
+            done = work => Ok(done),
+            _ = tokio::signal::ctrl_c() => Err(Stopped.into()),
+            _ = term.recv() => Err(Stopped.into()),
+        }
+    })
+}
+
 /// A scratch folder for the runs, removed when dropped.
 struct Scratch(PathBuf);
 
@@ -181,7 +211,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             continue;
         };
         let scenario = &scenario;
-        let swept = match runtime.block_on(task).context("a live sweep's task")? {
+        let swept = match until_stopped(&runtime, task)?.context("a live sweep's task")? {
             Ok(s) => s,
             Err(LiveError::NotRunnable(why)) => {
                 row.found = "-".to_string();
@@ -288,8 +318,7 @@ pub fn replay(target: &Path, args: &ReplayArgs) -> Result<ExitCode> {
     let (options, _scratch, runtime) = setup(args.tz.clone(), !args.no_sync)?;
     let mut runs = Vec::new();
     for n in 0..repeat {
-        let run = runtime
-            .block_on(run::run(&target, &scenario, &choices, &options, n as usize))
+        let run = until_stopped(&runtime, run::run(&target, &scenario, &choices, &options, n as usize))?
             .with_context(|| format!("running {} live", file.display()))?;
         runs.push(run);
     }

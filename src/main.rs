@@ -129,6 +129,10 @@ fn main() -> ExitCode {
     }
     match outcome {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<live::Stopped>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             let invalid = e.downcast_ref::<InvalidInput>().is_some()

@@ -299,6 +299,57 @@ fn requests_of_one_instant_are_released_together_by_their_last_bytes() {
     }
 }
 
+/// The processes whose command line names `text`.
+fn processes_naming(text: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(text) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// SIGTERM (or Ctrl-C) during `check --target` ends it with 130, and the
+/// app instances its run started end with it.
+#[test]
+fn a_signal_stops_a_live_check_and_the_instances_it_started() {
+    let check = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args([
+            "check",
+            "--target",
+            "targets/otpsim-naive.toml",
+            "scenarios/seed_incident.toml",
+        ])
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Its runs' folders, and so its instances' command lines, name its pid.
+    let mark = format!("otpsim-live-{}/", check.id());
+    let mut polls = 0;
+    while processes_naming(&mark).is_empty() {
+        polls += 1;
+        assert!(polls < 400, "no instance started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on a child of this process.
+    unsafe { libc::kill(check.id() as i32, libc::SIGTERM) };
+    let out = check.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut polls = 0;
+    while !processes_naming(&mark).is_empty() {
+        polls += 1;
+        assert!(polls < 100, "instances left running: {:?}", processes_naming(&mark));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `otpsim serve` on a free port with the SMTP sink; stopped when dropped.
 pub struct Served {
     child: Child,

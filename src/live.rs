@@ -32,21 +32,45 @@ impl std::fmt::Display for Stopped {
 
 impl std::error::Error for Stopped {}
 
-/// Runs `work` on `runtime` until it ends, or until Ctrl-C or SIGTERM:
-/// then [`Stopped`], and the caller's runtime, dropped on the way out,
-/// drops every run's tasks and so kills their app instances (their
-/// processes are started to be killed on drop). Without this a signal
-/// ended otpsim and left the instances running in their own process group.
-fn until_stopped<T>(runtime: &tokio::runtime::Runtime, work: impl std::future::Future<Output = T>) -> Result<T> {
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+/// The runtime live runs go on, and whether Ctrl-C or SIGTERM came: one
+/// listener for the whole command, so that a signal between two waits
+/// (while the simulator compares, say) is not missed by the next.
+struct Live {
+    runtime: tokio::runtime::Runtime,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl Live {
+    fn new() -> Result<Live> {
+        let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+        let (tx, stop) = tokio::sync::watch::channel(false);
+        let mut term = runtime
+            .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) })
             .context("listening for SIGTERM")?;
-        tokio::select! {
-            done = work => Ok(done),
-            _ = tokio::signal::ctrl_c() => Err(Stopped.into()),
-            _ = term.recv() => Err(Stopped.into()),
-        }
-    })
+        runtime.spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            let _ = tx.send(true);
+        });
+        Ok(Live { runtime, stop })
+    }
+
+    /// Runs `work` until it ends, or until a signal: then [`Stopped`], and
+    /// the runtime, dropped on the caller's way out, drops every run's
+    /// tasks and so kills their app instances (started to be killed on
+    /// drop). Without this a signal ended otpsim and left the instances
+    /// running in their own process group.
+    fn until_stopped<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T> {
+        let mut stop = self.stop.clone();
+        self.runtime.block_on(async {
+            tokio::select! {
+                done = work => Ok(done),
+                _ = stop.wait_for(|stopped| *stopped) => Err(Stopped.into()),
+            }
+        })
+    }
 }
 
 /// A scratch folder for the runs, removed when dropped.
@@ -58,7 +82,7 @@ impl Drop for Scratch {
     }
 }
 
-fn setup(tz: Option<String>, last_byte_sync: bool) -> Result<(Options, Scratch, tokio::runtime::Runtime)> {
+fn setup(tz: Option<String>, last_byte_sync: bool) -> Result<(Options, Scratch, Live)> {
     let scratch = std::env::temp_dir().join(format!("otpsim-live-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     let options = Options {
@@ -67,8 +91,7 @@ fn setup(tz: Option<String>, last_byte_sync: bool) -> Result<(Options, Scratch, 
         tz,
         last_byte_sync,
     };
-    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
-    Ok((options, Scratch(scratch), runtime))
+    Ok((options, Scratch(scratch), Live::new()?))
 }
 
 /// What `scenario` expects of the target: its `[expect]` entry for the
@@ -130,7 +153,8 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             ))
         })?),
     };
-    let (options, _scratch, runtime) = setup(None, !args.no_sync)?;
+    let (options, _scratch, live) = setup(None, !args.no_sync)?;
+    let runtime = &live.runtime;
     let mut rows = Vec::new();
     let mut report_rows = Vec::new();
     // Sweeps run `--jobs` at a time (default one), each with its own
@@ -211,7 +235,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             continue;
         };
         let scenario = &scenario;
-        let swept = match until_stopped(&runtime, task)?.context("a live sweep's task")? {
+        let swept = match live.until_stopped(task)?.context("a live sweep's task")? {
             Ok(s) => s,
             Err(LiveError::NotRunnable(why)) => {
                 row.found = "-".to_string();
@@ -315,10 +339,11 @@ pub fn replay(target: &Path, args: &ReplayArgs) -> Result<ExitCode> {
     );
     let target = with_speed(Target::load(target)?, args.speed);
     let scenario = crate::load(file)?;
-    let (options, _scratch, runtime) = setup(args.tz.clone(), !args.no_sync)?;
+    let (options, _scratch, live) = setup(args.tz.clone(), !args.no_sync)?;
     let mut runs = Vec::new();
     for n in 0..repeat {
-        let run = until_stopped(&runtime, run::run(&target, &scenario, &choices, &options, n as usize))?
+        let run = live
+            .until_stopped(run::run(&target, &scenario, &choices, &options, n as usize))?
             .with_context(|| format!("running {} live", file.display()))?;
         runs.push(run);
     }

@@ -61,8 +61,9 @@ impl FakeClock {
             ("FAKETIME_TIMESTAMP_FILE".into(), file.display().to_string()),
             // Read at every call, so that the second writing counts.
             ("FAKETIME_NO_CACHE".into(), "1".into()),
-            // No shared memory: a killed instance would leave its segment
-            // behind, and a later process with its pid would fail to start.
+            // Newer libfaketime's way to make no shared-memory segment
+            // (Debian's 0.9.10 ignores it: `Instance`'s drop removes the
+            // segment instead).
             ("FAKETIME_DISABLE_SHM".into(), "1".into()),
         ]
     }

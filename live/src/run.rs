@@ -258,6 +258,13 @@ impl Drop for Instance {
             unsafe {
                 libc::kill(-pid, libc::SIGTERM);
             }
+            // Debian's libfaketime (0.9.10) leaves a shared-memory segment
+            // named by the pid of every process it loaded in, and a later
+            // process given that pid fails to start: a controlled clock's
+            // instance cleans up after itself.
+            for name in [format!("faketime_shm_{pid}"), format!("sem.faketime_sem_{pid}")] {
+                let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
+            }
         }
         let _ = self.child.start_kill();
     }
@@ -541,8 +548,18 @@ pub async fn run(
     let mut bursts: Vec<Arc<Burst>> = Vec::new();
     if options.last_byte_sync {
         let mut at: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-        for p in &planned {
-            at.entry(p.at_ms).or_default().push(p.id);
+        for (i, p) in planned.iter().enumerate() {
+            // A form submission the same browser's next one at this instant
+            // abandons may never reach the proxy: it is no part of the burst.
+            let spec = &scenario.requests[p.spec];
+            let abandoned = spec.via == Via::Form
+                && planned[i + 1..].iter().any(|q| {
+                    let next = &scenario.requests[q.spec];
+                    q.at_ms == p.at_ms && next.browser == spec.browser && next.via == Via::Form
+                });
+            if !abandoned {
+                at.entry(p.at_ms).or_default().push(p.id);
+            }
         }
         let mut held = proxy.bursts.lock().unwrap_or_else(|p| p.into_inner());
         for ids in at.values().filter(|ids| ids.len() > 1) {

@@ -159,6 +159,44 @@ impl<P: Platform> std::fmt::Debug for Store<P> {
     }
 }
 
+/// A column as `PRAGMA table_info` gives it: name, type, NOT NULL, default.
+type Column = (String, String, bool, Option<String>);
+
+/// Adds to `conn`'s tables the columns `schema` gives them and a file made
+/// by an earlier version lacks (`CREATE TABLE IF NOT EXISTS` keeps an old
+/// table as it was): otherwise every statement naming one fails with "no
+/// such column". A column that cannot be added (NOT NULL without a
+/// default) is left for that error to name.
+fn add_missing_columns(conn: &Connection, schema: &str) -> rusqlite::Result<()> {
+    let wanted = Connection::open_in_memory()?;
+    wanted.execute_batch(schema)?;
+    let columns = |c: &Connection, table: &str| -> rusqlite::Result<Vec<Column>> {
+        let mut info = c.prepare(&format!("PRAGMA table_info(\"{table}\")"))?;
+        let rows = info.query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0, r.get(4)?)))?;
+        rows.collect()
+    };
+    let mut tables =
+        wanted.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")?;
+    let names: Vec<String> = tables.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    for table in names {
+        let have: Vec<String> = columns(conn, &table)?.into_iter().map(|c| c.0).collect();
+        for (name, kind, not_null, default) in columns(&wanted, &table)? {
+            if have.contains(&name) || (not_null && default.is_none()) {
+                continue;
+            }
+            let mut decl = format!("ALTER TABLE \"{table}\" ADD COLUMN \"{name}\" {kind}");
+            if not_null {
+                decl.push_str(" NOT NULL");
+            }
+            if let Some(d) = default {
+                decl.push_str(&format!(" DEFAULT {d}"));
+            }
+            conn.execute_batch(&decl)?;
+        }
+    }
+    Ok(())
+}
+
 impl<P: Platform> Store<P> {
     /// A fresh in-memory database with `schema` applied.
     pub fn open_in_memory(schema: &str) -> Result<Self, DbError> {
@@ -182,6 +220,7 @@ impl<P: Platform> Store<P> {
                 .pragma_update(None, "journal_mode", "WAL")
                 .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
                 .and_then(|()| conn.execute_batch(schema));
+            let set_up = set_up.and_then(|()| add_missing_columns(&conn, schema));
             match set_up.map_err(DbError::from) {
                 Ok(()) => break,
                 Err(DbError::Busy) if started.elapsed() < timeout => {
@@ -440,6 +479,26 @@ mod tests {
                 assert_eq!(opener.join().unwrap(), Ok(()), "round {round}");
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_from_an_earlier_schema_gains_its_new_columns() {
+        let dir = std::env::temp_dir().join(format!("otpsim-migrate-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("old.sqlite");
+        let _ = std::fs::remove_file(&path);
+        let old = "CREATE TABLE IF NOT EXISTS r (email TEXT PRIMARY KEY, n INTEGER NOT NULL);";
+        drop(Store::<Std>::open_file(&path, old, 5000).unwrap());
+        let new = "CREATE TABLE IF NOT EXISTS r (email TEXT PRIMARY KEY, n INTEGER NOT NULL,
+                     prev TEXT, since INTEGER NOT NULL DEFAULT 0);";
+        let store = Store::<Std>::open_file(&path, new, 5000).unwrap();
+        let hook = YieldingHook::<Std>::new(1);
+        let db = store.db(&hook);
+        db.execute("INSERT INTO r (email, n, prev) VALUES ('a', 1, 'x')", params![])
+            .unwrap();
+        let row = db.query_first("SELECT prev, since FROM r", params![]).unwrap().unwrap();
+        assert_eq!((row.text(0), row.int(1)), ("x", 0));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

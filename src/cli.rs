@@ -504,6 +504,38 @@ pub struct ExploreArgs {
     /// invariant, failed where the search broke it.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Search a real server, described by this target file, instead of
+    /// the simulator: generated cases run live, --budget counts live runs
+    /// or time, --jobs runs at once (docs/targets.md).
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = ["variants", "round", "shard", "guide", "json", "check_determinism", "report", "junit", "format"]
+    )]
+    pub target: Option<PathBuf>,
+    /// With --target: the longest a generated case may last in real time
+    /// (after a controlled clock's speed); longer ones are drawn again.
+    #[arg(long, requires = "target", value_name = "DURATION", default_value = "5s", value_parser = parse_live_length)]
+    pub longest: u64,
+    /// With --target: how many times `check --target` is run on each
+    /// reduced file to count how often it reproduces.
+    #[arg(long, requires = "target", default_value_t = 3)]
+    pub reruns: usize,
+    /// With --target: the schedules (network orders) each of those checks
+    /// may run.
+    #[arg(long, requires = "target", default_value_t = 8)]
+    pub schedules: usize,
+    /// With --target: run the app on a controlled clock (libfaketime)
+    /// this many times as fast, and the cases with it (docs/targets.md).
+    #[arg(long, requires = "target", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub speed: Option<u32>,
+    /// With --target: the time zone the app runs in (its TZ).
+    #[arg(long, requires = "target", value_name = "ZONE", value_parser = parse_zone)]
+    pub tz: Option<String>,
+    /// With --target: send requests of one instant each as it comes,
+    /// instead of holding their last bytes and releasing them together.
+    #[arg(long, requires = "target")]
+    pub no_sync: bool,
 }
 
 /// Every shard of one split given once: exit 2 otherwise.

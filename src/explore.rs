@@ -74,6 +74,9 @@ struct JsonFinding {
 
 /// Searches each variant in turn, each on every core.
 pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
+    if let Some(target) = &args.target {
+        return crate::live::explore(target, args);
+    }
     // "--budget 5" reads as seconds to many: say which reading holds.
     if let Budget::Schedules(n) = args.budget {
         if n < 1_000 {
@@ -504,6 +507,13 @@ pub fn merge(
         report: None,
         format,
         junit: junit.map(Path::to_path_buf),
+        target: None,
+        longest: 5_000,
+        reruns: 3,
+        schedules: 8,
+        speed: None,
+        tz: None,
+        no_sync: false,
     };
     finish(&merged, &walls, &options, &args)
 }

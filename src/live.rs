@@ -15,7 +15,7 @@ use otpsim_sim::render::{self, Diagram};
 use otpsim_sim::schedule::Strategy;
 use otpsim_sim::Scenario;
 
-use crate::cli::{CheckArgs, ReplayArgs, RunFormat};
+use crate::cli::{CheckArgs, ExploreArgs, ReplayArgs, RunFormat};
 use crate::table::{Beside, Checked, Report, Row};
 use crate::{report, InvalidInput};
 
@@ -165,7 +165,6 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
         true => vec![None],
         false => args.tz.iter().map(Some).collect(),
     };
-    let speed = u64::from(target.clock.map_or(1, |c| c.speed));
     for ((index, scenario), zone) in scenarios.iter().flat_map(|s| zones.iter().map(move |z| (s, *z))) {
         let in_zone = zone.map_or(String::new(), |z| format!(" --tz {z}"))
             + &args.speed.map_or(String::new(), |s| format!(" --speed {s}"))
@@ -196,13 +195,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
                 otpsim_sim::scenario::format_duration(app)
             ));
         }
-        let lasts = run::fitted(&target, scenario)
-            .requests
-            .iter()
-            .map(|r| r.at_ms + r.response_delay_ms + r.email_delay_ms)
-            .max()
-            .unwrap_or(0)
-            / speed;
+        let lasts = run::lasts_ms(&target, scenario);
         if let Some(longest) = args.longest.filter(|l| lasts > *l) {
             row.found = "-".to_string();
             row.not_judged = Some(format!(
@@ -439,4 +432,74 @@ pub fn replay(target: &Path, args: &ReplayArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `explore --target`: generated cases run live, the breaks reduced by
+/// live reruns and saved as files `check --target` runs (see
+/// `otpsim_live::explore`).
+pub fn explore(target_file: &Path, args: &ExploreArgs) -> Result<ExitCode> {
+    let target = with_speed(Target::load(target_file)?, args.speed);
+    let (options, _scratch, live) = setup(args.tz.clone(), !args.no_sync)?;
+    let search = otpsim_live::explore::Options {
+        budget: args.budget,
+        seed: args.seed,
+        jobs: args.jobs,
+        longest_ms: args.longest,
+        reruns: args.reruns,
+        schedules: args.schedules,
+    };
+    let quiet = crate::style::quiet();
+    let progress = |runs: u64, broken: usize| {
+        if !quiet && runs % 10 == 0 {
+            eprintln!("  {runs} live runs, {broken} invariant(s) broken");
+        }
+    };
+    let report = live
+        .until_stopped(otpsim_live::explore::search(&target, &search, &options, &progress))?
+        .with_context(|| format!("exploring {} live", target_file.display()))?;
+    let also = args.speed.map_or(String::new(), |s| format!(" --speed {s}"))
+        + &args.tz.as_ref().map_or(String::new(), |z| format!(" --tz {z}"));
+    println!(
+        "explore --target {} ({}), judged as {}, seed {}: {} live runs in {:.1} s ({:.2} runs/s, {} at once; a run took {:.2} s on average), {} drawn cases skipped (too long, vacuous or not runnable here), {} behaviours seen, {} cases kept",
+        target_file.display(),
+        target.name,
+        judged_as(&target),
+        args.seed,
+        report.runs,
+        report.seconds,
+        report.runs as f64 / report.seconds.max(1e-9),
+        args.jobs,
+        report.run_seconds / (report.runs.max(1) as f64),
+        report.skipped,
+        report.behaviours,
+        report.kept
+    );
+    if report.failed > 0 {
+        println!(
+            "{} runs failed to run; the first: {}",
+            report.failed,
+            report.first_failure.as_deref().unwrap_or("")
+        );
+    }
+    if report.findings.is_empty() {
+        println!("no invariant broken");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let stem = otpsim_live::explore::target_stem(&target);
+    for f in &report.findings {
+        let path = crate::explore::save_new(&args.save, &format!("{stem}-{}", f.invariant), &f.scenario.to_toml())?;
+        let requests: u32 = f.scenario.requests.iter().map(|r| r.repeat).sum();
+        println!(
+            "BROKE {}: after {} runs ({:.1} s); reduced to {requests} requests in {} live runs; reproduced by {} of {} checks",
+            f.invariant, f.runs_to_hit, f.seconds_to_hit, f.reduction_runs, f.reproduced, f.reruns
+        );
+        println!("  {}", f.violation.why);
+        println!(
+            "  saved: {}  (otpsim check --target {}{also} {})",
+            path.display(),
+            target_file.display(),
+            path.display()
+        );
+    }
+    Ok(ExitCode::from(1))
 }

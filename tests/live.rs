@@ -1046,3 +1046,69 @@ fn a_mail_whose_app_names_no_request_is_the_one_in_flights_or_ambiguous() {
         .to_string();
     assert!(err.contains("not runnable live") && err.contains("ambiguous"), "{err}");
 }
+
+/// `explore --target` with a budget of `runs` live runs, four at once, on
+/// a clock ten times as fast: its exit code, its output, and the folder
+/// it saved into.
+fn explore_live(target: &str, runs: &str, name: &str) -> (Option<i32>, String, PathBuf) {
+    let save = scratch(name).join("found");
+    let out = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args([
+            "explore",
+            "--speed",
+            "10",
+            "--jobs",
+            "4",
+            "--longest",
+            "3s",
+            "--reruns",
+            "1",
+        ])
+        .args(["--budget", runs, "--seed", "1", "--save"])
+        .arg(&save)
+        .arg("--target")
+        .arg(root().join(target))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text, save)
+}
+
+#[test]
+fn explore_target_finds_naives_lost_session_live_and_saves_a_file_check_reproduces() {
+    let (code, text, save) = explore_live("targets/otpsim-naive.toml", "40", "explore-naive");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("40 live runs"), "{text}");
+    // A stranger's signup for ana's address takes ana's session's
+    // registration: no race needed, so every run of the saved file breaks.
+    let file = save.join("otpsim-naive-verify_succeeds.toml");
+    assert!(file.exists(), "{text}");
+    let saved = std::fs::read_to_string(&file).unwrap();
+    assert!(saved.contains("naive = \"fail:verify_succeeds\""), "{saved}");
+    assert!(
+        !saved.contains("kind = \"crash\""),
+        "a live case has no statement fault: {saved}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(["check", "--speed", "10", "--target"])
+        .arg(root().join("targets/otpsim-naive.toml"))
+        .arg(&file)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let checked = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{checked}");
+    assert!(checked.contains("found fail:verify_succeeds"), "{checked}");
+}
+
+#[test]
+fn explore_target_finds_nothing_in_idempotent_live() {
+    let (code, text, save) = explore_live("targets/otpsim-idempotent.toml", "40", "explore-idempotent");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("40 live runs") && text.contains("no invariant broken"),
+        "{text}"
+    );
+    assert!(!save.exists() || std::fs::read_dir(&save).unwrap().next().is_none());
+}

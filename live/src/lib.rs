@@ -17,6 +17,7 @@
 pub mod burst;
 pub mod check;
 pub mod clock;
+pub mod explore;
 pub mod init;
 pub mod proxy;
 pub mod run;

@@ -179,6 +179,20 @@ pub fn fitted(target: &Target, scenario: &Scenario) -> Scenario {
     fitted
 }
 
+/// How long a run of `scenario` against `target` lasts at least, in real
+/// ms: its last send, response delay or mail delay, stretched to the app
+/// ([`fitted`]) and compressed by a controlled clock's speed.
+pub fn lasts_ms(target: &Target, scenario: &Scenario) -> u64 {
+    let speed = u64::from(target.clock.map_or(1, |c| c.speed));
+    fitted(target, scenario)
+        .requests
+        .iter()
+        .map(|r| r.at_ms + r.response_delay_ms + r.email_delay_ms)
+        .max()
+        .unwrap_or(0)
+        / speed
+}
+
 /// Why `scenario` would test nothing against `target`, if it would: its
 /// timeline crosses a code's lifetime (a request sent at or after it) or
 /// it sends as many codes as would lock a registration (any verify may be

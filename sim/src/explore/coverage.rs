@@ -90,6 +90,27 @@ fn span(ms: u64, ttl_ms: u64) -> &'static str {
     }
 }
 
+/// A redirect's target as a page: its path, without the query and with
+/// every run of digits one `#`, so that ids and codes in it are not new
+/// behaviour.
+fn page(location: &str) -> String {
+    let path = location.split(['?', '#']).next().unwrap_or("");
+    let path = path
+        .split_once("://")
+        .map_or(path, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    let mut out = String::new();
+    for c in path.chars() {
+        if c.is_ascii_digit() {
+            if !out.ends_with('#') {
+                out.push('#');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Every feature of `trace`, appended to `out` (unsorted, may repeat);
 /// `ttl_ms` is the run's code lifetime.
 pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
@@ -150,7 +171,19 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
                     ]));
                 }
             }
-            What::Answered { code, set_cookie, .. } => {
+            What::Answered {
+                code, set_cookie, http, ..
+            } => {
+                // A live server's real answer: the redirects followed and
+                // the final status, which the code alone does not show.
+                if let Some(http) = http {
+                    let chain: Vec<String> = http
+                        .redirects
+                        .iter()
+                        .map(|(status, to)| format!("{status} {}", page(to)))
+                        .collect();
+                    out.push(feature(&["http", kind, &chain.join(" "), &http.status.to_string()]));
+                }
                 let sets = match set_cookie {
                     None => "no cookie",
                     Some(c) if c.temp_user_id().is_some() => "registration",
@@ -238,6 +271,13 @@ mod tests {
             Some(("temp_registrations", true))
         );
         assert_eq!(table("BEGIN IMMEDIATE"), None);
+    }
+
+    #[test]
+    fn a_redirect_is_its_page_without_ids() {
+        assert_eq!(page("/verify?temp_id=temp_17_ab"), "/verify");
+        assert_eq!(page("http://127.0.0.1:4000/users/42/confirm"), "/users/#/confirm");
+        assert_eq!(page("https://example.com"), "/");
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub(super) fn request_of(
 
 /// The `[[browser]]` list for `requests`: the people who act, in
 /// [`PEOPLE`]'s order.
-pub(super) fn browsers(requests: &[RequestSpec]) -> Vec<BrowserSpec> {
+pub fn browsers(requests: &[RequestSpec]) -> Vec<BrowserSpec> {
     PEOPLE
         .iter()
         .filter(|p| requests.iter().any(|r| r.browser == p.browser))

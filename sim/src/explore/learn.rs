@@ -52,13 +52,8 @@ pub(super) fn round<F: Flow>(
     let learner = Rc::new(RefCell::new(Learner {
         limit,
         start: Instant::now(),
-        fresh: TestRunner::new_with_rng(Config::default(), seeded(seed)),
-        strategy: scenario_and_choices().boxed(),
-        rng: Rng::new(seed ^ 0x6c65_6172_6e73),
-        seen: BTreeSet::new(),
+        pool: Pool::new(seed),
         features: Vec::new(),
-        kept: Vec::new(),
-        newest: Vec::new(),
         hits: Vec::new(),
         schedules: 0,
     }));
@@ -89,15 +84,8 @@ struct Hit {
 struct Learner {
     limit: Limit,
     start: Instant,
-    fresh: TestRunner,
-    strategy: BoxedStrategy<(Scenario, Vec<u8>)>,
-    rng: Rng,
-    /// Every feature any case showed.
-    seen: BTreeSet<u64>,
+    pool: Pool,
     features: Vec<u64>,
-    kept: Vec<Case>,
-    /// Where the newest kept cases are: the last `NEWEST` slots written.
-    newest: Vec<usize>,
     hits: Vec<Hit>,
     schedules: u64,
 }
@@ -112,7 +100,7 @@ impl Learner {
             return None;
         }
         self.schedules += 1;
-        Some(self.draw())
+        Some(self.pool.draw())
     }
 
     fn learn(&mut self, scenario: Arc<Scenario>, judged: Judged) {
@@ -132,20 +120,56 @@ impl Learner {
             scenario.deployment.otp_ttl_ms,
             &mut self.features,
         );
+        self.pool.learn((scenario, judged.choices), &mut self.features);
+    }
+}
+
+/// What a learning search knows between cases: every behaviour seen, the
+/// cases that first showed one, and the generators that draw the next.
+/// The simulator's rounds and the live search (`otpsim explore --target`)
+/// both draw from one; each brings its own run and its own features.
+pub struct Pool {
+    fresh: TestRunner,
+    strategy: BoxedStrategy<(Scenario, Vec<u8>)>,
+    rng: Rng,
+    /// Every feature any case showed.
+    seen: BTreeSet<u64>,
+    kept: Vec<Case>,
+    /// Where the newest kept cases are: the last `NEWEST` slots written.
+    newest: Vec<usize>,
+}
+
+impl Pool {
+    /// An empty pool whose draws are a pure function of `seed` and of
+    /// what it is told.
+    pub fn new(seed: u64) -> Pool {
+        Pool {
+            fresh: TestRunner::new_with_rng(Config::default(), seeded(seed)),
+            strategy: scenario_and_choices().boxed(),
+            rng: Rng::new(seed ^ 0x6c65_6172_6e73),
+            seen: BTreeSet::new(),
+            kept: Vec::new(),
+            newest: Vec::new(),
+        }
+    }
+
+    /// Keeps `case` if `features` (drained) hold one not seen before, and
+    /// says whether it did.
+    pub fn learn(&mut self, case: Case, features: &mut Vec<u64>) -> bool {
         let mut new = false;
-        for f in self.features.drain(..) {
+        for f in features.drain(..) {
             new |= self.seen.insert(f);
         }
         if !new {
-            return;
+            return false;
         }
         let rng = &mut self.rng;
         let slot = if self.kept.len() < KEPT {
-            self.kept.push((scenario, judged.choices));
+            self.kept.push(case);
             self.kept.len() - 1
         } else {
             let slot = rng.below(KEPT);
-            self.kept[slot] = (scenario, judged.choices);
+            self.kept[slot] = case;
             slot
         };
         self.newest.retain(|s| *s != slot);
@@ -153,11 +177,22 @@ impl Learner {
         if self.newest.len() > NEWEST {
             self.newest.remove(0);
         }
+        true
+    }
+
+    /// Behaviours seen so far: the search's coverage.
+    pub fn behaviours(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Cases kept.
+    pub fn kept(&self) -> usize {
+        self.kept.len()
     }
 
     /// A fresh case one time in [`FRESH`] (and until something is kept),
     /// otherwise a kept one, mutated.
-    fn draw(&mut self) -> Case {
+    pub fn draw(&mut self) -> Case {
         let kept = &self.kept;
         let rng = &mut self.rng;
         if kept.is_empty() || rng.one_in(FRESH) {

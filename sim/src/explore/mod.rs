@@ -20,7 +20,9 @@ mod blind;
 pub mod coverage;
 pub mod generate;
 mod learn;
+pub use learn::Pool;
 mod mutate;
+pub use mutate::remove_request;
 
 /// proptest's generator for a round's fresh cases, from the round's seed.
 pub(super) fn seeded(seed: u64) -> proptest::test_runner::TestRng {
@@ -557,7 +559,8 @@ fn reduce<F: Flow>(
 /// Random schedules tried for a smaller scenario before giving it up.
 const RESCHEDULE_TRIES: usize = 200;
 
-fn sentence(why: &str) -> String {
+/// `why` as a sentence: a capital first letter, a full stop last.
+pub fn sentence(why: &str) -> String {
     let mut s = why.to_string();
     if let Some(first) = s.get(..1) {
         s.replace_range(..1, &first.to_uppercase());

@@ -94,7 +94,9 @@ fn mutate_request(rng: &mut Rng, r: &RequestSpec) -> RequestSpec {
 }
 
 /// Removes request `i` and the faults aimed at it.
-pub(super) fn remove_request(scenario: &mut Scenario, i: usize) {
+/// Removes request `i` and the faults that strike it; later faults move
+/// down with their requests.
+pub fn remove_request(scenario: &mut Scenario, i: usize) {
     scenario.requests.remove(i);
     scenario.faults.retain(|f| f.request != i);
     scenario

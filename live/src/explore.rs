@@ -1,0 +1,458 @@
+//! `otpsim explore --target`: the simulator's generator and learning
+//! search ([`otpsim_sim::explore::Pool`]) over the live executor.
+//!
+//! A drawn case is fitted to the target first ([`for_target`]): no
+//! statement faults (a real server has no statement hook; a mail fault,
+//! the SMTP sink's, stays), a session mode and routes the target offers,
+//! nothing vacuous against the app's own constants (see
+//! [`run::vacuous`]), and no longer than `longest` in real time (its times
+//! stretched to the app's lifetime and compressed by a controlled clock,
+//! as `check --target` runs them). Coverage is what a black box shows:
+//! the simulator's features of the run's trace, which live hold the
+//! answers by kind, code and HTTP status with their redirect chains, the
+//! order of answers, the mails and when they came, and the observed rows
+//! (`otpsim_sim::explore::coverage`).
+//!
+//! Every first break of an invariant is reduced by live reruns (a smaller
+//! case is kept when one run of it, in the finding's delivery order,
+//! breaks the same invariant), then checked as `check --target` checks a
+//! file, several times over: the saved file says how many of those sweeps
+//! reproduced it.
+//!
+//! Not deterministic, as nothing live is: the server's inside is not
+//! controlled, and with several runs at once the order in which they end
+//! decides what the pool learns first. The seed fixes the cases drawn.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use otpsim_core::Kind;
+use otpsim_model::invariant::{Invariant, Violation};
+use otpsim_model::scenario::{Expectation, FaultKind, Scenario, SessionMode, Via};
+use otpsim_sim::explore::{coverage, generate, Budget, Pool};
+use tokio::task::JoinSet;
+
+use crate::check::{sweep, Order};
+use crate::run::{self, LiveError, LiveRun};
+use crate::target::Target;
+
+/// How a live search runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// A time, or a number of live runs.
+    pub budget: Budget,
+    /// The seed of the cases drawn.
+    pub seed: u64,
+    /// Runs at once, each on its own instances and ports.
+    pub jobs: usize,
+    /// The longest a case may last in real time, in ms; longer ones are
+    /// drawn again.
+    pub longest_ms: u64,
+    /// How many `check --target` sweeps of each reduced file count its
+    /// reproductions.
+    pub reruns: usize,
+    /// Schedules each of those sweeps may run (`check --schedules`).
+    pub schedules: usize,
+}
+
+/// A break found live, reduced and rerun.
+#[derive(Debug, Clone)]
+pub struct LiveFinding {
+    /// The invariant.
+    pub invariant: Invariant,
+    /// The reduced case, as a file `check --target` runs.
+    pub scenario: Scenario,
+    /// The delivery order of the reduced run (`replay --deliveries`).
+    pub deliveries: Vec<u8>,
+    /// Why it broke, from the reduced run.
+    pub violation: Violation,
+    /// Runs of the search up to the first hit, counting it.
+    pub runs_to_hit: u64,
+    /// Seconds of search up to the first hit.
+    pub seconds_to_hit: f64,
+    /// Live runs the reduction took.
+    pub reduction_runs: u64,
+    /// Sweeps of the reduced file that broke the invariant, of `reruns`.
+    pub reproduced: usize,
+    /// Sweeps of the reduced file run.
+    pub reruns: usize,
+}
+
+/// What a live search did and found.
+#[derive(Debug, Clone, Default)]
+pub struct LiveSearch {
+    /// Live runs of the search (the reductions and reruns not counted).
+    pub runs: u64,
+    /// Cases drawn and not run: too long, vacuous or not runnable against
+    /// the target.
+    pub skipped: u64,
+    /// Runs that failed to run (a port taken, an instance that did not
+    /// start), with the first such error.
+    pub failed: u64,
+    /// The first failure.
+    pub first_failure: Option<String>,
+    /// Wall-clock seconds of the search, the reductions not counted.
+    pub seconds: f64,
+    /// Sum of the runs' own seconds (start-up included): with several jobs,
+    /// more than `seconds`.
+    pub run_seconds: f64,
+    /// Behaviours seen.
+    pub behaviours: usize,
+    /// Cases kept for showing a new one.
+    pub kept: usize,
+    /// One per invariant broken, in the order first hit.
+    pub findings: Vec<LiveFinding>,
+}
+
+/// `scenario` as a live run against `target` can make it, or `None` when
+/// it cannot, would test nothing there, or would last longer than
+/// `longest_ms` in real time even compressed.
+pub fn for_target(target: &Target, scenario: &Scenario, longest_ms: u64) -> Option<Scenario> {
+    let mut s = scenario.clone();
+    s.faults.retain(|f| f.kind == FaultKind::Mail);
+    match s.deployment.session {
+        SessionMode::Server if !target.server_sessions => s.deployment.session = SessionMode::Cookie,
+        SessionMode::Cookie if !target.cookie_sessions => s.deployment.session = SessionMode::Server,
+        _ => {}
+    }
+    if !target.routes.contains_key(&Kind::Login) {
+        for i in (0..s.requests.len()).rev() {
+            if s.requests[i].kind == Kind::Login {
+                otpsim_sim::explore::remove_request(&mut s, i);
+            }
+        }
+    }
+    if s.requests.is_empty() {
+        return None;
+    }
+    s.browsers = generate::browsers(&s.requests);
+    s.expect.clear();
+    s.choices = None;
+    if run::not_runnable(target, &s).is_some() || run::vacuous(target, &s).is_some() {
+        return None;
+    }
+    let lasts = run::lasts_ms(target, &s);
+    if lasts <= longest_ms {
+        return Some(s);
+    }
+    // Too long in real time: where the app takes its code lifetime from
+    // the case, the whole case is compressed (every time, delay, latency
+    // and the lifetime by one factor), so that each wait keeps its place
+    // against the lifetime; a lifetime under a second is too short for
+    // a real server's own work to stay out of the way.
+    if target.app.otp_ttl_ms.is_some() || longest_ms == 0 {
+        return None;
+    }
+    let k = lasts.div_ceil(longest_ms);
+    if s.deployment.otp_ttl_ms / k < MIN_TTL_MS {
+        return None;
+    }
+    for r in &mut s.requests {
+        r.at_ms /= k;
+        r.response_delay_ms /= k;
+        r.email_delay_ms /= k;
+    }
+    s.deployment.mail_latency_ms /= k;
+    s.deployment.otp_ttl_ms /= k;
+    (run::lasts_ms(target, &s) <= longest_ms).then_some(s)
+}
+
+/// A first break: the violation, the case and the order that broke it,
+/// the runs and seconds until then.
+type Hit = (Violation, Arc<Scenario>, Vec<u8>, u64, f64);
+
+/// The shortest code lifetime a compressed case may have.
+const MIN_TTL_MS: u64 = 1000;
+
+/// Most draws in a row that may fit nothing before the search says so.
+const DRAWS: usize = 10_000;
+
+/// Searches `target` live as `options` say. `progress` hears the runs so
+/// far and the invariants broken.
+pub async fn search(
+    target: &Target,
+    options: &Options,
+    live: &run::Options,
+    progress: &(dyn Fn(u64, usize) + Sync),
+) -> Result<LiveSearch, LiveError> {
+    let started = Instant::now();
+    let target = Arc::new(target.clone());
+    let limits = |s: &Scenario| run::limits(&target, s);
+    let mut pool = Pool::new(options.seed);
+    let mut report = LiveSearch::default();
+    let mut hits: Vec<Hit> = Vec::new();
+    let mut features = Vec::new();
+    let mut in_flight: JoinSet<(Arc<Scenario>, Result<LiveRun, LiveError>)> = JoinSet::new();
+    let mut sent = 0u64;
+    let over = |sent: u64| match options.budget {
+        Budget::Schedules(n) => sent >= n,
+        Budget::Time(d) => started.elapsed() >= d,
+    };
+    loop {
+        while in_flight.len() < options.jobs.max(1) && !over(sent) && hits.len() < Invariant::ALL.len() {
+            let mut fitted = None;
+            for _ in 0..DRAWS {
+                let (case, choices) = pool.draw();
+                if let Some(s) = for_target(&target, &case, options.longest_ms) {
+                    fitted = Some((s, choices));
+                    break;
+                }
+                report.skipped += 1;
+            }
+            let Some((case, choices)) = fitted else {
+                return Err(LiveError::NotRunnable(format!(
+                    "{DRAWS} drawn cases in a row were too long, vacuous or not runnable against this target (a longer --longest, or --speed on a controlled clock, lets more run)"
+                )));
+            };
+            let case = Arc::new(case);
+            let (target, live, n) = (Arc::clone(&target), live.clone(), sent as usize);
+            in_flight.spawn(async move {
+                let result = run::run(&target, &case, &choices, &live, n).await;
+                (case, result)
+            });
+            sent += 1;
+        }
+        let Some(done) = in_flight.join_next().await else {
+            break;
+        };
+        let (case, result) = done.map_err(|e| LiveError::Io(format!("a live run's task: {e}")))?;
+        let ran = match result {
+            Ok(ran) => ran,
+            Err(LiveError::NotRunnable(_)) => {
+                report.skipped += 1;
+                continue;
+            }
+            Err(e @ LiveError::Target { .. }) => return Err(e),
+            Err(LiveError::Io(why)) => {
+                report.failed += 1;
+                report.first_failure.get_or_insert(why.clone());
+                // A machine that refuses most runs is not searched.
+                if report.failed > 3 + report.runs {
+                    return Err(LiveError::Io(why));
+                }
+                continue;
+            }
+        };
+        report.runs += 1;
+        report.run_seconds += ran.seconds;
+        for v in run::violations(&target, &case, &ran) {
+            if hits.iter().all(|h| h.0.invariant != v.invariant) {
+                hits.push((
+                    v,
+                    Arc::clone(&case),
+                    ran.choices.clone(),
+                    report.runs,
+                    started.elapsed().as_secs_f64(),
+                ));
+            }
+        }
+        coverage::features(&ran.trace, limits(&case).otp_ttl_ms, &mut features);
+        pool.learn((case, ran.choices), &mut features);
+        progress(report.runs, hits.len());
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report.behaviours = pool.behaviours();
+    report.kept = pool.kept();
+    // Each first hit reduced and rerun, all at once: they share nothing.
+    let mut reductions = JoinSet::new();
+    for (k, (hit, case, choices, runs, seconds)) in hits.into_iter().enumerate() {
+        let invariant = hit.invariant;
+        let (target, mut live, options) = (Arc::clone(&target), live.clone(), *options);
+        live.scratch = live.scratch.join(format!("reduce-{k}"));
+        reductions.spawn(async move {
+            let (scenario, deliveries, violation, reduction_runs) =
+                reduce(&target, &live, hit, (*case).clone(), choices).await;
+            let scenario = described(&target, scenario, &violation, runs, &deliveries);
+            let mut reproduced = 0;
+            for n in 0..options.reruns {
+                let mut live = live.clone();
+                live.scratch = live.scratch.join(format!("rerun-{n}"));
+                if let Ok(swept) = sweep(&target, &scenario, &live, options.schedules, Order::DepthFirst).await {
+                    reproduced += usize::from(swept.violated.contains(&invariant));
+                }
+            }
+            LiveFinding {
+                invariant,
+                scenario,
+                deliveries,
+                violation,
+                runs_to_hit: runs,
+                seconds_to_hit: seconds,
+                reduction_runs,
+                reproduced,
+                reruns: options.reruns,
+            }
+        });
+    }
+    while let Some(found) = reductions.join_next().await {
+        report
+            .findings
+            .push(found.map_err(|e| LiveError::Io(format!("a reduction's task: {e}")))?);
+    }
+    report.findings.sort_by_key(|f| f.runs_to_hit);
+    Ok(report)
+}
+
+/// Live runs a reduction may take, at most.
+const REDUCTION_RUNS: u64 = 40;
+
+/// Greedy reduction by live runs, as the simulator's explorer reduces:
+/// drop a request, a copy, a form, a delay, a fault, a worker; keep each
+/// change when one run in the finding's delivery order still breaks
+/// `hit`'s invariant. Returns the case, its delivery order, the violation
+/// of its last breaking run (`hit` if none broke again), and the runs it
+/// took.
+async fn reduce(
+    target: &Target,
+    live: &run::Options,
+    hit: Violation,
+    mut scenario: Scenario,
+    mut choices: Vec<u8>,
+) -> (Scenario, Vec<u8>, Violation, u64) {
+    let invariant = hit.invariant;
+    let mut runs = 0u64;
+    let mut last: Option<(Violation, Vec<u8>)> = None;
+    // Up to two runs of `s` in `choices`' order: the first violation of
+    // `invariant` and the order it took. Twice, because the server's
+    // inside is not controlled: a race a run lost may be won by the next.
+    async fn breaks(
+        target: &Target,
+        live: &run::Options,
+        invariant: Invariant,
+        s: &Scenario,
+        choices: &[u8],
+        runs: &mut u64,
+    ) -> Option<(Violation, Vec<u8>)> {
+        if s.requests.is_empty() {
+            return None;
+        }
+        for _ in 0..2 {
+            *runs += 1;
+            let Ok(ran) = run::run(target, s, choices, live, *runs as usize).await else {
+                continue;
+            };
+            if let Some(v) = run::violations(target, s, &ran)
+                .into_iter()
+                .find(|v| v.invariant == invariant)
+            {
+                return Some((v, ran.choices));
+            }
+        }
+        None
+    }
+    loop {
+        let mut smaller = false;
+        let mut candidates: Vec<Scenario> = Vec::new();
+        for i in (0..scenario.requests.len()).rev() {
+            let mut s = scenario.clone();
+            otpsim_sim::explore::remove_request(&mut s, i);
+            s.browsers = generate::browsers(&s.requests);
+            candidates.push(s);
+        }
+        for i in 0..scenario.requests.len() {
+            let mut s = scenario.clone();
+            let r = &mut s.requests[i];
+            if r.repeat > 1 {
+                r.repeat -= 1;
+            } else if r.via == Via::Form {
+                r.via = Via::Fetch;
+            } else if r.response_delay_ms + r.email_delay_ms > 0 {
+                (r.response_delay_ms, r.email_delay_ms) = (0, 0);
+            } else {
+                continue;
+            }
+            candidates.push(s);
+        }
+        for i in (0..scenario.faults.len()).rev() {
+            let mut s = scenario.clone();
+            s.faults.remove(i);
+            candidates.push(s);
+        }
+        for simplify in [
+            |s: &mut Scenario| s.deployment.workers = 1,
+            |s: &mut Scenario| s.deployment.mail_latency_ms = 0,
+        ] {
+            let mut s = scenario.clone();
+            simplify(&mut s);
+            if s.deployment != scenario.deployment {
+                candidates.push(s);
+            }
+        }
+        for s in candidates {
+            if runs >= REDUCTION_RUNS {
+                break;
+            }
+            // A candidate must still be a case the target can run.
+            if for_target(target, &s, u64::MAX).is_none() {
+                continue;
+            }
+            if let Some(hit) = breaks(target, live, invariant, &s, &choices, &mut runs).await {
+                choices.clone_from(&hit.1);
+                last = Some(hit);
+                scenario = s;
+                smaller = true;
+                break;
+            }
+        }
+        if !smaller || runs >= REDUCTION_RUNS {
+            break;
+        }
+    }
+    // The reduced case's own run, for its violation and order, if no
+    // reduction step ran one.
+    let (violation, taken) = match last {
+        Some(hit) => hit,
+        None => match breaks(target, live, invariant, &scenario, &choices, &mut runs).await {
+            Some(hit) => hit,
+            None => (hit, choices),
+        },
+    };
+    let mut deliveries = taken;
+    while deliveries.last() == Some(&0) {
+        deliveries.pop();
+    }
+    // The requests in the order they are sent, as a file lists them.
+    let mut order: Vec<usize> = (0..scenario.requests.len()).collect();
+    order.sort_by_key(|&i| scenario.requests[i].at_ms);
+    let requests = order.iter().map(|&i| scenario.requests[i].clone()).collect();
+    scenario.requests = requests;
+    for fault in &mut scenario.faults {
+        fault.request = order.iter().position(|&i| i == fault.request).unwrap_or(fault.request);
+    }
+    (scenario, deliveries, violation, runs)
+}
+
+/// The reduced case as a file: named and described by what found it,
+/// expecting the failure of the variant the target is judged as.
+fn described(target: &Target, mut s: Scenario, violation: &Violation, runs: u64, deliveries: &[u8]) -> Scenario {
+    s.path = std::path::PathBuf::from(format!("{}-{}.toml", target_stem(target), violation.invariant));
+    s.name = format!(
+        "{} breaks {}: found by otpsim explore --target",
+        target.name, violation.invariant
+    );
+    let order: Vec<String> = deliveries.iter().map(u8::to_string).collect();
+    let replay = if order.is_empty() {
+        String::new()
+    } else {
+        format!(" (the order that broke it: replay --deliveries {})", order.join(","))
+    };
+    s.description = format!(
+        "Found live against {} by `otpsim explore --target` after {runs} runs, then reduced by live reruns{replay}. {}",
+        target.path.display(),
+        otpsim_sim::explore::sentence(&violation.why)
+    );
+    s.expect = target
+        .expect
+        .map(|v| vec![(v, Expectation::FailOn(violation.invariant))])
+        .unwrap_or_default();
+    s.choices = None;
+    s
+}
+
+/// A file name's stem for the target: its file's.
+pub fn target_stem(target: &Target) -> String {
+    target
+        .path
+        .file_stem()
+        .map_or("target".to_string(), |s| s.to_string_lossy().into_owned())
+}

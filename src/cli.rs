@@ -200,8 +200,25 @@ pub enum SessionFlag {
 #[derive(clap::Args)]
 pub struct StressFlags {
     /// The variant, e.g. naive, seed_fix-dedup, idempotent.
-    #[arg(long, value_parser = parse_variant)]
-    pub variant: Variant,
+    #[arg(long, value_parser = parse_variant, required_unless_present = "target", conflicts_with = "target")]
+    pub variant: Option<Variant>,
+    /// Load a real server, described by this target file, over HTTP
+    /// instead: --people stories through live mode's browsers and proxy,
+    /// nothing held back, judged by the same checker (docs/targets.md).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["threads", "tokio", "duration", "db"])]
+    pub target: Option<PathBuf>,
+    /// With --target: people, each with her own address and story (a
+    /// double-clicked signup, a stranger's two guesses, a double-clicked
+    /// verify, a login).
+    #[arg(long, requires = "target", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub people: u32,
+    /// With --target: the spread of the people's starts, e.g. 2s.
+    #[arg(long, requires = "target", default_value = "2s", value_name = "DURATION", value_parser = parse_live_length)]
+    pub ramp: u64,
+    /// With --target: run the app on a controlled clock this many times
+    /// as fast (docs/targets.md).
+    #[arg(long, requires = "target", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub speed: Option<u32>,
     /// Browsers, each on its own OS thread (or tokio task with --tokio).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,

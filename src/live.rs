@@ -15,7 +15,7 @@ use otpsim_sim::render::{self, Diagram};
 use otpsim_sim::schedule::Strategy;
 use otpsim_sim::Scenario;
 
-use crate::cli::{CheckArgs, ExploreArgs, ReplayArgs, RunFormat};
+use crate::cli::{CheckArgs, ExploreArgs, ReplayArgs, RunFormat, StressFlags};
 use crate::table::{Beside, Checked, Report, Row};
 use crate::{report, InvalidInput};
 
@@ -500,6 +500,55 @@ pub fn explore(target_file: &Path, args: &ExploreArgs) -> Result<ExitCode> {
             target_file.display(),
             path.display()
         );
+    }
+    Ok(ExitCode::from(1))
+}
+
+/// `stress --target`: people at once against a real server, over HTTP
+/// (see `otpsim_live::load`).
+pub fn stress(flags: &StressFlags) -> Result<ExitCode> {
+    let file = flags.target.as_deref().expect("called with --target");
+    let target = with_speed(Target::load(file)?, flags.speed);
+    let (options, _scratch, live) = setup(None, false)?;
+    let load = otpsim_live::load::Load {
+        people: flags.people as usize,
+        ramp_ms: flags.ramp,
+        workers: usize::from(flags.workers),
+    };
+    let report = live
+        .until_stopped(otpsim_live::load::stress(&target, &load, &options))?
+        .with_context(|| format!("loading {} over HTTP", file.display()))?;
+    let ms = |d: Option<std::time::Duration>| d.map_or("-".to_string(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3));
+    println!(
+        "stress --target {} ({}), judged as {}: {} people on {} workers, {} requests sent, {} answered in {:.2} s ({:.0} requests/s); latency p50 {}, p99 {}, max {}",
+        file.display(),
+        target.name,
+        judged_as(&target),
+        report.people,
+        flags.workers,
+        report.sent,
+        report.answered,
+        report.seconds,
+        report.per_second(),
+        ms(report.percentile(50.0)),
+        ms(report.percentile(99.0)),
+        ms(report.latencies.last().copied())
+    );
+    let statuses: Vec<String> = report.statuses.iter().map(|(s, n)| format!("{s}: {n}")).collect();
+    println!("answers by status: {}", statuses.join(", "));
+    if report.breaks.is_empty() {
+        println!("no invariant broken: every person's story held");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let breaks: Vec<String> = report
+        .breaks
+        .iter()
+        .map(|(i, n)| format!("{i} {n} of {}", report.people))
+        .collect();
+    println!("people whose story broke: {}", breaks.join(", "));
+    for (v, trace) in &report.examples {
+        println!("\nVIOLATED {}: {}", v.invariant, v.why);
+        print!("{trace}");
     }
     Ok(ExitCode::from(1))
 }

@@ -87,8 +87,9 @@ fn main() -> ExitCode {
             };
             load_all(&paths).map(|scenarios| bugfind::run(&scenarios, seeds, max, jobs))
         }
+        Command::Stress(f) if f.target.is_some() => live::stress(&f),
         Command::Stress(f) => stress::run(&stress::StressArgs {
-            variant: f.variant,
+            variant: f.variant.expect("clap requires --variant without --target"),
             runtime: if f.tokio {
                 otpsim_live::stress::Runtime::Tokio
             } else {

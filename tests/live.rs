@@ -1112,3 +1112,44 @@ fn explore_target_finds_nothing_in_idempotent_live() {
     );
     assert!(!save.exists() || std::fs::read_dir(&save).unwrap().next().is_none());
 }
+
+/// `stress --target` with `people` on two workers: exit code and output.
+fn stress_live(target: &str, people: &str) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_otpsim"))
+        .args(["stress", "--workers", "2", "--people", people, "--target"])
+        .arg(root().join(target))
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+#[test]
+fn stress_target_breaks_naive_with_a_trace_per_invariant_and_not_idempotent() {
+    let (code, text) = stress_live("targets/otpsim-naive.toml", "100");
+    assert_eq!(code, Some(1), "{text}");
+    // Eight requests a story: two signups, two guesses, two verifies, two
+    // logins; every one answered.
+    assert!(text.contains("800 requests sent, 800 answered"), "{text}");
+    let broke = text
+        .lines()
+        .find(|l| l.starts_with("people whose story broke"))
+        .expect(&text);
+    assert!(broke.contains("verify_succeeds"), "{broke}");
+    // Each invariant broken comes with one person's trace: her signup.
+    let shown = text.matches("VIOLATED ").count();
+    assert_eq!(shown, broke.matches(" of 100").count(), "{text}");
+    assert!(text.contains("-> POST /signup email=person"), "{text}");
+
+    let (code, text) = stress_live("targets/otpsim-idempotent.toml", "100");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("800 answered") && text.contains("no invariant broken"),
+        "{text}"
+    );
+    assert!(
+        text.contains("answers by status: 200: 500, 400: 200, 401: 100"),
+        "{text}"
+    );
+}

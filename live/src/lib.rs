@@ -19,6 +19,7 @@ pub mod check;
 pub mod clock;
 pub mod explore;
 pub mod init;
+pub mod load;
 pub mod proxy;
 pub mod run;
 pub mod serve;

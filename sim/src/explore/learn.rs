@@ -23,7 +23,7 @@ use proptest::test_runner::{Config, TestRunner};
 
 use super::coverage::features;
 use super::generate::scenario_and_choices;
-use super::mutate::{mutate, Rng};
+use super::mutate::{aims, mutate, Aim, Rng};
 use super::{minimal, seeded, Finding, Limit, Origin};
 use crate::invariant::Invariant;
 use crate::scenario::Scenario;
@@ -120,7 +120,8 @@ impl Learner {
             scenario.deployment.otp_ttl_ms,
             &mut self.features,
         );
-        self.pool.learn((scenario, judged.choices), &mut self.features);
+        let aims = aims(&scenario, &judged.outcome.trace);
+        self.pool.learn((scenario, judged.choices), &mut self.features, aims);
     }
 }
 
@@ -135,6 +136,8 @@ pub struct Pool {
     /// Every feature any case showed.
     seen: BTreeSet<u64>,
     kept: Vec<Case>,
+    /// Where each kept case's run wrote: where its mutations aim faults.
+    aims: Vec<Vec<Aim>>,
     /// Where the newest kept cases are: the last `NEWEST` slots written.
     newest: Vec<usize>,
 }
@@ -149,13 +152,14 @@ impl Pool {
             rng: Rng::new(seed ^ 0x6c65_6172_6e73),
             seen: BTreeSet::new(),
             kept: Vec::new(),
+            aims: Vec::new(),
             newest: Vec::new(),
         }
     }
 
     /// Keeps `case` if `features` (drained) hold one not seen before, and
-    /// says whether it did.
-    pub fn learn(&mut self, case: Case, features: &mut Vec<u64>) -> bool {
+    /// says whether it did; `aims`: where its run wrote (none live).
+    pub fn learn(&mut self, case: Case, features: &mut Vec<u64>, aims: Vec<Aim>) -> bool {
         let mut new = false;
         for f in features.drain(..) {
             new |= self.seen.insert(f);
@@ -166,10 +170,12 @@ impl Pool {
         let rng = &mut self.rng;
         let slot = if self.kept.len() < KEPT {
             self.kept.push(case);
+            self.aims.push(aims);
             self.kept.len() - 1
         } else {
             let slot = rng.below(KEPT);
             self.kept[slot] = case;
+            self.aims[slot] = aims;
             slot
         };
         self.newest.retain(|s| *s != slot);
@@ -218,7 +224,7 @@ impl Pool {
         let (parent, parent_choices) = &kept[at];
         let donor = &kept[rng.below(kept.len())].0;
         let (mut scenario, mut choices) = ((**parent).clone(), parent_choices.clone());
-        mutate(rng, &mut scenario, &mut choices, donor);
+        mutate(rng, &mut scenario, &mut choices, donor, &self.aims[at]);
         (Arc::new(scenario), choices)
     }
 }

@@ -22,7 +22,7 @@ pub mod generate;
 mod learn;
 pub use learn::Pool;
 mod mutate;
-pub use mutate::remove_request;
+pub use mutate::{aims, remove_request, Aim};
 
 /// proptest's generator for a round's fresh cases, from the round's seed.
 pub(super) fn seeded(seed: u64) -> proptest::test_runner::TestRng {

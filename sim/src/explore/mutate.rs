@@ -12,7 +12,7 @@ use super::generate::{
     browsers, copies, fault_of, mail_latency, request_of, Person, DELAYS_MS, FAULT_KINDS, LATENCIES, PEOPLE, TIMES_MS,
     TTLS_MS,
 };
-use crate::scenario::{FaultKind, OtpChoice, RequestSpec, Scenario, SessionMode, Via};
+use crate::scenario::{FaultKind, FaultSpec, OtpChoice, RequestSpec, Scenario, SessionMode, Via};
 
 /// The most requests and choices a generated case has.
 const MAX_REQUESTS: usize = 8;
@@ -106,11 +106,49 @@ pub fn remove_request(scenario: &mut Scenario, i: usize) {
         .for_each(|f| f.request -= 1);
 }
 
+/// A statement a kept case's run made, where a fault can be aimed: the
+/// request's index in the file and the statement's 1-based position among
+/// its first copy's (as `[[fault]] statement` counts). Only writes and
+/// COMMITs: a fault at a read rarely does more than a refusal.
+pub type Aim = (usize, u32);
+
+/// Where faults can be aimed in `scenario`, from its run's `trace`.
+pub fn aims(scenario: &Scenario, trace: &crate::trace::Trace) -> Vec<Aim> {
+    use crate::trace::What;
+    let planned = otpsim_model::plan::plan_requests(scenario);
+    let mut counts: std::collections::BTreeMap<usize, u32> = std::collections::BTreeMap::new();
+    let mut aims = Vec::new();
+    for e in &trace.events {
+        let Some(p) = e
+            .request
+            .and_then(|id| planned.iter().find(|p| p.id == id && p.first_copy))
+        else {
+            continue;
+        };
+        let sql = match &e.what {
+            What::Sql { sql, .. } => sql,
+            // A fault takes the statement's place: it counts as one.
+            What::Fault { .. } => "",
+            _ => continue,
+        };
+        let n = counts.entry(p.id).or_insert(0);
+        *n += 1;
+        let writes = ["INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT"]
+            .iter()
+            .any(|w| sql.starts_with(w));
+        if writes {
+            aims.push((p.spec, *n));
+        }
+    }
+    aims
+}
+
 /// `scenario` and `choices` changed by one to three small mutations;
-/// `donor` is another kept case to splice a request from.
-pub(super) fn mutate(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, donor: &Scenario) {
+/// `donor` is another kept case to splice a request from; `aims`, where
+/// the case's own run wrote, to aim a fault at.
+pub(super) fn mutate(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, donor: &Scenario, aims: &[Aim]) {
     for _ in 0..1 + rng.below(3) {
-        mutate_once(rng, scenario, choices, donor);
+        mutate_once(rng, scenario, choices, donor, aims);
     }
     // A request that stopped mailing has no email to lose.
     let requests = &scenario.requests;
@@ -120,11 +158,42 @@ pub(super) fn mutate(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u
     scenario.browsers = browsers(&scenario.requests);
 }
 
-fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, donor: &Scenario) {
+fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, donor: &Scenario, aims: &[Aim]) {
     let n = scenario.requests.len();
     // Schedules are where most races hide: a quarter of the changes go
     // there, and as many to the flow a person walks through.
-    match rng.below(18) {
+    match rng.below(20) {
+        18 | 19 if aims.iter().any(|(r, _)| *r < n) => {
+            // A fault where the parent's run wrote, not at a statement
+            // number drawn blind: the COMMIT of a verify, the DELETE of an
+            // outbox. One time in two with what makes a fault there
+            // matter, drawn together: the request double-clicked, and
+            // Python's driver grouping the handler's writes.
+            let inside: Vec<Aim> = aims.iter().copied().filter(|(r, _)| *r < n).collect();
+            let (request, statement) = inside[rng.below(inside.len())];
+            // A disk error or a full disk where the write fails for good;
+            // a busy one is retried, and a crash is drawn elsewhere.
+            let kind = [FAULT_KINDS[0], FAULT_KINDS[2]][rng.below(2)];
+            set_fault(scenario, fault_of(kind, request, statement, &scenario.requests));
+            if rng.one_in(2) {
+                scenario.requests[request].repeat = 2.max(scenario.requests[request].repeat);
+                scenario.deployment.db_mode = DbMode::Python;
+            }
+            // And one time in two a burst of switches somewhere in the
+            // schedule: the other copy run between the fault and what
+            // its request does next.
+            if rng.one_in(2) {
+                let at = rng.below(choices.len().min(MAX_CHOICES - 8) + 1);
+                choices.resize(choices.len().max(at), 0);
+                for k in 0..1 + rng.below(8) {
+                    let c = 1 + rng.below(2) as u8;
+                    match choices.get_mut(at + k) {
+                        Some(slot) => *slot = c,
+                        None => choices.push(c),
+                    }
+                }
+            }
+        }
         0..=3 => {
             let value = rng.below(4) as u8;
             if choices.is_empty() {
@@ -243,15 +312,8 @@ fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, do
                 // there is room for its sort, else it replaces one.
                 let kind = rng.pick(&FAULT_KINDS);
                 let fault = fault_of(kind, rng.below(n), 1 + rng.below(12) as u32, &scenario.requests);
-                let crash = fault.kind == FaultKind::Crash;
-                let same: Vec<usize> = (0..scenario.faults.len())
-                    .filter(|&i| (scenario.faults[i].kind == FaultKind::Crash) == crash)
-                    .collect();
-                if same.len() < if crash { 1 } else { 2 } {
-                    scenario.faults.push(fault);
-                } else {
-                    scenario.faults[same[rng.below(same.len())]] = fault;
-                }
+                let slot = rng.below(2);
+                set_fault_in(scenario, fault, slot);
             }
         }
         _ => {
@@ -272,6 +334,25 @@ fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, do
     }
 }
 
+/// Adds `fault` while there is room for its sort (two faults and a
+/// crash), else it replaces one of its sort.
+fn set_fault(scenario: &mut Scenario, fault: FaultSpec) {
+    set_fault_in(scenario, fault, 0);
+}
+
+/// [`set_fault`], replacing the `pick`-th (modulo) of its sort when full.
+fn set_fault_in(scenario: &mut Scenario, fault: FaultSpec, pick: usize) {
+    let crash = fault.kind == FaultKind::Crash;
+    let same: Vec<usize> = (0..scenario.faults.len())
+        .filter(|&i| (scenario.faults[i].kind == FaultKind::Crash) == crash)
+        .collect();
+    if same.len() < if crash { 1 } else { 2 } {
+        scenario.faults.push(fault);
+    } else {
+        scenario.faults[same[pick % same.len()]] = fault;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,7 +367,7 @@ mod tests {
         let (donor, _) = scenario_and_choices().new_tree(&mut runner).unwrap().current();
         let (mut s, mut choices) = scenario_and_choices().new_tree(&mut runner).unwrap().current();
         for _ in 0..2000 {
-            mutate(&mut rng, &mut s, &mut choices, &donor);
+            mutate(&mut rng, &mut s, &mut choices, &donor, &[(0, 1)]);
             assert!((1..=MAX_REQUESTS).contains(&s.requests.len()));
             assert!(choices.len() <= MAX_CHOICES);
             assert!(s.faults.iter().all(|f| f.request < s.requests.len()));

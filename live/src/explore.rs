@@ -222,13 +222,15 @@ pub async fn search(
                 report.skipped += 1;
                 continue;
             }
-            Err(e @ LiveError::Target { .. }) => return Err(e),
-            Err(LiveError::Io(why)) => {
+            // An instance that did not start (gunicorn's workers racing to
+            // set up one database file), a port taken: the run is lost,
+            // not the search; a target or machine that fails most runs is
+            // not searched.
+            Err(e) => {
                 report.failed += 1;
-                report.first_failure.get_or_insert(why.clone());
-                // A machine that refuses most runs is not searched.
+                report.first_failure.get_or_insert(e.to_string());
                 if report.failed > 3 + report.runs {
-                    return Err(LiveError::Io(why));
+                    return Err(e);
                 }
                 continue;
             }

@@ -1017,14 +1017,19 @@ fn a_mail_whose_app_names_no_request_is_the_one_in_flights_or_ambiguous() {
         })
         .collect();
     assert_eq!(mails.len(), 2, "{}", run.trace);
-    // Both signups were in flight for both mails: neither is named.
-    for (request, senders) in &mails {
-        assert_eq!(
-            (request.unwrap_or(0), senders.as_slice()),
-            (0, &[1, 2][..]),
-            "{}",
-            run.trace
-        );
+    // Both signups were in flight for the first mail (neither answers
+    // before its own mail): neither is named. The second is ambiguous too,
+    // unless one signup was answered in between (a loaded machine): then
+    // it is the other's.
+    assert_eq!(
+        (mails[0].0.unwrap_or(0), mails[0].1.as_slice()),
+        (0, &[1, 2][..]),
+        "{}",
+        run.trace
+    );
+    match (mails[1].0, mails[1].1.as_slice()) {
+        (None | Some(0), [1, 2]) | (Some(1 | 2), []) => {}
+        other => panic!("the second mail: {other:?}\n{}", run.trace),
     }
     assert!(run.trace.to_string().contains("(sender ambiguous: #1 or #2)"));
     // The same double-click with the first copy's mail held back 5 s: the
@@ -1050,7 +1055,7 @@ fn a_mail_whose_app_names_no_request_is_the_one_in_flights_or_ambiguous() {
 /// `explore --target` with a budget of `runs` live runs, four at once, on
 /// a clock ten times as fast: its exit code, its output, and the folder
 /// it saved into.
-fn explore_live(target: &str, runs: &str, name: &str) -> (Option<i32>, String, PathBuf) {
+fn explore_live(target: &str, runs: &str, seed: &str, name: &str) -> (Option<i32>, String, PathBuf) {
     let save = scratch(name).join("found");
     let out = Command::new(env!("CARGO_BIN_EXE_otpsim"))
         .args([
@@ -1064,7 +1069,7 @@ fn explore_live(target: &str, runs: &str, name: &str) -> (Option<i32>, String, P
             "--reruns",
             "1",
         ])
-        .args(["--budget", runs, "--seed", "1", "--save"])
+        .args(["--budget", runs, "--seed", seed, "--save"])
         .arg(&save)
         .arg("--target")
         .arg(root().join(target))
@@ -1077,11 +1082,14 @@ fn explore_live(target: &str, runs: &str, name: &str) -> (Option<i32>, String, P
 
 #[test]
 fn explore_target_finds_naives_lost_session_live_and_saves_a_file_check_reproduces() {
-    let (code, text, save) = explore_live("targets/otpsim-naive.toml", "40", "explore-naive");
+    // With four runs at once, the first four cases are drawn before any
+    // run ends: fresh draws, fixed by the seed whatever the server does.
+    // Seed 2's include a stranger's signup for ana's address before her
+    // verify, which takes her session's registration: no race needed, so
+    // every run of it breaks.
+    let (code, text, save) = explore_live("targets/otpsim-naive.toml", "4", "2", "explore-naive");
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("40 live runs"), "{text}");
-    // A stranger's signup for ana's address takes ana's session's
-    // registration: no race needed, so every run of the saved file breaks.
+    assert!(text.contains("4 live runs"), "{text}");
     let file = save.join("otpsim-naive-verify_succeeds.toml");
     assert!(file.exists(), "{text}");
     let saved = std::fs::read_to_string(&file).unwrap();
@@ -1104,7 +1112,7 @@ fn explore_target_finds_naives_lost_session_live_and_saves_a_file_check_reproduc
 
 #[test]
 fn explore_target_finds_nothing_in_idempotent_live() {
-    let (code, text, save) = explore_live("targets/otpsim-idempotent.toml", "40", "explore-idempotent");
+    let (code, text, save) = explore_live("targets/otpsim-idempotent.toml", "40", "1", "explore-idempotent");
     assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("40 live runs") && text.contains("no invariant broken"),

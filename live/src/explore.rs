@@ -20,8 +20,10 @@
 //! reproduced it.
 //!
 //! Not deterministic, as nothing live is: the server's inside is not
-//! controlled, and with several runs at once the order in which they end
-//! decides what the pool learns first. The seed fixes the cases drawn.
+//! controlled, what it shows decides what the pool learns and so what it
+//! draws next, and with several runs at once so does the order in which
+//! they end. The seed fixes the draws made before any run has ended (the
+//! first `jobs` cases) and nothing after.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -144,7 +146,9 @@ pub fn for_target(target: &Target, scenario: &Scenario, longest_ms: u64) -> Opti
         return None;
     }
     let k = lasts.div_ceil(longest_ms);
-    if s.deployment.otp_ttl_ms / k < MIN_TTL_MS {
+    let speed = u64::from(target.clock.map_or(1, |c| c.speed));
+    // The floor is real time: a controlled clock's speed shortens it too.
+    if s.deployment.otp_ttl_ms / k / speed < MIN_TTL_MS {
         return None;
     }
     for r in &mut s.requests {
@@ -161,7 +165,7 @@ pub fn for_target(target: &Target, scenario: &Scenario, longest_ms: u64) -> Opti
 /// the runs and seconds until then.
 type Hit = (Violation, Arc<Scenario>, Vec<u8>, u64, f64);
 
-/// The shortest code lifetime a compressed case may have.
+/// The shortest code lifetime a compressed case may have, in real ms.
 const MIN_TTL_MS: u64 = 1000;
 
 /// Most draws in a row that may fit nothing before the search says so.
@@ -256,13 +260,18 @@ pub async fn search(
     report.seconds = started.elapsed().as_secs_f64();
     report.behaviours = pool.behaviours();
     report.kept = pool.kept();
-    // Each first hit reduced and rerun, all at once: they share nothing.
+    // Each first hit reduced and rerun, `jobs` at a time: they share no
+    // files or ports, but they share the machine, whose load decides the
+    // server-side races they reproduce.
+    let permits = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
     let mut reductions = JoinSet::new();
     for (k, (hit, case, choices, runs, seconds)) in hits.into_iter().enumerate() {
         let invariant = hit.invariant;
         let (target, mut live, options) = (Arc::clone(&target), live.clone(), *options);
         live.scratch = live.scratch.join(format!("reduce-{k}"));
+        let permits = Arc::clone(&permits);
         reductions.spawn(async move {
+            let _permit = permits.acquire_owned().await;
             let (scenario, deliveries, violation, reduction_runs) =
                 reduce(&target, &live, hit, (*case).clone(), choices).await;
             let scenario = described(&target, scenario, &violation, runs, &deliveries);

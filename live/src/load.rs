@@ -169,6 +169,11 @@ pub async fn stress(target: &Target, load: &Load, options: &run::Options) -> Res
     } else {
         SessionMode::Server
     };
+    if !target.routes.contains_key(&Kind::Login) {
+        return Err(LiveError::NotRunnable(
+            "each story ends with the probe's logins, and the target has no login route".to_string(),
+        ));
+    }
     let scenario = scenario(load, session);
     // Nothing held: each delivery is made the moment it comes.
     let mut free = target.clone();
@@ -259,7 +264,7 @@ pub fn story(trace: &Trace, email: &Email, browsers: &[&str]) -> Trace {
                     }
                     e.what.clone()
                 }
-                What::Probe | What::Restarted => e.what.clone(),
+                What::Restarted => e.what.clone(),
                 _ if mine => e.what.clone(),
                 _ => return None,
             };
@@ -267,13 +272,151 @@ pub fn story(trace: &Trace, email: &Email, browsers: &[&str]) -> Trace {
         })
         .fold(Vec::<Event>::new(), |mut kept, e| {
             // The database as she sees it changes far less often than the
-            // whole load's: one observation per change of her rows.
+            // whole load's: an observation the one just before repeats,
+            // with nothing of hers in between, says nothing new.
             let same = |a: &Event| matches!((&a.what, &e.what), (What::Quiescent(x), What::Quiescent(y)) if x == y);
-            let last_seen = kept.iter().rev().find(|k| matches!(k.what, What::Quiescent(_)));
-            if !(matches!(e.what, What::Quiescent(_)) && last_seen.is_some_and(same)) {
+            if !kept.last().is_some_and(same) {
                 kept.push(e);
             }
             kept
         });
-    Trace { events }
+    Trace { events: probed(events) }
+}
+
+/// Her story with the probe's mark before its logins, where every other
+/// request of hers was answered before they were sent (then they are the
+/// end-of-run probe of her address, and `owner_logs_in` is judged);
+/// unmarked otherwise, and the checker then owes her login nothing.
+fn probed(mut events: Vec<Event>) -> Vec<Event> {
+    let login = |e: &Event| matches!(e.what, What::Sent { kind: Kind::Login, .. });
+    let Some(first) = events.iter().position(login) else {
+        return events;
+    };
+    let logins: std::collections::BTreeSet<usize> =
+        events.iter().filter(|e| login(e)).filter_map(|e| e.request).collect();
+    let asked: std::collections::BTreeSet<usize> = events[..first]
+        .iter()
+        .filter(|e| matches!(e.what, What::Sent { .. }))
+        .filter_map(|e| e.request)
+        .collect();
+    let answered = events[..first]
+        .iter()
+        .filter(|e| matches!(e.what, What::Answered { .. }))
+        .filter_map(|e| e.request)
+        .filter(|r| !logins.contains(r))
+        .collect::<std::collections::BTreeSet<usize>>();
+    if asked.is_subset(&answered) {
+        let at = events[first].clone();
+        events.insert(
+            first,
+            Event {
+                what: What::Probe,
+                request: None,
+                browser: None,
+                worker: None,
+                ..at
+            },
+        );
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use otpsim_core::Code;
+    use otpsim_model::trace::Cookie;
+
+    fn event(at_ms: u64, request: Option<usize>, browser: Option<&str>, what: What) -> Event {
+        Event {
+            at_ms,
+            request,
+            browser: browser.map(str::to_string),
+            worker: None,
+            what,
+        }
+    }
+
+    fn sent(at_ms: u64, request: usize, browser: &str, kind: Kind) -> Event {
+        let what = What::Sent {
+            kind,
+            email: Email::parse("person0@example.com").unwrap(),
+            owner: browser == "person0",
+            otp: None,
+            source: None,
+            password: String::new(),
+            cookie: Cookie::None,
+            route: None,
+        };
+        event(at_ms, Some(request), Some(browser), what)
+    }
+
+    fn answered(at_ms: u64, request: usize) -> Event {
+        let what = What::Answered {
+            code: Code::Ok,
+            http: None,
+            message: String::new(),
+            set_cookie: None,
+        };
+        event(at_ms, Some(request), None, what)
+    }
+
+    fn rows(pending: &[&str]) -> Event {
+        let db = DbState {
+            pending: pending
+                .iter()
+                .map(|e| (e.to_string(), "temp_1_0".to_string()))
+                .collect(),
+            accounts: Vec::new(),
+        };
+        event(0, None, None, What::Quiescent(db))
+    }
+
+    #[test]
+    fn her_story_keeps_an_unchanged_observation_after_her_own_answer_and_marks_her_probe() {
+        let me = Email::parse("person0@example.com").unwrap();
+        let trace = Trace {
+            events: vec![
+                rows(&[]),
+                sent(0, 1, "person0", Kind::Signup),
+                sent(0, 2, "person1", Kind::Signup),
+                answered(5, 1),
+                answered(6, 2),
+                // Someone else's row changed; hers did not: still no row
+                // for her after a signup answered ok, which must stay.
+                rows(&["person1@example.com"]),
+                rows(&["person1@example.com"]),
+                sent(2000, 3, "person0", Kind::Login),
+                answered(2001, 3),
+            ],
+        };
+        let story = story(&trace, &me, &["person0", "stranger0"]);
+        let kinds: Vec<&str> = story
+            .events
+            .iter()
+            .map(|e| match e.what {
+                What::Quiescent(_) => "rows",
+                What::Sent { .. } => "sent",
+                What::Answered { .. } => "answered",
+                What::Probe => "probe",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["rows", "sent", "answered", "rows", "probe", "sent", "answered"]);
+    }
+
+    #[test]
+    fn logins_sent_before_her_verify_was_answered_are_no_probe() {
+        let me = Email::parse("person0@example.com").unwrap();
+        let trace = Trace {
+            events: vec![
+                sent(0, 1, "person0", Kind::Verify),
+                sent(2000, 2, "person0", Kind::Login),
+                answered(2100, 1),
+                answered(2101, 2),
+            ],
+        };
+        let story = story(&trace, &me, &["person0"]);
+        assert!(story.events.iter().all(|e| !matches!(e.what, What::Probe)));
+    }
 }

@@ -180,14 +180,17 @@ pub fn fitted(target: &Target, scenario: &Scenario) -> Scenario {
 }
 
 /// How long a run of `scenario` against `target` lasts at least, in real
-/// ms: its last send, response delay or mail delay, stretched to the app
+/// ms: its last send with its response delay, mail delay and (for a
+/// request that mails) the SMTP latency, stretched to the app
 /// ([`fitted`]) and compressed by a controlled clock's speed.
 pub fn lasts_ms(target: &Target, scenario: &Scenario) -> u64 {
     let speed = u64::from(target.clock.map_or(1, |c| c.speed));
-    fitted(target, scenario)
+    let fitted = fitted(target, scenario);
+    let latency = fitted.deployment.mail_latency_ms;
+    fitted
         .requests
         .iter()
-        .map(|r| r.at_ms + r.response_delay_ms + r.email_delay_ms)
+        .map(|r| r.at_ms + r.response_delay_ms + r.email_delay_ms + if r.kind.mails() { latency } else { 0 })
         .max()
         .unwrap_or(0)
         / speed

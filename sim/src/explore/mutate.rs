@@ -93,7 +93,6 @@ fn mutate_request(rng: &mut Rng, r: &RequestSpec) -> RequestSpec {
     }
 }
 
-/// Removes request `i` and the faults aimed at it.
 /// Removes request `i` and the faults that strike it; later faults move
 /// down with their requests.
 pub fn remove_request(scenario: &mut Scenario, i: usize) {
@@ -184,7 +183,6 @@ fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, do
             // its request does next.
             if rng.one_in(2) {
                 let at = rng.below(choices.len().min(MAX_CHOICES - 8) + 1);
-                choices.resize(choices.len().max(at), 0);
                 for k in 0..1 + rng.below(8) {
                     let c = 1 + rng.below(2) as u8;
                     match choices.get_mut(at + k) {

@@ -74,9 +74,6 @@ struct JsonFinding {
 
 /// Searches each variant in turn, each on every core.
 pub fn run(args: &ExploreArgs) -> Result<ExitCode> {
-    if let Some(target) = &args.target {
-        return crate::live::explore(target, args);
-    }
     // "--budget 5" reads as seconds to many: say which reading holds.
     if let Budget::Schedules(n) = args.budget {
         if n < 1_000 {

@@ -70,7 +70,10 @@ fn main() -> ExitCode {
             (None, Some(_)) => replay::run(&args),
             (None, None) => Err(InvalidInput("--variant is needed without --target".to_string()).into()),
         },
-        Command::Explore(args) => explore::run(&args),
+        Command::Explore(args) => match &args.target {
+            Some(target) => live::explore(target, &args),
+            None => explore::run(&args),
+        },
         Command::Bugfind {
             paths,
             seeds,

@@ -254,7 +254,7 @@ pub async fn search(
         }
         coverage::features(&ran.trace, limits(&case).otp_ttl_ms, &mut features);
         // A real server has no statement hook: no fault to aim.
-        pool.learn((case, ran.choices), &mut features, Vec::new());
+        pool.learn((case, ran.choices), &mut features, Vec::new);
         progress(report.runs, hits.len());
     }
     report.seconds = started.elapsed().as_secs_f64();

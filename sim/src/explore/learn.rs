@@ -120,8 +120,10 @@ impl Learner {
             scenario.deployment.otp_ttl_ms,
             &mut self.features,
         );
-        let aims = aims(&scenario, &judged.outcome.trace);
-        self.pool.learn((scenario, judged.choices), &mut self.features, aims);
+        let trace = &judged.outcome.trace;
+        let kept = Arc::clone(&scenario);
+        self.pool
+            .learn((scenario, judged.choices), &mut self.features, || aims(&kept, trace));
     }
 }
 
@@ -158,8 +160,10 @@ impl Pool {
     }
 
     /// Keeps `case` if `features` (drained) hold one not seen before, and
-    /// says whether it did; `aims`: where its run wrote (none live).
-    pub fn learn(&mut self, case: Case, features: &mut Vec<u64>, aims: Vec<Aim>) -> bool {
+    /// says whether it did; `aims`: where its run wrote (none live), asked
+    /// only of a case kept, since most are not and a schedule is the hot
+    /// path.
+    pub fn learn(&mut self, case: Case, features: &mut Vec<u64>, aims: impl FnOnce() -> Vec<Aim>) -> bool {
         let mut new = false;
         for f in features.drain(..) {
             new |= self.seen.insert(f);
@@ -168,6 +172,7 @@ impl Pool {
             return false;
         }
         let rng = &mut self.rng;
+        let aims = aims();
         let slot = if self.kept.len() < KEPT {
             self.kept.push(case);
             self.aims.push(aims);

@@ -148,6 +148,9 @@ struct Inner {
     writer: Option<u64>,
 }
 
+/// Prepared statements a connection keeps: more than any flow has.
+const STATEMENTS_KEPT: usize = 64;
+
 /// The shared database.
 pub struct Store<P: Platform> {
     inner: P::Mutex<Inner>,
@@ -234,6 +237,11 @@ impl<P: Platform> Store<P> {
 
     /// Wraps an open connection.
     pub fn from_connection(conn: Connection) -> Self {
+        // rusqlite keeps 16 prepared statements by default; idempotent's
+        // flow and the world's own reads are about 26, and a cache that
+        // small re-parses most of them in every run (BENCHMARKS.md's
+        // profile: 5% of a search).
+        conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
         Store {
             inner: P::Mutex::new(Inner { conn, writer: None }),
         }
@@ -257,7 +265,7 @@ impl<P: Platform> Store<P> {
         self.inner.with(|inner| {
             if inner.writer == Some(requester) {
                 if !inner.conn.is_autocommit() {
-                    let _ = inner.conn.execute_batch("ROLLBACK");
+                    let _ = inner.conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
                 }
                 inner.writer = None;
             }
@@ -314,12 +322,16 @@ impl<P: Platform> Db<'_, P> {
         let me = self.hook.requester();
         let outcome = self
             .step("BEGIN IMMEDIATE", |conn| {
-                Ok(conn.execute_batch("BEGIN IMMEDIATE").map(|()| 0)?)
+                // Prepared once, not parsed at every transaction.
+                // (sqlite3_changes() is the last DML's count, not this one's: 0.)
+                Ok(conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]).map(|_| 0)?)
             })
             .and_then(|_| body(self))
             .and_then(|value| {
-                self.step("COMMIT", |conn| Ok(conn.execute_batch("COMMIT").map(|()| 0)?))
-                    .map(|_| value)
+                self.step("COMMIT", |conn| {
+                    Ok(conn.prepare_cached("COMMIT")?.execute([]).map(|_| 0)?)
+                })
+                .map(|_| value)
             });
         // After a failed BEGIN or COMMIT, a crash, or an error the body
         // returned, the transaction is still open: roll it

@@ -495,9 +495,11 @@ mod spare {
             .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
         let emptied = conn.is_autocommit()
             && tables.is_ok_and(|tables| {
-                tables
-                    .iter()
-                    .all(|t| conn.execute(&format!("DELETE FROM \"{t}\""), []).is_ok())
+                tables.iter().all(|t| {
+                    conn.prepare_cached(&format!("DELETE FROM \"{t}\""))
+                        .and_then(|mut s| s.execute([]))
+                        .is_ok()
+                })
             });
         if emptied {
             SPARE.with(|s| s.borrow_mut().push((schema, conn)));

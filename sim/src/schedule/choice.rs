@@ -31,19 +31,68 @@ impl ChoiceScheduler {
 }
 
 /// The runnable tasks in the order a choice indexes: the current task
-/// first (last if it is yielding), then by id.
-pub fn order(runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Vec<TaskId> {
-    let mut order: Vec<TaskId> = runnable.iter().map(|t| t.id()).collect();
-    order.sort_by_key(|id| usize::from(*id));
-    if let Some(pos) = current.and_then(|c| order.iter().position(|id| *id == c)) {
-        let cur = order.remove(pos);
-        if is_yielding {
-            order.push(cur);
-        } else {
-            order.insert(0, cur);
+/// first (last if it is yielding), then by id. Read through [`nth`] and
+/// [`position`], which build no list: this runs at every scheduling point
+/// of every schedule.
+struct Order<'a> {
+    runnable: &'a [&'a Task],
+    /// The current task, if it can run.
+    current: Option<TaskId>,
+    is_yielding: bool,
+}
+
+impl<'a> Order<'a> {
+    fn new(runnable: &'a [&'a Task], current: Option<TaskId>, is_yielding: bool) -> Self {
+        let current = current.filter(|c| runnable.iter().any(|t| t.id() == *c));
+        Order {
+            runnable,
+            current,
+            is_yielding,
         }
     }
-    order
+
+    /// Among the tasks other than the current one, how many have a
+    /// smaller id than `id`.
+    fn rank(&self, id: TaskId) -> usize {
+        self.runnable
+            .iter()
+            .filter(|t| Some(t.id()) != self.current && usize::from(t.id()) < usize::from(id))
+            .count()
+    }
+
+    /// Where the current task stands, if it can run.
+    fn current_at(&self) -> Option<usize> {
+        self.current
+            .map(|_| if self.is_yielding { self.runnable.len() - 1 } else { 0 })
+    }
+}
+
+/// The task at `k` in the order a choice indexes (`k` below
+/// `runnable.len()`).
+pub fn nth(runnable: &[&Task], current: Option<TaskId>, is_yielding: bool, k: usize) -> TaskId {
+    let order = Order::new(runnable, current, is_yielding);
+    if let (Some(at), Some(current)) = (order.current_at(), order.current) {
+        if at == k {
+            return current;
+        }
+    }
+    // Among the others, the one whose rank is k, less one when the current
+    // task stands before it.
+    let k = k - usize::from(order.current_at() == Some(0));
+    runnable
+        .iter()
+        .map(|t| t.id())
+        .find(|id| Some(*id) != order.current && order.rank(*id) == k)
+        .unwrap_or_else(|| runnable[0].id())
+}
+
+/// Where `chosen` stands in the order a choice indexes.
+pub fn position(runnable: &[&Task], current: Option<TaskId>, is_yielding: bool, chosen: TaskId) -> usize {
+    let order = Order::new(runnable, current, is_yielding);
+    match order.current_at() {
+        Some(at) if order.current == Some(chosen) => at,
+        at => order.rank(chosen) + usize::from(at == Some(0)),
+    }
 }
 
 impl Scheduler for ChoiceScheduler {
@@ -58,10 +107,9 @@ impl Scheduler for ChoiceScheduler {
         if runnable.len() <= 1 {
             return runnable.first().map(|t| t.id());
         }
-        let order = order(runnable, current, is_yielding);
-        let choice = self.choices.get(self.cursor).copied().unwrap_or(0) as usize % order.len();
+        let choice = self.choices.get(self.cursor).copied().unwrap_or(0) as usize % runnable.len();
         self.cursor += 1;
-        Some(order[choice])
+        Some(nth(runnable, current, is_yielding, choice))
     }
 
     fn next_u64(&mut self) -> u64 {

@@ -14,7 +14,7 @@ mod uniform;
 use std::fmt;
 use std::str::FromStr;
 
-pub use choice::{order, ChoiceScheduler};
+pub use choice::{nth, position, ChoiceScheduler};
 pub use recorder::Recorder;
 pub use stoppable::Stoppable;
 pub use uniform::UniformRandom;

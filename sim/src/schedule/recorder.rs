@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
 
-use super::choice::order;
+use super::choice::{nth, position};
 
 /// Wraps a scheduler and records, for each point where more than one task
 /// could run, the position of the chosen task in [`order`].
@@ -29,15 +29,11 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
     }
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
         if super::quiet() {
-            return order(runnable, current, is_yielding).first().copied();
+            return (!runnable.is_empty()).then(|| nth(runnable, current, is_yielding, 0));
         }
         let chosen = self.inner.next_task(runnable, current, is_yielding)?;
         if runnable.len() > 1 {
-            let position = order(runnable, current, is_yielding)
-                .iter()
-                .position(|id| *id == chosen)
-                .unwrap_or(0);
-            let choice = u8::try_from(position).unwrap_or(u8::MAX);
+            let choice = u8::try_from(position(runnable, current, is_yielding, chosen)).unwrap_or(u8::MAX);
             self.taken.lock().unwrap_or_else(|p| p.into_inner()).push(choice);
         }
         Some(chosen)

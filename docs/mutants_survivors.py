@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Applies each mutant cargo-mutants missed and runs the root package's
-corpus and core's flows_sequential against it (cargo-mutants cannot take
+corpus and core's sequential flow tests (tests/flows/sequential.rs) against it (cargo-mutants cannot take
 the root package as its test package). Prints one line a mutant."""
 import json, subprocess, sys, os
 if len(sys.argv) != 3:
@@ -20,13 +20,13 @@ for o in missed:
     try:
         ok = True
         for cmd in (["cargo", "test", "-q", "-p", "otpsim-sim", "--test", "corpus"],
-                    ["cargo", "test", "-q", "-p", "otpsim-core", "--test", "flows_sequential"],
+                    ["cargo", "test", "-q", "-p", "otpsim-core", "--test", "flows", "sequential::"],
                     ["cargo", "test", "-q", "-p", "otpsim-model", "--lib"]):
             r = subprocess.run(cmd, cwd=repo, capture_output=True, timeout=900)
             if r.returncode != 0:
                 ok = False
                 break
-        verdict = "survives" if ok else "KILLED by " + cmd[-1]
+        verdict = "survives" if ok else "KILLED by " + " ".join(cmd[5:])
         killed += 0 if ok else 1
     except subprocess.TimeoutExpired:
         verdict = "KILLED (timeout)"
@@ -34,4 +34,4 @@ for o in missed:
     finally:
         subprocess.run(["patch", "-s", "-R", "-d", repo, m["file"], "-i", diff], check=True)
     print(f"{verdict}: {label}", flush=True)
-print(f"{killed} of {len(missed)} missed mutants killed by the corpus, flows_sequential or the model's unit tests")
+print(f"{killed} of {len(missed)} missed mutants killed by the corpus, core's sequential flow tests or the model's unit tests")

@@ -1,5 +1,5 @@
-//! The double-click model shared by the per-platform test binaries (each
-//! platform in its own binary: shuttle installs a process-wide panic hook).
+//! The double-click model shared by the flows' test binaries (shuttle's in
+//! a binary of its own: it installs a process-wide panic hook).
 
 use std::sync::Arc;
 

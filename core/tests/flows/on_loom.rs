@@ -1,10 +1,8 @@
 //! The flows under loom: every interleaving of two concurrent signups.
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::double_click;
+use crate::common::double_click;
 use otpsim_core::platform::Loom;
 use otpsim_core::Variant;
 

@@ -1,8 +1,6 @@
 //! The flows on real std threads: the same code the model checkers run.
 
-mod common;
-
-use common::double_click;
+use crate::common::double_click;
 use otpsim_core::platform::Std;
 use otpsim_core::Variant;
 

@@ -453,11 +453,33 @@ fn described(target: &Target, mut s: Scenario, violation: &Violation, runs: u64,
         target.path.display(),
         otpsim_sim::explore::sentence(&violation.why)
     );
-    s.expect = target
-        .expect
-        .map(|v| vec![(v, Expectation::FailOn(violation.invariant))])
-        .unwrap_or_default();
     s.choices = None;
+    s.expect = match target.expect {
+        Some(v) => vec![(v, Expectation::FailOn(violation.invariant))],
+        // An app of its own has no variant to name, and a file must name
+        // one: it names the simulator's recommended design with what its
+        // own sweep of the file finds, so that `otpsim check FILE` holds,
+        // and `check --target` (which judges such a target as "nothing
+        // broken") fails for as long as the app has the flaw.
+        None => {
+            let idempotent = otpsim_core::Variant::Idempotent;
+            let file = Arc::new(s.clone());
+            let found = otpsim_sim::sweep::sweep(
+                &file,
+                &idempotent,
+                otpsim_sim::schedule::Strategy::default(),
+                file.schedules,
+                file.seed,
+                |_| false,
+            )
+            .violated();
+            let expected = match found.first() {
+                None => Expectation::Pass,
+                Some(i) => Expectation::FailOn(*i),
+            };
+            vec![(idempotent, expected)]
+        }
+    };
     s
 }
 
@@ -467,4 +489,44 @@ pub fn target_stem(target: &Target) -> String {
         .path
         .file_stem()
         .map_or("target".to_string(), |s| s.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use otpsim_core::Variant;
+
+    use super::*;
+
+    fn target(file: &str) -> Target {
+        Target::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../targets").join(file)).unwrap()
+    }
+
+    /// A finding written to a file loads again, and says what to expect.
+    fn saved(target: &Target, scenario: &str) -> Scenario {
+        let case = Scenario::parse(Path::new("case.toml"), scenario).unwrap();
+        let violation = Violation {
+            invariant: Invariant::VerifySucceeds,
+            request: Some(2),
+            why: "verify #2 was refused.".into(),
+        };
+        let text = described(target, case, &violation, 7, &[1]).to_toml();
+        Scenario::parse(Path::new("found.toml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    }
+
+    const SIGNUP_THEN_VERIFY: &str = "format = 2\nname = \"n\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\n[[request]]\nat = \"1s\"\nkind = \"verify\"\nemail = \"ana@example.com\"\n[expect]\nnaive = \"pass\"\n";
+
+    #[test]
+    fn a_finding_on_an_app_of_its_own_names_the_recommended_design_and_what_it_does() {
+        // An app nobody here wrote has no variant: the file once came out
+        // with an empty [expect], which no command could load.
+        let found = saved(&target("express.toml"), SIGNUP_THEN_VERIFY);
+        assert_eq!(found.expect, vec![(Variant::Idempotent, Expectation::Pass)]);
+        let on_serve = saved(&target("otpsim-naive.toml"), SIGNUP_THEN_VERIFY);
+        assert_eq!(
+            on_serve.expect,
+            vec![(Variant::Naive, Expectation::FailOn(Invariant::VerifySucceeds))]
+        );
+    }
 }

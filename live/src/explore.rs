@@ -274,7 +274,13 @@ pub async fn search(
             let _permit = permits.acquire_owned().await;
             let (scenario, deliveries, violation, reduction_runs) =
                 reduce(&target, &live, hit, (*case).clone(), choices).await;
-            let scenario = described(&target, scenario, &violation, runs, &deliveries);
+            // `described` may sweep the file in the simulator, a CPU-bound
+            // while: off the runtime's threads, which the other
+            // reductions' live runs need.
+            let (t, v, d) = (Arc::clone(&target), violation.clone(), deliveries.clone());
+            let scenario = tokio::task::spawn_blocking(move || described(&t, scenario, &v, runs, &d))
+                .await
+                .expect("describing a finding does not panic");
             let mut reproduced = 0;
             for n in 0..options.reruns {
                 let mut live = live.clone();

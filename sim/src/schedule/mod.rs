@@ -29,7 +29,7 @@ thread_local! {
 
 /// Turns quiet scheduling on or off for the execution running on this
 /// thread. While it is on, [`Recorder`] runs the first task in
-/// [`order`] without asking its scheduler and records no choice: the
+/// the order a choice indexes ([`nth`]) without asking its scheduler and records no choice: the
 /// end-of-run probe runs so, so that it neither spends a strategy's steps
 /// (PCT draws its change points over the steps it has seen) nor lengthens
 /// a schedule's choices. A new execution starts with it off.

@@ -8,7 +8,8 @@ use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
 use super::choice::{nth, position};
 
 /// Wraps a scheduler and records, for each point where more than one task
-/// could run, the position of the chosen task in [`order`].
+/// could run, the position of the chosen task in the order a choice
+/// indexes ([`position`](super::position)).
 pub struct Recorder<S> {
     inner: S,
     taken: Arc<Mutex<Vec<u8>>>,

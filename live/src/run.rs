@@ -389,8 +389,18 @@ pub(crate) async fn start_instances(
         }
     }
     // The run's clock starts once every instance is ready, on the app's
-    // side as on the harness's: until then a controlled clock reads as if
-    // it had started when each process did.
+    // side as on the harness's. Until then a controlled clock runs on the
+    // line of an origin no earlier than the real one can be (every
+    // instance waited for to its ready timeout), so that the last writing
+    // moves each clock forward, never back: libfaketime fakes the
+    // monotonic clock with the same offset, and node's runtime aborts when
+    // that clock goes back ("Assertion failed: (now) >= (timer_base())").
+    let latest_origin_ms = i64::try_from(
+        (target.ready_timeout + Duration::from_secs(1))
+            .saturating_mul(u32::try_from(scenario.deployment.workers).unwrap_or(u32::MAX))
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX / 4);
     let faked = match &target.clock {
         Some(clock) => Some((
             clock,
@@ -419,7 +429,7 @@ pub(crate) async fn start_instances(
                 return Ok(Vec::new());
             };
             clock
-                .write(&clock_file, loaded, loaded)
+                .write(&clock_file, loaded + latest_origin_ms, loaded)
                 .map_err(|e| LiveError::Io(format!("{}: {e}", clock_file.display())))?;
             Ok(FakeClock::env(library, &clock_file))
         };
@@ -549,7 +559,7 @@ pub async fn run(
     let sink = smtp::start(mail_tx, latency)
         .await
         .map_err(|e| LiveError::Io(format!("the SMTP sink: {e}")))?;
-    let (instances, origin) = start_instances(target, scenario, options, &dir, &db, sink.addr).await?;
+    let (mut instances, origin) = start_instances(target, scenario, options, &dir, &db, sink.addr).await?;
     let (proxy_tx, proxy_rx) = mpsc::unbounded_channel();
     let proxy = proxy::start(instances.iter().map(|i| i.addr).collect(), proxy_tx, target.redirects)
         .await
@@ -625,6 +635,21 @@ pub async fn run(
     };
     let outcome = executor.drive(proxy_rx, mail_rx).await;
     drop(proxy);
+    // A live run has no crash faults: an instance that exited took every
+    // later request with it, and a run of unanswered requests breaks no
+    // invariant. Judged, it would pass whatever the app does.
+    for instance in &mut instances {
+        if let Ok(Some(status)) = instance.child.try_wait() {
+            return Err(LiveError::Target {
+                file: target.path.clone(),
+                why: format!(
+                    "the instance on {} exited during the run ({status}); its last lines:\n{}",
+                    instance.addr,
+                    last_lines(&instance.log)
+                ),
+            });
+        }
+    }
     drop(instances);
     drop(sink);
     outcome?;

@@ -137,6 +137,63 @@ fn the_express_apps_documented_flaws_are_found_from_its_target_file() {
             &[Invariant::NoFalseAccept, Invariant::NoHijack],
         )],
     );
+    // And on a clock ten times as fast. Node aborts when its monotonic
+    // clock goes back; a run whose app died answered nothing, and broke
+    // nothing, until such a run became an error.
+    let mut fast = Target::load(&root().join("targets/express.toml")).unwrap();
+    fast.clock = Some(otpsim_live::clock::FakeClock {
+        start_unix_ms: otpsim_live::clock::DEFAULT_START_UNIX_MS,
+        speed: 10,
+    });
+    let file = root().join("scenarios/a_strangers_own_code_verifies_the_owners_address.toml");
+    let scenario = Scenario::load(&file).unwrap();
+    let swept = runtime()
+        .block_on(sweep(&fast, &scenario, &options("express-x10"), 1, Order::DepthFirst))
+        .unwrap();
+    assert!(swept.violated.contains(&Invariant::NoFalseAccept), "{}", swept.found());
+}
+
+/// An app that exits in the middle of a run leaves every later request
+/// unanswered, which no invariant forbids: the run is an error that says
+/// so, with the app's last lines, never a pass.
+#[test]
+fn an_app_that_exits_during_a_run_is_an_error_not_a_pass() {
+    let dir = options("exits").scratch;
+    let app = r#"
+import http.server, os, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"up")
+    def do_POST(self):
+        print("exiting at the first POST", flush=True)
+        os._exit(3)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+    std::fs::write(dir.join("app.py"), app).unwrap();
+    let text = r#"
+name = "exits at its first POST"
+expect = "naive"
+[start]
+command = ["python3", "{target_dir}/app.py", "{port}"]
+ready = "/"
+[routes]
+signup = { path = "/signup", email = "email", password = "password" }
+verify = { path = "/verify", email = "email", otp = "otp" }
+[answer]
+[[answer.rule]]
+status = 200
+code = "ok"
+[mail]
+code = '(\d{6})'
+"#;
+    let path = dir.join("exits.toml");
+    std::fs::write(&path, text).unwrap();
+    let target = Target::load(&path).unwrap();
+    let scenario = Scenario::load(&root().join("scenarios/the_owner_signs_up_and_verifies.toml")).unwrap();
+    let swept = runtime().block_on(sweep(&target, &scenario, &options("exits-run"), 1, Order::DepthFirst));
+    let why = swept.expect_err("a run whose app exited is an error").to_string();
+    assert!(why.contains("exited during the run"), "{why}");
+    assert!(why.contains("exiting at the first POST"), "{why}");
 }
 
 /// Flask-Mail over STARTTLS with a login; the pending signup in the signed

@@ -168,7 +168,7 @@ fn the_end_of_run_probe_logs_everyone_in_without_spending_choices() {
     let events = &outcome.trace.events;
     let start = events
         .iter()
-        .position(|e| e.what == What::Probe)
+        .position(|e| matches!(e.what, What::Probe { .. }))
         .expect("a probe section");
     let logins: Vec<(&str, bool)> = events[start..]
         .iter()
@@ -190,7 +190,11 @@ fn the_end_of_run_probe_logs_everyone_in_without_spending_choices() {
     let mut quiet = (*s).clone();
     quiet.probe = false;
     let (without, _, choices_without) = replay(&Arc::new(quiet), &variant("seed_fix"), 1, &[], 1);
-    assert!(without.trace.events.iter().all(|e| e.what != What::Probe));
+    assert!(without
+        .trace
+        .events
+        .iter()
+        .all(|e| !matches!(e.what, What::Probe { .. })));
     assert_eq!(choices, choices_without, "the probe takes no schedule choice");
     assert_eq!(&events[..start], &without.trace.events[..start]);
 }

@@ -310,7 +310,9 @@ fn probed(mut events: Vec<Event>) -> Vec<Event> {
         events.insert(
             first,
             Event {
-                what: What::Probe,
+                // Her login goes to her address whether or not an account
+                // was made there.
+                what: What::Probe { guessed: true },
                 request: None,
                 browser: None,
                 worker: None,
@@ -398,7 +400,7 @@ mod tests {
                 What::Quiescent(_) => "rows",
                 What::Sent { .. } => "sent",
                 What::Answered { .. } => "answered",
-                What::Probe => "probe",
+                What::Probe { .. } => "probe",
                 _ => "other",
             })
             .collect();
@@ -417,6 +419,6 @@ mod tests {
             ],
         };
         let story = story(&trace, &me, &["person0"]);
-        assert!(story.events.iter().all(|e| !matches!(e.what, What::Probe)));
+        assert!(story.events.iter().all(|e| !matches!(e.what, What::Probe { .. })));
     }
 }

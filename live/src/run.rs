@@ -260,6 +260,10 @@ fn observed_db(path: &str) -> rusqlite::Result<Option<rusqlite::Connection>> {
 
 pub(crate) struct Instance {
     child: tokio::process::Child,
+    /// The leader's pid, kept: once the child is reaped (an instance that
+    /// exited during the run) `child.id()` is gone, and its forked workers
+    /// and libfaketime's segments are not.
+    pid: Option<i32>,
     pub(crate) addr: SocketAddr,
     log: PathBuf,
 }
@@ -269,7 +273,7 @@ impl Drop for Instance {
         // The instance leads its own process group: SIGTERM reaches the
         // workers a server forked (gunicorn's) too, and they stop cleanly
         // while the leader is killed.
-        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+        if let Some(pid) = self.pid {
             // SAFETY: kill(2) with a negative pid signals a process group;
             // it touches no memory of ours.
             unsafe {
@@ -400,7 +404,8 @@ pub(crate) async fn start_instances(
             .saturating_mul(u32::try_from(scenario.deployment.workers).unwrap_or(u32::MAX))
             .as_millis(),
     )
-    .unwrap_or(i64::MAX / 4);
+    .unwrap_or(i64::MAX)
+    .min(86_400_000);
     let faked = match &target.clock {
         Some(clock) => Some((
             clock,
@@ -433,7 +438,10 @@ pub(crate) async fn start_instances(
                 .map_err(|e| LiveError::Io(format!("{}: {e}", clock_file.display())))?;
             Ok(FakeClock::env(library, &clock_file))
         };
-        let clock_env = write_clock(unix_ms_now())?;
+        // Before the spawn, a second further ahead still: the writing after
+        // it then moves the clock forward by that second less the spawn's
+        // own time, not back by the spawn's time.
+        let clock_env = write_clock(unix_ms_now() + 1000)?;
         let env = target
             .env
             .iter()
@@ -451,6 +459,7 @@ pub(crate) async fn start_instances(
         write_clock(loaded)?;
         clocks.push((clock_file, loaded));
         instances.push(Instance {
+            pid: child.id().and_then(|p| i32::try_from(p).ok()),
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             log,
@@ -637,9 +646,23 @@ pub async fn run(
     drop(proxy);
     // A live run has no crash faults: an instance that exited took every
     // later request with it, and a run of unanswered requests breaks no
-    // invariant. Judged, it would pass whatever the app does.
+    // invariant. Judged, it would pass whatever the app does. A request
+    // that died may have seen the socket close before the process could
+    // be reaped: then the exit is waited for, briefly.
+    let died = executor
+        .recorder
+        .events()
+        .iter()
+        .any(|e| matches!(e.what, What::DiedWithWorker));
     for instance in &mut instances {
-        if let Ok(Some(status)) = instance.child.try_wait() {
+        let exited = match instance.child.try_wait() {
+            Ok(None) if died => tokio::time::timeout(Duration::from_millis(500), instance.child.wait())
+                .await
+                .ok()
+                .and_then(Result::ok),
+            status => status.ok().flatten(),
+        };
+        if let Some(status) = exited {
             return Err(LiveError::Target {
                 file: target.path.clone(),
                 why: format!(
@@ -893,8 +916,8 @@ impl Executor<'_> {
 
     /// The end-of-run probe (`otpsim_model::plan::probe_logins`): on the
     /// accounts the observer reads, or, with no observer, on every address
-    /// the file names (a login on one without an account is refused, and
-    /// harmless).
+    /// the file names (a login on one without an account is refused;
+    /// `owner_logs_in` then asks for other evidence of the account).
     fn probe(&mut self, now: u64) -> Result<(), LiveError> {
         self.probed = true;
         self.probing = true;
@@ -905,6 +928,7 @@ impl Executor<'_> {
             What::Quiescent(db) if observes_accounts => Some(db.accounts.clone()),
             _ => None,
         });
+        let guessed = observed.is_none();
         let accounts = observed.unwrap_or_else(|| {
             let mut named: Vec<String> = self.scenario.requests.iter().map(|r| r.email.to_string()).collect();
             named.sort();
@@ -915,7 +939,7 @@ impl Executor<'_> {
         if logins.is_empty() {
             return Ok(());
         }
-        self.record(None, None, None, What::Probe);
+        self.record(None, None, None, What::Probe { guessed });
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
         for (mut p, spec) in logins {
             p.spec = self.requests.len();

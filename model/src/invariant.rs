@@ -220,6 +220,9 @@ struct History {
     snapshots: Vec<(usize, DbState)>,
     /// Where the end-of-run probe starts, if it ran.
     probe: Option<usize>,
+    /// Whether the probe logged in on addresses not known to have an
+    /// account (`What::Probe`).
+    probe_guessed: bool,
 }
 
 impl History {
@@ -228,6 +231,7 @@ impl History {
         let mut mails: BTreeMap<usize, MailFact> = BTreeMap::new();
         let mut snapshots = Vec::new();
         let mut probe = None;
+        let mut probe_guessed = false;
         for (index, event) in trace.events.iter().enumerate() {
             let r = event.request.unwrap_or(0);
             match &event.what {
@@ -313,7 +317,10 @@ impl History {
                     }
                 }
                 What::Quiescent(db) => snapshots.push((index, db.clone())),
-                What::Probe => probe = Some(index),
+                What::Probe { guessed } => {
+                    probe = Some(index);
+                    probe_guessed = *guessed;
+                }
                 _ => {}
             }
         }
@@ -322,6 +329,7 @@ impl History {
             mails: mails.into_values().collect(),
             snapshots,
             probe,
+            probe_guessed,
         }
     }
 
@@ -829,7 +837,20 @@ fn owner_logs_in(h: &History, _: Limits) -> Option<Violation> {
         .iter()
         .filter(|q| q.kind == Kind::Login && q.sent_index > start)
         .collect();
-    let accounts: BTreeSet<&str> = probes.iter().map(|q| q.email.as_str()).collect();
+    let mut accounts: BTreeSet<&str> = probes.iter().map(|q| q.email.as_str()).collect();
+    if h.probe_guessed {
+        // The probe logged in on addresses not known to have an account:
+        // an account is known where a quiet moment showed it, or a verify
+        // or a login at the probe answered 200 for it.
+        accounts.retain(|email| {
+            h.account_before(email, usize::MAX)
+                || h.reqs.iter().any(|q| {
+                    q.email == *email
+                        && q.succeeded()
+                        && (q.kind == Kind::Verify || (q.kind == Kind::Login && q.sent_index > start))
+                })
+        });
+    }
     for email in accounts {
         let mut claims: Vec<(&Req, &Req)> = Vec::new();
         for login in probes.iter().filter(|q| q.email == email && q.owner) {

@@ -230,7 +230,12 @@ pub enum What {
     /// No request was in flight: the database as it stood.
     Quiescent(DbState),
     /// The file's requests are done; the end-of-run probe's logins follow.
-    Probe,
+    Probe {
+        /// The accounts were not observed (a live target with no accounts
+        /// query): the probe logs in on every address the file names,
+        /// some of which may have no account.
+        guessed: bool,
+    },
 }
 
 /// One event.
@@ -363,9 +368,13 @@ impl fmt::Display for Event {
                 "<- response dropped: the browser had left the form for a later submission; its cookie is never set"
             ),
             What::Delivered { cookie_now } => write!(f, "<- response arrives; cookie now {cookie_now}"),
-            What::Probe => write!(
+            What::Probe { guessed: false } => write!(
                 f,
                 "--- end-of-run probe: each person logs in on each address that has an account ---"
+            ),
+            What::Probe { guessed: true } => write!(
+                f,
+                "--- end-of-run probe: each person logs in on each address the file names (accounts not observed) ---"
             ),
             What::Quiescent(db) => {
                 let pending: Vec<String> = db.pending.iter().map(|(e, t)| format!("{e}={t}")).collect();

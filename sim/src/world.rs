@@ -548,7 +548,7 @@ fn drive<F: Flow>(world: &Arc<World<F>>) {
             let accounts = world.snapshot().accounts;
             let logins = probe_logins(&world.plan.scenario, &accounts, sends.len(), now);
             if !logins.is_empty() {
-                world.record(None, None, None, What::Probe);
+                world.record(None, None, None, What::Probe { guessed: false });
             }
             sends.extend(logins);
             continue;

@@ -711,7 +711,7 @@ fn attempts_limited_counts_a_guess_only_where_every_placement_puts_it() {
 /// The end-of-run probe's marker, then one login per (person, account).
 fn probe(t: T, logins: &[(usize, &'static str, &'static str, Code)]) -> T {
     let at = t.0.last().map_or(0, |e| e.at_ms);
-    let mut t = t.push(at, 0, What::Probe);
+    let mut t = t.push(at, 0, What::Probe { guessed: false });
     for (r, browser, password, code) in logins {
         t = t.send(at, *r, login(browser, password)).answer(at, *r, *code);
     }
@@ -755,6 +755,51 @@ fn owner_logs_in_with_the_password_she_gave_at_the_probe() {
     // Without a probe nothing is judged: a file may switch it off.
     let unprobed = verified(signed_up(), 5000, 2);
     assert_eq!(unprobed.check(), vec![]);
+}
+
+/// A live target with no accounts query: the probe logs in on every
+/// address the file names, and a refusal there may mean no account.
+#[test]
+fn owner_logs_in_asks_for_an_account_where_the_probe_guessed_the_addresses() {
+    let guessed = |t: T, logins: &[(usize, &'static str, &'static str, Code)]| {
+        let mut t = probe(t, logins);
+        for e in &mut t.0 {
+            if let What::Probe { guessed } = &mut e.what {
+                *guessed = true;
+            }
+        }
+        t
+    };
+    // She signed up and never verified: no account, nothing owed.
+    let never_verified = guessed(signed_up(), &[(2, "ana", "s3cret!", Code::BadCredentials)]);
+    assert_eq!(never_verified.check(), vec![]);
+    // The same refusal where the probe logs in only on accounts: owed.
+    let on_an_account = probe(signed_up(), &[(2, "ana", "s3cret!", Code::BadCredentials)]);
+    assert_eq!(on_an_account.check(), vec![Invariant::OwnerLogsIn]);
+    // A verify that answered 200 shows the account.
+    let verified_then_refused = guessed(
+        verified(signed_up(), 5000, 2),
+        &[(3, "ana", "s3cret!", Code::BadCredentials)],
+    );
+    assert_eq!(verified_then_refused.check(), vec![Invariant::OwnerLogsIn]);
+    // So does a quiet moment that showed it.
+    let observed = guessed(
+        signed_up().db(&[], &[ANA]),
+        &[(2, "ana", "s3cret!", Code::BadCredentials)],
+    );
+    assert_eq!(observed.check(), vec![Invariant::OwnerLogsIn]);
+    // So does the stranger's probe login getting in.
+    let hijacked = guessed(
+        signed_up()
+            .send(1000, 5, signup("mallory", false, "mallory's"))
+            .answer(1000, 5, Code::Ok),
+        &[
+            (3, "ana", "s3cret!", Code::BadCredentials),
+            (4, "mallory", "mallory's", Code::Ok),
+        ],
+    );
+    let broken = hijacked.check();
+    assert!(broken.contains(&Invariant::OwnerLogsIn), "{broken:?}");
 }
 
 /// What counts as the password she gave: her own browser's signup, or

@@ -232,7 +232,7 @@ impl Diagram {
                 What::Crashed => steps.push(note(format!("{t} {req}CRASH: the worker process dies"), true)),
                 What::DiedWithWorker => steps.push(note(format!("{t} {req}dies with its process"), true)),
                 What::Restarted => steps.push(note(format!("{t} a fresh worker starts"), false)),
-                What::Probe => steps.push(note(format!("{t} end-of-run probe: everyone logs in"), false)),
+                What::Probe { .. } => steps.push(note(format!("{t} end-of-run probe: everyone logs in"), false)),
                 What::Panicked(m) => steps.push(note(format!("{t} {req}PANIC: {m}"), true)),
                 What::Quiescent(state) => {
                     if last_db.as_ref() != Some(state) {

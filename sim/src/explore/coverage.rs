@@ -243,7 +243,7 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
                 };
                 out.push(feature(&["quiescent", pending, &db.accounts.len().min(2).to_string()]));
             }
-            What::SessionLoad(_) | What::Probe | What::SessionSave(_) | What::Memory | What::Waited(_) => {}
+            What::SessionLoad(_) | What::Probe { .. } | What::SessionSave(_) | What::Memory | What::Waited(_) => {}
         }
     }
 }

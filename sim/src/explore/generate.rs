@@ -17,42 +17,61 @@ use crate::scenario::{
 };
 
 /// The people in a generated scenario: ana with a laptop and a phone, bob,
-/// and mallory, who reads no mailbox and goes after ana's address. Each
-/// has one password; the weight says how often each one acts.
+/// and mallory, the stranger, who goes after ana's address. Mallory's
+/// browser types any code-like string it received (`sees =
+/// "everything"`), his own mailbox's codes among them; his phone signs up
+/// for his own address, as anyone may, to get codes. His laptop names only
+/// ana's address, so each of its verify forms is for the address its
+/// session holds, as a page's form would be. Each has one password; the
+/// weight says how often each one acts.
 #[derive(Debug)]
 pub(super) struct Person {
     pub(super) browser: &'static str,
     pub(super) owns: &'static [&'static str],
+    /// Goes after an address it does not own (ana's) and sees everything.
+    pub(super) stranger: bool,
     pub(super) password: &'static str,
     pub(super) weight: u32,
 }
 
 const ANA: &str = "ana@example.com";
 const BOB: &str = "bob@example.com";
-pub(super) const PEOPLE: [Person; 4] = [
+const MALLORY: &str = "mallory@example.com";
+pub(super) const PEOPLE: [Person; 5] = [
     Person {
         browser: "ana",
         owns: &[ANA],
+        stranger: false,
         password: "s3cret!",
         weight: 3,
     },
     Person {
         browser: "ana_phone",
         owns: &[ANA],
+        stranger: false,
         password: "s3cret!",
         weight: 1,
     },
     Person {
         browser: "bob",
         owns: &[BOB],
+        stranger: false,
         password: "bob's own",
         weight: 2,
     },
     Person {
         browser: "mallory",
-        owns: &[],
+        owns: &[MALLORY],
+        stranger: true,
         password: "mallory's",
         weight: 2,
+    },
+    Person {
+        browser: "mallory_phone",
+        owns: &[MALLORY],
+        stranger: false,
+        password: "mallory's",
+        weight: 1,
     },
 ];
 /// Send times: whole seconds, a few 5 ms before a short `otp_ttl` runs
@@ -105,7 +124,7 @@ fn kind(stranger: bool) -> BoxedStrategy<Kind> {
 
 fn request() -> impl Strategy<Value = RequestSpec> {
     person()
-        .prop_flat_map(|p| (Just(p), kind(p.owns.is_empty())))
+        .prop_flat_map(|p| (Just(p), kind(p.stranger)))
         .prop_flat_map(|(p, kind)| {
             (
                 (Just(p), Just(kind), time()),
@@ -141,7 +160,7 @@ fn request() -> impl Strategy<Value = RequestSpec> {
 /// The most copies of one request: a stranger's guesses come in bursts
 /// large enough to lock a registration, anyone else's are a double-click.
 pub(super) fn copies(p: &Person, kind: Kind) -> u32 {
-    if p.owns.is_empty() && kind == Kind::Verify {
+    if p.stranger && kind == Kind::Verify {
         5
     } else {
         2
@@ -164,7 +183,7 @@ pub(super) fn request_of(
         at_ms,
         browser: p.browser.to_string(),
         kind,
-        email: Email::parse(p.owns.first().copied().unwrap_or(ANA)).expect("a valid constant"),
+        email: Email::parse(if p.stranger { ANA } else { p.owns[0] }).expect("a valid constant"),
         password: p.password.to_string(),
         otp: if kind == Kind::Verify { otp } else { OtpChoice::Latest },
         repeat,
@@ -184,7 +203,7 @@ pub fn browsers(requests: &[RequestSpec]) -> Vec<BrowserSpec> {
         .iter()
         .filter(|p| requests.iter().any(|r| r.browser == p.browser))
         .map(|p| BrowserSpec {
-            sees_everything: false,
+            sees_everything: p.stranger,
             name: p.browser.to_string(),
             owns: p
                 .owns
@@ -236,7 +255,7 @@ pub(super) const FAULT_KINDS: [FaultKind; 5] = [
 ];
 
 /// A format-2 scenario (1 to 8 requests from owners and a stranger,
-/// signups, verifies and logins over two addresses (see [`PEOPLE`]), 1 to
+/// signups, verifies and logins over three addresses (see [`PEOPLE`]), 1 to
 /// 4 workers, cookie or server sessions, delays up to minutes, a short or
 /// long `otp_ttl`, a mail latency up to twice it, `max_attempts` from 1 to
 /// 5, up to two faults at any statement plus a crash) and the choices of

@@ -270,9 +270,21 @@ fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, do
                 later[rng.below(later.len())]
             };
             // Each person's own address; a stranger's is ana's.
+            let signed_up_at = previous.at_ms;
             scenario
                 .requests
                 .push(request_of(p, kind, at, random_otp(rng), 1, 0, 0));
+            // One time in two the stranger gets a code of his own first,
+            // on his own address from his other browser, to type in the
+            // verify for hers: the move that finds one secret shared by
+            // every code (the shape needs three requests at once).
+            let own = PEOPLE.iter().find(|q| !q.stranger && q.owns == p.owns);
+            if let (true, Some(own)) = (p.stranger && kind == Kind::Verify && n + 1 < MAX_REQUESTS, own) {
+                if rng.one_in(2) {
+                    let signup = request_of(own, Kind::Signup, signed_up_at, OtpChoice::Latest, 1, 0, 0);
+                    scenario.requests.push(signup);
+                }
+            }
         }
         13 => {
             let d = &mut scenario.deployment;

@@ -133,6 +133,15 @@ pub fn for_target(target: &Target, scenario: &Scenario, longest_ms: u64) -> Opti
     if run::not_runnable(target, &s).is_some() || run::vacuous(target, &s).is_some() {
         return None;
     }
+    // A lifetime under a second of real time is too short for a real
+    // server's own work to stay out of the way (a controlled clock's speed
+    // shortens it too): the checker cannot tell which side of its end
+    // most sends fall on (`run::PRECISION_MS`).
+    let speed = u64::from(target.clock.map_or(1, |c| c.speed));
+    let ttl_from_case = target.app.otp_ttl_ms.is_none();
+    if ttl_from_case && s.deployment.otp_ttl_ms / speed < MIN_TTL_MS {
+        return None;
+    }
     let lasts = run::lasts_ms(target, &s);
     if lasts <= longest_ms {
         return Some(s);
@@ -140,14 +149,11 @@ pub fn for_target(target: &Target, scenario: &Scenario, longest_ms: u64) -> Opti
     // Too long in real time: where the app takes its code lifetime from
     // the case, the whole case is compressed (every time, delay, latency
     // and the lifetime by one factor), so that each wait keeps its place
-    // against the lifetime; a lifetime under a second is too short for
-    // a real server's own work to stay out of the way.
-    if target.app.otp_ttl_ms.is_some() || longest_ms == 0 {
+    // against the lifetime, down to the floor above.
+    if !ttl_from_case || longest_ms == 0 {
         return None;
     }
     let k = lasts.div_ceil(longest_ms);
-    let speed = u64::from(target.clock.map_or(1, |c| c.speed));
-    // The floor is real time: a controlled clock's speed shortens it too.
     if s.deployment.otp_ttl_ms / k / speed < MIN_TTL_MS {
         return None;
     }

@@ -139,11 +139,24 @@ pub fn violations(target: &Target, scenario: &Scenario, run: &LiveRun) -> Vec<Vi
 /// What the checker holds the app to: its own `[app]` constants where it
 /// fixes them, else the scenario's.
 pub fn limits(target: &Target, scenario: &Scenario) -> Limits {
+    let speed = u64::from(target.clock.map_or(1, |c| c.speed));
     Limits {
         otp_ttl_ms: target.app.otp_ttl_ms.unwrap_or(scenario.deployment.otp_ttl_ms),
         max_attempts: target.app.max_attempts.unwrap_or(scenario.deployment.max_attempts),
+        precision_ms: PRECISION_MS * speed,
     }
 }
+
+/// How far apart, in real ms, what the harness sees of an instant (a send,
+/// a mail's acceptance) may lie from what the server's clock read for it
+/// (the request's arrival, the code's dating): a request crosses a socket
+/// and waits for a thread, an app dates a code after its SMTP reply. The
+/// generator draws sends 5 ms before a lifetime's end, half a millisecond
+/// at x10, and CI's `explore --target` once reported idempotent refusing
+/// a code within its lifetime, a break its rerun did not reproduce
+/// (2026-12-02). The checker leaves a verify within this of its code's
+/// expiry owed neither answer.
+pub const PRECISION_MS: u64 = 100;
 
 /// The factor `(app, file)` by which `scenario`'s times are stretched
 /// against `target`: where the app fixes its own code lifetime, the file's

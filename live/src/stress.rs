@@ -397,6 +397,7 @@ async fn browser(
     let limits = Limits {
         otp_ttl_ms: server.config.otp_ttl_ms,
         max_attempts: server.config.max_attempts,
+        precision_ms: 0,
     };
     let mut tally = Tally::default();
     let mut n = 0;

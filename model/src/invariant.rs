@@ -132,6 +132,13 @@ pub struct Limits {
     pub otp_ttl_ms: u64,
     /// Wrong codes allowed per registration.
     pub max_attempts: u32,
+    /// How far, in scenario time, an instant the trace shows may lie from
+    /// the one the server's clock read for it. 0 in the simulator, where a
+    /// request reaches the flow at its send and a mail is dated at its
+    /// acceptance. A live harness sees the send, not the arrival, and the
+    /// acceptance, not the app's dating of it: a verify sent this close to
+    /// its code's expiry may meet either side of it, and is owed neither.
+    pub precision_ms: u64,
 }
 
 /// The violations of `invariants` in `trace`: the first of each, in the
@@ -453,7 +460,7 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         }
         // Every mail promises its code the interval [sent, sent + otp_ttl);
         // after it, the code is owed nothing (410, or a code since replaced).
-        if q.sent_at >= mail.sent_at + limits.otp_ttl_ms {
+        if q.sent_at + limits.precision_ms >= mail.sent_at + limits.otp_ttl_ms {
             continue;
         }
         // Locked by guesses that may be placed first: owed a 423, or, once
@@ -807,7 +814,7 @@ fn codes_expire(h: &History, limits: Limits) -> Option<Violation> {
             .map(|m| m.sent_at)
             .max();
         let Some(mailed) = newest else { continue };
-        if q.sent_at > mailed + limits.otp_ttl_ms {
+        if q.sent_at > mailed + limits.otp_ttl_ms + limits.precision_ms {
             return violation(
                 Invariant::CodesExpire,
                 Some(q.id),
@@ -981,7 +988,7 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
                             .find(|r| r.id == m.request)
                             .is_none_or(|r| r.sent_index < answer.index)
                     })
-                    .filter(|m| signup.sent_at < m.sent_at + limits.otp_ttl_ms)
+                    .filter(|m| signup.sent_at < m.sent_at + limits.otp_ttl_ms + limits.precision_ms)
                     // A late mail of the locked code is no way out: none
                     // whose code went out before the lockout was certain
                     // (a code mailed while the guess was in flight may be
@@ -1065,7 +1072,7 @@ fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
             if a.code.is_success() || (v.faulted && a.code == Code::Retry) {
                 continue;
             }
-            if v.sent_at >= typed.sent_at + limits.otp_ttl_ms {
+            if v.sent_at + limits.precision_ms >= typed.sent_at + limits.otp_ttl_ms {
                 continue;
             }
             let own_since = for_it()

@@ -367,6 +367,7 @@ fn limits(scenario: &Scenario) -> Limits {
     Limits {
         otp_ttl_ms: scenario.deployment.otp_ttl_ms,
         max_attempts: scenario.deployment.max_attempts,
+        precision_ms: 0,
     }
 }
 

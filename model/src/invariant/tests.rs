@@ -127,9 +127,14 @@ impl T {
         self.check().contains(&Invariant::OwnerRecovers)
     }
     fn check(self) -> Vec<Invariant> {
+        self.check_within(0)
+    }
+    /// As a harness that knows its instants within `precision_ms`.
+    fn check_within(self, precision_ms: u64) -> Vec<Invariant> {
         let limits = Limits {
             otp_ttl_ms: TTL,
             max_attempts: 2,
+            precision_ms,
         };
         violations(&Trace { events: self.0 }, limits, &Invariant::ALL)
             .into_iter()
@@ -203,6 +208,32 @@ fn verify_succeeds_holds_a_code_for_exactly_otp_ttl_from_its_mail() {
         vec![Invariant::VerifySucceeds],
         "sent 5 ms before expiry, refused after waiting for the lock"
     );
+}
+
+/// A live harness sees a send, not the arrival: within its precision of
+/// the expiry, a verify is owed neither answer, and outside it, as ever.
+#[test]
+fn a_harness_owes_a_verify_within_its_precision_of_expiry_neither_answer() {
+    let verify = |sent: u64, code: Code, precision: u64| {
+        signed_up()
+            .send(sent, 2, verify("111111", CodeSource::Mail(1)))
+            .answer(sent + 10, 2, code)
+            .db(
+                if code == Code::Ok { &[] } else { &["temp_1_00000001"] },
+                if code == Code::Ok { &[ANA] } else { &[] },
+            )
+            .check_within(precision)
+    };
+    assert_eq!(verify(TTL - 5, Code::OtpExpired, 0), vec![Invariant::VerifySucceeds]);
+    assert_eq!(verify(TTL - 5, Code::OtpExpired, 1000), vec![]);
+    assert_eq!(verify(TTL - 1000, Code::OtpExpired, 1000), vec![]);
+    assert_eq!(
+        verify(TTL - 1001, Code::OtpExpired, 1000),
+        vec![Invariant::VerifySucceeds]
+    );
+    assert_eq!(verify(TTL + 5, Code::Ok, 0), vec![Invariant::CodesExpire]);
+    assert_eq!(verify(TTL + 5, Code::Ok, 1000), vec![]);
+    assert_eq!(verify(TTL + 1001, Code::Ok, 1000), vec![Invariant::CodesExpire]);
 }
 
 #[test]
@@ -537,6 +568,7 @@ fn verify_succeeds_excuses_a_locked_code_after_the_account_was_seen() {
     let limits = Limits {
         otp_ttl_ms: TTL,
         max_attempts: 2,
+        precision_ms: 0,
     };
     let refused = signed_up()
         .send(1000, 2, verify("111111", CodeSource::Mail(1)))
@@ -589,6 +621,7 @@ fn no_false_accept_says_whether_the_code_was_mailed_at_all() {
         let limits = Limits {
             otp_ttl_ms: TTL,
             max_attempts: 2,
+            precision_ms: 0,
         };
         violations(&Trace { events: t.0 }, limits, &[Invariant::NoFalseAccept])
             .into_iter()
@@ -887,6 +920,7 @@ fn recovers_why(t: T) -> String {
     let limits = Limits {
         otp_ttl_ms: TTL,
         max_attempts: 2,
+        precision_ms: 0,
     };
     violations(&Trace { events: t.0 }, limits, &[Invariant::OwnerRecovers])
         .into_iter()
@@ -1408,6 +1442,7 @@ fn no_false_accept_catches_a_stranger_who_verifies_with_a_code_he_saw() {
         Limits {
             otp_ttl_ms: TTL,
             max_attempts: 2,
+            precision_ms: 0,
         },
         &[Invariant::NoFalseAccept],
     );

@@ -332,6 +332,18 @@ fn last_lines(log: &Path) -> String {
     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
+/// How many times an instance whose port was taken under it starts again.
+const PORT_RETRIES: u32 = 2;
+
+/// Whether an instance's last lines say its port was taken: every server
+/// we know of says "in use" (Python's and Rust's "Address already in use",
+/// node's `EADDRINUSE`, gunicorn's "Connection in use", Django's "That port
+/// is already in use").
+fn port_taken(last_lines: &str) -> bool {
+    let lines = last_lines.to_ascii_lowercase();
+    lines.contains("in use") || lines.contains("eaddrinuse")
+}
+
 fn free_port() -> Result<u16, LiveError> {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| LiveError::Io(format!("no free port: {e}")))?;
@@ -429,17 +441,19 @@ pub(crate) async fn start_instances(
         )),
         None => None,
     };
-    // Each instance's clock file, and when the library loaded in it.
-    let mut clocks: Vec<(PathBuf, i64)> = Vec::new();
-    let mut instances = Vec::new();
-    for n in 0..scenario.deployment.workers {
+    // Instance `n`, its `attempt`-th start: the instance, its clock file,
+    // and when the library loaded in it.
+    let spawn = |n: usize, attempt: u32| -> Result<(Instance, (PathBuf, i64)), LiveError> {
         let port = free_port()?;
         let fill = |arg: &str| {
             fill_run(arg)
                 .replace("{port}", &port.to_string())
                 .replace("{instance}", &n.to_string())
         };
-        let log = dir.join(format!("instance-{n}.log"));
+        let log = match attempt {
+            0 => dir.join(format!("instance-{n}.log")),
+            k => dir.join(format!("instance-{n}.start-{k}.log")),
+        };
         let args: Vec<String> = target.command.iter().map(|a| fill(a)).collect();
         let clock_file = dir.join(format!("clock-{n}.rc"));
         let write_clock = |loaded: i64| -> Result<Vec<(String, String)>, LiveError> {
@@ -470,31 +484,50 @@ pub(crate) async fn start_instances(
         // The program is exec'd now, and the library loads in it at once.
         let loaded = unix_ms_now();
         write_clock(loaded)?;
-        clocks.push((clock_file, loaded));
-        instances.push(Instance {
+        let instance = Instance {
             pid: child.id().and_then(|p| i32::try_from(p).ok()),
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             log,
-        });
+        };
+        Ok((instance, (clock_file, loaded)))
+    };
+    let mut clocks: Vec<(PathBuf, i64)> = Vec::new();
+    let mut instances = Vec::new();
+    for n in 0..scenario.deployment.workers {
+        let (instance, clock) = spawn(n, 0)?;
+        instances.push(instance);
+        clocks.push(clock);
     }
     let probe = reqwest::Client::builder()
         .no_proxy()
         .build()
         .map_err(|e| LiveError::Io(e.to_string()))?;
-    for instance in &mut instances {
-        let started = Instant::now();
-        let url = format!("http://{}{}", instance.addr, target.ready);
+    for (n, instance) in instances.iter_mut().enumerate() {
+        let mut started = Instant::now();
+        let mut attempt = 0;
+        let url = |i: &Instance| format!("http://{}{}", i.addr, target.ready);
         loop {
             // An instance that accepts but never answers must not hang
             // the probe past the ready timeout.
-            let probed = tokio::time::timeout(Duration::from_millis(500), probe.get(&url).send()).await;
+            let probed = tokio::time::timeout(Duration::from_millis(500), probe.get(url(instance)).send()).await;
             if let Ok(Ok(r)) = probed {
                 if r.status().as_u16() < 500 {
                     break;
                 }
             }
             let exited = instance.child.try_wait().ok().flatten();
+            // The port was free when chosen and taken before the app bound
+            // it (a browser's or another run's connection got it): the
+            // run is not lost, the instance starts again on another.
+            if exited.is_some() && attempt < PORT_RETRIES && port_taken(&last_lines(&instance.log)) {
+                attempt += 1;
+                let (again, clock) = spawn(n, attempt)?;
+                *instance = again;
+                clocks[n] = clock;
+                started = Instant::now();
+                continue;
+            }
             if exited.is_some() || started.elapsed() > target.ready_timeout {
                 let how = match exited {
                     Some(status) => format!("exited ({status})"),

@@ -196,6 +196,55 @@ code = '(\d{6})'
     assert!(why.contains("exiting at the first POST"), "{why}");
 }
 
+/// A port free when the harness chose it can be taken before the app binds
+/// it (by a browser's connection, by another run): the instance starts
+/// again on another port, and the run goes on (its first start's log is
+/// kept beside the instance's, as `instance-N.start-1.log`).
+#[test]
+fn an_instance_whose_port_was_taken_starts_again_on_another() {
+    let dir = options("port-taken").scratch;
+    let app = r#"
+import http.server, os, sys
+marker = os.path.join(sys.argv[2], "started-once")
+if not os.path.exists(marker):
+    open(marker, "w").close()
+    print("OSError: [Errno 98] Address already in use", flush=True)
+    sys.exit(1)
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"up")
+    def do_POST(self):
+        self.send_response(200); self.end_headers(); self.wfile.write(b"sent")
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+    std::fs::write(dir.join("app.py"), app).unwrap();
+    let text = r#"
+name = "its first start finds its port taken"
+expect = "naive"
+[start]
+command = ["python3", "{target_dir}/app.py", "{port}", "{run_dir}"]
+ready = "/"
+[routes]
+signup = { path = "/signup", email = "email", password = "password" }
+verify = { path = "/verify", email = "email", otp = "otp" }
+[answer]
+[[answer.rule]]
+status = 200
+code = "ok"
+[mail]
+code = '(\d{6})'
+"#;
+    let path = dir.join("port-taken.toml");
+    std::fs::write(&path, text).unwrap();
+    let target = Target::load(&path).unwrap();
+    let file = "format = 2\nname = \"one signup\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\n[expect]\nnaive = \"pass\"\n";
+    let scenario = Scenario::parse(&dir.join("one-signup.toml"), file).unwrap();
+    let run = options("port-taken-run");
+    let swept = runtime().block_on(sweep(&target, &scenario, &run, 1, Order::DepthFirst));
+    let swept = swept.unwrap_or_else(|e| panic!("a taken port is started again, not an error: {e}"));
+    assert_eq!(swept.schedules, 1);
+}
+
 /// Flask-Mail over STARTTLS with a login; the pending signup in the signed
 /// session cookie; every answer a redirect with a flashed message.
 #[test]

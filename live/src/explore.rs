@@ -171,7 +171,8 @@ pub fn for_target(target: &Target, scenario: &Scenario, longest_ms: u64) -> Opti
 /// the runs and seconds until then.
 type Hit = (Violation, Arc<Scenario>, Vec<u8>, u64, f64);
 
-/// The shortest code lifetime a compressed case may have, in real ms.
+/// The shortest code lifetime a case that sets it may have, in real ms
+/// (after a controlled clock's speed).
 const MIN_TTL_MS: u64 = 1000;
 
 /// Most draws in a row that may fit nothing before the search says so.
@@ -211,7 +212,7 @@ pub async fn search(
             }
             let Some((case, choices)) = fitted else {
                 return Err(LiveError::NotRunnable(format!(
-                    "{DRAWS} drawn cases in a row were too long, vacuous or not runnable against this target (a longer --longest, or --speed on a controlled clock, lets more run)"
+                    "{DRAWS} drawn cases in a row were too long, vacuous, of a code lifetime under 1 s of real time, or not runnable against this target (a longer --longest, or --speed on a controlled clock, lets more run)"
                 )));
             };
             let case = Arc::new(case);

@@ -283,10 +283,19 @@ pub(crate) struct Instance {
 
 impl Drop for Instance {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Instance {
+    /// Stops the instance and cleans up after it, once: its pid is
+    /// forgotten, so that a later process given the same pid is not
+    /// signalled in its name.
+    fn stop(&mut self) {
         // The instance leads its own process group: SIGTERM reaches the
         // workers a server forked (gunicorn's) too, and they stop cleanly
         // while the leader is killed.
-        if let Some(pid) = self.pid {
+        if let Some(pid) = self.pid.take() {
             // SAFETY: kill(2) with a negative pid signals a process group;
             // it touches no memory of ours.
             unsafe {
@@ -335,13 +344,15 @@ fn last_lines(log: &Path) -> String {
 /// How many times an instance whose port was taken under it starts again.
 const PORT_RETRIES: u32 = 2;
 
-/// Whether an instance's last lines say its port was taken: every server
-/// we know of says "in use" (Python's and Rust's "Address already in use",
-/// node's `EADDRINUSE`, gunicorn's "Connection in use", Django's "That port
-/// is already in use").
+/// Whether an instance's last lines say its port was taken, as every
+/// server we know of says it: Python's and Rust's "Address already in
+/// use", node's `EADDRINUSE`, gunicorn's "Connection in use", Django's
+/// "That port is already in use".
 fn port_taken(last_lines: &str) -> bool {
     let lines = last_lines.to_ascii_lowercase();
-    lines.contains("in use") || lines.contains("eaddrinuse")
+    ["already in use", "connection in use", "eaddrinuse"]
+        .iter()
+        .any(|said| lines.contains(said))
 }
 
 fn free_port() -> Result<u16, LiveError> {
@@ -424,9 +435,14 @@ pub(crate) async fn start_instances(
     // moves each clock forward, never back: libfaketime fakes the
     // monotonic clock with the same offset, and node's runtime aborts when
     // that clock goes back ("Assertion failed: (now) >= (timer_base())").
+    // An instance whose port was taken starts again, with a ready timeout
+    // of its own each time.
+    let starts = u32::try_from(scenario.deployment.workers)
+        .unwrap_or(u32::MAX)
+        .saturating_mul(PORT_RETRIES + 1);
     let latest_origin_ms = i64::try_from(
         (target.ready_timeout + Duration::from_secs(1))
-            .saturating_mul(u32::try_from(scenario.deployment.workers).unwrap_or(u32::MAX))
+            .saturating_mul(starts)
             .as_millis(),
     )
     .unwrap_or(i64::MAX)
@@ -518,10 +534,14 @@ pub(crate) async fn start_instances(
             }
             let exited = instance.child.try_wait().ok().flatten();
             // The port was free when chosen and taken before the app bound
-            // it (a browser's or another run's connection got it): the
-            // run is not lost, the instance starts again on another.
+            // it (a connection's own end is given one from the same
+            // range): the run is not lost, the instance starts again on
+            // another.
             if exited.is_some() && attempt < PORT_RETRIES && port_taken(&last_lines(&instance.log)) {
                 attempt += 1;
+                // Before the spawn: the new process may be given the
+                // reaped one's pid.
+                instance.stop();
                 let (again, clock) = spawn(n, attempt)?;
                 *instance = again;
                 clocks[n] = clock;

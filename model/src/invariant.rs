@@ -796,7 +796,9 @@ fn no_hijack(h: &History, _: Limits) -> Option<Violation> {
 /// `codes_expire`: a verify sent more than `otp_ttl` after the newest mail
 /// of its code to its address accepted by its answer answers no 200 ok. The code
 /// was made before its mail and the app reads it after the send, so the
-/// code was older than its lifetime however the server's work fell.
+/// code was older than its lifetime however the server's work fell; a live
+/// harness, which sees the send and not the arrival, and the acceptance
+/// and not the app's dating of it, asks that past its precision.
 fn codes_expire(h: &History, limits: Limits) -> Option<Violation> {
     for q in h.verifies() {
         let (Some(otp), Some(answer)) = (&q.otp, q.answered()) else {

@@ -153,28 +153,29 @@ fn the_express_apps_documented_flaws_are_found_from_its_target_file() {
     assert!(swept.violated.contains(&Invariant::NoFalseAccept), "{}", swept.found());
 }
 
-/// An app that exits in the middle of a run leaves every later request
-/// unanswered, which no invariant forbids: the run is an error that says
-/// so, with the app's last lines, never a pass.
-#[test]
-fn an_app_that_exits_during_a_run_is_an_error_not_a_pass() {
-    let dir = options("exits").scratch;
-    let app = r#"
+/// A target for a Python app of a few lines, written into test `name`'s
+/// folder: `start` runs before it serves (its folder is `sys.argv[2]`),
+/// `post` answers every POST.
+fn python_app(name: &str, start: &str, post: &str) -> Target {
+    let dir = options(name).scratch;
+    let app = format!(
+        r#"
 import http.server, os, sys
+{start}
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.send_response(200); self.end_headers(); self.wfile.write(b"up")
     def do_POST(self):
-        print("exiting at the first POST", flush=True)
-        os._exit(3)
+{post}
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-"#;
+"#
+    );
     std::fs::write(dir.join("app.py"), app).unwrap();
     let text = r#"
-name = "exits at its first POST"
+name = "a few lines of Python"
 expect = "naive"
 [start]
-command = ["python3", "{target_dir}/app.py", "{port}"]
+command = ["python3", "{target_dir}/app.py", "{port}", "{target_dir}"]
 ready = "/"
 [routes]
 signup = { path = "/signup", email = "email", password = "password" }
@@ -186,9 +187,18 @@ code = "ok"
 [mail]
 code = '(\d{6})'
 "#;
-    let path = dir.join("exits.toml");
+    let path = dir.join("app.toml");
     std::fs::write(&path, text).unwrap();
-    let target = Target::load(&path).unwrap();
+    Target::load(&path).unwrap()
+}
+
+/// An app that exits in the middle of a run leaves every later request
+/// unanswered, which no invariant forbids: the run is an error that says
+/// so, with the app's last lines, never a pass.
+#[test]
+fn an_app_that_exits_during_a_run_is_an_error_not_a_pass() {
+    let post = "        print(\"exiting at the first POST\", flush=True)\n        os._exit(3)";
+    let target = python_app("exits", "", post);
     let scenario = Scenario::load(&root().join("scenarios/the_owner_signs_up_and_verifies.toml")).unwrap();
     let swept = runtime().block_on(sweep(&target, &scenario, &options("exits-run"), 1, Order::DepthFirst));
     let why = swept.expect_err("a run whose app exited is an error").to_string();
@@ -197,52 +207,50 @@ code = '(\d{6})'
 }
 
 /// A port free when the harness chose it can be taken before the app binds
-/// it (by a browser's connection, by another run): the instance starts
-/// again on another port, and the run goes on (its first start's log is
-/// kept beside the instance's, as `instance-N.start-1.log`).
+/// it: the instance starts again on another port, twice at most, and the
+/// run goes on. The app here says its port is in use at its first
+/// `fails` starts, counted in a file beside it: one, and the run is run;
+/// three, and it is an error with the app's words, after three starts.
 #[test]
 fn an_instance_whose_port_was_taken_starts_again_on_another() {
-    let dir = options("port-taken").scratch;
-    let app = r#"
-import http.server, os, sys
-marker = os.path.join(sys.argv[2], "started-once")
-if not os.path.exists(marker):
-    open(marker, "w").close()
+    let start = |fails: u32| {
+        format!(
+            r#"count = os.path.join(sys.argv[2], "starts")
+n = int(open(count).read()) + 1 if os.path.exists(count) else 1
+open(count, "w").write(str(n))
+if n <= {fails}:
     print("OSError: [Errno 98] Address already in use", flush=True)
-    sys.exit(1)
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b"up")
-    def do_POST(self):
-        self.send_response(200); self.end_headers(); self.wfile.write(b"sent")
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-"#;
-    std::fs::write(dir.join("app.py"), app).unwrap();
-    let text = r#"
-name = "its first start finds its port taken"
-expect = "naive"
-[start]
-command = ["python3", "{target_dir}/app.py", "{port}", "{run_dir}"]
-ready = "/"
-[routes]
-signup = { path = "/signup", email = "email", password = "password" }
-verify = { path = "/verify", email = "email", otp = "otp" }
-[answer]
-[[answer.rule]]
-status = 200
-code = "ok"
-[mail]
-code = '(\d{6})'
-"#;
-    let path = dir.join("port-taken.toml");
-    std::fs::write(&path, text).unwrap();
-    let target = Target::load(&path).unwrap();
+    sys.exit(1)"#
+        )
+    };
+    let post = "        self.send_response(200); self.end_headers(); self.wfile.write(b\"sent\")";
     let file = "format = 2\nname = \"one signup\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\n[expect]\nnaive = \"pass\"\n";
-    let scenario = Scenario::parse(&dir.join("one-signup.toml"), file).unwrap();
-    let run = options("port-taken-run");
-    let swept = runtime().block_on(sweep(&target, &scenario, &run, 1, Order::DepthFirst));
+    let scenario = Scenario::parse(Path::new("one-signup.toml"), file).unwrap();
+    let starts = |target: &Target| std::fs::read_to_string(target.path.parent().unwrap().join("starts")).unwrap();
+
+    let once = python_app("port-taken-once", &start(1), post);
+    let swept = runtime().block_on(sweep(
+        &once,
+        &scenario,
+        &options("port-taken-once-run"),
+        1,
+        Order::DepthFirst,
+    ));
     let swept = swept.unwrap_or_else(|e| panic!("a taken port is started again, not an error: {e}"));
     assert_eq!(swept.schedules, 1);
+    assert_eq!(starts(&once), "2");
+
+    let always = python_app("port-taken-always", &start(3), post);
+    let swept = runtime().block_on(sweep(
+        &always,
+        &scenario,
+        &options("port-taken-always-run"),
+        1,
+        Order::DepthFirst,
+    ));
+    let why = swept.expect_err("a port taken at every start is an error").to_string();
+    assert!(why.contains("Address already in use"), "{why}");
+    assert_eq!(starts(&always), "3");
 }
 
 /// Flask-Mail over STARTTLS with a login; the pending signup in the signed

@@ -214,7 +214,7 @@ fn verify_succeeds_holds_a_code_for_exactly_otp_ttl_from_its_mail() {
 /// the expiry, a verify is owed neither answer, and outside it, as ever.
 #[test]
 fn a_harness_owes_a_verify_within_its_precision_of_expiry_neither_answer() {
-    let verify = |sent: u64, code: Code, precision: u64| {
+    let judged = |sent: u64, code: Code, precision: u64| {
         signed_up()
             .send(sent, 2, verify("111111", CodeSource::Mail(1)))
             .answer(sent + 10, 2, code)
@@ -224,16 +224,17 @@ fn a_harness_owes_a_verify_within_its_precision_of_expiry_neither_answer() {
             )
             .check_within(precision)
     };
-    assert_eq!(verify(TTL - 5, Code::OtpExpired, 0), vec![Invariant::VerifySucceeds]);
-    assert_eq!(verify(TTL - 5, Code::OtpExpired, 1000), vec![]);
-    assert_eq!(verify(TTL - 1000, Code::OtpExpired, 1000), vec![]);
+    assert_eq!(judged(TTL - 5, Code::OtpExpired, 0), vec![Invariant::VerifySucceeds]);
+    assert_eq!(judged(TTL - 5, Code::OtpExpired, 1000), vec![]);
+    assert_eq!(judged(TTL - 1000, Code::OtpExpired, 1000), vec![]);
     assert_eq!(
-        verify(TTL - 1001, Code::OtpExpired, 1000),
+        judged(TTL - 1001, Code::OtpExpired, 1000),
         vec![Invariant::VerifySucceeds]
     );
-    assert_eq!(verify(TTL + 5, Code::Ok, 0), vec![Invariant::CodesExpire]);
-    assert_eq!(verify(TTL + 5, Code::Ok, 1000), vec![]);
-    assert_eq!(verify(TTL + 1001, Code::Ok, 1000), vec![Invariant::CodesExpire]);
+    assert_eq!(judged(TTL + 5, Code::Ok, 0), vec![Invariant::CodesExpire]);
+    assert_eq!(judged(TTL + 5, Code::Ok, 1000), vec![]);
+    assert_eq!(judged(TTL + 1000, Code::Ok, 1000), vec![]);
+    assert_eq!(judged(TTL + 1001, Code::Ok, 1000), vec![Invariant::CodesExpire]);
 }
 
 #[test]

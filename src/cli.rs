@@ -236,7 +236,6 @@ pub struct StressFlags {
     pub db: Option<PathBuf>,
 }
 
-/// A duration for --longest, in milliseconds.
 /// A time zone the app's processes run in: a name under
 /// /usr/share/zoneinfo, such as America/Los_Angeles or UTC.
 fn parse_zone(s: &str) -> Result<String, String> {
@@ -252,6 +251,7 @@ fn parse_zone(s: &str) -> Result<String, String> {
     }
 }
 
+/// A duration for --longest, in milliseconds.
 fn parse_live_length(s: &str) -> Result<u64, String> {
     otpsim_sim::scenario::parse_duration(s).ok_or_else(|| format!("{s:?} is not a duration; expected e.g. 30s, 2m"))
 }

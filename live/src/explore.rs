@@ -11,7 +11,10 @@
 //! the simulator's features of the run's trace, which live hold the
 //! answers by kind, code and HTTP status with their redirect chains, the
 //! order of answers, the mails and when they came, and the observed rows
-//! (`otpsim_sim::explore::coverage`).
+//! (`otpsim_sim::explore::coverage`). What a run shows also aims the
+//! next changes: a verify the server refused as wrong is sent again in
+//! bursts (`otpsim_sim::explore::Aim::Refused`), the way to an attempt
+//! limit that does not hold.
 //!
 //! Every first break of an invariant is reduced by live reruns (a smaller
 //! case is kept when one run of it, in the finding's delivery order,
@@ -31,7 +34,7 @@ use std::time::Instant;
 use otpsim_core::Kind;
 use otpsim_model::invariant::{Invariant, Violation};
 use otpsim_model::scenario::{Expectation, FaultKind, Scenario, SessionMode, Via};
-use otpsim_sim::explore::{coverage, generate, Budget, Pool};
+use otpsim_sim::explore::{aims, coverage, generate, Budget, Pool};
 use tokio::task::JoinSet;
 
 use crate::check::{sweep, Order};
@@ -260,8 +263,11 @@ pub async fn search(
             }
         }
         coverage::features(&ran.trace, limits(&case).otp_ttl_ms, &mut features);
-        // A real server has no statement hook: no fault to aim.
-        pool.learn((case, ran.choices), &mut features, Vec::new);
+        // A real server has no statement hook, so its run names no write
+        // to aim a fault at; it names the guesses it refused.
+        let trace = &ran.trace;
+        let kept = Arc::clone(&case);
+        pool.learn((case, ran.choices), &mut features, || aims(&kept, trace));
         progress(report.runs, hits.len());
     }
     report.seconds = started.elapsed().as_secs_f64();

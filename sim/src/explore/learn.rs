@@ -122,8 +122,17 @@ impl Learner {
         );
         let trace = &judged.outcome.trace;
         let kept = Arc::clone(&scenario);
-        self.pool
-            .learn((scenario, judged.choices), &mut self.features, || aims(&kept, trace));
+        // Only the writes: a refused guess is reached here by the other
+        // changes within a few hundred schedules, and aiming at it too
+        // would take turns from the faults that find the hard pairs. A
+        // live run, which shows no writes, aims at its refused guesses.
+        let writes = || {
+            aims(&kept, trace)
+                .into_iter()
+                .filter(|a| matches!(a, Aim::Write { .. }))
+                .collect()
+        };
+        self.pool.learn((scenario, judged.choices), &mut self.features, writes);
     }
 }
 
@@ -160,8 +169,9 @@ impl Pool {
     }
 
     /// Keeps `case` if `features` (drained) hold one not seen before, and
-    /// says whether it did; `aims`: where its run wrote (none live), asked
-    /// only of a case kept, since most are not and a schedule is the hot
+    /// says whether it did; `aims`: where its run invites an aimed change
+    /// (a write, a refused guess; live runs show no writes), asked only of
+    /// a case kept, since most are not and a schedule is the hot
     /// path.
     pub fn learn(&mut self, case: Case, features: &mut Vec<u64>, aims: impl FnOnce() -> Vec<Aim>) -> bool {
         let mut new = false;

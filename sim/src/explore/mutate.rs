@@ -1,7 +1,9 @@
 //! Small changes to a kept case, as a coverage-guided fuzzer makes them:
 //! to its schedule (one choice, a run of choices), to one request (when,
 //! who, what, which code, a copy, a delay), to the deployment, to its
-//! fault, or a request spliced in from another kept case. Every change
+//! fault, or a request spliced in from another kept case; and changes
+//! aimed where the case's own run shows they matter (a fault at a write it
+//! made, more of the guesses it refused, [`Aim`]). Every change
 //! stays inside the space the blind generator draws from, so a mutated
 //! case is one the generator could have drawn too.
 
@@ -93,6 +95,64 @@ fn mutate_request(rng: &mut Rng, r: &RequestSpec) -> RequestSpec {
     }
 }
 
+/// The change `aim` invites.
+fn aimed(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, aim: Aim) {
+    match aim {
+        Aim::Refused { request } => {
+            // More of the guesses the parent's run refused: the verify sent
+            // as often as its person sends one, and one time in two a
+            // second burst at the same instant (a script that retries, a
+            // second tab), so that together they pass the limit.
+            let r = &mut scenario.requests[request];
+            r.repeat = copies(person_of(r), r.kind);
+            if scenario.requests.len() < MAX_REQUESTS && rng.one_in(2) {
+                let again = scenario.requests[request].clone();
+                insert_request(scenario, request + 1, again);
+            }
+        }
+        Aim::Write { request, statement } => {
+            // A fault where the parent's run wrote, not at a statement
+            // number drawn blind: the COMMIT of a verify, the DELETE of an
+            // outbox. A disk error or a full disk, where the write fails
+            // for good; a busy one is retried, and a crash is drawn
+            // elsewhere.
+            let kind = [FAULT_KINDS[0], FAULT_KINDS[2]][rng.below(2)];
+            set_fault(scenario, fault_of(kind, request, statement, &scenario.requests));
+            // One time in two with what makes a fault there matter, drawn
+            // together: the request double-clicked, and Python's driver
+            // grouping the handler's writes.
+            if rng.one_in(2) {
+                scenario.requests[request].repeat = 2.max(scenario.requests[request].repeat);
+                scenario.deployment.db_mode = DbMode::Python;
+            }
+            // And one time in two a burst of switches somewhere in the
+            // schedule: the other copy run between the fault and what its
+            // request does next.
+            if rng.one_in(2) {
+                let at = rng.below(choices.len().min(MAX_CHOICES - 8) + 1);
+                for k in 0..1 + rng.below(8) {
+                    let c = 1 + rng.below(2) as u8;
+                    match choices.get_mut(at + k) {
+                        Some(slot) => *slot = c,
+                        None => choices.push(c),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Inserts `request` at index `at`; later faults move up with their
+/// requests.
+fn insert_request(scenario: &mut Scenario, at: usize, request: RequestSpec) {
+    scenario.requests.insert(at, request);
+    scenario
+        .faults
+        .iter_mut()
+        .filter(|f| f.request >= at)
+        .for_each(|f| f.request += 1);
+}
+
 /// Removes request `i` and the faults that strike it; later faults move
 /// down with their requests.
 pub fn remove_request(scenario: &mut Scenario, i: usize) {
@@ -105,26 +165,57 @@ pub fn remove_request(scenario: &mut Scenario, i: usize) {
         .for_each(|f| f.request -= 1);
 }
 
-/// A statement a kept case's run made, where a fault can be aimed: the
-/// request's index in the file and the statement's 1-based position among
-/// its first copy's (as `[[fault]] statement` counts). Only writes and
-/// COMMITs: a fault at a read rarely does more than a refusal.
-pub type Aim = (usize, u32);
+/// Where a kept case's run invites a change aimed at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Aim {
+    /// A write or COMMIT its run made, where a fault can strike: the
+    /// request's index in the file and the statement's 1-based position
+    /// among its first copy's (as `[[fault]] statement` counts). Only
+    /// writes: a fault at a read rarely does more than a refusal.
+    Write {
+        /// The request, by its index in the file.
+        request: usize,
+        /// The statement, 1-based among its first copy's.
+        statement: u32,
+    },
+    /// A verify whose code its run refused as wrong: more of the same
+    /// guesses may pass an attempt limit. A live run shows these too.
+    Refused {
+        /// The verify, by its index in the file.
+        request: usize,
+    },
+}
 
-/// Where faults can be aimed in `scenario`, from its run's `trace`.
+impl Aim {
+    fn request(self) -> usize {
+        match self {
+            Aim::Write { request, .. } | Aim::Refused { request } => request,
+        }
+    }
+}
+
+/// Where changes can be aimed in `scenario`, from its run's `trace`.
 pub fn aims(scenario: &Scenario, trace: &crate::trace::Trace) -> Vec<Aim> {
     use crate::trace::What;
     let planned = otpsim_model::plan::plan_requests(scenario);
     let mut counts: std::collections::BTreeMap<usize, u32> = std::collections::BTreeMap::new();
     let mut aims = Vec::new();
     for e in &trace.events {
-        let Some(p) = e
-            .request
-            .and_then(|id| planned.iter().find(|p| p.id == id && p.first_copy))
-        else {
+        let Some(p) = e.request.and_then(|id| planned.iter().find(|p| p.id == id)) else {
             continue;
         };
         let sql = match &e.what {
+            What::Answered {
+                code: otpsim_core::Code::InvalidOtp,
+                ..
+            } => {
+                let refused = Aim::Refused { request: p.spec };
+                if !aims.contains(&refused) {
+                    aims.push(refused);
+                }
+                continue;
+            }
+            _ if !p.first_copy => continue,
             What::Sql { sql, .. } => sql,
             // A fault takes the statement's place: it counts as one.
             What::Fault { .. } => "",
@@ -136,7 +227,10 @@ pub fn aims(scenario: &Scenario, trace: &crate::trace::Trace) -> Vec<Aim> {
             .iter()
             .any(|w| sql.starts_with(w));
         if writes {
-            aims.push((p.spec, *n));
+            aims.push(Aim::Write {
+                request: p.spec,
+                statement: *n,
+            });
         }
     }
     aims
@@ -162,35 +256,10 @@ fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, do
     // Schedules are where most races hide: a quarter of the changes go
     // there, and as many to the flow a person walks through.
     match rng.below(20) {
-        18 | 19 if aims.iter().any(|(r, _)| *r < n) => {
-            // A fault where the parent's run wrote, not at a statement
-            // number drawn blind: the COMMIT of a verify, the DELETE of an
-            // outbox. One time in two with what makes a fault there
-            // matter, drawn together: the request double-clicked, and
-            // Python's driver grouping the handler's writes.
-            let inside: Vec<Aim> = aims.iter().copied().filter(|(r, _)| *r < n).collect();
-            let (request, statement) = inside[rng.below(inside.len())];
-            // A disk error or a full disk where the write fails for good;
-            // a busy one is retried, and a crash is drawn elsewhere.
-            let kind = [FAULT_KINDS[0], FAULT_KINDS[2]][rng.below(2)];
-            set_fault(scenario, fault_of(kind, request, statement, &scenario.requests));
-            if rng.one_in(2) {
-                scenario.requests[request].repeat = 2.max(scenario.requests[request].repeat);
-                scenario.deployment.db_mode = DbMode::Python;
-            }
-            // And one time in two a burst of switches somewhere in the
-            // schedule: the other copy run between the fault and what
-            // its request does next.
-            if rng.one_in(2) {
-                let at = rng.below(choices.len().min(MAX_CHOICES - 8) + 1);
-                for k in 0..1 + rng.below(8) {
-                    let c = 1 + rng.below(2) as u8;
-                    match choices.get_mut(at + k) {
-                        Some(slot) => *slot = c,
-                        None => choices.push(c),
-                    }
-                }
-            }
+        18 | 19 if aims.iter().any(|a| a.request() < n) => {
+            let inside: Vec<Aim> = aims.iter().copied().filter(|a| a.request() < n).collect();
+            let aim = inside[rng.below(inside.len())];
+            aimed(rng, scenario, choices, aim);
         }
         0..=3 => {
             let value = rng.below(4) as u8;
@@ -236,13 +305,7 @@ fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, do
                 1 => random_request(rng),
                 _ => donor.requests[rng.below(donor.requests.len())].clone(),
             };
-            let at = rng.below(n + 1);
-            scenario.requests.insert(at, request);
-            scenario
-                .faults
-                .iter_mut()
-                .filter(|f| f.request >= at)
-                .for_each(|f| f.request += 1);
+            insert_request(scenario, rng.below(n + 1), request);
         }
         12 if n > 1 => remove_request(scenario, rng.below(n)),
         16 | 17 if n < MAX_REQUESTS => {
@@ -377,7 +440,19 @@ mod tests {
         let (donor, _) = scenario_and_choices().new_tree(&mut runner).unwrap().current();
         let (mut s, mut choices) = scenario_and_choices().new_tree(&mut runner).unwrap().current();
         for _ in 0..2000 {
-            mutate(&mut rng, &mut s, &mut choices, &donor, &[(0, 1)]);
+            mutate(
+                &mut rng,
+                &mut s,
+                &mut choices,
+                &donor,
+                &[
+                    Aim::Write {
+                        request: 0,
+                        statement: 1,
+                    },
+                    Aim::Refused { request: 0 },
+                ],
+            );
             assert!((1..=MAX_REQUESTS).contains(&s.requests.len()));
             assert!(choices.len() <= MAX_CHOICES);
             assert!(s.faults.iter().all(|f| f.request < s.requests.len()));
@@ -387,6 +462,54 @@ mod tests {
             let text = file.to_toml();
             let back = Scenario::parse(&file.path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
             assert_eq!(back, file);
+        }
+    }
+
+    /// A wrong code refused once, under a limit of one: the run names it,
+    /// and the change aimed at it makes a case that passes the limit.
+    #[test]
+    fn a_refused_guess_is_aimed_at_and_the_aimed_change_passes_the_limit() {
+        let text = r#"
+format = 2
+name = "one wrong code"
+[deployment]
+max_attempts = 1
+[[request]]
+at = "0s"
+kind = "signup"
+email = "ana@example.com"
+[[request]]
+at = "1s"
+kind = "verify"
+email = "ana@example.com"
+otp = "wrong"
+[expect]
+naive = "pass"
+"#;
+        let file = std::sync::Arc::new(Scenario::parse(std::path::Path::new("t.toml"), text).unwrap());
+        let naive = otpsim_core::Variant::Naive;
+        let (outcome, violations, _) = crate::sweep::replay(&file, &naive, 1, &[], 1);
+        assert!(violations.is_empty(), "{violations:?}");
+        let found = aims(&file, &outcome.trace);
+        assert!(found.contains(&Aim::Refused { request: 1 }), "{found:?}");
+        assert!(!found.contains(&Aim::Refused { request: 0 }), "{found:?}");
+        for seed in 0..4 {
+            let (mut s, mut choices) = ((*file).clone(), Vec::new());
+            aimed(&mut Rng::new(seed), &mut s, &mut choices, Aim::Refused { request: 1 });
+            let wrong: u32 = s
+                .requests
+                .iter()
+                .filter(|r| r.kind == Kind::Verify)
+                .map(|r| r.repeat)
+                .sum();
+            assert!(wrong >= 2, "seed {seed}: {wrong} guesses");
+            let (_, violations, _) = crate::sweep::replay(&std::sync::Arc::new(s), &naive, 1, &[], 1);
+            assert!(
+                violations
+                    .iter()
+                    .any(|v| v.invariant == crate::invariant::Invariant::AttemptsLimited),
+                "seed {seed}: {violations:?}"
+            );
         }
     }
 }

@@ -12,8 +12,10 @@
 //!
 //! For each seed 1 to SEEDS (default 5), the runs (default 600) until
 //! each invariant was first broken, and the median of each over the
-//! seeds, a miss counted as longer than any hit. SPEED (default 10) is
-//! the controlled clock's, as `--speed`. The verdicts are VARIANT's, a
+//! seeds, a miss counted as longer than any hit. SPEED is the controlled
+//! clock's, as `explore --target --speed` takes it (1 to 100; default
+//! 10), or `file` for the clock the target file sets, if any, as a
+//! search without `--speed` runs. The verdicts are VARIANT's, a
 //! flow of this project (`naive`, `seed_fix`, ...): a rehearsal against
 //! `targets/django.toml` fits cases to Django's constants and routes but
 //! judges naive's behaviour, so it says how often the search draws the
@@ -42,40 +44,61 @@ const LONGEST_MS: u64 = 5_000;
 const DRAWS: usize = 10_000;
 
 fn main() -> ExitCode {
-    match run() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (target, variant, runs, seeds) = match parse(&args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("usage: live_search_rehearsal TARGET VARIANT [RUNS] [SEEDS] [SPEED|file]");
+            return ExitCode::from(2);
+        }
+    };
+    match report(&target, &variant, runs, seeds) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            eprintln!("usage: live_search_rehearsal TARGET VARIANT [RUNS] [SEEDS] [SPEED]");
-            ExitCode::from(2)
+            ExitCode::FAILURE
         }
     }
 }
 
-fn run() -> Result<(), String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// The target (on the clock asked for), the variant, runs and seeds.
+fn parse(args: &[String]) -> Result<(Target, Variant, u64, u64), String> {
+    if args.len() > 5 {
+        return Err(format!("{} arguments; expected at most 5", args.len()));
+    }
     let (Some(path), Some(variant)) = (args.first(), args.get(1)) else {
         return Err("a target file and a variant are needed".into());
     };
-    let number = |i: usize, default: u64| -> Result<u64, String> {
+    let number = |i: usize, default: u64, most: u64| -> Result<u64, String> {
         match args.get(i) {
             None => Ok(default),
             Some(a) => match a.parse::<u64>() {
-                Ok(n) if n > 0 => Ok(n),
-                _ => Err(format!("argument {} {a:?}: expected a positive whole number", i + 1)),
+                Ok(n) if (1..=most).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "argument {} {a:?}: expected a whole number from 1 to {most}",
+                    i + 1
+                )),
             },
         }
     };
-    let (runs, seeds, speed) = (number(2, 600)?, number(3, 5)?, number(4, 10)?);
+    let (runs, seeds) = (number(2, 600, 1_000_000)?, number(3, 5, 1000)?);
     let variant: Variant = variant.parse().map_err(|e| format!("{e}"))?;
     let mut target = Target::load(Path::new(path)).map_err(|e| e.to_string())?;
-    target.clock = Some(FakeClock {
-        start_unix_ms: target.clock.map_or(DEFAULT_START_UNIX_MS, |c| c.start_unix_ms),
-        speed: u32::try_from(speed).map_err(|_| format!("speed {speed} is too large"))?,
-    });
+    if args.get(4).map(String::as_str) != Some("file") {
+        let speed = number(4, 10, 100)?;
+        target.clock = Some(FakeClock {
+            start_unix_ms: target.clock.map_or(DEFAULT_START_UNIX_MS, |c| c.start_unix_ms),
+            speed: speed as u32,
+        });
+    }
+    Ok((target, variant, runs, seeds))
+}
+
+fn report(target: &Target, variant: &Variant, runs: u64, seeds: u64) -> Result<(), String> {
     let mut hits: BTreeMap<Invariant, Vec<Option<u64>>> = BTreeMap::new();
     for seed in 1..=seeds {
-        let found = rehearse(&target, &variant, seed, runs)?;
+        let found = rehearse(target, variant, seed, runs)?;
         let list: Vec<String> = found.iter().map(|(i, n)| format!("{i} {n}")).collect();
         println!("seed {seed}: {}", list.join(", "));
         for i in Invariant::ALL {
@@ -99,7 +122,10 @@ fn run() -> Result<(), String> {
         };
         println!("| {invariant} | {median} | {on} of {seeds} seeds |");
     }
-    println!("\n{runs} runs per seed, judged as {variant}; clock x{speed}");
+    let clock = target
+        .clock
+        .map_or("the real clock".to_string(), |c| format!("a clock x{}", c.speed));
+    println!("\n{runs} runs per seed, judged as {variant}, on {clock}");
     Ok(())
 }
 

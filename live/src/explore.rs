@@ -264,10 +264,10 @@ pub async fn search(
         }
         coverage::features(&ran.trace, limits(&case).otp_ttl_ms, &mut features);
         // A real server has no statement hook, so its run names no write
-        // to aim a fault at; it names the guesses it refused.
-        let trace = &ran.trace;
-        let kept = Arc::clone(&case);
-        pool.learn((case, ran.choices), &mut features, || aims(&kept, trace));
+        // to aim a fault at; it names the guesses it refused, numbered as
+        // the case ran (its times scaled to the app's).
+        let learned = || aims(&run::fitted(&target, &case), &ran.trace);
+        pool.learn((Arc::clone(&case), ran.choices), &mut features, learned);
         progress(report.runs, hits.len());
     }
     report.seconds = started.elapsed().as_secs_f64();

@@ -147,7 +147,8 @@ pub struct Pool {
     /// Every feature any case showed.
     seen: BTreeSet<u64>,
     kept: Vec<Case>,
-    /// Where each kept case's run wrote: where its mutations aim faults.
+    /// Where each kept case's run invites an aimed change: its writes, to
+    /// strike with a fault; its refused guesses, to repeat.
     aims: Vec<Vec<Aim>>,
     /// Where the newest kept cases are: the last `NEWEST` slots written.
     newest: Vec<usize>,

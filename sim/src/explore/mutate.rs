@@ -99,12 +99,18 @@ fn mutate_request(rng: &mut Rng, r: &RequestSpec) -> RequestSpec {
 fn aimed(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, aim: Aim) {
     match aim {
         Aim::Refused { request } => {
-            // More of the guesses the parent's run refused: the verify sent
-            // as often as its person sends one, and one time in two a
-            // second burst at the same instant (a script that retries, a
-            // second tab), so that together they pass the limit.
+            // More of the guesses the parent's run refused: the verify's
+            // copies raised to as many as its person sends, and one time
+            // in two a second burst at the same instant, so that together
+            // they may pass a limit. Sent by a script (fetch), as a burst
+            // is: a form's next submission abandons the one before, whose
+            // answer then counts for nothing.
             let r = &mut scenario.requests[request];
+            if r.kind != Kind::Verify {
+                return;
+            }
             r.repeat = copies(person_of(r), r.kind);
+            r.via = Via::Fetch;
             if scenario.requests.len() < MAX_REQUESTS && rng.one_in(2) {
                 let again = scenario.requests[request].clone();
                 insert_request(scenario, request + 1, again);
@@ -238,7 +244,10 @@ pub fn aims(scenario: &Scenario, trace: &crate::trace::Trace) -> Vec<Aim> {
 
 /// `scenario` and `choices` changed by one to three small mutations;
 /// `donor` is another kept case to splice a request from; `aims`, where
-/// the case's own run wrote, to aim a fault at.
+/// the case's own run invites an aimed change (a write to strike, a
+/// refused guess to repeat). An earlier change of the same child may have
+/// moved the request an aim names: a change aimed at what is no longer
+/// there does nothing.
 pub(super) fn mutate(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, donor: &Scenario, aims: &[Aim]) {
     for _ in 0..1 + rng.below(3) {
         mutate_once(rng, scenario, choices, donor, aims);
@@ -465,51 +474,89 @@ mod tests {
         }
     }
 
-    /// A wrong code refused once, under a limit of one: the run names it,
-    /// and the change aimed at it makes a case that passes the limit.
+    /// Wrong codes refused under a limit of three: the run names the
+    /// verify, and the change aimed at it passes the limit exactly when
+    /// it adds the second burst (an owner's double-click is two guesses,
+    /// two of them four); a stranger's burst passes a lower one alone.
     #[test]
     fn a_refused_guess_is_aimed_at_and_the_aimed_change_passes_the_limit() {
-        let text = r#"
+        let file = |browser: &str, owns: &str, sees: &str, max: u32| {
+            let text = format!(
+                r#"
 format = 2
-name = "one wrong code"
+name = "wrong codes"
+[[browser]]
+name = "{browser}"
+owns = ["{owns}"]
+sees = "{sees}"
 [deployment]
-max_attempts = 1
+max_attempts = {max}
 [[request]]
 at = "0s"
+browser = "{browser}"
 kind = "signup"
 email = "ana@example.com"
 [[request]]
 at = "1s"
+browser = "{browser}"
 kind = "verify"
 email = "ana@example.com"
 otp = "wrong"
+via = "form"
 [expect]
 naive = "pass"
-"#;
-        let file = std::sync::Arc::new(Scenario::parse(std::path::Path::new("t.toml"), text).unwrap());
+"#
+            );
+            std::sync::Arc::new(Scenario::parse(std::path::Path::new("t.toml"), &text).unwrap())
+        };
         let naive = otpsim_core::Variant::Naive;
-        let (outcome, violations, _) = crate::sweep::replay(&file, &naive, 1, &[], 1);
-        assert!(violations.is_empty(), "{violations:?}");
-        let found = aims(&file, &outcome.trace);
-        assert!(found.contains(&Aim::Refused { request: 1 }), "{found:?}");
-        assert!(!found.contains(&Aim::Refused { request: 0 }), "{found:?}");
-        for seed in 0..4 {
-            let (mut s, mut choices) = ((*file).clone(), Vec::new());
-            aimed(&mut Rng::new(seed), &mut s, &mut choices, Aim::Refused { request: 1 });
-            let wrong: u32 = s
-                .requests
+        let broken = |s: &Scenario| {
+            let (_, violations, _) = crate::sweep::replay(&std::sync::Arc::new(s.clone()), &naive, 1, &[], 1);
+            violations
                 .iter()
-                .filter(|r| r.kind == Kind::Verify)
-                .map(|r| r.repeat)
-                .sum();
-            assert!(wrong >= 2, "seed {seed}: {wrong} guesses");
-            let (_, violations, _) = crate::sweep::replay(&std::sync::Arc::new(s), &naive, 1, &[], 1);
+                .any(|v| v.invariant == crate::invariant::Invariant::AttemptsLimited)
+        };
+        let owner = file("ana", "ana@example.com", "mail", 3);
+        let (outcome, violations, _) = crate::sweep::replay(&owner, &naive, 1, &[], 1);
+        assert!(violations.is_empty(), "{violations:?}");
+        let found = aims(&owner, &outcome.trace);
+        assert_eq!(
+            found
+                .iter()
+                .filter(|a| matches!(a, Aim::Refused { .. }))
+                .collect::<Vec<_>>(),
+            [&Aim::Refused { request: 1 }]
+        );
+        let mut bursts = [0, 0];
+        for seed in 0..16 {
+            let (mut s, mut choices) = ((*owner).clone(), Vec::new());
+            aimed(&mut Rng::new(seed), &mut s, &mut choices, Aim::Refused { request: 1 });
+            let verifies: Vec<&RequestSpec> = s.requests.iter().filter(|r| r.kind == Kind::Verify).collect();
             assert!(
-                violations
-                    .iter()
-                    .any(|v| v.invariant == crate::invariant::Invariant::AttemptsLimited),
-                "seed {seed}: {violations:?}"
+                verifies.iter().all(|r| r.repeat == 2 && r.via == Via::Fetch),
+                "seed {seed}"
+            );
+            let twice = verifies.len() == 2;
+            bursts[usize::from(twice)] += 1;
+            assert_eq!(
+                broken(&s),
+                twice,
+                "seed {seed}: {} guesses against 3",
+                2 * verifies.len()
             );
         }
+        assert!(bursts[0] > 0 && bursts[1] > 0, "{bursts:?}");
+        // A stranger's burst of five alone passes a limit of two: three of
+        // its wrong codes are well-formed guesses, two malformed.
+        let stranger = file("mallory", "mallory@example.com", "everything", 2);
+        let (mut s, mut choices) = ((*stranger).clone(), Vec::new());
+        aimed(&mut Rng::new(0), &mut s, &mut choices, Aim::Refused { request: 1 });
+        assert_eq!(s.requests[1].repeat, 5);
+        assert!(broken(&s));
+        // Aimed at what is no longer a verify, it changes nothing.
+        let before = (*owner).clone();
+        let mut s = before.clone();
+        aimed(&mut Rng::new(0), &mut s, &mut Vec::new(), Aim::Refused { request: 0 });
+        assert_eq!(s, before);
     }
 }

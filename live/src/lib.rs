@@ -5,6 +5,7 @@
 //! - [`smtp`]: the SMTP sink that takes the server's mail.
 //! - [`proxy`]: the gating reverse proxy that holds each response.
 //! - [`burst`]: requests of one instant, released by their last bytes.
+//! - [`port`]: ports for an app's instances, which bind them themselves.
 //! - [`run`]: the live executor, one network schedule.
 //! - [`clock`]: scenario time, and the app's clock where it is controlled.
 //! - [`check`]: many schedules, judged.
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod explore;
 pub mod init;
 pub mod load;
+pub mod port;
 pub mod proxy;
 pub mod run;
 pub mod serve;

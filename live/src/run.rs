@@ -355,15 +355,6 @@ fn port_taken(last_lines: &str) -> bool {
         .any(|said| lines.contains(said))
 }
 
-fn free_port() -> Result<u16, LiveError> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| LiveError::Io(format!("no free port: {e}")))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| LiveError::Io(e.to_string()))
-}
-
 pub(crate) async fn start_instances(
     target: &Target,
     scenario: &Scenario,
@@ -460,7 +451,7 @@ pub(crate) async fn start_instances(
     // Instance `n`, its `attempt`-th start: the instance, its clock file,
     // and when the library loaded in it.
     let spawn = |n: usize, attempt: u32| -> Result<(Instance, (PathBuf, i64)), LiveError> {
-        let port = free_port()?;
+        let port = crate::port::for_instance().map_err(|e| LiveError::Io(format!("no free port: {e}")))?;
         let fill = |arg: &str| {
             fill_run(arg)
                 .replace("{port}", &port.to_string())

@@ -474,9 +474,7 @@ fn serve_mailing_to(variant: &str, name: &str, smtp: Option<std::net::SocketAddr
 /// outbox sweep mails it once the server is up; the code then verifies.
 #[test]
 fn serve_queues_a_mail_the_server_refused_and_sends_it_when_it_can() {
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let smtp = free.local_addr().unwrap();
-    drop(free);
+    let smtp = std::net::SocketAddr::from(([127, 0, 0, 1], otpsim_live::port::for_instance().unwrap()));
     let served = serve_mailing_to("idempotent", "refused-mail", Some(smtp));
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
     let post = |path: &str, body: String| {
@@ -522,11 +520,7 @@ pub fn flask(fix: bool, name: &str) -> Served {
     let sink = runtime.block_on(otpsim_live::smtp::start(tx, Duration::ZERO)).unwrap();
     let db = scratch(name).join("flask.sqlite");
     let _ = std::fs::remove_file(&db);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = otpsim_live::port::for_instance().unwrap();
     let guard = Guard(Some(
         Command::new("gunicorn")
             .args([

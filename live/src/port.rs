@@ -8,7 +8,10 @@
 //! instance that still finds its port taken starts again on another
 //! (`run::PORT_RETRIES`). Found live: with `--jobs 4`, gunicorn found the
 //! port chosen for it taken by another run's server, whose answer the
-//! ready probe then took for its own.
+//! ready probe then took for its own. An app that keeps retrying its
+//! bind (gunicorn, for five seconds) while another process answers on
+//! its port is still not told apart by the probe: drawing apart is what
+//! keeps that rare.
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
@@ -49,7 +52,7 @@ pub fn for_instance() -> std::io::Result<u16> {
     let picker = guard.get_or_insert_with(|| Picker {
         // Processes started together must draw apart; nothing here is
         // part of a run's outcome, so the pid and the time may seed it.
-        rng: SplitMix64::new(u64::from(std::process::id()) << 32 ^ u64::from(crate::clock::unix_ms_now() as u32)),
+        rng: SplitMix64::new((u64::from(std::process::id()) << 32) ^ u64::from(crate::clock::unix_ms_now() as u32)),
         recent: VecDeque::new(),
     });
     let port = if top > LOWEST + 1000 {

@@ -524,10 +524,9 @@ pub(crate) async fn start_instances(
                 }
             }
             let exited = instance.child.try_wait().ok().flatten();
-            // The port was free when chosen and taken before the app bound
-            // it (a connection's own end is given one from the same
-            // range): the run is not lost, the instance starts again on
-            // another.
+            // The port was free when chosen and another process bound it
+            // before the app did: the run is not lost, the instance starts
+            // again on another.
             if exited.is_some() && attempt < PORT_RETRIES && port_taken(&last_lines(&instance.log)) {
                 attempt += 1;
                 // Before the spawn: the new process may be given the

@@ -35,11 +35,7 @@ impl Drop for Driver {
 
 impl Driver {
     pub fn start(profile: &std::path::Path) -> Driver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = otpsim_live::port::for_instance().unwrap();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

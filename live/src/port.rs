@@ -8,10 +8,11 @@
 //! instance that still finds its port taken starts again on another
 //! (`run::PORT_RETRIES`). Found live: with `--jobs 4`, gunicorn found the
 //! port chosen for it taken by another run's server, whose answer the
-//! ready probe then took for its own. An app that keeps retrying its
-//! bind (gunicorn, for five seconds) while another process answers on
-//! its port is still not told apart by the probe: drawing apart is what
-//! keeps that rare.
+//! ready probe then took for its own, while gunicorn kept retrying its
+//! bind for five seconds. So an answer to the ready probe counts only
+//! when the socket listening on the port belongs to the instance's own
+//! process group ([`listener`]); another's, and the instance starts again
+//! on another port.
 
 use std::collections::VecDeque;
 use std::net::TcpListener;
@@ -86,6 +87,81 @@ fn remember(picker: &mut Picker, port: u16) {
     picker.recent.push_back(port);
 }
 
+/// Who holds the socket listening on a port of this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// A process of the group asked about.
+    Group,
+    /// Only processes outside it.
+    Other,
+    /// Not known: nothing listens on the port, or `/proc` does not say.
+    Unknown,
+}
+
+/// Who listens on `port`, as Linux's `/proc` tells it: the group `group`
+/// (a process group id, an instance's leader's pid), or another. A
+/// socket a process of the group inherited or was handed counts as the
+/// group's. Off Linux, or where `/proc` cannot be read, `Unknown`.
+pub fn listener(port: u16, group: i32) -> Listener {
+    let inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| listening(&text, port))
+        .collect();
+    if inodes.is_empty() {
+        return Listener::Unknown;
+    }
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return Listener::Unknown;
+    };
+    let in_group = |pid: &str| {
+        // The process group is the third field after the command's
+        // closing parenthesis (the command itself may hold spaces).
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(')')?.1.split_whitespace().nth(2)?.parse::<i32>().ok())
+            == Some(group)
+    };
+    let holds = |pid: &str| {
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            return false;
+        };
+        fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).ok().is_some_and(|link| {
+                link.to_str()
+                    .and_then(|l| l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok())
+                    .is_some_and(|inode: u64| inodes.contains(&inode))
+            })
+        })
+    };
+    let group_holds = processes
+        .flatten()
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .filter(|name| name.bytes().all(|b| b.is_ascii_digit()))
+        .any(|pid| in_group(&pid) && holds(&pid));
+    if group_holds {
+        Listener::Group
+    } else {
+        Listener::Other
+    }
+}
+
+/// The inodes of the sockets listening on `port` in a `/proc/net/tcp` or
+/// `tcp6` table, whatever address they are bound to.
+fn listening(table: &str, port: u16) -> Vec<u64> {
+    const LISTEN: &str = "0A";
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, state, inode) = (fields.get(1)?, fields.get(3)?, fields.get(9)?);
+            let local_port = u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()?;
+            (local_port == port && *state == LISTEN).then(|| inode.parse().ok())?
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,5 +192,35 @@ mod tests {
             let drawn = pick(&mut picker, |rng| three[(rng.next_u64() % 3) as usize]);
             assert_eq!(drawn, Some(free));
         }
+    }
+
+    #[test]
+    fn a_listener_is_told_as_its_process_groups_or_anothers() {
+        let held = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = held.local_addr().unwrap().port();
+        // SAFETY: getpgrp(2) reads this process's group; it cannot fail.
+        let ours = unsafe { libc::getpgrp() };
+        assert_eq!(listener(port, ours), Listener::Group);
+        let mut other = std::process::Command::new("sleep");
+        std::os::unix::process::CommandExt::process_group(&mut other, 0);
+        let mut other = other.arg("30").spawn().unwrap();
+        let group = i32::try_from(other.id()).unwrap();
+        let told = listener(port, group);
+        other.kill().unwrap();
+        other.wait().unwrap();
+        assert_eq!(told, Listener::Other);
+        drop(held);
+        assert_eq!(listener(port, ours), Listener::Unknown);
+    }
+
+    #[test]
+    fn a_proc_table_names_the_sockets_listening_on_a_port() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4242 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:C350 01 00000000:00000000 00:00000000 00000000  1000        0 4343 1 0000000000000000 20 4 30 10 -1
+   2: 00000000:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4444 1 0000000000000000 100 0 0 10 0";
+        assert_eq!(listening(table, 8080), vec![4242]);
+        assert_eq!(listening(table, 8081), vec![4444]);
+        assert_eq!(listening(table, 8082), Vec::<u64>::new());
     }
 }

@@ -518,16 +518,29 @@ pub(crate) async fn start_instances(
             // An instance that accepts but never answers must not hang
             // the probe past the ready timeout.
             let probed = tokio::time::timeout(Duration::from_millis(500), probe.get(url(instance)).send()).await;
+            // An answer counts when it came from the instance: another
+            // process may hold the port while the app retries its bind.
+            let mut answered_by_another = false;
             if let Ok(Ok(r)) = probed {
                 if r.status().as_u16() < 500 {
-                    break;
+                    let group = instance.pid;
+                    let port = instance.addr.port();
+                    let who = tokio::task::spawn_blocking(move || group.map(|g| crate::port::listener(port, g)))
+                        .await
+                        .ok()
+                        .flatten();
+                    if who != Some(crate::port::Listener::Other) {
+                        break;
+                    }
+                    answered_by_another = true;
                 }
             }
             let exited = instance.child.try_wait().ok().flatten();
             // The port was free when chosen and another process bound it
             // before the app did: the run is not lost, the instance starts
             // again on another.
-            if exited.is_some() && attempt < PORT_RETRIES && port_taken(&last_lines(&instance.log)) {
+            let taken = answered_by_another || (exited.is_some() && port_taken(&last_lines(&instance.log)));
+            if taken && attempt < PORT_RETRIES {
                 attempt += 1;
                 // Before the spawn: the new process may be given the
                 // reaped one's pid.
@@ -538,8 +551,13 @@ pub(crate) async fn start_instances(
                 started = Instant::now();
                 continue;
             }
-            if exited.is_some() || started.elapsed() > target.ready_timeout {
+            if answered_by_another || exited.is_some() || started.elapsed() > target.ready_timeout {
                 let how = match exited {
+                    _ if answered_by_another => "was answered for by another process at every start (the \
+                                                 socket on its port is not its process group's; a server \
+                                                 run outside the command's group, as in a container, \
+                                                 cannot be a target's instance)"
+                        .to_string(),
                     Some(status) => format!("exited ({status})"),
                     None => format!("was not ready within {:?}", target.ready_timeout),
                 };

@@ -253,6 +253,66 @@ if n <= {fails}:
     assert_eq!(starts(&always), "3");
 }
 
+/// Another process may hold an instance's port and answer the ready
+/// probe while the app retries its bind (gunicorn does, for five
+/// seconds): found live, with `--jobs 4`, when one run's gunicorn took
+/// another run's server for its own. The app here, at its first start,
+/// leaves a server of its own session on the port (out of its process
+/// group, as another run's would be) and waits; at its second it serves.
+/// The probe's answer must not count, and the run must go to the second
+/// start, with nothing sent to the other server.
+#[test]
+fn a_ready_probe_answered_by_another_process_starts_the_instance_again() {
+    let start = r#"count = os.path.join(sys.argv[2], "starts")
+n = int(open(count).read()) + 1 if os.path.exists(count) else 1
+open(count, "w").write(str(n))
+if n == 1:
+    if os.fork() == 0:
+        os.setsid()
+        open(os.path.join(sys.argv[2], "other.pid"), "w").write(str(os.getpid()))
+        class Other(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200); self.end_headers(); self.wfile.write(b"another's")
+            def do_POST(self):
+                open(os.path.join(sys.argv[2], "other-posts"), "a").write(self.path + "\n")
+                self.send_response(200); self.end_headers()
+        import threading
+        threading.Timer(60, lambda: os._exit(0)).start()
+        http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Other).serve_forever()
+    import time
+    time.sleep(60)
+    sys.exit(1)"#;
+    let post = "        self.send_response(200); self.end_headers(); self.wfile.write(b\"sent\")";
+    let file = "format = 2\nname = \"one signup\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\n[expect]\nnaive = \"pass\"\n";
+    let scenario = Scenario::parse(Path::new("one-signup.toml"), file).unwrap();
+    let target = python_app("answered-by-another", start, post);
+    let dir = target.path.parent().unwrap().to_path_buf();
+    let swept = runtime().block_on(sweep(
+        &target,
+        &scenario,
+        &options("answered-by-another-run"),
+        1,
+        Order::DepthFirst,
+    ));
+    // The other server is stopped whatever the outcome: it is no
+    // instance's, so no instance's stop reaches it.
+    if let Ok(pid) = std::fs::read_to_string(dir.join("other.pid")) {
+        let pid: i32 = pid.trim().parse().unwrap();
+        // SAFETY: kill(2) on a pid this test's app wrote; it touches no memory of ours.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
+    let swept = swept.unwrap_or_else(|e| panic!("an answer from another process starts the instance again: {e}"));
+    assert_eq!(swept.schedules, 1);
+    assert_eq!(std::fs::read_to_string(dir.join("starts")).unwrap(), "2");
+    assert!(dir.join("other.pid").exists(), "the first start left no other server");
+    assert!(
+        !dir.join("other-posts").exists(),
+        "the run's requests went to the other server"
+    );
+}
+
 /// Flask-Mail over STARTTLS with a login; the pending signup in the signed
 /// session cookie; every answer a redirect with a flashed message.
 #[test]

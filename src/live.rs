@@ -491,8 +491,18 @@ pub fn explore(target_file: &Path, args: &ExploreArgs) -> Result<ExitCode> {
         let path = crate::explore::save_new(&args.save, &format!("{stem}-{}", f.invariant), &f.scenario.to_toml())?;
         let requests: u32 = f.scenario.requests.iter().map(|r| r.repeat).sum();
         println!(
-            "BROKE {}: after {} runs ({:.1} s); reduced to {requests} requests in {} live runs; reproduced by {} of {} checks",
-            f.invariant, f.runs_to_hit, f.seconds_to_hit, f.reduction_runs, f.reproduced, f.reruns
+            "BROKE {}: after {} runs ({:.1} s); reduced in {} live runs to a file of {requests} requests; reproduced by {} of {} checks{}",
+            f.invariant,
+            f.runs_to_hit,
+            f.seconds_to_hit,
+            f.reduction_runs,
+            f.reproduced,
+            f.reruns,
+            if f.copies > 1 {
+                format!(" with its same-instant requests sent {} times over", f.copies)
+            } else {
+                String::new()
+            }
         );
         println!("  {}", f.violation.why);
         println!(

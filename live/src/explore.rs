@@ -20,7 +20,10 @@
 //! case is kept when two runs of it in a row, in the finding's delivery
 //! order, break the same invariant), then checked as `check --target` checks a
 //! file, several times over: the saved file says how many of those sweeps
-//! reproduced it.
+//! reproduced it. A file that not every sweep reproduces, a race inside
+//! the server lost on some, is tried with the requests that share an
+//! instant sent two and four times over, and saved as the version more
+//! sweeps reproduce.
 //!
 //! Not deterministic, as nothing live is: the server's inside is not
 //! controlled, what it shows decides what the pool learns and so what it
@@ -28,6 +31,7 @@
 //! they end. The seed fixes the draws made before any run has ended (the
 //! first `jobs` cases) and nothing after.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -67,9 +71,10 @@ pub struct LiveFinding {
     pub invariant: Invariant,
     /// The reduced case, as a file `check --target` runs.
     pub scenario: Scenario,
-    /// The delivery order of the reduced run (`replay --deliveries`).
+    /// The delivery order of the reduced run (`replay --deliveries`);
+    /// empty when the file sends more copies than that run did.
     pub deliveries: Vec<u8>,
-    /// Why it broke, from the reduced run.
+    /// Why it broke, from the reduced run (before any more copies).
     pub violation: Violation,
     /// Runs of the search up to the first hit, counting it.
     pub runs_to_hit: u64,
@@ -77,10 +82,14 @@ pub struct LiveFinding {
     pub seconds_to_hit: f64,
     /// Live runs the reduction took.
     pub reduction_runs: u64,
-    /// Sweeps of the reduced file that broke the invariant, of `reruns`.
+    /// Sweeps of the saved file that broke the invariant, of `reruns`.
     pub reproduced: usize,
     /// Sweeps of the reduced file run.
     pub reruns: usize,
+    /// How many times over the file sends the reduced case's same-instant
+    /// requests: more than 1 when the reduced case lost its race inside
+    /// the server on some sweeps and the copies won it on more.
+    pub copies: u32,
 }
 
 /// What a live search did and found.
@@ -290,18 +299,52 @@ pub async fn search(
             // `described` may sweep the file in the simulator, a CPU-bound
             // while: off the runtime's threads, which the other
             // reductions' live runs need.
-            let (t, v, d) = (Arc::clone(&target), violation.clone(), deliveries.clone());
-            let scenario = tokio::task::spawn_blocking(move || described(&t, scenario, &v, runs, &d))
+            let describe = |scenario: Scenario, deliveries: Vec<u8>| {
+                let (t, v) = (Arc::clone(&target), violation.clone());
+                tokio::task::spawn_blocking(move || described(&t, scenario, &v, runs, &deliveries))
+            };
+            let reduced = describe(scenario.clone(), deliveries.clone())
                 .await
                 .expect("describing a finding does not panic");
-            let mut reproduced = 0;
-            for n in 0..options.reruns {
-                let mut live = live.clone();
-                live.scratch = live.scratch.join(format!("rerun-{n}"));
-                if let Ok(swept) = sweep(&target, &scenario, &live, options.schedules, Order::DepthFirst).await {
-                    reproduced += usize::from(swept.violated.contains(&invariant));
+            let mut reproduced = reproductions(&target, &reduced, &live, &options, invariant, "rerun").await;
+            let (mut kept, mut copies) = (reduced, 1);
+            // A race inside the server that the reduced file loses on some
+            // sweeps is tried again with more copies of its same-instant
+            // requests (Kettle's single-packet attack sends dozens): kept
+            // when more sweeps reproduce it, and then counted again on
+            // fresh sweeps, for the best of three tries overstates.
+            for more in AMPLIFY {
+                if reproduced == options.reruns {
+                    break;
+                }
+                let Some(case) = amplified(&scenario, more).filter(|s| for_target(&target, s, u64::MAX).is_some())
+                else {
+                    break;
+                };
+                // The reduced run's delivery order names another schedule
+                // once the copies are more.
+                let case = describe(case, Vec::new())
+                    .await
+                    .expect("describing a finding does not panic");
+                let again = reproductions(&target, &case, &live, &options, invariant, &format!("rerun-x{more}")).await;
+                if again > reproduced {
+                    (reproduced, kept, copies) = (again, case, more);
                 }
             }
+            if copies > 1 {
+                reproduced = reproductions(&target, &kept, &live, &options, invariant, "rerun-kept").await;
+            }
+            let mut scenario = kept;
+            let sent = if copies > 1 {
+                format!(", with the reduced case's same-instant requests sent {copies} times over")
+            } else {
+                String::new()
+            };
+            scenario.description = format!(
+                "{} Reproduced by {reproduced} of {} sweeps of `check --target`{sent}.",
+                scenario.description, options.reruns
+            );
+            let deliveries = if copies > 1 { Vec::new() } else { deliveries };
             LiveFinding {
                 invariant,
                 scenario,
@@ -312,6 +355,7 @@ pub async fn search(
                 reduction_runs,
                 reproduced,
                 reruns: options.reruns,
+                copies,
             }
         });
     }
@@ -326,6 +370,58 @@ pub async fn search(
 
 /// Live runs a reduction may take, at most.
 const REDUCTION_RUNS: u64 = 40;
+
+/// The multiples of a reduced finding's same-instant copies tried when
+/// its sweeps do not all reproduce it.
+const AMPLIFY: [u32; 2] = [2, 4];
+
+/// Sweeps of `scenario`, of `options.reruns`, that break `invariant`, as
+/// `check --target` sweeps a file; each in its own folder named by `tag`.
+async fn reproductions(
+    target: &Target,
+    scenario: &Scenario,
+    live: &run::Options,
+    options: &Options,
+    invariant: Invariant,
+    tag: &str,
+) -> usize {
+    let mut reproduced = 0;
+    for n in 0..options.reruns {
+        let mut live = live.clone();
+        live.scratch = live.scratch.join(format!("{tag}-{n}"));
+        if let Ok(swept) = sweep(target, scenario, &live, options.schedules, Order::DepthFirst).await {
+            reproduced += usize::from(swept.violated.contains(&invariant));
+        }
+    }
+    reproduced
+}
+
+/// `scenario` with `copies` times the copies of each request sent at an
+/// instant it shares with another copy; `None` when no two copies share
+/// one, and no race between requests of one instant is there to win
+/// more often. A form's copies abandon one another in the browser, and
+/// an abandoned one reaches the server only when the machine is slow to
+/// abort it (found live: a double-clicked form signup that broke
+/// `single_pending` under four runs at once and in none of 20 runs
+/// alone): multiplied, they are sent by script, where every copy arrives.
+fn amplified(scenario: &Scenario, copies: u32) -> Option<Scenario> {
+    let mut at: BTreeMap<u64, u32> = BTreeMap::new();
+    for r in &scenario.requests {
+        *at.entry(r.at_ms).or_default() += r.repeat;
+    }
+    let mut more = scenario.clone();
+    let mut multiplied = false;
+    for r in &mut more.requests {
+        if at[&r.at_ms] < 2 || (r.via == Via::Form && r.repeat < 2) {
+            continue;
+        }
+        r.via = Via::Fetch;
+        // A file's `repeat` is at most 100.
+        r.repeat = (r.repeat * copies).min(100);
+        multiplied = true;
+    }
+    multiplied.then_some(more)
+}
 
 /// Greedy reduction by live runs, as the simulator's explorer reduces:
 /// drop a request, a copy, a form, a delay, a fault, a worker; keep each
@@ -361,13 +457,25 @@ async fn reduce(
             return None;
         }
         let mut broke = None;
-        for _ in 0..2 {
+        let (mut breaking, mut lost) = (0, 0);
+        while breaking < 2 {
             *runs += 1;
-            let ran = run::run(target, s, choices, live, *runs as usize).await.ok()?;
+            let ran = match run::run(target, s, choices, live, *runs as usize).await {
+                Ok(ran) => ran,
+                // A run that failed to run (a port taken, an instance that
+                // did not start) says nothing of the case: run it again,
+                // once.
+                Err(_) if lost == 0 => {
+                    lost += 1;
+                    continue;
+                }
+                Err(_) => return None,
+            };
             let v = run::violations(target, s, &ran)
                 .into_iter()
                 .find(|v| v.invariant == invariant)?;
             broke = Some((v, ran.choices));
+            breaking += 1;
         }
         broke
     }
@@ -547,5 +655,27 @@ mod tests {
             on_serve.expect,
             vec![(Variant::Naive, Expectation::FailOn(Invariant::VerifySucceeds))]
         );
+    }
+
+    #[test]
+    fn copies_are_multiplied_only_where_they_share_an_instant() {
+        let lone = Scenario::parse(Path::new("lone.toml"), SIGNUP_THEN_VERIFY).unwrap();
+        assert!(amplified(&lone, 2).is_none(), "no two copies share an instant");
+        let text = "format = 2\nname = \"n\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\n[[request]]\nat = \"2s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\nrepeat = 2\n[[request]]\nat = \"2s\"\nkind = \"verify\"\nemail = \"ana@example.com\"\nvia = \"form\"\nrepeat = 3\n[[request]]\nat = \"5s\"\nkind = \"verify\"\nemail = \"ana@example.com\"\nrepeat = 2\n[expect]\nnaive = \"pass\"\n";
+        let race = Scenario::parse(Path::new("race.toml"), text).unwrap();
+        let more = amplified(&race, 4).unwrap();
+        let copies: Vec<(u32, Via)> = more.requests.iter().map(|r| (r.repeat, r.via)).collect();
+        // The lone signup at 0 s is not multiplied; the form's copies are
+        // sent by script, where every one arrives.
+        assert_eq!(
+            copies,
+            vec![(1, Via::Fetch), (8, Via::Fetch), (12, Via::Fetch), (8, Via::Fetch)]
+        );
+        let mut one_form = race.clone();
+        one_form.requests.retain(|r| r.at_ms == 2_000);
+        one_form.requests[1].repeat = 1;
+        let more = amplified(&one_form, 2).unwrap();
+        // A form sent once is a navigation that races nothing of its own.
+        assert_eq!((more.requests[1].repeat, more.requests[1].via), (1, Via::Form));
     }
 }

@@ -553,7 +553,7 @@ pub(crate) async fn start_instances(
             }
             if answered_by_another || exited.is_some() || started.elapsed() > target.ready_timeout {
                 let how = match exited {
-                    _ if answered_by_another => "was answered for by another process at every start (the \
+                    _ if answered_by_another => "was answered for by another process at its last start (the \
                                                  socket on its port is not its process group's; a server \
                                                  run outside the command's group, as in a container, \
                                                  cannot be a target's instance)"

@@ -19,7 +19,7 @@ use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::watch;
 
 /// How long a request of a burst waits for the others: one that never
-/// comes (a form submission the browser abandoned) must not hold the rest.
+/// comes (a browser that could not send it) must not hold the rest.
 const HOLD: Duration = Duration::from_secs(1);
 
 /// The requests of one instant.

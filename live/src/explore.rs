@@ -399,11 +399,9 @@ async fn reproductions(
 /// `scenario` with `copies` times the copies of each request sent at an
 /// instant it shares with another copy; `None` when no two copies share
 /// one, and no race between requests of one instant is there to win
-/// more often. A form's copies abandon one another in the browser, and
-/// an abandoned one reaches the server only when the machine is slow to
-/// abort it (found live: a double-clicked form signup that broke
-/// `single_pending` under four runs at once and in none of 20 runs
-/// alone): multiplied, they are sent by script, where every copy arrives.
+/// more often. A double-clicked form's copies all reach the server (the
+/// browser drops only the abandoned ones' answers), so they are
+/// multiplied as a script's are.
 fn amplified(scenario: &Scenario, copies: u32) -> Option<Scenario> {
     let mut at: BTreeMap<u64, u32> = BTreeMap::new();
     for r in &scenario.requests {
@@ -411,11 +409,7 @@ fn amplified(scenario: &Scenario, copies: u32) -> Option<Scenario> {
     }
     let mut more = scenario.clone();
     let mut multiplied = false;
-    for r in &mut more.requests {
-        if at[&r.at_ms] < 2 || (r.via == Via::Form && r.repeat < 2) {
-            continue;
-        }
-        r.via = Via::Fetch;
+    for r in more.requests.iter_mut().filter(|r| at[&r.at_ms] >= 2) {
         // A file's `repeat` is at most 100.
         r.repeat = (r.repeat * copies).min(100);
         multiplied = true;
@@ -664,18 +658,9 @@ mod tests {
         let text = "format = 2\nname = \"n\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\n[[request]]\nat = \"2s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\nrepeat = 2\n[[request]]\nat = \"2s\"\nkind = \"verify\"\nemail = \"ana@example.com\"\nvia = \"form\"\nrepeat = 3\n[[request]]\nat = \"5s\"\nkind = \"verify\"\nemail = \"ana@example.com\"\nrepeat = 2\n[expect]\nnaive = \"pass\"\n";
         let race = Scenario::parse(Path::new("race.toml"), text).unwrap();
         let more = amplified(&race, 4).unwrap();
-        let copies: Vec<(u32, Via)> = more.requests.iter().map(|r| (r.repeat, r.via)).collect();
-        // The lone signup at 0 s is not multiplied; the form's copies are
-        // sent by script, where every one arrives.
-        assert_eq!(
-            copies,
-            vec![(1, Via::Fetch), (8, Via::Fetch), (12, Via::Fetch), (8, Via::Fetch)]
-        );
-        let mut one_form = race.clone();
-        one_form.requests.retain(|r| r.at_ms == 2_000);
-        one_form.requests[1].repeat = 1;
-        let more = amplified(&one_form, 2).unwrap();
-        // A form sent once is a navigation that races nothing of its own.
-        assert_eq!((more.requests[1].repeat, more.requests[1].via), (1, Via::Form));
+        let copies: Vec<u32> = more.requests.iter().map(|r| r.repeat).collect();
+        // The lone signup at 0 s is not multiplied; the form's copies are,
+        // for every one of them reaches the server.
+        assert_eq!(copies, vec![1, 8, 12, 8]);
     }
 }

@@ -306,8 +306,9 @@ pub async fn search(
             let reduced = describe(scenario.clone(), deliveries.clone())
                 .await
                 .expect("describing a finding does not panic");
-            let mut reproduced = reproductions(&target, &reduced, &live, &options, invariant, "rerun").await;
-            let (mut kept, mut copies) = (reduced, 1);
+            let first = reproductions(&target, &reduced, &live, &options, invariant, "rerun").await;
+            let mut reproduced = first;
+            let (mut kept, mut copies) = (reduced.clone(), 1);
             // A race inside the server that the reduced file loses on some
             // sweeps is tried again with more copies of its same-instant
             // requests (Kettle's single-packet attack sends dozens): kept
@@ -332,11 +333,21 @@ pub async fn search(
                 }
             }
             if copies > 1 {
-                reproduced = reproductions(&target, &kept, &live, &options, invariant, "rerun-kept").await;
+                // Kept only if fresh sweeps still reproduce it more often
+                // than the reduced file's did: else the smaller file.
+                let again = reproductions(&target, &kept, &live, &options, invariant, "rerun-kept").await;
+                if again > first {
+                    reproduced = again;
+                } else {
+                    (reproduced, kept, copies) = (first, reduced, 1);
+                }
             }
             let mut scenario = kept;
             let sent = if copies > 1 {
-                format!(", with the reduced case's same-instant requests sent {copies} times over")
+                format!(
+                    ", with the reduced case's same-instant requests sent {copies} times over (the request \
+                     numbers above are the reduced case's)"
+                )
             } else {
                 String::new()
             };
@@ -401,7 +412,8 @@ async fn reproductions(
 /// one, and no race between requests of one instant is there to win
 /// more often. A double-clicked form's copies all reach the server (the
 /// browser drops only the abandoned ones' answers), so they are
-/// multiplied as a script's are.
+/// multiplied as a script's are; a form submitted once is left one
+/// navigation, not made a double-click.
 fn amplified(scenario: &Scenario, copies: u32) -> Option<Scenario> {
     let mut at: BTreeMap<u64, u32> = BTreeMap::new();
     for r in &scenario.requests {
@@ -409,7 +421,11 @@ fn amplified(scenario: &Scenario, copies: u32) -> Option<Scenario> {
     }
     let mut more = scenario.clone();
     let mut multiplied = false;
-    for r in more.requests.iter_mut().filter(|r| at[&r.at_ms] >= 2) {
+    for r in more
+        .requests
+        .iter_mut()
+        .filter(|r| at[&r.at_ms] >= 2 && (r.via != Via::Form || r.repeat > 1))
+    {
         // A file's `repeat` is at most 100.
         r.repeat = (r.repeat * copies).min(100);
         multiplied = true;
@@ -662,5 +678,11 @@ mod tests {
         // The lone signup at 0 s is not multiplied; the form's copies are,
         // for every one of them reaches the server.
         assert_eq!(copies, vec![1, 8, 12, 8]);
+        let mut one_form = race.clone();
+        one_form.requests.retain(|r| r.at_ms == 2_000);
+        one_form.requests[1].repeat = 1;
+        let more = amplified(&one_form, 2).unwrap();
+        // A form submitted once stays one navigation.
+        assert_eq!((more.requests[0].repeat, more.requests[1].repeat), (4, 1));
     }
 }

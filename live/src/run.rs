@@ -1224,6 +1224,9 @@ impl Executor<'_> {
                     if let Some(t) = self.tasks.remove(&earlier) {
                         t.abort();
                     }
+                } else if self.finished.contains(&earlier) {
+                    // It could not be sent at all: no answer will come.
+                    self.in_flight.remove(&earlier);
                 } else {
                     self.leaving.insert(earlier);
                 }
@@ -1236,12 +1239,12 @@ impl Executor<'_> {
     /// A browser finished a request: read its response, or failed.
     fn finish(&mut self, id: usize, sent: Result<(), String>) {
         self.finished.insert(id);
+        // An abandoned submission that ended before it reached the proxy
+        // (it could not be sent, or the proxy refused it) owes no answer.
+        if self.leaving.remove(&id) {
+            self.in_flight.remove(&id);
+        }
         if let Err(why) = sent {
-            // An abandoned submission that never reached the proxy owes
-            // no answer.
-            if self.leaving.remove(&id) {
-                self.in_flight.remove(&id);
-            }
             self.failed.insert(id, why);
         }
     }

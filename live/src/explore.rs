@@ -84,7 +84,7 @@ pub struct LiveFinding {
     pub reduction_runs: u64,
     /// Sweeps of the saved file that broke the invariant, of `reruns`.
     pub reproduced: usize,
-    /// Sweeps of the reduced file run.
+    /// Sweeps of the saved file run.
     pub reruns: usize,
     /// How many times over the file sends the reduced case's same-instant
     /// requests: more than 1 when the reduced case lost its race inside

@@ -163,6 +163,7 @@ fn panicked(index: u64, taken: &Mutex<Vec<u8>>, panic: Box<dyn std::any::Any + S
         outcome: RunOutcome {
             trace: Trace::default(),
             faults_fired: true,
+            statements: Vec::new(),
         },
         violations: vec![Violation {
             invariant: Invariant::ClearErrors,

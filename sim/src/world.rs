@@ -62,6 +62,22 @@ pub struct RunOutcome {
     pub trace: Trace,
     /// Whether every fault of the plan fired.
     pub faults_fired: bool,
+    /// Where each statement of a first copy started in the schedule.
+    pub statements: Vec<StatementAt>,
+}
+
+/// Where in a schedule's choices a statement started: a fault placed on
+/// it strikes there, so a switch placed there runs another task right
+/// after the fault (see [`crate::schedule::taken`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatementAt {
+    /// The request, by its index in the file (first copies only: faults
+    /// strike first copies).
+    pub request: usize,
+    /// 1-based among its copy's statements, as `[[fault]] statement` counts.
+    pub statement: u32,
+    /// The index, in the schedule's choices, of the next scheduling point.
+    pub choice: usize,
 }
 
 #[derive(Debug, Default)]
@@ -115,6 +131,7 @@ struct Log {
     recorder: Recorder,
     rng: SplitMix64,
     faults_fired: usize,
+    statements: Vec<StatementAt>,
     /// Each worker's process generation: a crash starts a new one, and a
     /// request of an older generation is dead at its next step.
     generations: Vec<u64>,
@@ -254,6 +271,14 @@ impl<F: Flow> StatementHook for SimPorts<'_, F> {
         self.alive()?;
         let n = self.statements.get() + 1;
         self.statements.set(n);
+        if self.request.first_copy {
+            let at = StatementAt {
+                request: self.request.spec,
+                statement: n,
+                choice: crate::schedule::taken(),
+            };
+            self.world.log(|log| log.statements.push(at));
+        }
         let Some(FaultKind::Db(error)) = self
             .world
             .fault(self.request, Some(n), |k| matches!(k, FaultKind::Db(_)))
@@ -420,6 +445,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
             recorder: Recorder::default(),
             rng: SplitMix64::new(plan.seed),
             faults_fired: 0,
+            statements: Vec::new(),
             generations: vec![0; workers],
             recovering: vec![false; workers],
             in_flight: BTreeMap::new(),
@@ -452,12 +478,17 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
     drive(&world);
     crate::schedule::set_quiet(false);
     let faults_fired = world.log(|log| log.faults_fired >= plan.faults.len());
+    let statements = world.log(|log| std::mem::take(&mut log.statements));
     let trace = world.log(|log| std::mem::take(&mut log.recorder)).finish();
     // Every task is joined: the world is ours alone again.
     if let Ok(world) = Arc::try_unwrap(world) {
         spare::give_back(plan.flow.schema(), world.store.into_connection());
     }
-    RunOutcome { trace, faults_fired }
+    RunOutcome {
+        trace,
+        faults_fired,
+        statements,
+    }
 }
 
 /// In-memory databases kept between runs on this thread. Opening one and

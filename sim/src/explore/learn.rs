@@ -12,7 +12,7 @@
 //! findings are a pure function of the seed and the budget.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,11 +23,12 @@ use proptest::test_runner::{Config, TestRunner};
 
 use super::coverage::features;
 use super::generate::scenario_and_choices;
-use super::mutate::{aims, mutate, Aim, Rng};
+use super::mutate::{aims, mutate, Aim, Rng, MAX_CHOICES};
 use super::{minimal, seeded, Finding, Limit, Origin};
 use crate::invariant::Invariant;
-use crate::scenario::Scenario;
+use crate::scenario::{FaultKind, Scenario, StatementChoice};
 use crate::sweep::{run_cases, Case, Judged};
+use crate::world::RunOutcome;
 
 /// Kept cases at most: when full, a new one replaces one at random, so
 /// memory stays flat however long the search runs.
@@ -37,6 +38,13 @@ const FRESH: usize = 4;
 /// Of the picks from the kept cases, half come from the newest few: what
 /// was just found new is where the next new thing most likely is.
 const NEWEST: usize = 8;
+/// A sweep after a fault tries one switch at each of this many scheduling
+/// points after it: the faulted handler's next statements (a ROLLBACK, say)
+/// come first, and the switch that matters lands a few points later.
+const AFTER: usize = 6;
+/// Cases queued by sweeps at most; a sweep that finds the queue full is
+/// dropped, so that sweeps never crowd out the rest of the search.
+const QUEUED: usize = 64;
 
 /// One round: schedules run, and the findings. The cases run through
 /// one runner (see [`run_cases`]); each first hit of an invariant is kept
@@ -120,20 +128,61 @@ impl Learner {
             scenario.deployment.otp_ttl_ms,
             &mut self.features,
         );
-        let trace = &judged.outcome.trace;
+        let outcome = &judged.outcome;
         let kept = Arc::clone(&scenario);
         // Only the writes: a refused guess is reached here by the other
         // changes within a few hundred schedules, and aiming at it too
         // would take turns from the faults that find the hard pairs. A
         // live run, which shows no writes, aims at its refused guesses.
+        // Each with where its statement started in the schedule.
         let writes = || {
-            aims(&kept, trace)
+            aims(&kept, &outcome.trace)
                 .into_iter()
-                .filter(|a| matches!(a, Aim::Write { .. }))
+                .filter_map(|a| match a {
+                    Aim::Write { request, statement, .. } => Some(Aim::Write {
+                        request,
+                        statement,
+                        choice: outcome
+                            .statements
+                            .iter()
+                            .find(|s| s.request == request && s.statement == statement)
+                            .map(|s| s.choice),
+                    }),
+                    Aim::Refused { .. } => None,
+                })
                 .collect()
         };
-        self.pool.learn((scenario, judged.choices), &mut self.features, writes);
+        let struck = struck(&scenario, outcome);
+        let again = (!struck.is_empty()).then(|| (Arc::clone(&scenario), judged.choices.clone()));
+        if self.pool.learn((scenario, judged.choices), &mut self.features, writes) {
+            if let Some(case) = again {
+                for at in struck {
+                    self.pool.sweep_after(&case, at);
+                }
+            }
+        }
     }
+}
+
+/// Where in the schedule a database fault struck a request sent more than
+/// once: right after it, the other copy may run into what the failure
+/// left (seed_fix's hard pair: a double-clicked verify whose COMMIT fails
+/// under Python's driver, and the other copy run before the first one's
+/// clean-up).
+fn struck(scenario: &Scenario, outcome: &RunOutcome) -> Vec<usize> {
+    scenario
+        .faults
+        .iter()
+        .filter(|f| matches!(f.kind, FaultKind::Db(_)) && scenario.requests[f.request].repeat > 1)
+        .filter_map(|f| match f.statement {
+            StatementChoice::Nth(n) => outcome
+                .statements
+                .iter()
+                .find(|s| s.request == f.request && s.statement == n)
+                .map(|s| s.choice),
+            StatementChoice::Every => None,
+        })
+        .collect()
 }
 
 /// What a learning search knows between cases: every behaviour seen, the
@@ -152,6 +201,8 @@ pub struct Pool {
     aims: Vec<Vec<Aim>>,
     /// Where the newest kept cases are: the last `NEWEST` slots written.
     newest: Vec<usize>,
+    /// Cases drawn before any other (see [`Pool::sweep_after`]).
+    queued: VecDeque<Case>,
 }
 
 impl Pool {
@@ -166,6 +217,7 @@ impl Pool {
             kept: Vec::new(),
             aims: Vec::new(),
             newest: Vec::new(),
+            queued: VecDeque::new(),
         }
     }
 
@@ -202,6 +254,26 @@ impl Pool {
         true
     }
 
+    /// Queues `case` again with one switch at each of the [`AFTER`]
+    /// scheduling points from choice `at` on, to each of the next two
+    /// tasks: a preemption bound of one, spent where a fault just struck,
+    /// instead of one switch drawn among all the points of a schedule.
+    pub fn sweep_after(&mut self, case: &Case, at: usize) {
+        for i in (at..at + AFTER).filter(|i| *i < MAX_CHOICES) {
+            for switch in 1..=2 {
+                if self.queued.len() >= QUEUED {
+                    return;
+                }
+                let mut choices = case.1.clone();
+                if choices.len() <= i {
+                    choices.resize(i + 1, 0);
+                }
+                choices[i] = switch;
+                self.queued.push_back((Arc::clone(&case.0), choices));
+            }
+        }
+    }
+
     /// Behaviours seen so far: the search's coverage.
     pub fn behaviours(&self) -> usize {
         self.seen.len()
@@ -212,9 +284,12 @@ impl Pool {
         self.kept.len()
     }
 
-    /// A fresh case one time in [`FRESH`] (and until something is kept),
-    /// otherwise a kept one, mutated.
+    /// A queued case first; else a fresh case one time in [`FRESH`] (and
+    /// until something is kept), otherwise a kept one, mutated.
     pub fn draw(&mut self) -> Case {
+        if let Some(case) = self.queued.pop_front() {
+            return case;
+        }
         let kept = &self.kept;
         let rng = &mut self.rng;
         if kept.is_empty() || rng.one_in(FRESH) {
@@ -242,5 +317,51 @@ impl Pool {
         let (mut scenario, mut choices) = ((**parent).clone(), parent_choices.clone());
         mutate(rng, &mut scenario, &mut choices, donor, &self.aims[at]);
         (Arc::new(scenario), choices)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explore::mutate::tests::hard_pair;
+    use crate::invariant::Invariant;
+
+    /// Kept with no switch, the hard pair's case is queued again with one
+    /// switch at each of the points after its fault, and one of those
+    /// breaks `one_account`; a case whose faulted request is sent once
+    /// queues nothing.
+    #[test]
+    fn a_kept_case_whose_fault_struck_a_double_click_is_swept_right_after_it() {
+        let seed_fix = otpsim_core::Variant::SeedFix(otpsim_core::SeedFixSwitches::ALL_ON);
+        let scenario = hard_pair();
+        let (outcome, violations, choices) = crate::sweep::replay(&scenario, &seed_fix, 1, &[], 1);
+        assert!(violations.iter().all(|v| v.invariant != Invariant::OneAccount));
+        let at = struck(&scenario, &outcome);
+        assert_eq!(at.len(), 1);
+        let mut pool = Pool::new(1);
+        pool.sweep_after(&(Arc::clone(&scenario), choices.clone()), at[0]);
+        let mut swept = Vec::new();
+        while !pool.queued.is_empty() {
+            swept.push(pool.draw());
+        }
+        assert_eq!(swept.len(), 2 * AFTER);
+        let breaks: Vec<usize> = swept
+            .iter()
+            .filter(|(s, c)| {
+                let (_, violations, _) = crate::sweep::replay(s, &seed_fix, 1, c, 1);
+                violations.iter().any(|v| v.invariant == Invariant::OneAccount)
+            })
+            .map(|(_, c)| c.iter().position(|x| *x != 0).unwrap_or(usize::MAX))
+            .collect();
+        assert!(
+            !breaks.is_empty() && breaks.iter().all(|i| (at[0]..at[0] + AFTER).contains(i)),
+            "{breaks:?}"
+        );
+
+        let mut once = (*scenario).clone();
+        once.requests[1].repeat = 1;
+        let once = Arc::new(once);
+        let (outcome, _, _) = crate::sweep::replay(&once, &seed_fix, 1, &[], 1);
+        assert!(struck(&once, &outcome).is_empty());
     }
 }

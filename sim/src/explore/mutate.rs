@@ -18,7 +18,7 @@ use crate::scenario::{FaultKind, FaultSpec, OtpChoice, RequestSpec, Scenario, Se
 
 /// The most requests and choices a generated case has.
 const MAX_REQUESTS: usize = 8;
-const MAX_CHOICES: usize = 64;
+pub(super) const MAX_CHOICES: usize = 64;
 
 /// A seeded source of small numbers.
 pub(super) struct Rng(SplitMix64);
@@ -116,7 +116,11 @@ fn aimed(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, aim: Aim
                 insert_request(scenario, request + 1, again);
             }
         }
-        Aim::Write { request, statement } => {
+        Aim::Write {
+            request,
+            statement,
+            choice,
+        } => {
             // A fault where the parent's run wrote, not at a statement
             // number drawn blind: the COMMIT of a verify, the DELETE of an
             // outbox. A disk error or a full disk, where the write fails
@@ -131,17 +135,23 @@ fn aimed(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, aim: Aim
                 scenario.requests[request].repeat = 2.max(scenario.requests[request].repeat);
                 scenario.deployment.db_mode = DbMode::Python;
             }
-            // And one time in two a burst of switches somewhere in the
-            // schedule: the other copy run between the fault and what its
-            // request does next.
+            // And one time in two a burst of switches: the other copy run
+            // between the fault and what its request does next. Where the
+            // parent's run shows the statement started (the fault's
+            // place), from there: its handler's next statements come
+            // first, so a single switch there would land too early.
+            // Else anywhere.
             if rng.one_in(2) {
-                let at = rng.below(choices.len().min(MAX_CHOICES - 8) + 1);
-                for k in 0..1 + rng.below(8) {
-                    let c = 1 + rng.below(2) as u8;
-                    match choices.get_mut(at + k) {
-                        Some(slot) => *slot = c,
-                        None => choices.push(c),
-                    }
+                let at = match choice {
+                    Some(c) if c + 8 <= MAX_CHOICES => c,
+                    _ => rng.below(choices.len().min(MAX_CHOICES - 8) + 1),
+                };
+                let len = 1 + rng.below(8);
+                if choices.len() < at + len {
+                    choices.resize(at + len, 0);
+                }
+                for slot in &mut choices[at..at + len] {
+                    *slot = 1 + rng.below(2) as u8;
                 }
             }
         }
@@ -183,6 +193,9 @@ pub enum Aim {
         request: usize,
         /// The statement, 1-based among its first copy's.
         statement: u32,
+        /// Where in the parent's choices the statement started, if known
+        /// (a simulated run's [`crate::world::StatementAt`]).
+        choice: Option<usize>,
     },
     /// A verify whose code its run refused as wrong: more of the same
     /// guesses may pass an attempt limit. A live run shows these too.
@@ -223,19 +236,22 @@ pub fn aims(scenario: &Scenario, trace: &crate::trace::Trace) -> Vec<Aim> {
             }
             _ if !p.first_copy => continue,
             What::Sql { sql, .. } => sql,
-            // A fault takes the statement's place: it counts as one.
-            What::Fault { .. } => "",
+            // A fault takes the statement's place: it counts as one, and
+            // is aimed at again, so that a child can strike it with a
+            // burst of switches placed right after it.
+            What::Fault { .. } => "fault",
             _ => continue,
         };
         let n = counts.entry(p.id).or_insert(0);
         *n += 1;
-        let writes = ["INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT"]
+        let writes = ["INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT", "fault"]
             .iter()
             .any(|w| sql.starts_with(w));
         if writes {
             aims.push(Aim::Write {
                 request: p.spec,
                 statement: *n,
+                choice: None,
             });
         }
     }
@@ -436,7 +452,7 @@ fn set_fault_in(scenario: &mut Scenario, fault: FaultSpec, pick: usize) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::explore::generate::scenario_and_choices;
     use proptest::strategy::{Strategy, ValueTree};
@@ -458,6 +474,7 @@ mod tests {
                     Aim::Write {
                         request: 0,
                         statement: 1,
+                        choice: Some(3),
                     },
                     Aim::Refused { request: 0 },
                 ],
@@ -472,6 +489,99 @@ mod tests {
             let back = Scenario::parse(&file.path, &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
             assert_eq!(back, file);
         }
+    }
+
+    /// A double-clicked verify under Python's driver with the disk full at
+    /// its COMMIT (statement 6): seed_fix breaks `one_account` when the
+    /// second copy runs right after the failure.
+    pub(in crate::explore) fn hard_pair() -> std::sync::Arc<Scenario> {
+        let text = r#"
+format = 2
+name = "double-clicked verify, the disk full at its COMMIT"
+[[browser]]
+name = "ana"
+owns = ["ana@example.com"]
+[deployment]
+workers = 1
+mail_latency = "0s"
+db_mode = "python"
+[[request]]
+at = "4s"
+browser = "ana"
+kind = "signup"
+email = "ana@example.com"
+[[request]]
+at = "10s"
+browser = "ana"
+kind = "verify"
+email = "ana@example.com"
+repeat = 2
+[[fault]]
+kind = "db"
+request = 2
+statement = 6
+error = "full"
+[expect]
+seed_fix = "fail:one_account"
+"#;
+        std::sync::Arc::new(Scenario::parse(std::path::Path::new("t.toml"), text).unwrap())
+    }
+
+    /// seed_fix's hard pair: under Python's driver, a double-clicked
+    /// verify whose COMMIT fails, with the other copy run right after the
+    /// failure. The run notes where the faulted statement started; one
+    /// switch shortly after breaks `one_account`, and the fault is aimed
+    /// at again with that place, so that a child's burst goes there.
+    #[test]
+    fn a_switch_where_a_faulted_statement_started_breaks_the_hard_pair() {
+        let s = hard_pair();
+        let seed_fix = otpsim_core::Variant::SeedFix(otpsim_core::SeedFixSwitches::ALL_ON);
+        let one_account = |choices: &[u8]| {
+            let (outcome, violations, _) = crate::sweep::replay(&s, &seed_fix, 1, choices, 1);
+            let broken = violations
+                .iter()
+                .any(|v| v.invariant == crate::invariant::Invariant::OneAccount);
+            (outcome, broken)
+        };
+        let (outcome, broken) = one_account(&[]);
+        assert!(!broken, "no switch, no break");
+        assert!(
+            aims(&s, &outcome.trace).contains(&Aim::Write {
+                request: 1,
+                statement: 6,
+                choice: None
+            }),
+            "the fault is aimed at again"
+        );
+        let at = outcome
+            .statements
+            .iter()
+            .find(|a| a.request == 1 && a.statement == 6)
+            .expect("the faulted statement's place")
+            .choice;
+        // Its handler's ROLLBACK first: the switch two points later.
+        let switched = |d: usize| {
+            let mut choices = vec![0; at + d];
+            choices.push(1);
+            one_account(&choices).1
+        };
+        assert_eq!((0..4).map(switched).collect::<Vec<_>>(), [false, false, true, false]);
+        // And a burst aimed there starts there.
+        let aim = Aim::Write {
+            request: 1,
+            statement: 6,
+            choice: Some(at),
+        };
+        let mut bursts = 0;
+        for seed in 0..32 {
+            let (mut child, mut choices) = ((*s).clone(), vec![0; 2 * at]);
+            aimed(&mut Rng::new(seed), &mut child, &mut choices, aim);
+            if let Some(first) = choices.iter().position(|c| *c != 0) {
+                assert_eq!(first, at, "seed {seed}");
+                bursts += 1;
+            }
+        }
+        assert!(bursts > 0);
     }
 
     /// Wrong codes refused under a limit of three: the run names the

@@ -25,6 +25,7 @@ impl<S> Recorder<S> {
 impl<S: Scheduler> Scheduler for Recorder<S> {
     fn new_execution(&mut self) -> Option<Schedule> {
         super::set_quiet(false);
+        super::set_taken(0);
         self.taken.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.inner.new_execution()
     }
@@ -35,7 +36,9 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
         let chosen = self.inner.next_task(runnable, current, is_yielding)?;
         if runnable.len() > 1 {
             let choice = u8::try_from(position(runnable, current, is_yielding, chosen)).unwrap_or(u8::MAX);
-            self.taken.lock().unwrap_or_else(|p| p.into_inner()).push(choice);
+            let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+            taken.push(choice);
+            super::set_taken(taken.len());
         }
         Some(chosen)
     }

@@ -42,8 +42,9 @@ const NEWEST: usize = 8;
 /// points after it: the faulted handler's next statements (a ROLLBACK, say)
 /// come first, and the switch that matters lands a few points later.
 const AFTER: usize = 6;
-/// Cases queued by sweeps at most; a sweep that finds the queue full is
-/// dropped, so that sweeps never crowd out the rest of the search.
+/// Cases queued by sweeps at most; a sweep that finds no room for all of
+/// its cases is dropped whole (its first points are the ones that break
+/// least often).
 const QUEUED: usize = 64;
 
 /// One round: schedules run, and the findings. The cases run through
@@ -152,6 +153,10 @@ impl Learner {
                 })
                 .collect()
         };
+        // A swept case that shows something new is swept in its turn: the
+        // pair's break may take a second switch after the first (18 of 20
+        // seeds against 16 without, BENCHMARKS.md). Only new behaviour
+        // and the queue's room let it go on.
         let struck = struck(&scenario, outcome);
         let again = (!struck.is_empty()).then(|| (Arc::clone(&scenario), judged.choices.clone()));
         if self.pool.learn((scenario, judged.choices), &mut self.features, writes) {
@@ -169,7 +174,7 @@ impl Learner {
 /// left (seed_fix's hard pair: a double-clicked verify whose COMMIT fails
 /// under Python's driver, and the other copy run before the first one's
 /// clean-up).
-fn struck(scenario: &Scenario, outcome: &RunOutcome) -> Vec<usize> {
+fn struck(scenario: &Scenario, outcome: &RunOutcome) -> BTreeSet<usize> {
     scenario
         .faults
         .iter()
@@ -255,16 +260,22 @@ impl Pool {
     }
 
     /// Queues `case` again with one switch at each of the [`AFTER`]
-    /// scheduling points from choice `at` on, to each of the next two
-    /// tasks: a preemption bound of one, spent where a fault just struck,
-    /// instead of one switch drawn among all the points of a schedule.
+    /// scheduling points from choice `at` on, choices 1 and 2 (2 differs
+    /// from 0 only where three tasks can run): a preemption bound of one,
+    /// spent where a fault just struck, instead of one switch drawn among
+    /// all the points of a schedule. Only within the choices a generated
+    /// case may hold; a point where the parent already took that choice
+    /// would run the parent again, and is skipped.
     pub fn sweep_after(&mut self, case: &Case, at: usize) {
+        if self.queued.len() + 2 * AFTER > QUEUED {
+            return;
+        }
         for i in (at..at + AFTER).filter(|i| *i < MAX_CHOICES) {
             for switch in 1..=2 {
-                if self.queued.len() >= QUEUED {
-                    return;
-                }
                 let mut choices = case.1.clone();
+                if choices.get(i) == Some(&switch) {
+                    continue;
+                }
                 if choices.len() <= i {
                     choices.resize(i + 1, 0);
                 }
@@ -326,17 +337,17 @@ mod tests {
     use crate::explore::mutate::tests::hard_pair;
     use crate::invariant::Invariant;
 
-    /// Kept with no switch, the hard pair's case is queued again with one
-    /// switch at each of the points after its fault, and one of those
-    /// breaks `one_account`; a case whose faulted request is sent once
-    /// queues nothing.
+    /// The hard pair's case, run with no switch, has one struck fault;
+    /// swept, one of its cases breaks `one_account`. Only a case kept for
+    /// new behaviour is swept, and a case whose faulted request is sent
+    /// once has nothing to sweep.
     #[test]
-    fn a_kept_case_whose_fault_struck_a_double_click_is_swept_right_after_it() {
+    fn a_case_whose_fault_struck_a_double_click_is_swept_right_after_it() {
         let seed_fix = otpsim_core::Variant::SeedFix(otpsim_core::SeedFixSwitches::ALL_ON);
         let scenario = hard_pair();
         let (outcome, violations, choices) = crate::sweep::replay(&scenario, &seed_fix, 1, &[], 1);
         assert!(violations.iter().all(|v| v.invariant != Invariant::OneAccount));
-        let at = struck(&scenario, &outcome);
+        let at: Vec<usize> = struck(&scenario, &outcome).into_iter().collect();
         assert_eq!(at.len(), 1);
         let mut pool = Pool::new(1);
         pool.sweep_after(&(Arc::clone(&scenario), choices.clone()), at[0]);
@@ -345,18 +356,36 @@ mod tests {
             swept.push(pool.draw());
         }
         assert_eq!(swept.len(), 2 * AFTER);
-        let breaks: Vec<usize> = swept
-            .iter()
-            .filter(|(s, c)| {
-                let (_, violations, _) = crate::sweep::replay(s, &seed_fix, 1, c, 1);
-                violations.iter().any(|v| v.invariant == Invariant::OneAccount)
-            })
-            .map(|(_, c)| c.iter().position(|x| *x != 0).unwrap_or(usize::MAX))
-            .collect();
-        assert!(
-            !breaks.is_empty() && breaks.iter().all(|i| (at[0]..at[0] + AFTER).contains(i)),
-            "{breaks:?}"
-        );
+        let breaks = swept.iter().filter(|(s, c)| {
+            let (_, violations, _) = crate::sweep::replay(s, &seed_fix, 1, c, 1);
+            violations.iter().any(|v| v.invariant == Invariant::OneAccount)
+        });
+        assert!(breaks.count() > 0);
+
+        // Learned from, a case with a struck fault that shows something new
+        // is swept; shown again, nothing new, it is not.
+        let mut learner = Learner {
+            limit: Limit {
+                schedules: 1,
+                deadline: None,
+            },
+            start: Instant::now(),
+            pool,
+            features: Vec::new(),
+            hits: Vec::new(),
+            schedules: 0,
+        };
+        let judged = || crate::sweep::Judged {
+            index: 0,
+            choices: choices.clone(),
+            outcome: outcome.clone(),
+            violations: Vec::new(),
+        };
+        learner.learn(Arc::clone(&scenario), judged());
+        assert_eq!(learner.pool.queued.len(), 2 * AFTER);
+        learner.pool.queued.clear();
+        learner.learn(Arc::clone(&scenario), judged());
+        assert!(learner.pool.queued.is_empty());
 
         let mut once = (*scenario).clone();
         once.requests[1].repeat = 1;

@@ -184,10 +184,12 @@ pub fn remove_request(scenario: &mut Scenario, i: usize) {
 /// Where a kept case's run invites a change aimed at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Aim {
-    /// A write or COMMIT its run made, where a fault can strike: the
-    /// request's index in the file and the statement's 1-based position
-    /// among its first copy's (as `[[fault]] statement` counts). Only
-    /// writes: a fault at a read rarely does more than a refusal.
+    /// A write or COMMIT its run made, where a fault can strike, or a
+    /// statement a fault struck (the trace holds the fault in its place,
+    /// not its SQL; most were aimed at writes): the request's index in the
+    /// file and the statement's 1-based position among its first copy's
+    /// (as `[[fault]] statement` counts). Not the reads it ran: a fault at
+    /// a read rarely does more than a refusal.
     Write {
         /// The request, by its index in the file.
         request: usize,
@@ -439,8 +441,19 @@ fn set_fault(scenario: &mut Scenario, fault: FaultSpec) {
 }
 
 /// [`set_fault`], replacing the `pick`-th (modulo) of its sort when full.
+/// A fault of its sort already at the same statement is replaced: two
+/// there would leave the second one never firing (the first match
+/// strikes).
 fn set_fault_in(scenario: &mut Scenario, fault: FaultSpec, pick: usize) {
     let crash = fault.kind == FaultKind::Crash;
+    if let Some(there) = scenario.faults.iter_mut().find(|f| {
+        (f.kind == FaultKind::Crash) == crash
+            && f.kind != FaultKind::Mail
+            && (f.request, f.statement) == (fault.request, fault.statement)
+    }) {
+        *there = fault;
+        return;
+    }
     let same: Vec<usize> = (0..scenario.faults.len())
         .filter(|&i| (scenario.faults[i].kind == FaultKind::Crash) == crash)
         .collect();
@@ -475,6 +488,11 @@ pub(super) mod tests {
                         request: 0,
                         statement: 1,
                         choice: Some(3),
+                    },
+                    Aim::Write {
+                        request: 0,
+                        statement: 2,
+                        choice: Some(60),
                     },
                     Aim::Refused { request: 0 },
                 ],

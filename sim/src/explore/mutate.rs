@@ -446,9 +446,11 @@ fn set_fault(scenario: &mut Scenario, fault: FaultSpec) {
 /// strikes).
 fn set_fault_in(scenario: &mut Scenario, fault: FaultSpec, pick: usize) {
     let crash = fault.kind == FaultKind::Crash;
+    let mail = |k: FaultKind| k == FaultKind::Mail;
     if let Some(there) = scenario.faults.iter_mut().find(|f| {
         (f.kind == FaultKind::Crash) == crash
-            && f.kind != FaultKind::Mail
+            && !mail(f.kind)
+            && !mail(fault.kind)
             && (f.request, f.statement) == (fault.request, fault.statement)
     }) {
         *there = fault;

@@ -225,13 +225,10 @@ fn issue(env: &impl Ports, cfg: &FlowConfig, session: &mut Session, email: &Emai
             // One row per send, not per code: two signups mailing one code at
             // once each leave their own, so the first to finish cannot date
             // the code's expiry for the other's mail, still on its way.
-            let queued = db
-                .query_first(
-                    "INSERT INTO outbox (temp_id, email) VALUES (?1, ?2) RETURNING id",
-                    params![temp_id.as_str(), e],
-                )?
-                .ok_or_else(|| DbError::Other("INSERT … RETURNING id gave no row".into()))?
-                .int(0);
+            let queued = db.insert(
+                "INSERT INTO outbox (temp_id, email) VALUES (?1, ?2)",
+                params![temp_id.as_str(), e],
+            )?;
             issued = Some((temp_id, recovery, queued));
             Ok(Response::new(Code::Ok, format!("Verification code sent to {email}")))
         });

@@ -19,6 +19,7 @@
 //! Features name statements and kinds, never times, request numbers or
 //! temp_ids, so the set saturates: a run that adds none is not kept.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use otpsim_core::Kind;
@@ -36,6 +37,23 @@ fn feature(parts: &[&str]) -> u64 {
         }
     }
     h
+}
+
+/// [`feature`] of parts that are all constants (the flows' SQL, the
+/// labels), remembered by their addresses rather than hashed byte by byte
+/// at every statement of every run. A constant's
+/// address names its text for the life of the process, so the value is
+/// the one [`feature`] gives.
+fn constant_feature<const N: usize>(parts: [&'static str; N]) -> u64 {
+    type Key = [(usize, usize); 8];
+    thread_local! {
+        static KNOWN: RefCell<BTreeMap<Key, u64>> = const { RefCell::new(BTreeMap::new()) };
+    }
+    let mut key = [(0, 0); 8];
+    for (k, part) in key.iter_mut().zip(parts) {
+        *k = (part.as_ptr() as usize, part.len());
+    }
+    KNOWN.with(|known| *known.borrow_mut().entry(key).or_insert_with(|| feature(&parts)))
 }
 
 fn rows(outcome: &SqlOutcome) -> &'static str {
@@ -119,9 +137,9 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
     let mut faults = 0;
     // Per request: who sent what (its label) and its address, from its
     // Sent event.
-    let mut requests: BTreeMap<usize, (&str, &str)> = BTreeMap::new();
+    let mut requests: BTreeMap<usize, (&'static str, &str)> = BTreeMap::new();
     // The latest write with rows, per (table, address): (statement, kind, request).
-    let mut last_write: BTreeMap<(&str, &str), (&str, &str, usize)> = BTreeMap::new();
+    let mut last_write: BTreeMap<(&str, &str), (&'static str, &'static str, usize)> = BTreeMap::new();
     let mut last_answer = ("start", "");
     for event in &trace.events {
         let request = event.request.and_then(|r| requests.get(&r).map(|(k, e)| (r, *k, *e)));
@@ -147,7 +165,7 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
                 out.push(feature(&["sent", label, held]));
             }
             What::Sql { sql, outcome } => {
-                out.push(feature(&["sql", kind, sql, rows(outcome)]));
+                out.push(constant_feature(["sql", kind, sql, rows(outcome)]));
                 let (Some((r, k, email)), Some((t, writes))) = (&request, table(sql)) else {
                     continue;
                 };
@@ -160,7 +178,7 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
                         Some((w, wk, wr)) => (*w, *wk, if wr == r { "own" } else { "other" }),
                         None => ("initial", "", ""),
                     };
-                    out.push(feature(&[
+                    out.push(constant_feature([
                         "reads-from",
                         kind,
                         sql,
@@ -278,6 +296,17 @@ mod tests {
         assert_eq!(page("/verify?temp_id=temp_17_ab"), "/verify");
         assert_eq!(page("http://127.0.0.1:4000/users/42/confirm"), "/users/#/confirm");
         assert_eq!(page("https://example.com"), "/");
+    }
+
+    #[test]
+    fn a_remembered_feature_is_the_one_hashed_from_its_words() {
+        let a = ["sql", "signup", "DELETE FROM outbox WHERE id = ?1", "1"];
+        let b = ["sql", "signup", "DELETE FROM outbox WHERE id = ?1", "0"];
+        for _ in 0..2 {
+            assert_eq!(constant_feature(a), feature(&a));
+            assert_eq!(constant_feature(b), feature(&b));
+        }
+        assert_ne!(constant_feature(a), constant_feature(b));
     }
 
     #[test]

@@ -425,7 +425,8 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
         db_mode: scenario.deployment.db_mode,
         ..FlowConfig::default()
     };
-    let store = Store::<P>::from_connection(spare::take(plan.flow.schema()));
+    let (conn, emptying) = spare::take(plan.flow.schema());
+    let store = Store::<P>::from_connection(conn);
     let workers = scenario.deployment.workers;
     let mut owners = BTreeMap::new();
     for r in &scenario.requests {
@@ -482,7 +483,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
     let trace = world.log(|log| std::mem::take(&mut log.recorder)).finish();
     // Every task is joined: the world is ours alone again.
     if let Ok(world) = Arc::try_unwrap(world) {
-        spare::give_back(plan.flow.schema(), world.store.into_connection());
+        spare::give_back(plan.flow.schema(), world.store.into_connection(), emptying);
     }
     RunOutcome {
         trace,
@@ -500,40 +501,49 @@ mod spare {
 
     use rusqlite::Connection;
 
-    thread_local! {
-        static SPARE: RefCell<Vec<(&'static str, Connection)>> = const { RefCell::new(Vec::new()) };
+    /// A database kept for `schema`, with the statements that empty its
+    /// tables, written once: asking `sqlite_master` at every run was 2%
+    /// of a search's instructions.
+    struct Kept {
+        schema: &'static str,
+        conn: Connection,
+        emptying: Vec<String>,
     }
 
-    /// A database with `schema` and no rows.
-    pub(super) fn take(schema: &'static str) -> Connection {
+    thread_local! {
+        static SPARE: RefCell<Vec<Kept>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A database with `schema` and no rows, and the statements that
+    /// empty it.
+    pub(super) fn take(schema: &'static str) -> (Connection, Vec<String>) {
         let kept = SPARE.with(|s| {
             let mut spare = s.borrow_mut();
-            let i = spare.iter().position(|(k, _)| std::ptr::eq(*k, schema))?;
-            Some(spare.swap_remove(i).1)
+            let i = spare.iter().position(|k| std::ptr::eq(k.schema, schema))?;
+            let kept = spare.swap_remove(i);
+            Some((kept.conn, kept.emptying))
         });
         kept.unwrap_or_else(|| {
             let conn = Connection::open_in_memory().expect("an in-memory database opens");
             conn.execute_batch(schema).expect("the variant's schema is valid SQL");
-            conn
+            let tables: Vec<String> = conn
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .expect("an in-memory database lists its tables");
+            let emptying = tables.iter().map(|t| format!("DELETE FROM \"{t}\"")).collect();
+            (conn, emptying)
         })
     }
 
     /// Empties the tables and keeps the database for the next run; one
     /// that cannot be emptied is dropped.
-    pub(super) fn give_back(schema: &'static str, conn: Connection) {
-        let tables: rusqlite::Result<Vec<String>> = conn
-            .prepare_cached("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect());
+    pub(super) fn give_back(schema: &'static str, conn: Connection, emptying: Vec<String>) {
         let emptied = conn.is_autocommit()
-            && tables.is_ok_and(|tables| {
-                tables.iter().all(|t| {
-                    conn.prepare_cached(&format!("DELETE FROM \"{t}\""))
-                        .and_then(|mut s| s.execute([]))
-                        .is_ok()
-                })
-            });
+            && emptying
+                .iter()
+                .all(|sql| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).is_ok());
         if emptied {
-            SPARE.with(|s| s.borrow_mut().push((schema, conn)));
+            SPARE.with(|s| s.borrow_mut().push(Kept { schema, conn, emptying }));
         }
     }
 }

@@ -369,7 +369,15 @@ fn a_zone_dependent_flaw_shows_only_under_the_zone_that_exposes_it() {
     let swept = runtime
         .block_on(sweep(&fast, &late, &options, 1, Order::DepthFirst))
         .unwrap();
-    assert!(swept.violated.contains(&Invariant::CodesExpire), "{}", swept.found());
+    // Seen once to pass under the full suite's load (2026-12-03, not
+    // reproduced in 10 runs alone or beside the tests then running): the
+    // trace says which answer or mail went astray, if it happens again.
+    assert!(
+        swept.violated.contains(&Invariant::CodesExpire),
+        "{}\n{}",
+        swept.found(),
+        swept.first.trace
+    );
 }
 
 /// `otpsim init target` on each reference app: a draft that reaches, on

@@ -292,19 +292,24 @@ impl<P: Platform> Db<'_, P> {
             .map(|(n, _)| n)
     }
 
-    /// Runs one INSERT and returns the rowid of the row it made. One
-    /// statement, as `INSERT … RETURNING id` would be, without the
-    /// temporary table SQLite builds and drops for RETURNING (4% of the
-    /// instructions of a search on idempotent, BENCHMARKS.md).
+    /// Runs one INSERT of one row and returns the rowid of the row it
+    /// made. One statement, as `INSERT … RETURNING id` would be, without
+    /// the table SQLite builds and drops for RETURNING at every run of it
+    /// (BENCHMARKS.md, session 18). An INSERT that made no row (`OR
+    /// IGNORE`, `DO NOTHING`) is an error: the connection's last rowid
+    /// would be an earlier statement's.
     pub fn insert(&self, sql: &'static str, params: &[&dyn ToSql]) -> Result<i64, DbError> {
-        self.step(sql, |conn| {
+        let (changed, inserted) = self.step(sql, |conn| {
             let changed = conn.prepare_cached(sql)?.execute(params)?;
             Ok(Inserted {
                 changed,
                 rowid: conn.last_insert_rowid(),
             })
-        })
-        .map(|(_, inserted)| inserted.rowid)
+        })?;
+        match changed {
+            1 => Ok(inserted.rowid),
+            n => Err(DbError::Other(format!("an INSERT of one row changed {n} rows"))),
+        }
     }
 
     /// Runs one query and returns its rows.
@@ -500,7 +505,11 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(rowids.iter().map(|r| stored(*r)).collect::<Vec<_>>(), vec![7, 3, 9]);
-        // A refused insert answers the error, not an earlier rowid.
+        // An insert that made no row answers an error, not an earlier rowid.
+        assert_eq!(
+            db.insert("INSERT OR IGNORE INTO t VALUES (?1)", params![7]),
+            Err(DbError::Other("an INSERT of one row changed 0 rows".into()))
+        );
         assert!(matches!(
             db.insert("INSERT INTO t VALUES (?1)", params![7]),
             Err(DbError::Constraint(_))

@@ -501,22 +501,35 @@ mod spare {
 
     use rusqlite::Connection;
 
-    /// A database kept for `schema`, with the statements that empty its
-    /// tables, written once: asking `sqlite_master` at every run was 2%
-    /// of a search's instructions.
+    /// How to empty a database, listed once rather than asking
+    /// `sqlite_master` at every run (BENCHMARKS.md, session 18).
+    pub(super) struct Emptying {
+        /// One `DELETE` per table, `sqlite_sequence` among them, so that
+        /// AUTOINCREMENT ids start again at 1.
+        statements: Vec<String>,
+        /// `PRAGMA schema_version` when they were listed: a flow that
+        /// creates a table as it runs changes it, and its database is not
+        /// kept.
+        version: i64,
+    }
+
     struct Kept {
         schema: &'static str,
         conn: Connection,
-        emptying: Vec<String>,
+        emptying: Emptying,
     }
 
     thread_local! {
         static SPARE: RefCell<Vec<Kept>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// A database with `schema` and no rows, and the statements that
-    /// empty it.
-    pub(super) fn take(schema: &'static str) -> (Connection, Vec<String>) {
+    fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
+        conn.prepare_cached("PRAGMA schema_version")?
+            .query_row([], |r| r.get(0))
+    }
+
+    /// A database with `schema` and no rows, and how to empty it.
+    pub(super) fn take(schema: &'static str) -> (Connection, Emptying) {
         let kept = SPARE.with(|s| {
             let mut spare = s.borrow_mut();
             let i = spare.iter().position(|k| std::ptr::eq(k.schema, schema))?;
@@ -526,24 +539,74 @@ mod spare {
         kept.unwrap_or_else(|| {
             let conn = Connection::open_in_memory().expect("an in-memory database opens");
             conn.execute_batch(schema).expect("the variant's schema is valid SQL");
-            let tables: Vec<String> = conn
+            let listed = conn
                 .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
-                .expect("an in-memory database lists its tables");
-            let emptying = tables.iter().map(|t| format!("DELETE FROM \"{t}\"")).collect();
-            (conn, emptying)
+                .and_then(|mut s| {
+                    s.query_map([], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .and_then(|tables| Ok((tables, schema_version(&conn)?)));
+            let (tables, version) = listed.expect("an in-memory database lists its tables");
+            let statements = tables.iter().map(|t| format!("DELETE FROM \"{t}\"")).collect();
+            (conn, Emptying { statements, version })
         })
     }
 
     /// Empties the tables and keeps the database for the next run; one
-    /// that cannot be emptied is dropped.
-    pub(super) fn give_back(schema: &'static str, conn: Connection, emptying: Vec<String>) {
+    /// that cannot be emptied, or whose tables changed, is dropped.
+    pub(super) fn give_back(schema: &'static str, conn: Connection, emptying: Emptying) {
         let emptied = conn.is_autocommit()
+            && schema_version(&conn).is_ok_and(|v| v == emptying.version)
             && emptying
+                .statements
                 .iter()
                 .all(|sql| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).is_ok());
         if emptied {
             SPARE.with(|s| s.borrow_mut().push(Kept { schema, conn, emptying }));
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        const SCHEMA: &str = "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT NOT NULL);";
+
+        fn insert(conn: &Connection) -> i64 {
+            conn.execute("INSERT INTO outbox (email) VALUES ('ana@example.com')", [])
+                .unwrap();
+            conn.last_insert_rowid()
+        }
+
+        #[test]
+        fn a_kept_database_hands_out_the_ids_of_a_new_one() {
+            let (conn, emptying) = take(SCHEMA);
+            assert_eq!((insert(&conn), insert(&conn)), (1, 2));
+            // A mark on the connection that is no table's row.
+            conn.pragma_update(None, "user_version", 7).unwrap();
+            give_back(SCHEMA, conn, emptying);
+            let (conn, emptying) = take(SCHEMA);
+            let mark: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+            assert_eq!(mark, 7, "the same connection again");
+            // Its AUTOINCREMENT counter was emptied too.
+            assert_eq!(insert(&conn), 1);
+            give_back(SCHEMA, conn, emptying);
+        }
+
+        #[test]
+        fn a_database_whose_tables_changed_is_not_kept() {
+            let (conn, emptying) = take(SCHEMA);
+            conn.execute_batch("CREATE TABLE later (x INTEGER); INSERT INTO later VALUES (1);")
+                .unwrap();
+            give_back(SCHEMA, conn, emptying);
+            let (conn, emptying) = take(SCHEMA);
+            let later: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'later'", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(later, 0, "a new database, without the table the run made");
+            give_back(SCHEMA, conn, emptying);
         }
     }
 }

@@ -150,7 +150,12 @@ fn the_express_apps_documented_flaws_are_found_from_its_target_file() {
     let swept = runtime()
         .block_on(sweep(&fast, &scenario, &options("express-x10"), 1, Order::DepthFirst))
         .unwrap();
-    assert!(swept.violated.contains(&Invariant::NoFalseAccept), "{}", swept.found());
+    assert!(
+        swept.violated.contains(&Invariant::NoFalseAccept),
+        "{}\n{}",
+        swept.found(),
+        swept.first.trace
+    );
 }
 
 /// A target for a Python app of a few lines, written into test `name`'s
@@ -369,9 +374,6 @@ fn a_zone_dependent_flaw_shows_only_under_the_zone_that_exposes_it() {
     let swept = runtime
         .block_on(sweep(&fast, &late, &options, 1, Order::DepthFirst))
         .unwrap();
-    // Seen once to pass under the full suite's load (2026-12-03, not
-    // reproduced in 10 runs alone or beside the tests then running): the
-    // trace says which answer or mail went astray, if it happens again.
     assert!(
         swept.violated.contains(&Invariant::CodesExpire),
         "{}\n{}",

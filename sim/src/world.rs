@@ -66,6 +66,17 @@ pub struct RunOutcome {
     pub statements: Vec<StatementAt>,
 }
 
+impl RunOutcome {
+    /// Where statement `statement` of request `request`'s first copy
+    /// started in the schedule's choices, if it ran.
+    pub fn choice_at(&self, request: usize, statement: u32) -> Option<usize> {
+        self.statements
+            .iter()
+            .find(|s| s.request == request && s.statement == statement)
+            .map(|s| s.choice)
+    }
+}
+
 /// Where in a schedule's choices a statement started: a fault placed on
 /// it strikes there, so a switch placed there runs another task right
 /// after the fault (see [`crate::schedule::taken`]).

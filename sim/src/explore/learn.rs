@@ -143,11 +143,7 @@ impl Learner {
                     Aim::Write { request, statement, .. } => Some(Aim::Write {
                         request,
                         statement,
-                        choice: outcome
-                            .statements
-                            .iter()
-                            .find(|s| s.request == request && s.statement == statement)
-                            .map(|s| s.choice),
+                        choice: outcome.choice_at(request, statement),
                     }),
                     Aim::Refused { .. } => None,
                 })
@@ -180,11 +176,7 @@ fn struck(scenario: &Scenario, outcome: &RunOutcome) -> BTreeSet<usize> {
         .iter()
         .filter(|f| matches!(f.kind, FaultKind::Db(_)) && scenario.requests[f.request].repeat > 1)
         .filter_map(|f| match f.statement {
-            StatementChoice::Nth(n) => outcome
-                .statements
-                .iter()
-                .find(|s| s.request == f.request && s.statement == n)
-                .map(|s| s.choice),
+            StatementChoice::Nth(n) => outcome.choice_at(f.request, n),
             StatementChoice::Every => None,
         })
         .collect()

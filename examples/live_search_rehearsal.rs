@@ -150,11 +150,12 @@ fn rehearse(target: &Target, variant: &Variant, seed: u64, runs: u64) -> Result<
         }
         coverage::features(&outcome.trace, case.deployment.otp_ttl_ms, &mut features);
         // What a live run gives the pool: no writes to aim a fault at (a
-        // real server has no statement hook), the guesses it refused.
+        // real server has no statement hook), the guesses it refused and
+        // the owners' signups it accepted.
         let live_aims = || {
             aims(&case, &outcome.trace)
                 .into_iter()
-                .filter(|a| matches!(a, Aim::Refused { .. }))
+                .filter(|a| !matches!(a, Aim::Write { .. }))
                 .collect()
         };
         pool.learn((Arc::clone(&case), taken), &mut features, live_aims);

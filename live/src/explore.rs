@@ -14,7 +14,9 @@
 //! (`otpsim_sim::explore::coverage`). What a run shows also aims the
 //! next changes: a verify the server refused as wrong is sent again in
 //! bursts (`otpsim_sim::explore::Aim::Refused`), the way to an attempt
-//! limit that does not hold.
+//! limit that does not hold; an owner's signup it accepted gets a
+//! stranger's signup for her address before she types her code
+//! (`Aim::Pending`), the way to pre-account hijacking.
 //!
 //! Every first break of an invariant is reduced by live reruns (a smaller
 //! case is kept when two runs of it in a row, in the finding's delivery
@@ -273,8 +275,9 @@ pub async fn search(
         }
         coverage::features(&ran.trace, limits(&case).otp_ttl_ms, &mut features);
         // A real server has no statement hook, so its run names no write
-        // to aim a fault at; it names the guesses it refused, numbered as
-        // the case ran (its times scaled to the app's).
+        // to aim a fault at; it names the guesses it refused and the
+        // owners' signups it accepted, numbered as the case ran (its times
+        // scaled to the app's).
         let learned = || aims(&run::fitted(&target, &case), &ran.trace);
         pool.learn((Arc::clone(&case), ran.choices), &mut features, learned);
         progress(report.runs, hits.len());

@@ -34,7 +34,7 @@ pub(super) struct Person {
     pub(super) weight: u32,
 }
 
-const ANA: &str = "ana@example.com";
+pub(super) const ANA: &str = "ana@example.com";
 const BOB: &str = "bob@example.com";
 const MALLORY: &str = "mallory@example.com";
 pub(super) const PEOPLE: [Person; 5] = [

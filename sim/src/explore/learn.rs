@@ -133,8 +133,9 @@ impl Learner {
         let kept = Arc::clone(&scenario);
         // Only the writes: a refused guess is reached here by the other
         // changes within a few hundred schedules, and aiming at it too
-        // would take turns from the faults that find the hard pairs. A
-        // live run, which shows no writes, aims at its refused guesses.
+        // would take turns from the faults that find the hard pairs; so
+        // would a stranger's signup after a pending one. A live run, which
+        // shows no writes, aims at those two instead.
         // Each with where its statement started in the schedule.
         let writes = || {
             aims(&kept, &outcome.trace)
@@ -145,7 +146,7 @@ impl Learner {
                         statement,
                         choice: outcome.choice_at(request, statement),
                     }),
-                    Aim::Refused { .. } => None,
+                    Aim::Refused { .. } | Aim::Pending { .. } => None,
                 })
                 .collect()
         };

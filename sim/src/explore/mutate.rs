@@ -3,7 +3,8 @@
 //! who, what, which code, a copy, a delay), to the deployment, to its
 //! fault, or a request spliced in from another kept case; and changes
 //! aimed where the case's own run shows they matter (a fault at a write it
-//! made, more of the guesses it refused, [`Aim`]). Every change
+//! made, more of the guesses it refused, a stranger's signup after an
+//! owner's it accepted, [`Aim`]). Every change
 //! stays inside the space the blind generator draws from, so a mutated
 //! case is one the generator could have drawn too.
 
@@ -11,8 +12,8 @@ use otpsim_core::ports::SplitMix64;
 use otpsim_core::{DbMode, Kind};
 
 use super::generate::{
-    browsers, copies, fault_of, mail_latency, request_of, Person, DELAYS_MS, FAULT_KINDS, LATENCIES, PEOPLE, TIMES_MS,
-    TTLS_MS,
+    browsers, copies, fault_of, mail_latency, request_of, Person, ANA, DELAYS_MS, FAULT_KINDS, LATENCIES, PEOPLE,
+    SECOND_TIMES, TIMES_MS, TTLS_MS,
 };
 use crate::scenario::{FaultKind, FaultSpec, OtpChoice, RequestSpec, Scenario, SessionMode, Via};
 
@@ -98,6 +99,43 @@ fn mutate_request(rng: &mut Rng, r: &RequestSpec) -> RequestSpec {
 /// The change `aim` invites.
 fn aimed(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, aim: Aim) {
     match aim {
+        Aim::Pending { request } => {
+            // The stranger signs up for the owner's address a few seconds
+            // after her, and she then types the newest code her mailbox
+            // holds, which may be the one his signup had mailed her. Only
+            // seconds: minutes later her code would be long typed or dead.
+            let signup = &scenario.requests[request];
+            if signup.kind != Kind::Signup || scenario.requests.len() >= MAX_REQUESTS {
+                return;
+            }
+            let owner = person_of(signup);
+            // Not the last second: her code is typed after his signup.
+            let later: Vec<u64> = TIMES_MS[..SECOND_TIMES - 1]
+                .iter()
+                .copied()
+                .filter(|t| *t > signup.at_ms)
+                .collect();
+            let (Some(stranger), false) = (PEOPLE.iter().find(|p| p.stranger), later.is_empty()) else {
+                return;
+            };
+            let at = later[rng.below(later.len())];
+            let squat = request_of(stranger, Kind::Signup, at, OtpChoice::Latest, 1, 0, 0);
+            insert_request(scenario, request + 1, squat);
+            let typed = scenario.requests.iter().position(|r| {
+                r.kind == Kind::Verify && r.at_ms > at && r.email.as_str() == ANA && !person_of(r).stranger
+            });
+            match typed {
+                Some(verify) => scenario.requests[verify].otp = OtpChoice::Latest,
+                None if scenario.requests.len() < MAX_REQUESTS => {
+                    let after: Vec<u64> = TIMES_MS[..SECOND_TIMES].iter().copied().filter(|t| *t > at).collect();
+                    let when = after[rng.below(after.len())];
+                    scenario
+                        .requests
+                        .push(request_of(owner, Kind::Verify, when, OtpChoice::Latest, 1, 0, 0));
+                }
+                None => {}
+            }
+        }
         Aim::Refused { request } => {
             // More of the guesses the parent's run refused: the verify's
             // copies raised to as many as its person sends, and one time
@@ -205,12 +243,20 @@ pub enum Aim {
         /// The verify, by its index in the file.
         request: usize,
     },
+    /// An owner's signup its run accepted, which left her registration
+    /// pending until she types her code: a stranger's signup for her
+    /// address in between may take it over (pre-account hijacking). A live
+    /// run shows these too.
+    Pending {
+        /// The signup, by its index in the file.
+        request: usize,
+    },
 }
 
 impl Aim {
     fn request(self) -> usize {
         match self {
-            Aim::Write { request, .. } | Aim::Refused { request } => request,
+            Aim::Write { request, .. } | Aim::Refused { request } | Aim::Pending { request } => request,
         }
     }
 }
@@ -233,6 +279,19 @@ pub fn aims(scenario: &Scenario, trace: &crate::trace::Trace) -> Vec<Aim> {
                 let refused = Aim::Refused { request: p.spec };
                 if !aims.contains(&refused) {
                     aims.push(refused);
+                }
+                continue;
+            }
+            What::Answered {
+                code: otpsim_core::Code::Ok,
+                ..
+            } => {
+                // The stranger goes after ana's address only.
+                let r = &scenario.requests[p.spec];
+                let owner = !person_of(r).stranger && r.email.as_str() == ANA;
+                let pending = Aim::Pending { request: p.spec };
+                if r.kind == Kind::Signup && owner && !aims.contains(&pending) {
+                    aims.push(pending);
                 }
                 continue;
             }
@@ -263,7 +322,7 @@ pub fn aims(scenario: &Scenario, trace: &crate::trace::Trace) -> Vec<Aim> {
 /// `scenario` and `choices` changed by one to three small mutations;
 /// `donor` is another kept case to splice a request from; `aims`, where
 /// the case's own run invites an aimed change (a write to strike, a
-/// refused guess to repeat). An earlier change of the same child may have
+/// refused guess to repeat, a pending signup to squat on). An earlier change of the same child may have
 /// moved the request an aim names: a change aimed at what is no longer
 /// there does nothing.
 pub(super) fn mutate(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, donor: &Scenario, aims: &[Aim]) {
@@ -283,8 +342,18 @@ fn mutate_once(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, do
     // Schedules are where most races hide: a quarter of the changes go
     // there, and as many to the flow a person walks through.
     match rng.below(20) {
-        18 | 19 if aims.iter().any(|a| a.request() < n) => {
-            let inside: Vec<Aim> = aims.iter().copied().filter(|a| a.request() < n).collect();
+        // A stranger's signup after a pending one has its own turn, so
+        // that it takes none from the faults and guesses aimed at.
+        slot @ (15 | 18 | 19)
+            if aims
+                .iter()
+                .any(|a| a.request() < n && matches!(a, Aim::Pending { .. }) == (slot == 15)) =>
+        {
+            let inside: Vec<Aim> = aims
+                .iter()
+                .copied()
+                .filter(|a| a.request() < n && matches!(a, Aim::Pending { .. }) == (slot == 15))
+                .collect();
             let aim = inside[rng.below(inside.len())];
             aimed(rng, scenario, choices, aim);
         }
@@ -497,6 +566,7 @@ pub(super) mod tests {
                         choice: Some(60),
                     },
                     Aim::Refused { request: 0 },
+                    Aim::Pending { request: 1 },
                 ],
             );
             assert!((1..=MAX_REQUESTS).contains(&s.requests.len()));
@@ -602,6 +672,92 @@ seed_fix = "fail:one_account"
             }
         }
         assert!(bursts > 0);
+    }
+
+    /// ana signs up and later types her code; seed_fix lets a stranger's
+    /// signup in between take her registration over (its fallback finds
+    /// his by her address), idempotent does not (verify takes the
+    /// password from her form). The run names her signup, and the change
+    /// aimed at it puts his signup after hers and her newest code after
+    /// his.
+    #[test]
+    fn a_pending_signup_is_aimed_at_and_the_aimed_change_is_a_hijack() {
+        let text = r#"
+format = 2
+name = "ana signs up and verifies"
+[[browser]]
+name = "ana"
+owns = ["ana@example.com"]
+[deployment]
+mail_latency = "0s"
+[[request]]
+at = "1s"
+browser = "ana"
+kind = "signup"
+email = "ana@example.com"
+[[request]]
+at = "20s"
+browser = "ana"
+kind = "verify"
+email = "ana@example.com"
+otp = "first"
+[expect]
+seed_fix = "pass"
+"#;
+        let s = std::sync::Arc::new(Scenario::parse(std::path::Path::new("t.toml"), text).unwrap());
+        let seed_fix = otpsim_core::Variant::SeedFix(otpsim_core::SeedFixSwitches::ALL_ON);
+        let hijacked = |s: &Scenario, variant: &otpsim_core::Variant| {
+            let (_, violations, _) = crate::sweep::replay(&std::sync::Arc::new(s.clone()), variant, 1, &[], 1);
+            violations
+                .iter()
+                .any(|v| v.invariant == crate::invariant::Invariant::NoHijack)
+        };
+        let (outcome, violations, _) = crate::sweep::replay(&s, &seed_fix, 1, &[], 1);
+        assert!(violations.is_empty(), "{violations:?}");
+        assert_eq!(
+            aims(&s, &outcome.trace)
+                .into_iter()
+                .filter(|a| matches!(a, Aim::Pending { .. }))
+                .collect::<Vec<_>>(),
+            [Aim::Pending { request: 0 }],
+            "her signup, not her verify"
+        );
+        let mut broken = 0;
+        for seed in 0..16 {
+            let mut child = (*s).clone();
+            aimed(
+                &mut Rng::new(seed),
+                &mut child,
+                &mut Vec::new(),
+                Aim::Pending { request: 0 },
+            );
+            let squat = &child.requests[1];
+            assert_eq!(
+                (squat.browser.as_str(), squat.kind),
+                ("mallory", Kind::Signup),
+                "seed {seed}"
+            );
+            assert!(squat.at_ms > 1000, "seed {seed}");
+            let typed = child
+                .requests
+                .iter()
+                .find(|r| r.kind == Kind::Verify && r.at_ms > squat.at_ms)
+                .expect("her code typed after his signup");
+            assert_eq!(typed.otp, OtpChoice::Latest, "seed {seed}");
+            child.browsers = browsers(&child.requests);
+            broken += usize::from(hijacked(&child, &seed_fix));
+            assert!(!hijacked(&child, &otpsim_core::Variant::Idempotent), "seed {seed}");
+        }
+        assert!(broken > 0, "no aimed change broke no_hijack");
+        // Aimed at what is no longer a signup, it changes nothing.
+        let mut child = (*s).clone();
+        aimed(
+            &mut Rng::new(0),
+            &mut child,
+            &mut Vec::new(),
+            Aim::Pending { request: 1 },
+        );
+        assert_eq!(child, *s);
     }
 
     /// Wrong codes refused under a limit of three: the run names the

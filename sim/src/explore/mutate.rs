@@ -100,40 +100,59 @@ fn mutate_request(rng: &mut Rng, r: &RequestSpec) -> RequestSpec {
 fn aimed(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, aim: Aim) {
     match aim {
         Aim::Pending { request } => {
-            // The stranger signs up for the owner's address a few seconds
-            // after her, and she then types the newest code her mailbox
-            // holds, which may be the one his signup had mailed her. Only
-            // seconds: minutes later her code would be long typed or dead.
+            // The stranger signs up for the owner's address while her code
+            // lives, and she then types the newest code her mailbox holds,
+            // which may be the one his signup mailed her while it lives.
+            // Only seconds: minutes later her code is long typed or dead.
+            // Aimed at what an earlier change of this child left an
+            // owner's signup of the address he goes after, else nothing.
             let signup = &scenario.requests[request];
-            if signup.kind != Kind::Signup || scenario.requests.len() >= MAX_REQUESTS {
-                return;
-            }
             let owner = person_of(signup);
-            // Not the last second: her code is typed after his signup.
-            let later: Vec<u64> = TIMES_MS[..SECOND_TIMES - 1]
-                .iter()
-                .copied()
-                .filter(|t| *t > signup.at_ms)
-                .collect();
-            let (Some(stranger), false) = (PEOPLE.iter().find(|p| p.stranger), later.is_empty()) else {
+            let Some(stranger) = PEOPLE.iter().find(|p| p.stranger) else {
                 return;
             };
-            let at = later[rng.below(later.len())];
+            if signup.kind != Kind::Signup || owner.stranger || signup.email.as_str() != ANA {
+                return;
+            }
+            let ttl = scenario.deployment.otp_ttl_ms;
+            let alive = |from: u64| -> Vec<u64> {
+                TIMES_MS[..SECOND_TIMES]
+                    .iter()
+                    .copied()
+                    .filter(|t| *t > from && *t < from + ttl)
+                    .collect()
+            };
+            let squats: Vec<u64> = alive(signup.at_ms)
+                .into_iter()
+                .filter(|t| !alive(*t).is_empty())
+                .collect();
+            if squats.is_empty() {
+                return;
+            }
+            let at = squats[rng.below(squats.len())];
+            // Her first verify after his signup, if it comes while his
+            // code lives; else one more, and room for both.
+            let typed = (0..scenario.requests.len())
+                .filter(|&i| {
+                    let r = &scenario.requests[i];
+                    r.kind == Kind::Verify && r.email.as_str() == ANA && !person_of(r).stranger && r.at_ms > at
+                })
+                .min_by_key(|&i| scenario.requests[i].at_ms)
+                .filter(|&i| scenario.requests[i].at_ms < at + ttl);
+            if scenario.requests.len() + 1 + usize::from(typed.is_none()) > MAX_REQUESTS {
+                return;
+            }
             let squat = request_of(stranger, Kind::Signup, at, OtpChoice::Latest, 1, 0, 0);
             insert_request(scenario, request + 1, squat);
-            let typed = scenario.requests.iter().position(|r| {
-                r.kind == Kind::Verify && r.at_ms > at && r.email.as_str() == ANA && !person_of(r).stranger
-            });
             match typed {
-                Some(verify) => scenario.requests[verify].otp = OtpChoice::Latest,
-                None if scenario.requests.len() < MAX_REQUESTS => {
-                    let after: Vec<u64> = TIMES_MS[..SECOND_TIMES].iter().copied().filter(|t| *t > at).collect();
+                Some(i) => scenario.requests[if i > request { i + 1 } else { i }].otp = OtpChoice::Latest,
+                None => {
+                    let after = alive(at);
                     let when = after[rng.below(after.len())];
                     scenario
                         .requests
                         .push(request_of(owner, Kind::Verify, when, OtpChoice::Latest, 1, 0, 0));
                 }
-                None => {}
             }
         }
         Aim::Refused { request } => {
@@ -749,15 +768,47 @@ seed_fix = "pass"
             assert!(!hijacked(&child, &otpsim_core::Variant::Idempotent), "seed {seed}");
         }
         assert!(broken > 0, "no aimed change broke no_hijack");
-        // Aimed at what is no longer a signup, it changes nothing.
-        let mut child = (*s).clone();
-        aimed(
-            &mut Rng::new(0),
-            &mut child,
-            &mut Vec::new(),
-            Aim::Pending { request: 1 },
-        );
-        assert_eq!(child, *s);
+        // With no verify of hers after his signup, she sends one while his
+        // code lives.
+        let mut alone = (*s).clone();
+        alone.requests.truncate(1);
+        for seed in 0..16 {
+            let mut child = alone.clone();
+            aimed(
+                &mut Rng::new(seed),
+                &mut child,
+                &mut Vec::new(),
+                Aim::Pending { request: 0 },
+            );
+            let [_, squat, typed] = &child.requests[..] else {
+                panic!("seed {seed}: {:?}", child.requests);
+            };
+            assert_eq!((squat.browser.as_str(), typed.browser.as_str()), ("mallory", "ana"));
+            assert_eq!((typed.kind, &typed.otp), (Kind::Verify, &OtpChoice::Latest));
+            assert!(squat.at_ms < typed.at_ms && typed.at_ms < squat.at_ms + child.deployment.otp_ttl_ms);
+        }
+        // Aimed at what is no longer an owner's signup of ana's address
+        // (her verify, bob's signup, the stranger's), it changes nothing;
+        // nor where there is no room for his signup and her verify.
+        let unchanged = |s: &Scenario, request: usize| {
+            let mut child = s.clone();
+            aimed(&mut Rng::new(0), &mut child, &mut Vec::new(), Aim::Pending { request });
+            child == *s
+        };
+        assert!(unchanged(&s, 1));
+        for browser in ["bob", "mallory"] {
+            let mut other = alone.clone();
+            let p = PEOPLE.iter().find(|p| p.browser == browser).unwrap();
+            other.requests[0] = request_of(p, Kind::Signup, 1000, OtpChoice::Latest, 1, 0, 0);
+            assert!(unchanged(&other, 0), "{browser}");
+        }
+        let mut full = alone.clone();
+        let bob = PEOPLE.iter().find(|p| p.browser == "bob").unwrap();
+        full.requests
+            .extend((0..MAX_REQUESTS - 2).map(|_| request_of(bob, Kind::Signup, 0, OtpChoice::Latest, 1, 0, 0)));
+        assert!(unchanged(&full, 0), "no room for two");
+        full.requests.pop();
+        assert!(!unchanged(&full, 0), "room for two");
     }
 
     /// Wrong codes refused under a limit of three: the run names the

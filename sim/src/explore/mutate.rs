@@ -122,9 +122,18 @@ fn aimed(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, aim: Aim
                     .filter(|t| *t > from && *t < from + ttl)
                     .collect()
             };
+            // Before she has typed a code: after, the account is hers.
+            let hers = |r: &RequestSpec| r.kind == Kind::Verify && r.email.as_str() == ANA && !person_of(r).stranger;
+            let verified = scenario
+                .requests
+                .iter()
+                .filter(|r| hers(r) && r.at_ms > signup.at_ms)
+                .map(|r| r.at_ms)
+                .min()
+                .unwrap_or(u64::MAX);
             let squats: Vec<u64> = alive(signup.at_ms)
                 .into_iter()
-                .filter(|t| !alive(*t).is_empty())
+                .filter(|t| *t < verified && !alive(*t).is_empty())
                 .collect();
             if squats.is_empty() {
                 return;
@@ -133,10 +142,7 @@ fn aimed(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, aim: Aim
             // Her first verify after his signup, if it comes while his
             // code lives; else one more, and room for both.
             let typed = (0..scenario.requests.len())
-                .filter(|&i| {
-                    let r = &scenario.requests[i];
-                    r.kind == Kind::Verify && r.email.as_str() == ANA && !person_of(r).stranger && r.at_ms > at
-                })
+                .filter(|&i| hers(&scenario.requests[i]) && scenario.requests[i].at_ms > at)
                 .min_by_key(|&i| scenario.requests[i].at_ms)
                 .filter(|&i| scenario.requests[i].at_ms < at + ttl);
             if scenario.requests.len() + 1 + usize::from(typed.is_none()) > MAX_REQUESTS {
@@ -796,6 +802,11 @@ seed_fix = "pass"
             child == *s
         };
         assert!(unchanged(&s, 1));
+        // Nor after she typed her code (her verify at 3 s, the next time
+        // after her signup at 1 s): the account is hers by then.
+        let mut typed_early = (*s).clone();
+        typed_early.requests[1].at_ms = 3000;
+        assert!(unchanged(&typed_early, 0));
         for browser in ["bob", "mallory"] {
             let mut other = alone.clone();
             let p = PEOPLE.iter().find(|p| p.browser == browser).unwrap();

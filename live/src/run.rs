@@ -292,14 +292,18 @@ impl Instance {
     /// forgotten, so that a later process given the same pid is not
     /// signalled in its name.
     fn stop(&mut self) {
-        // The instance leads its own process group: SIGTERM reaches the
-        // workers a server forked (gunicorn's) too, and they stop cleanly
-        // while the leader is killed.
+        // The instance leads its own process group: SIGKILL reaches the
+        // workers a server forked (gunicorn's) too. Not SIGTERM: a worker
+        // forked after a SIGTERM reached the group never sees it (gunicorn's
+        // master forks its worker after installing its handlers), and it
+        // outlived its killed master by the rest of a search (twice in
+        // flask-fix's, session 19). A SIGKILL leaves the master no time to
+        // fork, and the kernel restarts a fork the signal interrupts.
         if let Some(pid) = self.pid.take() {
             // SAFETY: kill(2) with a negative pid signals a process group;
             // it touches no memory of ours.
             unsafe {
-                libc::kill(-pid, libc::SIGTERM);
+                libc::kill(-pid, libc::SIGKILL);
             }
             // Debian's libfaketime (0.9.10) leaves a shared-memory segment
             // named by the pid of every process it loaded in, and a later
@@ -1628,5 +1632,63 @@ impl Executor<'_> {
         self.recorder.quiescent(at, state);
         self.answers_since_snapshot = false;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// Whether `pid` is gone or dead (a zombie nobody reaped yet).
+    fn dead(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z')),
+        }
+    }
+
+    /// A process the leader forked that ignores SIGTERM, as a server's
+    /// worker forked after a SIGTERM reached the group never sees it, does
+    /// not outlive its stopped instance.
+    #[tokio::test]
+    async fn a_stopped_instance_leaves_nothing_of_its_process_group() {
+        let dir = std::env::temp_dir().join(format!("otpsim-stop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let forked_file = dir.join("forked");
+        let script = format!("trap '' TERM; sleep 60 & echo $! > {}; wait", forked_file.display());
+        let args = ["sh".to_string(), "-c".to_string(), script];
+        let log = dir.join("log");
+        let mut command = super::command(&args, std::iter::empty(), &dir, &log).unwrap();
+        command.process_group(0).kill_on_drop(true);
+        let child = command.spawn().unwrap();
+        let pid = child.id().and_then(|p| i32::try_from(p).ok());
+        let mut forked = None;
+        for _ in 0..500 {
+            forked = std::fs::read_to_string(&forked_file)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok());
+            if forked.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let forked = forked.expect("the leader forked");
+        assert!(!dead(forked));
+        drop(super::Instance {
+            child,
+            pid,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 9)),
+            log,
+        });
+        let mut gone = false;
+        for _ in 0..200 {
+            gone = dead(forked);
+            if gone {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(gone, "process {forked} outlived its instance");
     }
 }

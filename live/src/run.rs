@@ -295,10 +295,10 @@ impl Instance {
         // The instance leads its own process group: SIGKILL reaches the
         // workers a server forked (gunicorn's) too. Not SIGTERM: a worker
         // forked after a SIGTERM reached the group never sees it (gunicorn's
-        // master forks its worker after installing its handlers), and it
-        // outlived its killed master by the rest of a search (twice in
-        // flask-fix's, session 19). A SIGKILL leaves the master no time to
-        // fork, and the kernel restarts a fork the signal interrupts.
+        // master forks its worker after installing its handlers): one
+        // outlived its killed master by the rest of flask-fix's search
+        // (session 19). A SIGKILL leaves the master no time to fork, and
+        // the kernel restarts a fork the signal interrupts.
         if let Some(pid) = self.pid.take() {
             // SAFETY: kill(2) with a negative pid signals a process group;
             // it touches no memory of ours.

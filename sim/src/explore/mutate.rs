@@ -347,9 +347,9 @@ pub fn aims(scenario: &Scenario, trace: &crate::trace::Trace) -> Vec<Aim> {
 /// `scenario` and `choices` changed by one to three small mutations;
 /// `donor` is another kept case to splice a request from; `aims`, where
 /// the case's own run invites an aimed change (a write to strike, a
-/// refused guess to repeat, a pending signup to squat on). An earlier change of the same child may have
-/// moved the request an aim names: a change aimed at what is no longer
-/// there does nothing.
+/// refused guess to repeat, a pending signup to squat on). An earlier
+/// change of the same child may have moved the request an aim names: a
+/// change aimed at what is no longer there does nothing.
 pub(super) fn mutate(rng: &mut Rng, scenario: &mut Scenario, choices: &mut Vec<u8>, donor: &Scenario, aims: &[Aim]) {
     for _ in 0..1 + rng.below(3) {
         mutate_once(rng, scenario, choices, donor, aims);

@@ -7,7 +7,9 @@
 //! nothing vacuous against the app's own constants (see
 //! [`run::vacuous`]), and no longer than `longest` in real time (its times
 //! stretched to the app's lifetime and compressed by a controlled clock,
-//! as `check --target` runs them). Coverage is what a black box shows:
+//! as `check --target` runs them). A case that only a lifetime of its own
+//! would let fit, against an app that fixes its lifetime, runs with the
+//! app's instead, its times compressed to `longest`. Coverage is what a black box shows:
 //! the simulator's features of the run's trace, which live hold the
 //! answers by kind, code and HTTP status with their redirect chains, the
 //! order of answers, the mails and when they came, and the observed rows
@@ -144,8 +146,11 @@ pub fn for_target(target: &Target, scenario: &Scenario, longest_ms: u64) -> Opti
     s.browsers = generate::browsers(&s.requests);
     s.expect.clear();
     s.choices = None;
-    if run::not_runnable(target, &s).is_some() || run::vacuous(target, &s).is_some() {
+    if run::not_runnable(target, &s).is_some() {
         return None;
+    }
+    if run::vacuous(target, &s).is_some() {
+        return with_the_apps_lifetime(target, s, longest_ms);
     }
     // A lifetime under a second of real time is too short for a real
     // server's own work to stay out of the way (a controlled clock's speed
@@ -164,21 +169,48 @@ pub fn for_target(target: &Target, scenario: &Scenario, longest_ms: u64) -> Opti
     // the case, the whole case is compressed (every time, delay, latency
     // and the lifetime by one factor), so that each wait keeps its place
     // against the lifetime, down to the floor above.
-    if !ttl_from_case || longest_ms == 0 {
+    if !ttl_from_case {
+        return with_the_apps_lifetime(target, s, longest_ms);
+    }
+    if longest_ms == 0 {
         return None;
     }
     let k = lasts.div_ceil(longest_ms);
     if s.deployment.otp_ttl_ms / k / speed < MIN_TTL_MS {
         return None;
     }
+    compress(&mut s, k);
+    s.deployment.otp_ttl_ms /= k;
+    (run::lasts_ms(target, &s) <= longest_ms).then_some(s)
+}
+
+/// `s` with the lifetime its app fixes, where its own would make it
+/// vacuous or, stretched to the app's, too long: its times as drawn, its
+/// crossings of its own lifetime given up. A drawn case is a shape of
+/// requests more than a test of expiry, and skipping every case that
+/// outlives its drawn lifetime left an app that fixes minutes (Django's
+/// 10) only the cases whose whole timeline fits inside it.
+fn with_the_apps_lifetime(target: &Target, mut s: Scenario, longest_ms: u64) -> Option<Scenario> {
+    let ttl = target.app.otp_ttl_ms.filter(|t| *t != s.deployment.otp_ttl_ms)?;
+    s.deployment.otp_ttl_ms = ttl;
+    if run::vacuous(target, &s).is_some() || longest_ms == 0 {
+        return None;
+    }
+    let lasts = run::lasts_ms(target, &s);
+    if lasts > longest_ms {
+        compress(&mut s, lasts.div_ceil(longest_ms));
+    }
+    (run::lasts_ms(target, &s) <= longest_ms).then_some(s)
+}
+
+/// Every time of `s` divided by `k`: its requests', delays' and the mail's.
+fn compress(s: &mut Scenario, k: u64) {
     for r in &mut s.requests {
         r.at_ms /= k;
         r.response_delay_ms /= k;
         r.email_delay_ms /= k;
     }
     s.deployment.mail_latency_ms /= k;
-    s.deployment.otp_ttl_ms /= k;
-    (run::lasts_ms(target, &s) <= longest_ms).then_some(s)
 }
 
 /// A first break: the violation, the case and the order that broke it,
@@ -668,6 +700,64 @@ mod tests {
             on_serve.expect,
             vec![(Variant::Naive, Expectation::FailOn(Invariant::VerifySucceeds))]
         );
+    }
+
+    /// `target` on a clock `speed` times as fast, as `--speed` sets it.
+    fn at_speed(mut target: Target, speed: u32) -> Target {
+        target.clock = Some(crate::clock::FakeClock {
+            start_unix_ms: crate::clock::DEFAULT_START_UNIX_MS,
+            speed,
+        });
+        target
+    }
+
+    /// Ana's signup, a verify at `verify_at`, a login at `login_at`, codes
+    /// that live `ttl`.
+    fn case(ttl: &str, verify_at: &str, login_at: &str) -> Scenario {
+        let text = format!(
+            "format = 2\nname = \"n\"\n[deployment]\notp_ttl = \"{ttl}\"\n[[request]]\nat = \"0s\"\nkind = \"signup\"\nemail = \"ana@example.com\"\n[[request]]\nat = \"{verify_at}\"\nkind = \"verify\"\nemail = \"ana@example.com\"\n[[request]]\nat = \"{login_at}\"\nkind = \"login\"\nemail = \"ana@example.com\"\n[expect]\nnaive = \"pass\"\n"
+        );
+        Scenario::parse(Path::new("case.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn a_case_that_outlives_its_drawn_lifetime_runs_with_the_lifetime_the_app_fixes() {
+        // Django fixes 10 minutes. A case whose login comes after its own
+        // 4 s would be vacuous there, and stretched to 10 minutes it lasts
+        // 150 s even at x10: it used to be skipped.
+        let django = at_speed(target("django.toml"), 10);
+        let drawn = case("4s", "2s", "20s");
+        let fitted = for_target(&django, &drawn, 5_000).expect("runs with Django's lifetime");
+        assert_eq!(fitted.deployment.otp_ttl_ms, 600_000);
+        let at: Vec<u64> = fitted.requests.iter().map(|r| r.at_ms).collect();
+        assert_eq!(at, vec![0, 2_000, 20_000], "2 s of real time at x10: as drawn");
+        assert!(run::vacuous(&django, &fitted).is_none());
+
+        // Too long as drawn (120 s is 12 s of real time at x10): compressed
+        // to the longest, the lifetime left at the app's.
+        let fitted = for_target(&django, &case("4s", "30s", "120s"), 5_000).expect("compressed");
+        assert_eq!(fitted.deployment.otp_ttl_ms, 600_000);
+        let at: Vec<u64> = fitted.requests.iter().map(|r| r.at_ms).collect();
+        assert_eq!(at, vec![0, 10_000, 40_000]);
+        assert!(run::lasts_ms(&django, &fitted) <= 5_000);
+
+        // A case that fits stretched keeps its crossing of the lifetime:
+        // at x100, 20 s stretched by 600/4 is 30 s of real time.
+        let fast = at_speed(target("django.toml"), 100);
+        let stretched = for_target(&fast, &drawn, 30_000).expect("fits stretched");
+        assert_eq!(stretched.deployment.otp_ttl_ms, 4_000, "stretched when it runs");
+        assert!(run::scale(&fast, &stretched).is_some());
+
+        // Where the app takes its lifetime from the case, nothing changes:
+        // the case keeps its own, compressed with its times.
+        let flask = at_speed(target("flask-original.toml"), 10);
+        let own = for_target(&flask, &case("20s", "30s", "120s"), 5_000);
+        assert!(
+            own.is_none(),
+            "a 20 s lifetime compressed 3 times is under a second of real time"
+        );
+        let own = for_target(&flask, &case("40s", "30s", "120s"), 5_000).expect("compressed");
+        assert_eq!(own.deployment.otp_ttl_ms, 13_333, "40 s over 3");
     }
 
     #[test]

@@ -487,12 +487,24 @@ pub fn explore(target_file: &Path, args: &ExploreArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let stem = otpsim_live::explore::target_stem(&target);
+    let mut named = Vec::new();
     for f in &report.findings {
-        let path = crate::explore::save_new(&args.save, &format!("{stem}-{}", f.invariant), &f.scenario.to_toml())?;
+        // The first finding of an invariant is named by it alone, as
+        // before findings were told apart by their answers; a later one
+        // by its answer too.
+        let invariant = f.symptom.invariant;
+        let name = if named.contains(&invariant) {
+            let answer = f.symptom.answer.map_or("unanswered", |c| c.as_str());
+            format!("{stem}-{invariant}-{answer}")
+        } else {
+            named.push(invariant);
+            format!("{stem}-{invariant}")
+        };
+        let path = crate::explore::save_new(&args.save, &name, &f.scenario.to_toml())?;
         let requests: u32 = f.scenario.requests.iter().map(|r| r.repeat).sum();
         println!(
             "BROKE {}: after {} runs ({:.1} s); reduced in {} live runs to a file of {requests} requests; reproduced by {} of {} checks{}",
-            f.invariant,
+            f.symptom,
             f.runs_to_hit,
             f.seconds_to_hit,
             f.reduction_runs,

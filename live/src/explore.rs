@@ -39,9 +39,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use otpsim_core::Kind;
+use otpsim_core::{Code, Kind};
 use otpsim_model::invariant::{Invariant, Violation};
 use otpsim_model::scenario::{Expectation, FaultKind, Scenario, SessionMode, Via};
+use otpsim_model::trace::{Trace, What};
 use otpsim_sim::explore::{aims, coverage, generate, Budget, Pool};
 use tokio::task::JoinSet;
 
@@ -68,11 +69,51 @@ pub struct Options {
     pub schedules: usize,
 }
 
+/// What broke and how it showed: an invariant, and the code of the
+/// answer its violation names (none where it names no request, or one
+/// that was never answered). One invariant can be broken by two flaws
+/// that answer differently: Django's two verifies at once answer its 500
+/// page, its seed incident "No pending signup found". A search that kept
+/// only the first break of each invariant saved one of them; it keeps
+/// the first of each symptom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Symptom {
+    /// The invariant.
+    pub invariant: Invariant,
+    /// The answer the violation names.
+    pub answer: Option<Code>,
+}
+
+impl Symptom {
+    /// `violation`'s symptom in the run that `trace` records.
+    pub fn of(violation: &Violation, trace: &Trace) -> Symptom {
+        let answer = violation.request.and_then(|r| {
+            trace.events.iter().find_map(|e| match &e.what {
+                What::Answered { code, .. } if e.request == Some(r) => Some(*code),
+                _ => None,
+            })
+        });
+        Symptom {
+            invariant: violation.invariant,
+            answer,
+        }
+    }
+}
+
+impl std::fmt::Display for Symptom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.answer {
+            Some(code) => write!(f, "{}, answered {}", self.invariant, code.as_str()),
+            None => write!(f, "{}", self.invariant),
+        }
+    }
+}
+
 /// A break found live, reduced and rerun.
 #[derive(Debug, Clone)]
 pub struct LiveFinding {
-    /// The invariant.
-    pub invariant: Invariant,
+    /// What broke, and the answer that showed it.
+    pub symptom: Symptom,
     /// The reduced case, as a file `check --target` runs.
     pub scenario: Scenario,
     /// The delivery order of the reduced run (`replay --deliveries`);
@@ -118,7 +159,8 @@ pub struct LiveSearch {
     pub behaviours: usize,
     /// Cases kept for showing a new one.
     pub kept: usize,
-    /// One per invariant broken, in the order first hit.
+    /// One per symptom (an invariant and the answer that showed it), in
+    /// the order first hit.
     pub findings: Vec<LiveFinding>,
 }
 
@@ -213,9 +255,17 @@ fn compress(s: &mut Scenario, k: u64) {
     s.deployment.mail_latency_ms /= k;
 }
 
-/// A first break: the violation, the case and the order that broke it,
-/// the runs and seconds until then.
-type Hit = (Violation, Arc<Scenario>, Vec<u8>, u64, f64);
+/// A first break: the violation and its symptom, the case and the order
+/// that broke it, the runs and seconds until then.
+type Hit = (Violation, Symptom, Arc<Scenario>, Vec<u8>, u64, f64);
+
+/// How many invariants `hits` break.
+fn broken(hits: &[Hit]) -> usize {
+    let mut invariants: Vec<Invariant> = hits.iter().map(|h| h.1.invariant).collect();
+    invariants.sort_unstable();
+    invariants.dedup();
+    invariants.len()
+}
 
 /// The shortest code lifetime a case that sets it may have, in real ms
 /// (after a controlled clock's speed).
@@ -246,7 +296,7 @@ pub async fn search(
         Budget::Time(d) => started.elapsed() >= d,
     };
     loop {
-        while in_flight.len() < options.jobs.max(1) && !over(sent) && hits.len() < Invariant::ALL.len() {
+        while in_flight.len() < options.jobs.max(1) && !over(sent) && broken(&hits) < Invariant::ALL.len() {
             let mut fitted = None;
             for _ in 0..DRAWS {
                 let (case, choices) = pool.draw();
@@ -295,9 +345,11 @@ pub async fn search(
         report.runs += 1;
         report.run_seconds += ran.seconds;
         for v in run::violations(&target, &case, &ran) {
-            if hits.iter().all(|h| h.0.invariant != v.invariant) {
+            let symptom = Symptom::of(&v, &ran.trace);
+            if hits.iter().all(|h| h.1 != symptom) {
                 hits.push((
                     v,
+                    symptom,
                     Arc::clone(&case),
                     ran.choices.clone(),
                     report.runs,
@@ -312,7 +364,7 @@ pub async fn search(
         // scaled to the app's).
         let learned = || aims(&run::fitted(&target, &case), &ran.trace);
         pool.learn((Arc::clone(&case), ran.choices), &mut features, learned);
-        progress(report.runs, hits.len());
+        progress(report.runs, broken(&hits));
     }
     report.seconds = started.elapsed().as_secs_f64();
     report.behaviours = pool.behaviours();
@@ -322,21 +374,21 @@ pub async fn search(
     // server-side races they reproduce.
     let permits = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
     let mut reductions = JoinSet::new();
-    for (k, (hit, case, choices, runs, seconds)) in hits.into_iter().enumerate() {
-        let invariant = hit.invariant;
+    for (k, (hit, symptom, case, choices, runs, seconds)) in hits.into_iter().enumerate() {
+        let invariant = symptom.invariant;
         let (target, mut live, options) = (Arc::clone(&target), live.clone(), *options);
         live.scratch = live.scratch.join(format!("reduce-{k}"));
         let permits = Arc::clone(&permits);
         reductions.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let (scenario, deliveries, violation, reduction_runs) =
-                reduce(&target, &live, hit, (*case).clone(), choices).await;
+                reduce(&target, &live, hit, symptom, (*case).clone(), choices).await;
             // `described` may sweep the file in the simulator, a CPU-bound
             // while: off the runtime's threads, which the other
             // reductions' live runs need.
             let describe = |scenario: Scenario, deliveries: Vec<u8>| {
                 let (t, v) = (Arc::clone(&target), violation.clone());
-                tokio::task::spawn_blocking(move || described(&t, scenario, &v, runs, &deliveries))
+                tokio::task::spawn_blocking(move || described(&t, scenario, &v, symptom, runs, &deliveries))
             };
             let reduced = describe(scenario.clone(), deliveries.clone())
                 .await
@@ -392,7 +444,7 @@ pub async fn search(
             );
             let deliveries = if copies > 1 { Vec::new() } else { deliveries };
             LiveFinding {
-                invariant,
+                symptom,
                 scenario,
                 deliveries,
                 violation,
@@ -470,21 +522,21 @@ fn amplified(scenario: &Scenario, copies: u32) -> Option<Scenario> {
 
 /// Greedy reduction by live runs, as the simulator's explorer reduces:
 /// drop a request, a copy, a form, a delay, a fault, a worker; keep each
-/// change when two runs in a row, in the finding's delivery order, break
-/// `hit`'s invariant. Returns the case, its delivery order, the violation
+/// change when two runs in a row, in the finding's delivery order, show
+/// `symptom`. Returns the case, its delivery order, the violation
 /// of its last breaking run (`hit` if none broke again), and the runs it
 /// took.
 async fn reduce(
     target: &Target,
     live: &run::Options,
     hit: Violation,
+    symptom: Symptom,
     mut scenario: Scenario,
     mut choices: Vec<u8>,
 ) -> (Scenario, Vec<u8>, Violation, u64) {
-    let invariant = hit.invariant;
     let mut runs = 0u64;
     let mut last: Option<(Violation, Vec<u8>)> = None;
-    // Two runs of `s` in `choices`' order, both breaking `invariant`: the
+    // Two runs of `s` in `choices`' order, both showing `symptom`: the
     // second's violation and the order it took. Both, because the
     // server's inside is not controlled: a change kept on one lucky run
     // leaves a file its reruns do not reproduce (found live: serve
@@ -493,7 +545,7 @@ async fn reduce(
     async fn breaks(
         target: &Target,
         live: &run::Options,
-        invariant: Invariant,
+        symptom: Symptom,
         s: &Scenario,
         choices: &[u8],
         runs: &mut u64,
@@ -518,7 +570,7 @@ async fn reduce(
             };
             let v = run::violations(target, s, &ran)
                 .into_iter()
-                .find(|v| v.invariant == invariant)?;
+                .find(|v| Symptom::of(v, &ran.trace) == symptom)?;
             broke = Some((v, ran.choices));
             breaking += 1;
         }
@@ -570,7 +622,7 @@ async fn reduce(
             if for_target(target, &s, u64::MAX).is_none() {
                 continue;
             }
-            if let Some(hit) = breaks(target, live, invariant, &s, &choices, &mut runs).await {
+            if let Some(hit) = breaks(target, live, symptom, &s, &choices, &mut runs).await {
                 choices.clone_from(&hit.1);
                 last = Some(hit);
                 scenario = s;
@@ -586,7 +638,7 @@ async fn reduce(
     // reduction step ran one.
     let (violation, taken) = match last {
         Some(hit) => hit,
-        None => match breaks(target, live, invariant, &scenario, &choices, &mut runs).await {
+        None => match breaks(target, live, symptom, &scenario, &choices, &mut runs).await {
             Some(hit) => hit,
             None => (hit, choices),
         },
@@ -608,12 +660,16 @@ async fn reduce(
 
 /// The reduced case as a file: named and described by what found it,
 /// expecting the failure of the variant the target is judged as.
-fn described(target: &Target, mut s: Scenario, violation: &Violation, runs: u64, deliveries: &[u8]) -> Scenario {
+fn described(
+    target: &Target,
+    mut s: Scenario,
+    violation: &Violation,
+    symptom: Symptom,
+    runs: u64,
+    deliveries: &[u8],
+) -> Scenario {
     s.path = std::path::PathBuf::from(format!("{}-{}.toml", target_stem(target), violation.invariant));
-    s.name = format!(
-        "{} breaks {}: found by otpsim explore --target",
-        target.name, violation.invariant
-    );
+    s.name = format!("{} breaks {symptom}: found by otpsim explore --target", target.name);
     let order: Vec<String> = deliveries.iter().map(u8::to_string).collect();
     let replay = if order.is_empty() {
         String::new()
@@ -683,7 +739,11 @@ mod tests {
             request: Some(2),
             why: "verify #2 was refused.".into(),
         };
-        let text = described(target, case, &violation, 7, &[1]).to_toml();
+        let symptom = Symptom {
+            invariant: violation.invariant,
+            answer: Some(Code::InvalidOtp),
+        };
+        let text = described(target, case, &violation, symptom, 7, &[1]).to_toml();
         Scenario::parse(Path::new("found.toml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"))
     }
 
@@ -700,6 +760,45 @@ mod tests {
             on_serve.expect,
             vec![(Variant::Naive, Expectation::FailOn(Invariant::VerifySucceeds))]
         );
+    }
+
+    #[test]
+    fn two_answers_that_break_one_invariant_are_two_symptoms() {
+        let answered = |request: usize, code: Code| otpsim_model::trace::Event {
+            at_ms: 0,
+            request: Some(request),
+            browser: None,
+            worker: None,
+            what: What::Answered {
+                code,
+                http: None,
+                message: String::new(),
+                set_cookie: None,
+            },
+        };
+        let trace = Trace {
+            events: vec![
+                answered(1, Code::Ok),
+                answered(2, Code::ServerError),
+                answered(3, Code::NoRegistration),
+            ],
+        };
+        let refused = |request: Option<usize>| Violation {
+            invariant: Invariant::VerifySucceeds,
+            request,
+            why: String::new(),
+        };
+        let (five_hundred, no_row) = (
+            Symptom::of(&refused(Some(2)), &trace),
+            Symptom::of(&refused(Some(3)), &trace),
+        );
+        assert_eq!(five_hundred.answer, Some(Code::ServerError));
+        assert_eq!(no_row.answer, Some(Code::NoRegistration));
+        assert_ne!(five_hundred, no_row);
+        assert_eq!(five_hundred.to_string(), "verify_succeeds, answered server_error");
+        // No request named, or one never answered: the invariant alone.
+        assert_eq!(Symptom::of(&refused(None), &trace).answer, None);
+        assert_eq!(Symptom::of(&refused(Some(4)), &trace).to_string(), "verify_succeeds");
     }
 
     /// `target` on a clock `speed` times as fast, as `--speed` sets it.

@@ -486,21 +486,9 @@ pub fn explore(target_file: &Path, args: &ExploreArgs) -> Result<ExitCode> {
         println!("no invariant broken");
         return Ok(ExitCode::SUCCESS);
     }
-    let stem = otpsim_live::explore::target_stem(&target);
-    let mut named = Vec::new();
-    for f in &report.findings {
-        // The first finding of an invariant is named by it alone, as
-        // before findings were told apart by their answers; a later one
-        // by its answer too.
-        let invariant = f.symptom.invariant;
-        let name = if named.contains(&invariant) {
-            let answer = f.symptom.answer.map_or("unanswered", |c| c.as_str());
-            format!("{stem}-{invariant}-{answer}")
-        } else {
-            named.push(invariant);
-            format!("{stem}-{invariant}")
-        };
-        let path = crate::explore::save_new(&args.save, &name, &f.scenario.to_toml())?;
+    let stems = otpsim_live::explore::file_stems(&target, report.findings.iter().map(|f| f.symptom));
+    for (f, stem) in report.findings.iter().zip(stems) {
+        let path = crate::explore::save_new(&args.save, &stem, &f.scenario.to_toml())?;
         let requests: u32 = f.scenario.requests.iter().map(|r| r.repeat).sum();
         println!(
             "BROKE {}: after {} runs ({:.1} s); reduced in {} live runs to a file of {requests} requests; reproduced by {} of {} checks{}",

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use otpsim_model::counterexample::{Counterexample, Replay};
-use otpsim_model::invariant::Invariant;
+use otpsim_model::invariant::{Invariant, Symptom};
 use otpsim_model::scenario::{Expectation, Scenario};
 
 use crate::run::{self, judged, next_schedule, violations, LiveError, LiveRun, Options};
@@ -20,6 +20,9 @@ pub struct LiveSweep {
     pub exhausted: bool,
     /// Every observable invariant some schedule broke.
     pub violated: BTreeSet<Invariant>,
+    /// Every symptom some schedule showed, in the order first shown: what
+    /// counts a live finding's reproductions.
+    pub symptoms: Vec<Symptom>,
     /// The first run that broke each invariant broken, in the order they
     /// were first broken: what it broke, and its delivery order.
     pub counterexamples: Vec<Counterexample>,
@@ -93,6 +96,7 @@ pub async fn sweep(
     };
     let mut schedules = 0;
     let mut violated = BTreeSet::new();
+    let mut symptoms: Vec<Symptom> = Vec::new();
     let mut counterexamples: Vec<Counterexample> = Vec::new();
     let mut first = None;
     let mut seconds = 0.0;
@@ -105,6 +109,11 @@ pub async fn sweep(
         // A run is kept if it is the first to break one of its invariants.
         let new = broken.iter().any(|v| !violated.contains(&v.invariant));
         violated.extend(broken.iter().map(|v| v.invariant));
+        for symptom in broken.iter().map(|v| Symptom::of(v, &run.trace)) {
+            if !symptoms.contains(&symptom) {
+                symptoms.push(symptom);
+            }
+        }
         orders.push((run.trace.network_order(), broken.iter().map(|v| v.invariant).collect()));
         let next = match order {
             Order::DepthFirst => next_schedule(&run),
@@ -136,6 +145,7 @@ pub async fn sweep(
         schedules,
         exhausted,
         violated,
+        symptoms,
         counterexamples,
         first: first.expect("at least one run"),
         not_observable,

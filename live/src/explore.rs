@@ -20,11 +20,12 @@
 //! stranger's signup for her address before she types her code
 //! (`Aim::Pending`), the way to pre-account hijacking.
 //!
-//! Every first break of an invariant is reduced by live reruns (a smaller
-//! case is kept when two runs of it in a row, in the finding's delivery
-//! order, break the same invariant), then checked as `check --target` checks a
+//! The first break of each symptom (an invariant and the answer that
+//! showed it, [`Symptom`]) is reduced by live reruns (a smaller case is
+//! kept when two runs of it in a row, in the finding's delivery order,
+//! show the same symptom), then checked as `check --target` checks a
 //! file, several times over: the saved file says how many of those sweeps
-//! reproduced it. A file that not every sweep reproduces, a race inside
+//! showed the symptom again. A file that not every sweep reproduces, a race inside
 //! the server lost on some, is tried with the requests that share an
 //! instant sent two and four times over, and saved as the version more
 //! sweeps reproduce.
@@ -39,10 +40,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use otpsim_core::{Code, Kind};
-use otpsim_model::invariant::{Invariant, Violation};
+use otpsim_core::Kind;
+use otpsim_model::invariant::{Invariant, Symptom, Violation};
 use otpsim_model::scenario::{Expectation, FaultKind, Scenario, SessionMode, Via};
-use otpsim_model::trace::{Trace, What};
 use otpsim_sim::explore::{aims, coverage, generate, Budget, Pool};
 use tokio::task::JoinSet;
 
@@ -69,46 +69,6 @@ pub struct Options {
     pub schedules: usize,
 }
 
-/// What broke and how it showed: an invariant, and the code of the
-/// answer its violation names (none where it names no request, or one
-/// that was never answered). One invariant can be broken by two flaws
-/// that answer differently: Django's two verifies at once answer its 500
-/// page, its seed incident "No pending signup found". A search that kept
-/// only the first break of each invariant saved one of them; it keeps
-/// the first of each symptom.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Symptom {
-    /// The invariant.
-    pub invariant: Invariant,
-    /// The answer the violation names.
-    pub answer: Option<Code>,
-}
-
-impl Symptom {
-    /// `violation`'s symptom in the run that `trace` records.
-    pub fn of(violation: &Violation, trace: &Trace) -> Symptom {
-        let answer = violation.request.and_then(|r| {
-            trace.events.iter().find_map(|e| match &e.what {
-                What::Answered { code, .. } if e.request == Some(r) => Some(*code),
-                _ => None,
-            })
-        });
-        Symptom {
-            invariant: violation.invariant,
-            answer,
-        }
-    }
-}
-
-impl std::fmt::Display for Symptom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.answer {
-            Some(code) => write!(f, "{}, answered {}", self.invariant, code.as_str()),
-            None => write!(f, "{}", self.invariant),
-        }
-    }
-}
-
 /// A break found live, reduced and rerun.
 #[derive(Debug, Clone)]
 pub struct LiveFinding {
@@ -127,7 +87,7 @@ pub struct LiveFinding {
     pub seconds_to_hit: f64,
     /// Live runs the reduction took.
     pub reduction_runs: u64,
-    /// Sweeps of the saved file that broke the invariant, of `reruns`.
+    /// Sweeps of the saved file that showed the symptom, of `reruns`.
     pub reproduced: usize,
     /// Sweeps of the saved file run.
     pub reruns: usize,
@@ -221,7 +181,7 @@ pub fn for_target(target: &Target, scenario: &Scenario, longest_ms: u64) -> Opti
     if s.deployment.otp_ttl_ms / k / speed < MIN_TTL_MS {
         return None;
     }
-    compress(&mut s, k);
+    run::retime(&mut s, |ms| ms / k);
     s.deployment.otp_ttl_ms /= k;
     (run::lasts_ms(target, &s) <= longest_ms).then_some(s)
 }
@@ -233,26 +193,20 @@ pub fn for_target(target: &Target, scenario: &Scenario, longest_ms: u64) -> Opti
 /// outlives its drawn lifetime left an app that fixes minutes (Django's
 /// 10) only the cases whose whole timeline fits inside it.
 fn with_the_apps_lifetime(target: &Target, mut s: Scenario, longest_ms: u64) -> Option<Scenario> {
-    let ttl = target.app.otp_ttl_ms.filter(|t| *t != s.deployment.otp_ttl_ms)?;
-    s.deployment.otp_ttl_ms = ttl;
+    // A case drawn with the app's own lifetime (the generator's 10
+    // minutes are Django's) and too long as drawn is compressed too.
+    s.deployment.otp_ttl_ms = target.app.otp_ttl_ms?;
     if run::vacuous(target, &s).is_some() || longest_ms == 0 {
         return None;
     }
     let lasts = run::lasts_ms(target, &s);
     if lasts > longest_ms {
-        compress(&mut s, lasts.div_ceil(longest_ms));
+        // Rounding down may put two sends of one case at one instant: a
+        // race the case as drawn did not have, which is a case too.
+        let k = lasts.div_ceil(longest_ms);
+        run::retime(&mut s, |ms| ms / k);
     }
     (run::lasts_ms(target, &s) <= longest_ms).then_some(s)
-}
-
-/// Every time of `s` divided by `k`: its requests', delays' and the mail's.
-fn compress(s: &mut Scenario, k: u64) {
-    for r in &mut s.requests {
-        r.at_ms /= k;
-        r.response_delay_ms /= k;
-        r.email_delay_ms /= k;
-    }
-    s.deployment.mail_latency_ms /= k;
 }
 
 /// A first break: the violation and its symptom, the case and the order
@@ -369,13 +323,12 @@ pub async fn search(
     report.seconds = started.elapsed().as_secs_f64();
     report.behaviours = pool.behaviours();
     report.kept = pool.kept();
-    // Each first hit reduced and rerun, `jobs` at a time: they share no
+    // Each symptom's first hit reduced and rerun, `jobs` at a time: they share no
     // files or ports, but they share the machine, whose load decides the
     // server-side races they reproduce.
     let permits = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
     let mut reductions = JoinSet::new();
     for (k, (hit, symptom, case, choices, runs, seconds)) in hits.into_iter().enumerate() {
-        let invariant = symptom.invariant;
         let (target, mut live, options) = (Arc::clone(&target), live.clone(), *options);
         live.scratch = live.scratch.join(format!("reduce-{k}"));
         let permits = Arc::clone(&permits);
@@ -393,7 +346,7 @@ pub async fn search(
             let reduced = describe(scenario.clone(), deliveries.clone())
                 .await
                 .expect("describing a finding does not panic");
-            let first = reproductions(&target, &reduced, &live, &options, invariant, "rerun").await;
+            let first = reproductions(&target, &reduced, &live, &options, symptom, "rerun").await;
             let mut reproduced = first;
             let (mut kept, mut copies) = (reduced.clone(), 1);
             // A race inside the server that the reduced file loses on some
@@ -414,7 +367,7 @@ pub async fn search(
                 let case = describe(case, Vec::new())
                     .await
                     .expect("describing a finding does not panic");
-                let again = reproductions(&target, &case, &live, &options, invariant, &format!("rerun-x{more}")).await;
+                let again = reproductions(&target, &case, &live, &options, symptom, &format!("rerun-x{more}")).await;
                 if again > reproduced {
                     (reproduced, kept, copies) = (again, case, more);
                 }
@@ -422,7 +375,7 @@ pub async fn search(
             if copies > 1 {
                 // Kept only if fresh sweeps still reproduce it more often
                 // than the reduced file's did: else the smaller file.
-                let again = reproductions(&target, &kept, &live, &options, invariant, "rerun-kept").await;
+                let again = reproductions(&target, &kept, &live, &options, symptom, "rerun-kept").await;
                 if again > first {
                     reproduced = again;
                 } else {
@@ -473,14 +426,16 @@ const REDUCTION_RUNS: u64 = 40;
 /// its sweeps do not all reproduce it.
 const AMPLIFY: [u32; 2] = [2, 4];
 
-/// Sweeps of `scenario`, of `options.reruns`, that break `invariant`, as
+/// Sweeps of `scenario`, of `options.reruns`, that show `symptom`, as
 /// `check --target` sweeps a file; each in its own folder named by `tag`.
+/// The symptom, not its invariant: a file reduced for one flaw is not
+/// reproduced by another that breaks the same invariant.
 async fn reproductions(
     target: &Target,
     scenario: &Scenario,
     live: &run::Options,
     options: &Options,
-    invariant: Invariant,
+    symptom: Symptom,
     tag: &str,
 ) -> usize {
     let mut reproduced = 0;
@@ -488,7 +443,7 @@ async fn reproductions(
         let mut live = live.clone();
         live.scratch = live.scratch.join(format!("{tag}-{n}"));
         if let Ok(swept) = sweep(target, scenario, &live, options.schedules, Order::DepthFirst).await {
-            reproduced += usize::from(swept.violated.contains(&invariant));
+            reproduced += usize::from(swept.symptoms.contains(&symptom));
         }
     }
     reproduced
@@ -711,6 +666,28 @@ fn described(
     s
 }
 
+/// The stems the findings of `symptoms` are saved under, in order: the
+/// first of an invariant's as `TARGET-INVARIANT`, the name files had
+/// before findings were told apart by their answers, and a later one's
+/// as `TARGET-INVARIANT-ANSWER`.
+pub fn file_stems(target: &Target, symptoms: impl IntoIterator<Item = Symptom>) -> Vec<String> {
+    let stem = target_stem(target);
+    let mut named: Vec<Invariant> = Vec::new();
+    symptoms
+        .into_iter()
+        .map(|symptom| {
+            let invariant = symptom.invariant;
+            if named.contains(&invariant) {
+                let answer = symptom.answer.map_or("unanswered", |c| c.as_str());
+                format!("{stem}-{invariant}-{answer}")
+            } else {
+                named.push(invariant);
+                format!("{stem}-{invariant}")
+            }
+        })
+        .collect()
+}
+
 /// A file name's stem for the target: its file's.
 pub fn target_stem(target: &Target) -> String {
     target
@@ -741,7 +718,7 @@ mod tests {
         };
         let symptom = Symptom {
             invariant: violation.invariant,
-            answer: Some(Code::InvalidOtp),
+            answer: Some(otpsim_core::Code::InvalidOtp),
         };
         let text = described(target, case, &violation, symptom, 7, &[1]).to_toml();
         Scenario::parse(Path::new("found.toml"), &text).unwrap_or_else(|e| panic!("{e}\n{text}"))
@@ -763,42 +740,27 @@ mod tests {
     }
 
     #[test]
-    fn two_answers_that_break_one_invariant_are_two_symptoms() {
-        let answered = |request: usize, code: Code| otpsim_model::trace::Event {
-            at_ms: 0,
-            request: Some(request),
-            browser: None,
-            worker: None,
-            what: What::Answered {
-                code,
-                http: None,
-                message: String::new(),
-                set_cookie: None,
-            },
-        };
-        let trace = Trace {
-            events: vec![
-                answered(1, Code::Ok),
-                answered(2, Code::ServerError),
-                answered(3, Code::NoRegistration),
+    fn a_later_finding_of_an_invariant_is_saved_under_its_answer_too() {
+        use otpsim_core::Code;
+        let symptom = |invariant, answer| Symptom { invariant, answer };
+        let stems = file_stems(
+            &target("django.toml"),
+            [
+                symptom(Invariant::VerifySucceeds, Some(Code::ServerError)),
+                symptom(Invariant::NoOrphans, None),
+                symptom(Invariant::VerifySucceeds, Some(Code::NoRegistration)),
+                symptom(Invariant::VerifySucceeds, None),
             ],
-        };
-        let refused = |request: Option<usize>| Violation {
-            invariant: Invariant::VerifySucceeds,
-            request,
-            why: String::new(),
-        };
-        let (five_hundred, no_row) = (
-            Symptom::of(&refused(Some(2)), &trace),
-            Symptom::of(&refused(Some(3)), &trace),
         );
-        assert_eq!(five_hundred.answer, Some(Code::ServerError));
-        assert_eq!(no_row.answer, Some(Code::NoRegistration));
-        assert_ne!(five_hundred, no_row);
-        assert_eq!(five_hundred.to_string(), "verify_succeeds, answered server_error");
-        // No request named, or one never answered: the invariant alone.
-        assert_eq!(Symptom::of(&refused(None), &trace).answer, None);
-        assert_eq!(Symptom::of(&refused(Some(4)), &trace).to_string(), "verify_succeeds");
+        assert_eq!(
+            stems,
+            [
+                "django-verify_succeeds",
+                "django-no_orphans",
+                "django-verify_succeeds-no_registration",
+                "django-verify_succeeds-unanswered",
+            ]
+        );
     }
 
     /// `target` on a clock `speed` times as fast, as `--speed` sets it.
@@ -823,7 +785,7 @@ mod tests {
     fn a_case_that_outlives_its_drawn_lifetime_runs_with_the_lifetime_the_app_fixes() {
         // Django fixes 10 minutes. A case whose login comes after its own
         // 4 s would be vacuous there, and stretched to 10 minutes it lasts
-        // 150 s even at x10: it used to be skipped.
+        // 300 s even at x10: it used to be skipped.
         let django = at_speed(target("django.toml"), 10);
         let drawn = case("4s", "2s", "20s");
         let fitted = for_target(&django, &drawn, 5_000).expect("runs with Django's lifetime");
@@ -839,6 +801,19 @@ mod tests {
         let at: Vec<u64> = fitted.requests.iter().map(|r| r.at_ms).collect();
         assert_eq!(at, vec![0, 10_000, 40_000]);
         assert!(run::lasts_ms(&django, &fitted) <= 5_000);
+
+        // On the real clock nothing is stretched: the case was vacuous.
+        let real = for_target(&target("django.toml"), &drawn, 5_000);
+        let real = real.expect("runs with Django's lifetime on the real clock too");
+        assert_eq!(real.deployment.otp_ttl_ms, 600_000);
+        let at: Vec<u64> = real.requests.iter().map(|r| r.at_ms).collect();
+        assert_eq!(at, vec![0, 500, 5_000], "20 s of real time, compressed 4 times");
+
+        // Drawn with Django's own lifetime and too long: compressed, not
+        // skipped.
+        let own = for_target(&django, &case("10m", "30s", "120s"), 5_000).expect("compressed");
+        assert_eq!(own.deployment.otp_ttl_ms, 600_000);
+        assert!(run::lasts_ms(&django, &own) <= 5_000);
 
         // A case that fits stretched keeps its crossing of the lifetime:
         // at x100, 20 s stretched by 600/4 is 30 s of real time.

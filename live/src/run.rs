@@ -179,17 +179,25 @@ pub fn scale(target: &Target, scenario: &Scenario) -> Option<(u64, u64)> {
 pub fn fitted(target: &Target, scenario: &Scenario) -> Scenario {
     let mut fitted = scenario.clone();
     if let Some((app, file)) = scale(target, scenario) {
-        let stretch = |ms: u64| (u128::from(ms) * u128::from(app) / u128::from(file)) as u64;
-        for r in &mut fitted.requests {
-            r.at_ms = stretch(r.at_ms);
-            r.response_delay_ms = stretch(r.response_delay_ms);
-            r.email_delay_ms = stretch(r.email_delay_ms);
-        }
-        let d = &mut fitted.deployment;
-        d.mail_latency_ms = stretch(d.mail_latency_ms);
-        d.otp_ttl_ms = app;
+        retime(&mut fitted, |ms| {
+            (u128::from(ms) * u128::from(app) / u128::from(file)) as u64
+        });
+        fitted.deployment.otp_ttl_ms = app;
     }
     fitted
+}
+
+/// Every time of `s` but its code lifetime, through `f`: each request's
+/// send, response delay and mail delay, and the mail's latency. One list,
+/// for stretching and compressing alike, so that a time added to the
+/// format cannot be scaled by one and missed by the other.
+pub fn retime(s: &mut Scenario, f: impl Fn(u64) -> u64) {
+    for r in &mut s.requests {
+        r.at_ms = f(r.at_ms);
+        r.response_delay_ms = f(r.response_delay_ms);
+        r.email_delay_ms = f(r.email_delay_ms);
+    }
+    s.deployment.mail_latency_ms = f(s.deployment.mail_latency_ms);
 }
 
 /// How long a run of `scenario` against `target` lasts at least, in real

@@ -125,6 +125,48 @@ pub struct Violation {
     pub why: String,
 }
 
+/// What broke and how it showed: an invariant, and the code of the
+/// answer its violation names (none where it names no request, or one
+/// that was never answered). One invariant can be broken by two flaws
+/// that answer differently: a Django app's two verifies at once answer
+/// its 500 page, its seed incident "No pending signup found". A live
+/// search that kept the first break of each invariant saved one of them;
+/// it keeps the first of each symptom. Two flaws that answer alike stay
+/// one symptom, and a run that shows both is read as the one its checker
+/// reports (each reports its first violation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Symptom {
+    /// The invariant.
+    pub invariant: Invariant,
+    /// The answer the violation names.
+    pub answer: Option<Code>,
+}
+
+impl Symptom {
+    /// `violation`'s symptom in the run that `trace` records.
+    pub fn of(violation: &Violation, trace: &Trace) -> Symptom {
+        let answer = violation.request.and_then(|r| {
+            trace.events.iter().find_map(|e| match &e.what {
+                What::Answered { code, .. } if e.request == Some(r) => Some(*code),
+                _ => None,
+            })
+        });
+        Symptom {
+            invariant: violation.invariant,
+            answer,
+        }
+    }
+}
+
+impl fmt::Display for Symptom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.answer {
+            Some(code) => write!(f, "{}, answered {}", self.invariant, code.as_str()),
+            None => write!(f, "{}", self.invariant),
+        }
+    }
+}
+
 /// Settings the checker needs from the scenario.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

@@ -1491,3 +1491,42 @@ fn codes_expire_catches_a_code_that_verifies_past_its_lifetime_from_its_newest_m
         .answer(TTL + 1, 2, Code::OtpExpired);
     assert!(!refused.check().contains(&Invariant::CodesExpire));
 }
+
+#[test]
+fn two_answers_that_break_one_invariant_are_two_symptoms() {
+    let answered = |request: usize, code: Code| Event {
+        at_ms: 0,
+        request: Some(request),
+        browser: None,
+        worker: None,
+        what: What::Answered {
+            code,
+            http: None,
+            message: String::new(),
+            set_cookie: None,
+        },
+    };
+    let trace = Trace {
+        events: vec![
+            answered(1, Code::Ok),
+            answered(2, Code::ServerError),
+            answered(3, Code::NoRegistration),
+        ],
+    };
+    let refused = |request: Option<usize>| Violation {
+        invariant: Invariant::VerifySucceeds,
+        request,
+        why: String::new(),
+    };
+    let (five_hundred, no_row) = (
+        Symptom::of(&refused(Some(2)), &trace),
+        Symptom::of(&refused(Some(3)), &trace),
+    );
+    assert_eq!(five_hundred.answer, Some(Code::ServerError));
+    assert_eq!(no_row.answer, Some(Code::NoRegistration));
+    assert_ne!(five_hundred, no_row);
+    assert_eq!(five_hundred.to_string(), "verify_succeeds, answered server_error");
+    // No request named, or one never answered: the invariant alone.
+    assert_eq!(Symptom::of(&refused(None), &trace).answer, None);
+    assert_eq!(Symptom::of(&refused(Some(4)), &trace).to_string(), "verify_succeeds");
+}

@@ -9,26 +9,26 @@
 //! stretched to the app's lifetime and compressed by a controlled clock,
 //! as `check --target` runs them). A case that only a lifetime of its own
 //! would let fit, against an app that fixes its lifetime, runs with the
-//! app's instead, its times compressed to `longest`. Coverage is what a black box shows:
-//! the simulator's features of the run's trace, which live hold the
-//! answers by kind, code and HTTP status with their redirect chains, the
-//! order of answers, the mails and when they came, and the observed rows
-//! (`otpsim_sim::explore::coverage`). What a run shows also aims the
-//! next changes: a verify the server refused as wrong is sent again in
-//! bursts (`otpsim_sim::explore::Aim::Refused`), the way to an attempt
-//! limit that does not hold; an owner's signup it accepted gets a
-//! stranger's signup for her address before she types her code
-//! (`Aim::Pending`), the way to pre-account hijacking.
+//! app's instead, its times compressed to `longest`. Coverage is what a
+//! black box shows: the simulator's features of the run's trace, which
+//! live hold the answers by kind, code and HTTP status with their
+//! redirect chains, the order of answers, the mails and when they came,
+//! and the observed rows (`otpsim_sim::explore::coverage`). What a run
+//! shows also aims the next changes: a verify the server refused as
+//! wrong is sent again in bursts (`otpsim_sim::explore::Aim::Refused`),
+//! the way to an attempt limit that does not hold; an owner's signup it
+//! accepted gets a stranger's signup for her address before she types
+//! her code (`Aim::Pending`), the way to pre-account hijacking.
 //!
 //! The first break of each symptom (an invariant and the answer that
 //! showed it, [`Symptom`]) is reduced by live reruns (a smaller case is
 //! kept when two runs of it in a row, in the finding's delivery order,
 //! show the same symptom), then checked as `check --target` checks a
 //! file, several times over: the saved file says how many of those sweeps
-//! showed the symptom again. A file that not every sweep reproduces, a race inside
-//! the server lost on some, is tried with the requests that share an
-//! instant sent two and four times over, and saved as the version more
-//! sweeps reproduce.
+//! showed the symptom again. A file that not every sweep reproduces, a
+//! race inside the server lost on some, is tried with the requests that
+//! share an instant sent two and four times over, and saved as the
+//! version more sweeps reproduce.
 //!
 //! Not deterministic, as nothing live is: the server's inside is not
 //! controlled, what it shows decides what the pool learns and so what it
@@ -323,9 +323,9 @@ pub async fn search(
     report.seconds = started.elapsed().as_secs_f64();
     report.behaviours = pool.behaviours();
     report.kept = pool.kept();
-    // Each symptom's first hit reduced and rerun, `jobs` at a time: they share no
-    // files or ports, but they share the machine, whose load decides the
-    // server-side races they reproduce.
+    // Each symptom's first hit reduced and rerun, `jobs` at a time: they
+    // share no files or ports, but they share the machine, whose load
+    // decides the server-side races they reproduce.
     let permits = Arc::new(tokio::sync::Semaphore::new(options.jobs.max(1)));
     let mut reductions = JoinSet::new();
     for (k, (hit, symptom, case, choices, runs, seconds)) in hits.into_iter().enumerate() {

@@ -20,7 +20,7 @@ use shuttle::{Config, FailurePersistence, Runner};
 
 use crate::invariant::{self, Invariant, Limits, Violation};
 use crate::scenario::{Expectation, FaultSpec, Scenario, StatementChoice};
-use crate::schedule::{ChoiceScheduler, Recorder, Stoppable, Strategy};
+use crate::schedule::{ChoiceScheduler, Recorder, Stoppable, Strategy, Taken};
 use crate::trace::Trace;
 use crate::world::{self, ActiveFault, RunOutcome, RunPlan};
 pub use otpsim_model::counterexample::{Counterexample, Replay};
@@ -79,6 +79,8 @@ pub struct Judged {
     pub index: u64,
     /// The choices it took.
     pub choices: Vec<u8>,
+    /// How many tasks could run at each of those points ([`Taken`]).
+    pub widths: Vec<u8>,
     /// Its trace.
     pub outcome: RunOutcome,
     /// What it broke.
@@ -96,7 +98,7 @@ pub fn run_schedules<F: Flow>(
     on_schedule: impl FnMut(Judged) -> bool + Send + 'static,
 ) {
     let limits = limits(&plan.scenario);
-    let taken: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let taken: Arc<Mutex<Taken>> = Arc::default();
     let halt = Arc::new(AtomicBool::new(false));
     let next_index = Arc::new(Mutex::new(0u64));
     let runner = Runner::new(
@@ -114,7 +116,7 @@ pub fn run_schedules<F: Flow>(
         runner.run(move || {
             let outcome = world::run(&plan);
             let violations = invariant::violations(&outcome.trace, limits, &plan.scenario.invariants);
-            let choices = std::mem::take(&mut *taken_in.lock().unwrap_or_else(|p| p.into_inner()));
+            let Taken { choices, widths } = std::mem::take(&mut *taken_in.lock().unwrap_or_else(|p| p.into_inner()));
             let index = {
                 let mut next = index_in.lock().unwrap_or_else(|p| p.into_inner());
                 *next += 1;
@@ -123,6 +125,7 @@ pub fn run_schedules<F: Flow>(
             let judged = Judged {
                 index,
                 choices,
+                widths,
                 outcome,
                 violations,
             };
@@ -151,15 +154,17 @@ fn config() -> Config {
 /// A panic of the harness itself, judged as a `clear_errors` violation
 /// with the choices the execution had taken so far: they replay it up to
 /// the panic.
-fn panicked(index: u64, taken: &Mutex<Vec<u8>>, panic: Box<dyn std::any::Any + Send>) -> Judged {
+fn panicked(index: u64, taken: &Mutex<Taken>, panic: Box<dyn std::any::Any + Send>) -> Judged {
     let message = panic
         .downcast_ref::<String>()
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "a panic".to_string());
+    let Taken { choices, widths } = std::mem::take(&mut *taken.lock().unwrap_or_else(|p| p.into_inner()));
     Judged {
         index,
-        choices: std::mem::take(&mut *taken.lock().unwrap_or_else(|p| p.into_inner())),
+        choices,
+        widths,
         outcome: RunOutcome {
             trace: Trace::default(),
             faults_fired: true,
@@ -191,7 +196,7 @@ pub fn run_cases<F: Flow>(flow: &F, next: impl FnMut(Option<(Arc<Scenario>, Judg
         // execution's verdict for the scheduler to hand on.
         let plan: Arc<Mutex<Option<RunPlan<F>>>> = Arc::default();
         let judged: Arc<Mutex<Option<Judged>>> = Arc::default();
-        let taken: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let taken: Arc<Mutex<Taken>> = Arc::default();
         let stream = CaseStream {
             flow: flow.clone(),
             next: Rc::clone(&next),
@@ -212,10 +217,12 @@ pub fn run_cases<F: Flow>(flow: &F, next: impl FnMut(Option<(Arc<Scenario>, Judg
                 let outcome = world::run(&plan);
                 let violations =
                     invariant::violations(&outcome.trace, limits(&plan.scenario), &plan.scenario.invariants);
-                let choices = std::mem::take(&mut *taken_in.lock().unwrap_or_else(|p| p.into_inner()));
+                let Taken { choices, widths } =
+                    std::mem::take(&mut *taken_in.lock().unwrap_or_else(|p| p.into_inner()));
                 *judged_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(Judged {
                     index: 0,
                     choices,
+                    widths,
                     outcome,
                     violations,
                 });
@@ -245,7 +252,7 @@ struct CaseStream<F, N> {
     last: Option<(Arc<Scenario>, Judged)>,
     plan: Arc<Mutex<Option<RunPlan<F>>>>,
     judged: Arc<Mutex<Option<Judged>>>,
-    taken: Arc<Mutex<Vec<u8>>>,
+    taken: Arc<Mutex<Taken>>,
     running: Option<Arc<Scenario>>,
     scheduler: Recorder<ChoiceScheduler>,
 }
@@ -383,6 +390,12 @@ pub fn replay<F: Flow>(
     choices: &[u8],
     position: u32,
 ) -> (RunOutcome, Vec<Violation>, Vec<u8>) {
+    let judged = judge(scenario, flow, seed, choices, position);
+    (judged.outcome, judged.violations, judged.choices)
+}
+
+/// [`replay`], judged whole: with how many tasks could run at each point.
+pub fn judge<F: Flow>(scenario: &Arc<Scenario>, flow: &F, seed: u64, choices: &[u8], position: u32) -> Judged {
     let plan = RunPlan {
         scenario: Arc::clone(scenario),
         flow: flow.clone(),
@@ -395,12 +408,8 @@ pub fn replay<F: Flow>(
         *sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(judged);
         false
     });
-    let judged = result
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-        .expect("one schedule ran");
-    (judged.outcome, judged.violations, judged.choices)
+    let judged = result.lock().unwrap_or_else(|p| p.into_inner()).take();
+    judged.expect("one schedule ran")
 }
 
 /// Replays a simulated counterexample (see [`replay`]); `None` for a live

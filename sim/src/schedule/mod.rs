@@ -15,7 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use choice::{nth, position, ChoiceScheduler};
-pub use recorder::Recorder;
+pub use recorder::{Recorder, Taken};
 pub use stoppable::Stoppable;
 pub use uniform::UniformRandom;
 

@@ -86,7 +86,7 @@ fn live_all(pairs: &[(&str, &str)]) -> Vec<(Target, Scenario, LiveSweep)> {
             agrees_with_the_simulator(&target, &scenario, &swept);
             // Every invariant some order broke has a run that shows it,
             // with its own replay, not only the first failing order's.
-            for broken in &swept.violated {
+            for broken in &swept.violated() {
                 assert!(
                     swept
                         .counterexamples
@@ -140,7 +140,11 @@ fn the_simulator_and_serve_agree_row_by_row() {
 #[test]
 fn the_seed_incident_fails_live_against_naive_with_the_apps_own_message() {
     let (target, scenario, swept) = live("otpsim-naive", "seed_incident");
-    assert!(swept.violated.contains(&Invariant::VerifySucceeds), "{}", swept.found());
+    assert!(
+        swept.violated().contains(&Invariant::VerifySucceeds),
+        "{}",
+        swept.found()
+    );
     let found = swept.counterexamples.first().cloned().expect("a failing schedule");
     let why = &found
         .violations
@@ -196,7 +200,7 @@ fn a_stranger_chooses_anas_password_live_against_seed_fix_but_not_idempotent() {
     ]);
     let (_, _, idempotent) = swept.pop().unwrap();
     let (_, _, fix) = swept.pop().unwrap();
-    assert!(fix.violated.contains(&Invariant::NoHijack), "{}", fix.found());
+    assert!(fix.violated().contains(&Invariant::NoHijack), "{}", fix.found());
     assert_eq!(idempotent.found(), "pass");
 }
 
@@ -210,8 +214,8 @@ fn the_end_of_run_probe_finds_the_hijack_live_without_a_login_in_the_file() {
     ]);
     let (_, _, idempotent) = swept.pop().unwrap();
     let (_, _, fix) = swept.pop().unwrap();
-    assert!(fix.violated.contains(&Invariant::NoHijack), "{}", fix.found());
-    assert!(fix.violated.contains(&Invariant::OwnerLogsIn), "{}", fix.found());
+    assert!(fix.violated().contains(&Invariant::NoHijack), "{}", fix.found());
+    assert!(fix.violated().contains(&Invariant::OwnerLogsIn), "{}", fix.found());
     let trace = fix
         .counterexamples
         .first()
@@ -241,7 +245,11 @@ fn a_resend_while_the_first_mail_is_slow_breaks_naive_live_and_not_idempotent() 
             .unwrap()
     };
     let naive = swept("naive");
-    assert!(naive.violated.contains(&Invariant::VerifySucceeds), "{}", naive.found());
+    assert!(
+        naive.violated().contains(&Invariant::VerifySucceeds),
+        "{}",
+        naive.found()
+    );
     let trace = naive.counterexamples[0].trace.to_string();
     assert!(trace.contains("resend") && trace.contains("/resend"), "{trace}");
     assert_eq!(swept("idempotent").found(), "pass");

@@ -18,8 +18,6 @@ pub struct LiveSweep {
     pub schedules: usize,
     /// Whether the enumeration ended before the cap (every order was run).
     pub exhausted: bool,
-    /// Every observable invariant some schedule broke.
-    pub violated: BTreeSet<Invariant>,
     /// Every symptom some schedule showed, in the order first shown: what
     /// counts a live finding's reproductions.
     pub symptoms: Vec<Symptom>,
@@ -49,9 +47,15 @@ pub enum Verdict {
 }
 
 impl LiveSweep {
+    /// Every observable invariant some schedule broke: those of its
+    /// symptoms.
+    pub fn violated(&self) -> BTreeSet<Invariant> {
+        self.symptoms.iter().map(|s| s.invariant).collect()
+    }
+
     /// `pass`, or `fail:` and the broken invariants.
     pub fn found(&self) -> String {
-        Expectation::found(&self.violated)
+        Expectation::found(&self.violated())
     }
 
     /// The counterexample to show for `expectation` (see
@@ -62,7 +66,7 @@ impl LiveSweep {
 
     /// Whether the sweep meets `expectation`.
     pub fn verdict(&self, expectation: Expectation) -> Verdict {
-        match expectation.judged(&self.violated, &self.not_observable) {
+        match expectation.judged(&self.violated(), &self.not_observable) {
             None => Verdict::NotObservable,
             Some(true) => Verdict::Holds,
             Some(false) => Verdict::Unexpected,
@@ -95,7 +99,6 @@ pub async fn sweep(
         Order::Random(seed) => random_choices(seed, 0),
     };
     let mut schedules = 0;
-    let mut violated = BTreeSet::new();
     let mut symptoms: Vec<Symptom> = Vec::new();
     let mut counterexamples: Vec<Counterexample> = Vec::new();
     let mut first = None;
@@ -107,8 +110,9 @@ pub async fn sweep(
         seconds += run.seconds;
         let broken = violations(target, scenario, &run);
         // A run is kept if it is the first to break one of its invariants.
-        let new = broken.iter().any(|v| !violated.contains(&v.invariant));
-        violated.extend(broken.iter().map(|v| v.invariant));
+        let new = broken
+            .iter()
+            .any(|v| symptoms.iter().all(|s| s.invariant != v.invariant));
         for symptom in broken.iter().map(|v| Symptom::of(v, &run.trace)) {
             if !symptoms.contains(&symptom) {
                 symptoms.push(symptom);
@@ -144,7 +148,6 @@ pub async fn sweep(
     Ok(LiveSweep {
         schedules,
         exhausted,
-        violated,
         symptoms,
         counterexamples,
         first: first.expect("at least one run"),

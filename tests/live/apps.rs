@@ -42,10 +42,10 @@ fn finds(target: &str, cases: &[(&str, &[Invariant])]) {
         let swept = swept.unwrap_or_else(|e| panic!("{file} against {}: {e}", target.name));
         let want: BTreeSet<Invariant> = broken.iter().copied().collect();
         assert!(
-            want.is_subset(&swept.violated),
+            want.is_subset(&swept.violated()),
             "{file} against {}: expected {want:?} broken, found {:?}",
             target.name,
-            swept.violated
+            swept.violated()
         );
         // Each break has a run that shows it, with its replay command.
         for i in &want {
@@ -151,7 +151,7 @@ fn the_express_apps_documented_flaws_are_found_from_its_target_file() {
         .block_on(sweep(&fast, &scenario, &options("express-x10"), 1, Order::DepthFirst))
         .unwrap();
     assert!(
-        swept.violated.contains(&Invariant::NoFalseAccept),
+        swept.violated().contains(&Invariant::NoFalseAccept),
         "{}\n{}",
         swept.found(),
         swept.first.trace
@@ -381,7 +381,7 @@ fn a_zone_dependent_flaw_shows_only_under_the_zone_that_exposes_it() {
         .block_on(sweep(&fast, &late, &options, 1, Order::DepthFirst))
         .unwrap();
     assert!(
-        swept.violated.contains(&Invariant::CodesExpire),
+        swept.violated().contains(&Invariant::CodesExpire),
         "{}\n{}",
         swept.found(),
         swept.first.trace

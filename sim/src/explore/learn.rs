@@ -223,12 +223,12 @@ impl Pool {
     ///
     /// A case a sweep queued ([`Pool::sweep_after`]) adds what it showed
     /// to what was seen, but is not kept: in the first hundreds of
-    /// schedules most kept cases with a fault swept twelve children each
-    /// into the kept cases and the newest, and naive's `no_orphans`, a
-    /// shape of requests with no fault, took four times the schedules
-    /// (BENCHMARKS.md). Its children share its parent's scenario, which is
-    /// how it is told apart: a mutated or fresh case has a scenario of its
-    /// own.
+    /// schedules most kept cases with a fault swept up to twelve
+    /// children each into the kept cases and the newest, and naive's
+    /// `no_orphans`, a shape of requests with no fault, took four times
+    /// the schedules (BENCHMARKS.md). A swept case shares its parent's
+    /// scenario, which is how it is told apart: a mutated or fresh case
+    /// has a scenario of its own.
     pub fn learn(&mut self, case: Case, features: &mut Vec<u64>, aims: impl FnOnce() -> Vec<Aim>) -> bool {
         let mut new = false;
         for f in features.drain(..) {

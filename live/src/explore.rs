@@ -36,7 +36,7 @@
 //! they end. The seed fixes the draws made before any run has ended (the
 //! first `jobs` cases) and nothing after.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -215,9 +215,7 @@ type Hit = (Violation, Symptom, Arc<Scenario>, Vec<u8>, u64, f64);
 
 /// How many invariants `hits` break.
 fn broken(hits: &[Hit]) -> usize {
-    let mut invariants: Vec<Invariant> = hits.iter().map(|h| h.1.invariant).collect();
-    invariants.sort_unstable();
-    invariants.dedup();
+    let invariants: BTreeSet<Invariant> = hits.iter().map(|h| h.1.invariant).collect();
     invariants.len()
 }
 

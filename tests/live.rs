@@ -429,14 +429,14 @@ impl Drop for Served {
     }
 }
 
-/// Stops a server started in its own process group: SIGTERM to the group
-/// (gunicorn's workers too), then the leader is killed and reaped.
+/// Stops a server started in its own process group as live mode stops a
+/// target, workers and all ([`otpsim_live::run::kill_group`]), then reaps
+/// the leader. A SIGTERM to the group and a kill of the leader alone left
+/// a gunicorn worker in its graceful shutdown holding the test's stderr
+/// after the test ended (nextest's LEAK).
 fn stop(child: &mut Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: kill(2) on a process group; no memory is involved.
-        unsafe {
-            libc::kill(-pid, libc::SIGTERM);
-        }
+        otpsim_live::run::kill_group(pid);
     }
     let _ = child.kill();
     let _ = child.wait();

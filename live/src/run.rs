@@ -300,19 +300,8 @@ impl Instance {
     /// forgotten, so that a later process given the same pid is not
     /// signalled in its name.
     fn stop(&mut self) {
-        // The instance leads its own process group: SIGKILL reaches the
-        // workers a server forked (gunicorn's) too. Not SIGTERM: a worker
-        // forked after a SIGTERM reached the group never sees it (gunicorn's
-        // master forks its worker after installing its handlers): one
-        // outlived its killed master by the rest of flask-fix's search
-        // (session 19). A SIGKILL leaves the master no time to fork, and
-        // the kernel restarts a fork the signal interrupts.
         if let Some(pid) = self.pid.take() {
-            // SAFETY: kill(2) with a negative pid signals a process group;
-            // it touches no memory of ours.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
+            kill_group(pid);
             // Debian's libfaketime (0.9.10) leaves a shared-memory segment
             // named by the pid of every process it loaded in, and a later
             // process given that pid fails to start: a controlled clock's
@@ -322,6 +311,21 @@ impl Instance {
             }
         }
         let _ = self.child.start_kill();
+    }
+}
+
+/// Kills the process group `leader` leads, the workers a server forked
+/// (gunicorn's) too. Call it before the leader is reaped, while its pid
+/// still names the group. Not SIGTERM: a worker forked after a SIGTERM
+/// reached the group never sees it (gunicorn's master forks its worker
+/// after installing its handlers): one outlived its killed master by the
+/// rest of flask-fix's search (session 19). A SIGKILL leaves the master no
+/// time to fork, and the kernel restarts a fork the signal interrupts.
+pub fn kill_group(leader: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; it
+    // touches no memory of ours.
+    unsafe {
+        libc::kill(-leader, libc::SIGKILL);
     }
 }
 

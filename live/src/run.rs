@@ -315,12 +315,15 @@ impl Instance {
 }
 
 /// Kills the process group `leader` leads, the workers a server forked
-/// (gunicorn's) too. Call it before the leader is reaped, while its pid
-/// still names the group. Not SIGTERM: a worker forked after a SIGTERM
-/// reached the group never sees it (gunicorn's master forks its worker
-/// after installing its handlers): one outlived its killed master by the
-/// rest of flask-fix's search (session 19). A SIGKILL leaves the master no
-/// time to fork, and the kernel restarts a fork the signal interrupts.
+/// (gunicorn's) too. The pid names the group while the leader is unreaped
+/// or any member lives; once both are gone it may be reused, so call it
+/// once per group (as `Instance::stop` does, taking the pid). Not SIGTERM:
+/// a worker forked after a SIGTERM reached the group never sees it
+/// (gunicorn's master forks its worker after installing its handlers; by
+/// the likeliest reading, docs/findings.md): one outlived its killed
+/// master by the rest of flask-fix's search (session 19). A SIGKILL leaves
+/// the master no time to fork, and the kernel restarts a fork the signal
+/// interrupts.
 pub fn kill_group(leader: i32) {
     // SAFETY: kill(2) with a negative pid signals a process group; it
     // touches no memory of ours.

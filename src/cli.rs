@@ -187,6 +187,13 @@ pub struct ServeFlags {
     /// a deployment needs the same one.
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
+    /// Wait this long before each step of a request (a statement, a mail,
+    /// a read of the worker's memory), e.g. 2ms: two requests that arrive
+    /// together then meet between steps, where the simulator may switch
+    /// them. For live runs (`--pause`); 0ms, the default, is a plain
+    /// server.
+    #[arg(long, default_value = "0ms", value_parser = parse_pause)]
+    pub step_pause: std::time::Duration,
 }
 
 /// Where `serve` keeps sessions.
@@ -278,6 +285,16 @@ pub fn parse_explore_budget(s: &str) -> Result<Budget, String> {
             "{s:?} explores for no time; give a time (30s) or a number of schedules (20000)"
         )),
         budget => Ok(budget),
+    }
+}
+
+/// A pause before each of the app's steps: whole milliseconds, at most a
+/// second (a longer one is a stalled server, not a widened window).
+pub fn parse_pause(s: &str) -> Result<std::time::Duration, String> {
+    match otpsim_sim::scenario::parse_duration(s) {
+        Some(ms) if ms <= 1000 => Ok(std::time::Duration::from_millis(ms)),
+        Some(_) => Err(format!("{s:?} is longer than 1s; a pause is e.g. 2ms")),
+        None => Err(format!("{s:?} is not a duration; expected e.g. 2ms")),
     }
 }
 
@@ -375,6 +392,11 @@ pub struct ReplayArgs {
     /// instead of holding their last bytes and releasing them together.
     #[arg(long, requires = "target")]
     pub no_sync: bool,
+    /// With --target: the app waits this long before each of its steps
+    /// (e.g. 2ms), so that requests released together meet inside it;
+    /// for a target whose [start] takes a pause (docs/targets.md).
+    #[arg(long, requires = "target", value_name = "DURATION", value_parser = parse_pause)]
+    pub pause: Option<std::time::Duration>,
     /// Replay against a real server, described by this target file.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["seed", "strategy", "position"])]
     pub target: Option<PathBuf>,
@@ -468,6 +490,11 @@ pub struct CheckArgs {
     /// instead of holding their last bytes and releasing them together.
     #[arg(long, requires = "target")]
     pub no_sync: bool,
+    /// With --target: the app waits this long before each of its steps
+    /// (e.g. 2ms), so that requests released together meet inside it;
+    /// for a target whose [start] takes a pause (docs/targets.md).
+    #[arg(long, requires = "target", value_name = "DURATION", value_parser = parse_pause)]
+    pub pause: Option<std::time::Duration>,
 }
 
 #[derive(clap::Args)]
@@ -553,6 +580,11 @@ pub struct ExploreArgs {
     /// instead of holding their last bytes and releasing them together.
     #[arg(long, requires = "target")]
     pub no_sync: bool,
+    /// With --target: the app waits this long before each of its steps
+    /// (e.g. 2ms), so that requests released together meet inside it;
+    /// for a target whose [start] takes a pause (docs/targets.md).
+    #[arg(long, requires = "target", value_name = "DURATION", value_parser = parse_pause)]
+    pub pause: Option<std::time::Duration>,
 }
 
 /// Every shard of one split given once: exit 2 otherwise.

@@ -511,6 +511,7 @@ pub fn merge(
         speed: None,
         tz: None,
         no_sync: false,
+        pause: None,
     };
     finish(&merged, &walls, &options, &args)
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use otpsim_core::Variant;
@@ -108,15 +109,27 @@ fn expectation(target: &Target, scenario: &Scenario) -> Option<otpsim_sim::Expec
 }
 
 /// `target` on a controlled clock `speed` times as fast (`--speed`), from
-/// its own `[time] start` or the default one.
-fn with_speed(mut target: Target, speed: Option<u32>) -> Target {
+/// its own `[time] start` or the default one, and its app waiting `pause`
+/// before each step (`--pause`), which the target must take.
+fn tuned(mut target: Target, speed: Option<u32>, pause: Option<Duration>) -> Result<Target> {
     if let Some(speed) = speed {
         target.clock = Some(FakeClock {
             start_unix_ms: target.clock.map_or(DEFAULT_START_UNIX_MS, |c| c.start_unix_ms),
             speed,
         });
     }
-    target
+    match pause {
+        Some(pause) => Ok(target.with_pause(pause).map_err(InvalidInput)?),
+        None => Ok(target),
+    }
+}
+
+/// The flags a saved file's command repeats: what the run was under.
+fn run_flags(tz: Option<&str>, speed: Option<u32>, pause: Option<Duration>, no_sync: bool) -> String {
+    tz.map_or(String::new(), |z| format!(" --tz {z}"))
+        + &speed.map_or(String::new(), |s| format!(" --speed {s}"))
+        + &pause.map_or(String::new(), |p| format!(" --pause {}ms", p.as_millis()))
+        + if no_sync { " --no-sync" } else { "" }
 }
 
 /// How a target's rows and header name what it is judged as.
@@ -142,7 +155,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
             "--seed with --target is the seed of --strategy random".to_string()
         ));
     }
-    let target = with_speed(Target::load(target)?, args.speed);
+    let target = tuned(Target::load(target)?, args.speed, args.pause)?;
     // The simulator runs the variant the target is judged as.
     let compared: Option<Variant> = match args.compare {
         false => None,
@@ -166,9 +179,7 @@ pub fn check(target: &Path, args: &CheckArgs, scenarios: &[(usize, Arc<Scenario>
         false => args.tz.iter().map(Some).collect(),
     };
     for ((index, scenario), zone) in scenarios.iter().flat_map(|s| zones.iter().map(move |z| (s, *z))) {
-        let in_zone = zone.map_or(String::new(), |z| format!(" --tz {z}"))
-            + &args.speed.map_or(String::new(), |s| format!(" --speed {s}"))
-            + if args.no_sync { " --no-sync" } else { "" };
+        let in_zone = run_flags(zone.map(String::as_str), args.speed, args.pause, args.no_sync);
         let expected = expectation(&target, scenario);
         let file = scenario.path.display().to_string();
         let mut row = Row {
@@ -330,7 +341,7 @@ pub fn replay(target: &Path, args: &ReplayArgs) -> Result<ExitCode> {
         args.repeat,
         args.format,
     );
-    let target = with_speed(Target::load(target)?, args.speed);
+    let target = tuned(Target::load(target)?, args.speed, args.pause)?;
     let scenario = crate::load(file)?;
     let (options, _scratch, live) = setup(args.tz.clone(), !args.no_sync)?;
     let mut runs = Vec::new();
@@ -438,7 +449,7 @@ pub fn replay(target: &Path, args: &ReplayArgs) -> Result<ExitCode> {
 /// live reruns and saved as files `check --target` runs (see
 /// `otpsim_live::explore`).
 pub fn explore(target_file: &Path, args: &ExploreArgs) -> Result<ExitCode> {
-    let target = with_speed(Target::load(target_file)?, args.speed);
+    let target = tuned(Target::load(target_file)?, args.speed, args.pause)?;
     let (options, _scratch, live) = setup(args.tz.clone(), !args.no_sync)?;
     let search = otpsim_live::explore::Options {
         budget: args.budget,
@@ -457,9 +468,7 @@ pub fn explore(target_file: &Path, args: &ExploreArgs) -> Result<ExitCode> {
     let report = live
         .until_stopped(otpsim_live::explore::search(&target, &search, &options, &progress))?
         .with_context(|| format!("exploring {} live", target_file.display()))?;
-    let also = args.speed.map_or(String::new(), |s| format!(" --speed {s}"))
-        + &args.tz.as_ref().map_or(String::new(), |z| format!(" --tz {z}"))
-        + if args.no_sync { " --no-sync" } else { "" };
+    let also = run_flags(args.tz.as_deref(), args.speed, args.pause, args.no_sync);
     println!(
         "explore --target {} ({}), judged as {}, seed {}: {} live runs in {:.1} s ({:.2} runs/s, {} at once; a run took {:.2} s on average), {} drawn cases skipped (too long, vacuous or not runnable here), {} behaviours seen, {} cases kept",
         target_file.display(),
@@ -519,7 +528,7 @@ pub fn explore(target_file: &Path, args: &ExploreArgs) -> Result<ExitCode> {
 /// (see `otpsim_live::load`).
 pub fn stress(flags: &StressFlags) -> Result<ExitCode> {
     let file = flags.target.as_deref().expect("called with --target");
-    let target = with_speed(Target::load(file)?, flags.speed);
+    let target = tuned(Target::load(file)?, flags.speed, None)?;
     let (options, _scratch, live) = setup(None, false)?;
     let load = otpsim_live::load::Load {
         people: flags.people as usize,

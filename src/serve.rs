@@ -39,6 +39,7 @@ pub fn run(flags: &ServeFlags) -> Result<ExitCode> {
             // The flows as the project models them: each statement commits.
             db_mode: otpsim_core::DbMode::Autocommit,
         },
+        step_pause: flags.step_pause,
     };
     if flags.otp_ttl.as_millis() < 1000 {
         return Err(InvalidInput("--otp-ttl must be at least 1s".to_string()).into());

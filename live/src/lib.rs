@@ -8,6 +8,8 @@
 //! - [`port`]: ports for an app's instances, which bind them themselves.
 //! - [`run`]: the live executor, one network schedule.
 //! - [`clock`]: scenario time, and the app's clock where it is controlled.
+//! - [`pause`]: a pause before each of the app's steps, so that requests
+//!   released together meet inside the server.
 //! - [`check`]: many schedules, judged.
 //! - [`init`]: a draft target file from a running app (`otpsim init target`).
 //! - [`stress`]: real threads or tokio tasks against the flows in-process,
@@ -21,6 +23,7 @@ pub mod clock;
 pub mod explore;
 pub mod init;
 pub mod load;
+pub mod pause;
 pub mod port;
 pub mod proxy;
 pub mod run;

@@ -389,10 +389,29 @@ pub(crate) async fn start_instances(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let target_dir = std::path::absolute(target_dir).unwrap_or_else(|_| target_dir.to_path_buf());
+    // Written only for a target that asks for the tracer, paused or not:
+    // with no pause it installs nothing.
+    let names_python = |line: &String| line.contains("{pause_python}");
+    let pause_python = match target
+        .command
+        .iter()
+        .chain(target.setup.iter().flatten())
+        .chain(target.env.values())
+        .any(names_python)
+    {
+        true => crate::pause::python_dir(dir)
+            .map_err(|e| LiveError::Io(format!("{}: {e}", dir.display())))?
+            .display()
+            .to_string(),
+        false => String::new(),
+    };
     // The placeholders every command line shares; an instance's own are
     // `{port}` and `{instance}`.
     let fill_run = |arg: &str| {
         arg.replace("{smtp_port}", &smtp.port().to_string())
+            .replace("{pause}", &crate::pause::as_flag(target.pause))
+            .replace("{pause_ms}", &crate::pause::as_ms(target.pause))
+            .replace("{pause_python}", &pause_python)
             .replace("{db}", &db.display().to_string())
             .replace("{run_dir}", &dir.display().to_string())
             .replace(

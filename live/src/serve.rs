@@ -60,6 +60,11 @@ pub struct ServeConfig {
     pub session: SessionStore,
     /// Code lifetime and attempt limit.
     pub flow: FlowConfig,
+    /// How long each port call of a request waits before it runs
+    /// (`--step-pause`; zero: none). The simulator may switch requests at
+    /// every port call; with a pause, two requests that reach this process
+    /// together meet there too ([`crate::pause`]).
+    pub step_pause: Duration,
 }
 
 /// Why the server could not start.
@@ -484,9 +489,24 @@ struct ServePorts<'a> {
     requester: u64,
 }
 
+impl ServePorts<'_> {
+    /// A step begins: where the simulator may switch requests, a paused
+    /// server waits.
+    fn step(&self) {
+        let pause = self.app.config.step_pause;
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+}
+
 impl StatementHook for ServePorts<'_> {
     fn requester(&self) -> u64 {
         self.requester
+    }
+    fn before(&self, _sql: &'static str) -> Result<(), DbError> {
+        self.step();
+        Ok(())
     }
     fn wait_for_lock(&self, attempt: u32) -> Result<(), DbError> {
         // Another request of this process holds the write lock (SQLite's
@@ -507,15 +527,18 @@ impl Ports for ServePorts<'_> {
         self.app.store.db(self)
     }
     fn now_ms(&self) -> u64 {
+        self.step();
         now_ms()
     }
     fn arrived_ms(&self) -> u64 {
         self.arrived_ms
     }
     fn random_u64(&self) -> u64 {
+        self.step();
         u64::from_le_bytes(random_bytes::<8>())
     }
     fn send_mail(&self, mail: Mail) -> Result<Sent, WorkerCrashed> {
+        self.step();
         match smtp_send(self.app.config.smtp, &mail, self.label.as_deref()) {
             Ok(()) => Ok(Sent::Accepted),
             Err(e) => {
@@ -527,6 +550,7 @@ impl Ports for ServePorts<'_> {
         }
     }
     fn with_memory<R>(&self, f: impl FnOnce(&mut WorkerMemory) -> R) -> Result<R, WorkerCrashed> {
+        self.step();
         Ok(f(&mut self.app.memory.lock().unwrap_or_else(|p| p.into_inner())))
     }
 }

@@ -192,7 +192,8 @@ pub struct Target {
     pub expect: Option<otpsim_core::Variant>,
     /// One instance's command line; placeholders `{port}`, `{smtp_port}`,
     /// `{db}`, `{run_dir}`, `{instance}`, `{session}`, `{otp_ttl}`,
-    /// `{otp_ttl_ms}`, `{max_attempts}`, `{otpsim}`, `{target_dir}`.
+    /// `{otp_ttl_ms}`, `{max_attempts}`, `{otpsim}`, `{target_dir}`, and
+    /// the pause's `{pause}`, `{pause_ms}`, `{pause_python}`.
     pub command: Vec<String>,
     /// A command run once per run, before the instances start (a
     /// migration, say), with the same placeholders but `{port}` and
@@ -248,6 +249,9 @@ pub struct Target {
     /// The clock the app's processes read, where the harness controls it
     /// (`[time] clock = "faketime"`).
     pub clock: Option<FakeClock>,
+    /// How long the app waits before each of its steps (`--pause`), where
+    /// the harness asks it to: [`crate::pause`].
+    pub pause: Option<Duration>,
 }
 
 /// What an app fixes for itself (`[app]`); `None`: it follows the
@@ -378,6 +382,28 @@ impl Target {
     pub fn load(path: &Path) -> Result<Target, TargetError> {
         let text = std::fs::read_to_string(path).map_err(|e| TargetError::unreadable(path, e))?;
         Target::parse(path, &text)
+    }
+
+    /// This target with its app waiting `pause` before each step; an error
+    /// says why not when no line of its `[start]` takes a pause.
+    pub fn with_pause(mut self, pause: Duration) -> Result<Target, String> {
+        let lines = self
+            .command
+            .iter()
+            .chain(self.setup.iter().flatten())
+            .chain(self.cwd.iter())
+            .chain(self.env.values());
+        let takes = lines
+            .flat_map(|line| crate::pause::PLACEHOLDERS.iter().map(move |p| line.contains(p)))
+            .any(|named| named);
+        if !takes {
+            return Err(format!(
+                "{}: --pause needs a target whose [start] names {{pause}}, {{pause_ms}} or {{pause_python}}, and this one names none (docs/targets.md, \"Requests that arrive together\")",
+                self.path.display()
+            ));
+        }
+        self.pause = Some(pause);
+        Ok(self)
     }
 
     /// Validates a target file's text.
@@ -593,6 +619,7 @@ impl Target {
                 registration: o.registration,
             }),
             settle: duration(&raw.time.settle, 1000)?,
+            pause: None,
             clock: match raw.time.clock.as_ref().map(|c| (c, c.get_ref().as_str())) {
                 None | Some((_, "real")) => {
                     let set = [
@@ -796,6 +823,27 @@ code = "ok"
 [mail]
 code = '(\d{6})'
 "#;
+
+    #[test]
+    fn a_pause_is_taken_only_by_a_target_whose_start_names_it() {
+        let plain = Target::parse(Path::new("t.toml"), GOOD).unwrap();
+        let why = plain.with_pause(Duration::from_millis(2)).unwrap_err();
+        assert!(
+            why.starts_with("t.toml: --pause needs") && why.contains("{pause_python}"),
+            "{why}"
+        );
+        for start in [
+            "command = [\"app\", \"{port}\", \"--pause\", \"{pause}\"]",
+            "command = [\"app\", \"{port}\"]\nenv = { PYTHONPATH = \"{pause_python}\" }",
+        ] {
+            let text = GOOD.replace("command = [\"app\", \"{port}\"]", start);
+            let paused = Target::parse(Path::new("t.toml"), &text)
+                .unwrap()
+                .with_pause(Duration::from_millis(2))
+                .unwrap();
+            assert_eq!(paused.pause, Some(Duration::from_millis(2)), "{start}");
+        }
+    }
 
     #[test]
     fn a_route_fills_its_path_and_extra_fields_from_the_request() {

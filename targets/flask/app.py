@@ -71,9 +71,20 @@ def close_db(_exc):
         db.close()
 
 
-with sqlite3.connect(DATABASE, timeout=5.0) as _db:
-    _db.execute("PRAGMA journal_mode=WAL")
-    _db.executescript(SCHEMA)
+# Every worker of a deployment runs this at once on one file. Switching to
+# WAL takes the file whole, and SQLite answers "database is locked" at once
+# rather than wait when another connection is on its way to a write, so
+# the switch is retried here, as the busy timeout would if it could.
+for _attempt in range(100):
+    try:
+        with sqlite3.connect(DATABASE, timeout=5.0) as _db:
+            _db.execute("PRAGMA journal_mode=WAL")
+            _db.executescript(SCHEMA)
+        break
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e) or _attempt == 99:
+            raise
+        time.sleep(0.02)
 
 
 def now_ms():

@@ -34,7 +34,11 @@ def _install(pause_s):
     def pause(frame, event, arg):
         # A C call's frame is its caller's; a Python call's caller is one up.
         caller = frame if event == "c_call" else frame.f_back if event == "call" else None
-        if caller is not None and is_app(caller.f_code.co_filename):
+        # Module-level code is the app starting, not a request: paused, two
+        # instances creating one schema hold SQLite's lock from each other.
+        if caller is None or caller.f_code.co_name == "<module>":
+            return
+        if is_app(caller.f_code.co_filename):
             sleep(pause_s)
 
     sys.setprofile(pause)

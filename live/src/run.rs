@@ -405,12 +405,15 @@ pub(crate) async fn start_instances(
             .to_string(),
         false => String::new(),
     };
+    // libfaketime shortens the app's sleeps by its speed, and the pause is
+    // to outlast real arrival spreads: the app is asked for `speed` times it.
+    let pause = target.pause.map(|p| p * target.clock.map_or(1, |c| c.speed));
     // The placeholders every command line shares; an instance's own are
     // `{port}` and `{instance}`.
     let fill_run = |arg: &str| {
         arg.replace("{smtp_port}", &smtp.port().to_string())
-            .replace("{pause}", &crate::pause::as_flag(target.pause))
-            .replace("{pause_ms}", &crate::pause::as_ms(target.pause))
+            .replace("{pause}", &crate::pause::as_flag(pause))
+            .replace("{pause_ms}", &crate::pause::as_ms(pause))
             .replace("{pause_python}", &pause_python)
             .replace("{db}", &db.display().to_string())
             .replace("{run_dir}", &dir.display().to_string())

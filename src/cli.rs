@@ -188,11 +188,11 @@ pub struct ServeFlags {
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
     /// Wait this long before each step of a request (a statement, a mail,
-    /// a read of the worker's memory), e.g. 2ms: two requests that arrive
-    /// together then meet between steps, where the simulator may switch
-    /// them. For live runs (`--pause`); 0ms, the default, is a plain
-    /// server.
-    #[arg(long, default_value = "0ms", value_parser = parse_pause)]
+    /// the worker's memory, a server session), e.g. 2ms: two requests that
+    /// arrive together then meet between steps, where the simulator may
+    /// switch them. For live runs (`--pause`, times the speed on a
+    /// controlled clock); 0ms, the default, is a plain server.
+    #[arg(long, default_value = "0ms", value_parser = parse_budget)]
     pub step_pause: std::time::Duration,
 }
 

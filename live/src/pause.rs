@@ -13,16 +13,20 @@
 //! A target opts in by naming a placeholder:
 //! - `{pause}` (`2ms`) or `{pause_ms}` (`2`): for an app that takes it as
 //!   an argument, as `otpsim serve --step-pause {pause}` does;
-//! - `{pause_python}`: a folder holding otpsim's `sitecustomize.py`; put it
-//!   on `PYTHONPATH` with `OTPSIM_PAUSE_MS = "{pause_ms}"` and every call
-//!   the app's own Python code makes sleeps first. No line of the app
-//!   changes.
+//! - `{pause_python}`: a folder holding otpsim's `sitecustomize.py` (then
+//!   the harness's own `PYTHONPATH`); put it on the app's `PYTHONPATH` and
+//!   every call the app's own Python code makes sleeps first (the harness
+//!   sets [`PYTHON_ENV`] to the pause). No line of the app changes.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The placeholders through which a pause reaches a target.
 pub const PLACEHOLDERS: [&str; 3] = ["{pause}", "{pause_ms}", "{pause_python}"];
+
+/// The variable that tells the Python tracer the pause, in milliseconds;
+/// set for every process of a target that names `{pause_python}`.
+pub const PYTHON_ENV: &str = "OTPSIM_PAUSE_MS";
 
 const SITECUSTOMIZE: &str = include_str!("pause/sitecustomize.py");
 

@@ -389,25 +389,27 @@ pub(crate) async fn start_instances(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let target_dir = std::path::absolute(target_dir).unwrap_or_else(|_| target_dir.to_path_buf());
-    // Written only for a target that asks for the tracer, paused or not:
-    // with no pause it installs nothing.
-    let names_python = |line: &String| line.contains("{pause_python}");
-    let pause_python = match target
-        .command
-        .iter()
-        .chain(target.setup.iter().flatten())
-        .chain(target.env.values())
-        .any(names_python)
-    {
-        true => crate::pause::python_dir(dir)
-            .map_err(|e| LiveError::Io(format!("{}: {e}", dir.display())))?
-            .display()
-            .to_string(),
-        false => String::new(),
-    };
     // libfaketime shortens the app's sleeps by its speed, and the pause is
     // to outlast real arrival spreads: the app is asked for `speed` times it.
     let pause = target.pause.map(|p| p * target.clock.map_or(1, |c| c.speed));
+    // Written only for a target that asks for the tracer, paused or not
+    // (with no pause it installs nothing), and ahead of the harness's own
+    // PYTHONPATH, which the target's line would otherwise replace.
+    let python = target.names("{pause_python}");
+    let pause_python = match python {
+        true => {
+            crate::pause::python_dir(dir)
+                .map_err(|e| LiveError::Io(format!("{}: {e}", dir.display())))?
+                .display()
+                .to_string()
+                + &std::env::var("PYTHONPATH").map_or(String::new(), |inherited| format!(":{inherited}"))
+        }
+        false => String::new(),
+    };
+    let pause_env: Vec<(String, String)> = match python {
+        true => vec![(crate::pause::PYTHON_ENV.to_string(), crate::pause::as_ms(pause))],
+        false => Vec::new(),
+    };
     // The placeholders every command line shares; an instance's own are
     // `{port}` and `{instance}`.
     let fill_run = |arg: &str| {
@@ -442,7 +444,8 @@ pub(crate) async fn start_instances(
             .env
             .iter()
             .map(|(k, v)| (k.clone(), fill_run(v)))
-            .chain(tz.clone());
+            .chain(tz.clone())
+            .chain(pause_env.clone());
         let status = command(&args, env, &cwd, &log)?
             .status()
             .await
@@ -522,6 +525,7 @@ pub(crate) async fn start_instances(
             .iter()
             .map(|(k, v)| (k.clone(), fill(v)))
             .chain(tz.clone())
+            .chain(pause_env.clone())
             .chain(clock_env);
         let mut command = command(&args, env, &cwd, &log)?;
         command.process_group(0).kill_on_drop(true);

@@ -60,9 +60,9 @@ pub struct ServeConfig {
     pub session: SessionStore,
     /// Code lifetime and attempt limit.
     pub flow: FlowConfig,
-    /// How long each port call of a request waits before it runs
+    /// How long each step of a request waits before it runs
     /// (`--step-pause`; zero: none). The simulator may switch requests at
-    /// every port call; with a pause, two requests that reach this process
+    /// every step; with a pause, two requests that reach this process
     /// together meet there too ([`crate::pause`]).
     pub step_pause: Duration,
 }
@@ -315,6 +315,16 @@ impl App {
         }
     }
 
+    /// A step begins (a statement, a mail, the worker's memory, a server
+    /// session: the simulator's steps; not a clock read or a random draw):
+    /// where the simulator may switch requests, a paused server waits.
+    fn step(&self) {
+        let pause = self.config.step_pause;
+        if !pause.is_zero() {
+            std::thread::sleep(pause);
+        }
+    }
+
     /// The request's session and, for a server session, its id; an error
     /// if the session store could not be read (the request is then not
     /// handled: a fresh session would silently log the user out).
@@ -330,6 +340,7 @@ impl App {
                 else {
                     return Ok((Session::default(), None));
                 };
+                self.step();
                 let stored = self.store.inspect(|c| {
                     c.query_row("SELECT data FROM otpsim_sessions WHERE sid = ?1", [sid], |r| {
                         r.get::<_, String>(0)
@@ -356,6 +367,7 @@ impl App {
             SessionStore::Server => {
                 let sid = sid.unwrap_or_else(|| otpsim_core::crypto::hex(&random_bytes::<16>()));
                 let json = cookie::data_to_json(session.data());
+                self.step();
                 let saved = self.store.inspect(|c| {
                     c.execute(
                         "INSERT INTO otpsim_sessions (sid, data) VALUES (?1, ?2) ON CONFLICT(sid) DO UPDATE SET data = excluded.data",
@@ -490,13 +502,8 @@ struct ServePorts<'a> {
 }
 
 impl ServePorts<'_> {
-    /// A step begins: where the simulator may switch requests, a paused
-    /// server waits.
     fn step(&self) {
-        let pause = self.app.config.step_pause;
-        if !pause.is_zero() {
-            std::thread::sleep(pause);
-        }
+        self.app.step();
     }
 }
 
@@ -527,14 +534,12 @@ impl Ports for ServePorts<'_> {
         self.app.store.db(self)
     }
     fn now_ms(&self) -> u64 {
-        self.step();
         now_ms()
     }
     fn arrived_ms(&self) -> u64 {
         self.arrived_ms
     }
     fn random_u64(&self) -> u64 {
-        self.step();
         u64::from_le_bytes(random_bytes::<8>())
     }
     fn send_mail(&self, mail: Mail) -> Result<Sent, WorkerCrashed> {

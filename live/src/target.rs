@@ -387,23 +387,25 @@ impl Target {
     /// This target with its app waiting `pause` before each step; an error
     /// says why not when no line of its `[start]` takes a pause.
     pub fn with_pause(mut self, pause: Duration) -> Result<Target, String> {
-        let lines = self
-            .command
-            .iter()
-            .chain(self.setup.iter().flatten())
-            .chain(self.cwd.iter())
-            .chain(self.env.values());
-        let takes = lines
-            .flat_map(|line| crate::pause::PLACEHOLDERS.iter().map(move |p| line.contains(p)))
-            .any(|named| named);
-        if !takes {
+        if !crate::pause::PLACEHOLDERS.iter().any(|p| self.names(p)) {
             return Err(format!(
-                "{}: --pause needs a target whose [start] names {{pause}}, {{pause_ms}} or {{pause_python}}, and this one names none (docs/targets.md, \"Requests that arrive together\")",
+                "{}: --pause needs a target whose [start] names {{pause}}, {{pause_ms}} or {{pause_python}}, and this one names none (docs/targets.md, \"A pause before each of the app's steps\")",
                 self.path.display()
             ));
         }
         self.pause = Some(pause);
         Ok(self)
+    }
+
+    /// Whether a line of `[start]` (command, setup, cwd, env) names
+    /// `placeholder`.
+    pub fn names(&self, placeholder: &str) -> bool {
+        self.command
+            .iter()
+            .chain(self.setup.iter().flatten())
+            .chain(self.cwd.iter())
+            .chain(self.env.values())
+            .any(|line| line.contains(placeholder))
     }
 
     /// Validates a target file's text.

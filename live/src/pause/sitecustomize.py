@@ -1,48 +1,59 @@
-# otpsim's pause for Python apps (docs/targets.md, "Requests that arrive
-# together"). A target that puts "{pause_python}" on PYTHONPATH and sets
-# OTPSIM_PAUSE_MS gets this file imported at interpreter start: every call
-# the app's own code makes (to its functions, to the database driver, to
-# Flask) first sleeps that long. Sleeping releases the GIL, so a request
-# that arrived a few microseconds after another runs its next step while
-# the first waits: a check-then-act inside one process opens as wide as
-# the pause. The app's code is not changed and its order is not chosen:
-# last-byte release decides who starts first, the pause lets the rest meet.
+# otpsim's pause for Python apps (docs/targets.md, "A pause before each of
+# the app's steps"). A target that puts "{pause_python}" on PYTHONPATH gets
+# this file imported at interpreter start, and the harness sets
+# OTPSIM_PAUSE_MS: every call the app's own code makes (to its functions,
+# to the database driver, to the framework) first sleeps that long.
+# Sleeping releases the GIL, so a request that arrived a few microseconds
+# after another runs its next step while the first waits: a check-then-act
+# inside one process opens as wide as the pause. The app's code is not
+# changed and its order is not chosen: last-byte release decides who starts
+# first, the pause lets the rest meet.
 import os
 import sys
 
 
 def _install(pause_s):
+    import site
+    import sysconfig
     import threading
     import time
 
-    # "The app's code" is what the interpreter did not bring: not under its
-    # prefixes (stdlib, dist-packages, a venv's site-packages), not frozen.
-    roots = tuple(sorted({os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}))
+    # "The app's own code" is what the interpreter did not bring: not the
+    # standard library, not an installed package (dist-packages, a venv's
+    # or the user's site-packages), not frozen, not this file.
+    paths = sysconfig.get_paths()
+    brought = [paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    brought += site.getsitepackages() if hasattr(site, "getsitepackages") else []
+    brought += [site.getusersitepackages()] if hasattr(site, "getusersitepackages") else []
+    roots = tuple(sorted({os.path.realpath(p) + os.sep for p in brought if p}))
     here = os.path.realpath(__file__)
     known = {}
 
-    def is_app(filename):
-        mine = known.get(filename)
+    def is_app(code):
+        mine = known.get(code.co_filename)
         if mine is None:
-            real = os.path.realpath(filename)
-            mine = not filename.startswith("<") and not real.startswith(roots) and real != here
-            known[filename] = mine
+            name = code.co_filename
+            real = os.path.realpath(name)
+            mine = not name.startswith("<") and not real.startswith(roots) and real != here
+            known[name] = mine
         return mine
 
     sleep = time.sleep
+    optimized = 0x1  # CO_OPTIMIZED: a function's frame, not a module's or a class body's
 
     def pause(frame, event, arg):
         # A C call's frame is its caller's; a Python call's caller is one up.
         caller = frame if event == "c_call" else frame.f_back if event == "call" else None
-        # Module-level code is the app starting, not a request: paused, two
-        # instances creating one schema hold SQLite's lock from each other.
-        if caller is None or caller.f_code.co_name == "<module>":
+        # Module and class bodies run while the app starts, not in a request:
+        # pausing them would only slow every start.
+        if caller is None or not caller.f_code.co_flags & optimized:
             return
-        if is_app(caller.f_code.co_filename):
+        if is_app(caller.f_code):
             sleep(pause_s)
 
     sys.setprofile(pause)
     threading.setprofile(pause)
+    sys.stderr.write(f"otpsim pause: {pause_s * 1000:g} ms before each call of the app's own code (pid {os.getpid()})\n")
 
 
 def _chain():

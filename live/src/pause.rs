@@ -25,8 +25,13 @@ use std::time::Duration;
 pub const PLACEHOLDERS: [&str; 3] = ["{pause}", "{pause_ms}", "{pause_python}"];
 
 /// The variable that tells the Python tracer the pause, in milliseconds;
-/// set for every process of a target that names `{pause_python}`.
+/// set for every process of a target that names `{pause_python}` (0 for
+/// its setup command, which runs alone).
 pub const PYTHON_ENV: &str = "OTPSIM_PAUSE_MS";
+
+/// The harness's own `PYTHONPATH`, which `{pause_python}` carries on: the
+/// tracer counts what it names as installed code, not the app's.
+pub const INHERITED_ENV: &str = "OTPSIM_PAUSE_INHERITED";
 
 const SITECUSTOMIZE: &str = include_str!("pause/sitecustomize.py");
 
@@ -62,5 +67,38 @@ mod tests {
         assert_eq!(as_flag(None), "0ms");
         assert_eq!(as_flag(Some(Duration::from_millis(2))), "2ms");
         assert_eq!(as_ms(Some(Duration::from_millis(15))), "15");
+    }
+
+    /// The tracer in a real interpreter: installed only with a pause, said
+    /// once, and a sitecustomize further along the path still runs.
+    #[test]
+    fn the_python_tracer_installs_only_with_a_pause_and_chains_the_next_sitecustomize() {
+        let run = std::env::temp_dir().join(format!("otpsim-pause-python-{}", std::process::id()));
+        let ours = python_dir(&run).unwrap();
+        let theirs = run.join("theirs");
+        std::fs::create_dir_all(&theirs).unwrap();
+        std::fs::write(theirs.join("sitecustomize.py"), "print('theirs ran')\n").unwrap();
+        let app = run.join("app.py");
+        std::fs::write(&app, "import sys\nprint('profiled' if sys.getprofile() else 'plain')\n").unwrap();
+        let python = |pause: &str| {
+            let out = std::process::Command::new("python3")
+                .arg(&app)
+                .env("PYTHONPATH", format!("{}:{}", ours.display(), theirs.display()))
+                .env(PYTHON_ENV, pause)
+                .env_remove("OTPSIM_PAUSE_SAID")
+                .output()
+                .expect("python3 on PATH (targets/install.sh)");
+            (
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (out, err) = python("3");
+        assert_eq!(out, "theirs ran\nprofiled\n", "{err}");
+        assert_eq!(err.matches("otpsim pause: 3 ms").count(), 1, "{err}");
+        let (out, err) = python("0");
+        assert_eq!(out, "theirs ran\nplain\n");
+        assert_eq!(err, "");
+        std::fs::remove_dir_all(&run).unwrap();
     }
 }

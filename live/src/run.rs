@@ -396,20 +396,34 @@ pub(crate) async fn start_instances(
     // (with no pause it installs nothing), and ahead of the harness's own
     // PYTHONPATH, which the target's line would otherwise replace.
     let python = target.names("{pause_python}");
+    // An empty entry would put the app's folder ahead of the stdlib.
+    let inherited_python = std::env::var("PYTHONPATH").ok().filter(|p| !p.is_empty());
     let pause_python = match python {
         true => {
             crate::pause::python_dir(dir)
                 .map_err(|e| LiveError::Io(format!("{}: {e}", dir.display())))?
                 .display()
                 .to_string()
-                + &std::env::var("PYTHONPATH").map_or(String::new(), |inherited| format!(":{inherited}"))
+                + &inherited_python
+                    .as_ref()
+                    .map_or(String::new(), |inherited| format!(":{inherited}"))
         }
         false => String::new(),
     };
-    let pause_env: Vec<(String, String)> = match python {
-        true => vec![(crate::pause::PYTHON_ENV.to_string(), crate::pause::as_ms(pause))],
-        false => Vec::new(),
+    // The setup (a migration) runs alone and on the real clock: unpaused.
+    let python_env = |pause: Option<Duration>| -> Vec<(String, String)> {
+        match python {
+            true => std::iter::once((crate::pause::PYTHON_ENV.to_string(), crate::pause::as_ms(pause)))
+                .chain(
+                    inherited_python
+                        .iter()
+                        .map(|p| (crate::pause::INHERITED_ENV.to_string(), p.clone())),
+                )
+                .collect(),
+            false => Vec::new(),
+        }
     };
+    let pause_env = python_env(pause);
     // The placeholders every command line shares; an instance's own are
     // `{port}` and `{instance}`.
     let fill_run = |arg: &str| {
@@ -445,7 +459,7 @@ pub(crate) async fn start_instances(
             .iter()
             .map(|(k, v)| (k.clone(), fill_run(v)))
             .chain(tz.clone())
-            .chain(pause_env.clone());
+            .chain(python_env(None));
         let status = command(&args, env, &cwd, &log)?
             .status()
             .await

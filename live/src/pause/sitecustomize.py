@@ -25,6 +25,10 @@ def _install(pause_s):
     brought = [paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")]
     brought += site.getsitepackages() if hasattr(site, "getsitepackages") else []
     brought += [site.getusersitepackages()] if hasattr(site, "getusersitepackages") else []
+    # A venv made with --system-site-packages sees the base's packages too.
+    brought += site.getsitepackages([sys.base_prefix]) if hasattr(site, "getsitepackages") else []
+    # What the harness's own PYTHONPATH named (a pip --target folder, say).
+    brought += [p for p in os.environ.get("OTPSIM_PAUSE_INHERITED", "").split(os.pathsep) if p]
     roots = tuple(sorted({os.path.realpath(p) + os.sep for p in brought if p}))
     here = os.path.realpath(__file__)
     known = {}
@@ -53,7 +57,11 @@ def _install(pause_s):
 
     sys.setprofile(pause)
     threading.setprofile(pause)
-    sys.stderr.write(f"otpsim pause: {pause_s * 1000:g} ms before each call of the app's own code (pid {os.getpid()})\n")
+    # Said once, by the first process: an app's own Python children inherit
+    # the pause, and some apps read a child's stderr as its failure.
+    if sys.stderr is not None and not os.environ.get("OTPSIM_PAUSE_SAID"):
+        os.environ["OTPSIM_PAUSE_SAID"] = "1"
+        sys.stderr.write(f"otpsim pause: {pause_s * 1000:g} ms before each call of the app's own code (pid {os.getpid()})\n")
 
 
 def _chain():
@@ -73,7 +81,8 @@ _ms = os.environ.get("OTPSIM_PAUSE_MS", "0")
 try:
     _ms = float(_ms)
 except ValueError:
-    sys.stderr.write(f"otpsim pause: OTPSIM_PAUSE_MS={_ms!r} is not a number of milliseconds; no pause\n")
+    if sys.stderr is not None:
+        sys.stderr.write(f"otpsim pause: OTPSIM_PAUSE_MS={_ms!r} is not a number of milliseconds; no pause\n")
     _ms = 0.0
 if _ms > 0:
     _install(_ms / 1000.0)

@@ -781,6 +781,7 @@ pub async fn draft(launch: &Launch, options: &Options, place: &Path) -> Result<D
         env!("CARGO_PKG_VERSION"),
         quote(&launch.name)
     );
+    text += "# For --pause (a wait before each of the app's steps, which lets two\n# requests that arrive together meet inside it; docs/targets.md): a Python\n# app takes otpsim's tracer with PYTHONPATH = \"{pause_python}\" in env, an\n# app with a pause of its own takes {pause} or {pause_ms} in its command.\n";
     text += match in_cookie {
         true => "# GUESS: the app keeps sessions in its readable cookie. If it can keep\n# them on the server when told ({session} = server), add:\n# server_sessions = true\n",
         false => "# GUESS: the session cookie is an opaque id: sessions on the server. If the\n# app can keep them in its cookie when told ({session} = cookie), remove\n# cookie_sessions = false.\nserver_sessions = true\ncookie_sessions = false\n",

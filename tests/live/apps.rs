@@ -488,6 +488,7 @@ fn init_drafts_a_target_that_reaches_the_hand_written_ones_verdict() {
                 assert!(init.status.success(), "{app}: {}", String::from_utf8_lossy(&init.stderr));
                 let mut draft = std::fs::read_to_string(&out).unwrap();
                 assert!(draft.contains("# GUESS"), "{app}: every guess is marked");
+                assert!(draft.contains("PYTHONPATH = \"{pause_python}\""), "{app}: the pause is offered");
                 if app == "django" {
                     // Its comments ask for these three edits.
                     assert!(draft.contains("remove\n# cookie_sessions = false."));

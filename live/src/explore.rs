@@ -389,8 +389,14 @@ pub async fn search(
             } else {
                 String::new()
             };
+            // A break found on a paused or sped-up app may need the same
+            // to reproduce: the file says what its sweeps ran under.
+            let under = target.clock.map_or(String::new(), |c| format!(" --speed {}", c.speed))
+                + &target
+                    .pause
+                    .map_or(String::new(), |p| format!(" --pause {}ms", p.as_millis()));
             scenario.description = format!(
-                "{} Reproduced by {reproduced} of {} sweeps of `check --target`{sent}.",
+                "{} Reproduced by {reproduced} of {} sweeps of `check --target{under}`{sent}.",
                 scenario.description, options.reruns
             );
             let deliveries = if copies > 1 { Vec::new() } else { deliveries };

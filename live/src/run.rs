@@ -410,7 +410,7 @@ pub(crate) async fn start_instances(
         }
         false => String::new(),
     };
-    // The setup (a migration) runs alone and on the real clock: unpaused.
+    // The tracer's pause, and the harness's path to count as installed.
     let python_env = |pause: Option<Duration>| -> Vec<(String, String)> {
         match python {
             true => std::iter::once((crate::pause::PYTHON_ENV.to_string(), crate::pause::as_ms(pause)))
@@ -452,12 +452,14 @@ pub(crate) async fn start_instances(
         .map_or(dir.to_path_buf(), |c| PathBuf::from(fill_run(c)));
     let tz: Vec<(String, String)> = options.tz.iter().map(|z| ("TZ".to_string(), z.clone())).collect();
     if let Some(setup) = &target.setup {
-        let args: Vec<String> = setup.iter().map(|a| fill_run(a)).collect();
+        // The setup runs alone and on the real clock: unpaused.
+        let unpaused = |arg: &str| fill_run(&arg.replace("{pause}", "0ms").replace("{pause_ms}", "0"));
+        let args: Vec<String> = setup.iter().map(|a| unpaused(a)).collect();
         let log = dir.join("setup.log");
         let env = target
             .env
             .iter()
-            .map(|(k, v)| (k.clone(), fill_run(v)))
+            .map(|(k, v)| (k.clone(), unpaused(v)))
             .chain(tz.clone())
             .chain(python_env(None));
         let status = command(&args, env, &cwd, &log)?

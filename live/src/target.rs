@@ -397,12 +397,11 @@ impl Target {
         Ok(self)
     }
 
-    /// Whether a line of `[start]` (command, setup, cwd, env) names
-    /// `placeholder`.
+    /// Whether a line an instance starts with (command, cwd, env) names
+    /// `placeholder`. The setup is left out: it runs alone, unpaused.
     pub fn names(&self, placeholder: &str) -> bool {
         self.command
             .iter()
-            .chain(self.setup.iter().flatten())
             .chain(self.cwd.iter())
             .chain(self.env.values())
             .any(|line| line.contains(placeholder))

@@ -488,7 +488,15 @@ fn init_drafts_a_target_that_reaches_the_hand_written_ones_verdict() {
                 assert!(init.status.success(), "{app}: {}", String::from_utf8_lossy(&init.stderr));
                 let mut draft = std::fs::read_to_string(&out).unwrap();
                 assert!(draft.contains("# GUESS"), "{app}: every guess is marked");
+                // The offered line, taken as offered, lets the draft be paused.
                 assert!(draft.contains("PYTHONPATH = \"{pause_python}\""), "{app}: the pause is offered");
+                if !draft.contains("env = {  }") {
+                    let taken = draft.replacen("env = { ", "env = { PYTHONPATH = \"{pause_python}\", ", 1);
+                    let paused = Target::parse(&out, &taken)
+                        .unwrap()
+                        .with_pause(std::time::Duration::from_millis(2));
+                    assert!(paused.is_ok(), "{app}: {paused:?}");
+                }
                 if app == "django" {
                     // Its comments ask for these three edits.
                     assert!(draft.contains("remove\n# cookie_sessions = false."));

@@ -389,7 +389,7 @@ impl Target {
     pub fn with_pause(mut self, pause: Duration) -> Result<Target, String> {
         if !crate::pause::PLACEHOLDERS.iter().any(|p| self.names(p)) {
             return Err(format!(
-                "{}: --pause needs a target whose [start] names {{pause}}, {{pause_ms}} or {{pause_python}}, and this one names none (docs/targets.md, \"A pause before each of the app's steps\")",
+                "{}: --pause needs a target whose command, cwd or env names {{pause}}, {{pause_ms}} or {{pause_python}} (not only its setup, which runs unpaused), and this one names none (docs/targets.md, \"A pause before each of the app's steps\")",
                 self.path.display()
             ));
         }
@@ -833,6 +833,16 @@ code = '(\d{6})'
             why.starts_with("t.toml: --pause needs") && why.contains("{pause_python}"),
             "{why}"
         );
+        // A setup runs unpaused, so a pause named only there is none.
+        let setup_only = GOOD.replace(
+            "command = [\"app\", \"{port}\"]",
+            "command = [\"app\", \"{port}\"]\nsetup = [\"migrate\", \"{pause}\"]",
+        );
+        let why = Target::parse(Path::new("t.toml"), &setup_only)
+            .unwrap()
+            .with_pause(Duration::from_millis(2))
+            .unwrap_err();
+        assert!(why.contains("not only its setup"), "{why}");
         for start in [
             "command = [\"app\", \"{port}\", \"--pause\", \"{pause}\"]",
             "command = [\"app\", \"{port}\"]\nenv = { PYTHONPATH = \"{pause_python}\" }",

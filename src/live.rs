@@ -10,6 +10,7 @@ use anyhow::{bail, Context, Result};
 use otpsim_core::Variant;
 use otpsim_live::check::{sweep, Order, Verdict};
 use otpsim_live::clock::{FakeClock, DEFAULT_START_UNIX_MS};
+use otpsim_live::pause;
 use otpsim_live::run::{self, violations, LiveError, Options};
 use otpsim_live::target::Target;
 use otpsim_sim::render::{self, Diagram};
@@ -128,7 +129,7 @@ fn tuned(mut target: Target, speed: Option<u32>, pause: Option<Duration>) -> Res
 fn run_flags(tz: Option<&str>, speed: Option<u32>, pause: Option<Duration>, no_sync: bool) -> String {
     tz.map_or(String::new(), |z| format!(" --tz {z}"))
         + &speed.map_or(String::new(), |s| format!(" --speed {s}"))
-        + &pause.map_or(String::new(), |p| format!(" --pause {}ms", p.as_millis()))
+        + &pause.map_or(String::new(), |p| format!(" --pause {}", pause::as_flag(Some(p))))
         + if no_sync { " --no-sync" } else { "" }
 }
 

@@ -392,9 +392,9 @@ pub async fn search(
             // A break found on a paused or sped-up app may need the same
             // to reproduce: the file says what its sweeps ran under.
             let under = target.clock.map_or(String::new(), |c| format!(" --speed {}", c.speed))
-                + &target
-                    .pause
-                    .map_or(String::new(), |p| format!(" --pause {}ms", p.as_millis()));
+                + &target.pause.map_or(String::new(), |p| {
+                    format!(" --pause {}", crate::pause::as_flag(Some(p)))
+                });
             scenario.description = format!(
                 "{} Reproduced by {reproduced} of {} sweeps of `check --target{under}`{sent}.",
                 scenario.description, options.reruns

@@ -22,9 +22,18 @@ pub fn mac(secret: &[u8], parts: &[&[u8]]) -> [u8; 32] {
     m.finalize().into_bytes().into()
 }
 
-/// Lower-case hex, for storing a MAC in a TEXT column.
+/// Lower-case hex, for storing a MAC in a TEXT column. Written out, not
+/// through `format!` a byte: a schedule of idempotent hashes several
+/// codes and passwords, and thirty-two allocations a hash showed in its
+/// profile (BENCHMARKS.md, session 24).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Equality that takes the same time wherever the inputs differ.
@@ -86,6 +95,15 @@ mod tests {
         let recovery = derive_recovery_code(b"k", "a@x.org", "temp_1_00000001");
         assert_eq!(recovery.digits().len(), Otp::MAX);
         assert_ne!(recovery, derive_recovery_code(b"k", "a@x.org", "temp_1_00000002"));
+    }
+
+    #[test]
+    fn hex_is_two_lower_case_digits_a_byte() {
+        let every: Vec<u8> = (0..=255).collect();
+        let formatted: String = every.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&every), formatted);
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
     }
 
     #[test]

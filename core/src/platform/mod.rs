@@ -51,8 +51,9 @@ pub trait Platform: Send + Sync + Sized + 'static {
 /// more than their coroutine defaults (tens of KiB).
 pub const TASK_STACK_SIZE: usize = 1 << 20;
 
-/// The three backends share std's API shape (`Mutex::lock`, `Condvar::wait`,
-/// `thread::Builder`), so one body implements the facade for each.
+/// Std and loom share std's API shape (`Mutex::lock`, `Condvar::wait`,
+/// `thread::Builder`), so one body implements the facade for both;
+/// shuttle's mutex takes its scheduling points itself (`on_shuttle`).
 macro_rules! std_shaped_platform {
     ($(#[$doc:meta])* $name:ident, $sync:path, $thread:path) => {
         $(#[$doc])*
@@ -133,8 +134,6 @@ std_shaped_platform!(
 );
 
 #[cfg(feature = "shuttle")]
-std_shaped_platform!(
-    /// `shuttle::sync` and `shuttle::thread`: random, PCT and DFS schedules
-    /// of the whole simulated world. Use only inside a shuttle run.
-    Shuttle, shuttle::sync, shuttle::thread
-);
+mod on_shuttle;
+#[cfg(feature = "shuttle")]
+pub use on_shuttle::Shuttle;

@@ -20,8 +20,9 @@
 //! temp_ids, so the set saturates: a run that adds none is not kept.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use foldhash::fast::FixedState;
 use otpsim_core::Kind;
 
 use crate::trace::{SqlOutcome, Trace, What};
@@ -43,12 +44,15 @@ fn feature(parts: &[&str]) -> u64 {
 /// labels), remembered by their addresses rather than hashed byte by byte
 /// at every statement of every run. A constant's
 /// address names its text for the life of the process, so the value is
-/// the one [`feature`] gives.
+/// the one [`feature`] gives. The memory is only looked up, never walked,
+/// so a hash map with a fixed seed serves (an ordered map compared
+/// 128-byte keys at every statement).
 fn constant_feature<const N: usize>(parts: [&'static str; N]) -> u64 {
     const { assert!(N <= 8, "a key holds eight words") };
     type Key = [(usize, usize); 8];
     thread_local! {
-        static KNOWN: RefCell<BTreeMap<Key, u64>> = const { RefCell::new(BTreeMap::new()) };
+        static KNOWN: RefCell<HashMap<Key, u64, FixedState>> =
+            const { RefCell::new(HashMap::with_hasher(FixedState::with_seed(0))) };
     }
     let mut key = [(0, 0); 8];
     for (k, part) in key.iter_mut().zip(parts) {

@@ -7,16 +7,18 @@
 //! concurrency testing far better than blind or PCT sampling.
 //!
 //! Deterministic: the fresh cases come from a seeded proptest runner, the
-//! picks and mutations from a seeded generator, and the kept cases and
-//! features live in ordered containers; with a budget in schedules the
+//! picks and mutations from a seeded generator, and the kept cases live in
+//! ordered containers (the features seen are a set that is only asked
+//! whether it holds one, never walked); with a budget in schedules the
 //! findings are a pure function of the seed and the budget.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use foldhash::fast::FixedState;
 use otpsim_core::Flow;
 use proptest::strategy::{BoxedStrategy, Strategy, ValueTree};
 use proptest::test_runner::{Config, TestRunner};
@@ -187,8 +189,10 @@ pub struct Pool {
     fresh: TestRunner,
     strategy: BoxedStrategy<(Scenario, Vec<u8>)>,
     rng: Rng,
-    /// Every feature any case showed.
-    seen: BTreeSet<u64>,
+    /// Every feature any case showed: a hash set with a fixed seed, only
+    /// ever asked whether it holds one (an ordered set cost 2% of a
+    /// schedule, BENCHMARKS.md session 24).
+    seen: HashSet<u64, FixedState>,
     kept: Vec<Case>,
     /// Where each kept case's run invites an aimed change: its writes, to
     /// strike with a fault; its refused guesses, to repeat.
@@ -207,7 +211,7 @@ impl Pool {
             fresh: TestRunner::new_with_rng(Config::default(), seeded(seed)),
             strategy: scenario_and_choices().boxed(),
             rng: Rng::new(seed ^ 0x6c65_6172_6e73),
-            seen: BTreeSet::new(),
+            seen: HashSet::with_hasher(FixedState::default()),
             kept: Vec::new(),
             aims: Vec::new(),
             newest: Vec::new(),

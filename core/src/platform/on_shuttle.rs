@@ -10,15 +10,18 @@
 //! a schedule (BENCHMARKS.md, session 24). What a `choices` vector means
 //! depends on where the points are and on which tasks can run at each, so
 //! both are kept as shuttle's `Mutex` (an unfair semaphore of one permit)
-//! and `Condvar` have them, line for line; the vector clocks serve only
-//! shuttle's causality annotations, which otpsim does not read.
+//! and `Condvar` (shuttle-std 0.1.5 on shuttle-engine 0.1.8) have them,
+//! line for line, teardown included. Left out: the vector clocks, which
+//! serve only shuttle's causality annotations and its replay-to-a-clock
+//! scheduler, neither of which otpsim uses, and the backtrace a blocked
+//! acquire records for a deadlock report.
 
 use std::cell::RefCell;
 use std::sync::{MutexGuard, TryLockError};
 
 use shuttle_engine::runtime::execution::ExecutionState;
 use shuttle_engine::runtime::task::TaskId;
-use shuttle_engine::runtime::thread::switch;
+use shuttle_engine::runtime::thread::{switch, switch_if_not_stopping};
 
 use super::{Lock, Platform, TASK_STACK_SIZE};
 
@@ -48,7 +51,6 @@ pub struct Mutex<T> {
 // Safety: shuttle runs every task of an execution on one OS thread, one at
 // a time, switching only at scheduling points, and no borrow of `gate`
 // spans one (as shuttle's own `Mutex` keeps its state in a `RefCell`).
-unsafe impl<T: Send> Send for Mutex<T> {}
 unsafe impl<T: Send> Sync for Mutex<T> {}
 
 /// The condition variable of [`Shuttle`].
@@ -59,7 +61,6 @@ pub struct Condvar {
 }
 
 // Safety: as for `Mutex`.
-unsafe impl Send for Condvar {}
 unsafe impl Sync for Condvar {}
 
 fn me() -> TaskId {
@@ -107,6 +108,7 @@ impl<T> Mutex<T> {
         loop {
             let mut gate = self.gate.borrow_mut();
             if gate.closed {
+                assert!(gate.holder.is_none());
                 gate.holder = Some(me);
                 return;
             }
@@ -135,9 +137,22 @@ impl<T> Mutex<T> {
                 queued = true;
             }
             drop(gate);
-            // `block_on`'s wait between two polls.
+            // `block_on`'s wait between two polls. If execution teardown
+            // unwinds the task from it, its dropped `Acquire` takes a
+            // scheduling point and leaves the queue.
+            struct LeaveOnUnwind<'a, T>(&'a Mutex<T>, TaskId);
+            impl<T> Drop for LeaveOnUnwind<'_, T> {
+                fn drop(&mut self) {
+                    if self.0.gate.borrow().waiters.contains(&self.1) {
+                        switch_if_not_stopping();
+                        self.0.gate.borrow_mut().waiters.retain(|w| *w != self.1);
+                    }
+                }
+            }
+            let on_unwind = LeaveOnUnwind(self, me);
             ExecutionState::with(|s| s.current_mut().sleep_unless_woken());
             switch();
+            std::mem::forget(on_unwind);
         }
     }
 
@@ -210,16 +225,23 @@ impl<T: Send> Lock<T> for Mutex<T> {
     }
     fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         let held = Held::new(self);
-        // The value's guard drops before the release's scheduling point,
-        // where another task may take the lock.
+        // The value's guard drops before the release: a guard still alive
+        // when the holder switches out there would be a borrow across a
+        // scheduling point.
         let r = f(&mut self.value());
         drop(held);
         r
     }
     fn into_inner(self) -> T {
         // shuttle's `Mutex::into_inner` takes the permit with a
-        // `try_acquire`, whose scheduling point comes first.
+        // `try_acquire`, whose scheduling point comes first, and which
+        // fails once the execution has stopped and a release closed it.
+        assert!(self.gate.borrow().holder.is_none());
         switch();
+        assert!(
+            !self.gate.borrow().closed,
+            "a mutex taken apart after its execution stopped"
+        );
         self.value.into_inner().unwrap_or_else(|p| p.into_inner())
     }
 }

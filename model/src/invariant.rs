@@ -196,34 +196,34 @@ pub fn violations(trace: &Trace, limits: Limits, invariants: &[Invariant]) -> Ve
 
 /// An answer: where in the trace, when, what.
 #[derive(Debug, Clone)]
-struct Answer {
+struct Answer<'a> {
     index: usize,
     code: Code,
-    message: String,
+    message: &'a str,
 }
 
 /// What the trace says about one request.
 #[derive(Debug, Clone)]
-struct Req {
+struct Req<'a> {
     id: usize,
     kind: Kind,
-    email: String,
-    browser: String,
+    email: &'a str,
+    browser: &'a str,
     owner: bool,
     sent_at: u64,
     sent_index: usize,
     otp: Option<Otp>,
     source: Option<CodeSource>,
-    password: String,
-    answer: Option<Answer>,
+    password: &'a str,
+    answer: Option<Answer<'a>>,
     faulted: bool,
     /// Its worker process died while it was in flight.
     died: bool,
-    panicked: Option<String>,
+    panicked: Option<&'a str>,
 }
 
-impl Req {
-    fn answered(&self) -> Option<&Answer> {
+impl<'a> Req<'a> {
+    fn answered(&self) -> Option<&Answer<'a>> {
         self.answer.as_ref()
     }
     /// Answered 200 (`ok` or `already_verified`).
@@ -239,21 +239,21 @@ impl Req {
 }
 
 #[derive(Debug, Clone)]
-struct MailFact {
+struct MailFact<'a> {
     number: usize,
     request: usize,
     index: usize,
-    to: String,
+    to: &'a str,
     otp: Otp,
-    temp_id: String,
+    temp_id: &'a str,
     sent_at: u64,
     /// The process died during the send: it never went out.
     cut: bool,
     /// Live: the requests that may have sent it, when that is ambiguous.
-    senders: Vec<usize>,
+    senders: &'a [usize],
 }
 
-impl MailFact {
+impl MailFact<'_> {
     /// Whether request `id` sent it, or may have (an ambiguous sender is
     /// read every way, so that no reading blames the flow).
     fn may_be_from(&self, id: usize) -> bool {
@@ -263,10 +263,14 @@ impl MailFact {
 
 /// The trace as a history: requests with their sends and answers, mails,
 /// and the database at each quiescent point.
-struct History {
-    reqs: Vec<Req>,
-    mails: Vec<MailFact>,
-    snapshots: Vec<(usize, DbState)>,
+///
+/// It borrows the trace's strings and database states rather than copying
+/// them: the checker runs after every schedule a search tries, and the
+/// copies were most of its cost (BENCHMARKS.md, session 24).
+struct History<'a> {
+    reqs: Vec<Req<'a>>,
+    mails: Vec<MailFact<'a>>,
+    snapshots: Vec<(usize, &'a DbState)>,
     /// Where the end-of-run probe starts, if it ran.
     probe: Option<usize>,
     /// Whether the probe logged in on addresses not known to have an
@@ -274,8 +278,8 @@ struct History {
     probe_guessed: bool,
 }
 
-impl History {
-    fn of(trace: &Trace) -> History {
+impl<'a> History<'a> {
+    fn of(trace: &'a Trace) -> History<'a> {
         let mut reqs: BTreeMap<usize, Req> = BTreeMap::new();
         let mut mails: BTreeMap<usize, MailFact> = BTreeMap::new();
         let mut snapshots = Vec::new();
@@ -298,14 +302,14 @@ impl History {
                         Req {
                             id: r,
                             kind: *kind,
-                            email: email.to_string(),
-                            browser: event.browser.clone().unwrap_or_default(),
+                            email: email.as_str(),
+                            browser: event.browser.as_deref().unwrap_or_default(),
                             owner: *owner,
                             sent_at: event.at_ms,
                             sent_index: index,
                             otp: otp.clone(),
                             source: source.clone(),
-                            password: password.clone(),
+                            password,
                             answer: None,
                             faulted: false,
                             died: false,
@@ -331,11 +335,11 @@ impl History {
                         MailFact {
                             number: *mail,
                             request: r,
-                            senders: senders.clone(),
+                            senders,
                             index,
-                            to: to.to_string(),
+                            to: to.as_str(),
                             otp: otp.clone(),
-                            temp_id: temp_id.clone(),
+                            temp_id,
                             sent_at: event.at_ms,
                             cut: false,
                         },
@@ -356,16 +360,16 @@ impl History {
                         q.answer = Some(Answer {
                             index,
                             code: *code,
-                            message: message.clone(),
+                            message,
                         });
                     }
                 }
                 What::Panicked(m) => {
                     if let Some(q) = reqs.get_mut(&r) {
-                        q.panicked = Some(m.clone());
+                        q.panicked = Some(m);
                     }
                 }
-                What::Quiescent(db) => snapshots.push((index, db.clone())),
+                What::Quiescent(db) => snapshots.push((index, db)),
                 What::Probe { guessed } => {
                     probe = Some(index);
                     probe_guessed = *guessed;
@@ -382,16 +386,16 @@ impl History {
         }
     }
 
-    fn verifies(&self) -> impl Iterator<Item = &Req> {
+    fn verifies(&self) -> impl Iterator<Item = &Req<'_>> {
         self.reqs.iter().filter(|q| q.kind == Kind::Verify)
     }
 
-    fn mail(&self, number: usize) -> Option<&MailFact> {
+    fn mail(&self, number: usize) -> Option<&MailFact<'_>> {
         self.mails.iter().find(|m| m.number == number)
     }
 
     fn last_state(&self) -> DbState {
-        self.snapshots.last().map(|(_, db)| db.clone()).unwrap_or_default()
+        self.snapshots.last().map(|(_, db)| (*db).clone()).unwrap_or_default()
     }
 
     /// Whether `email` had an account at a quiescent point before `index`.
@@ -428,7 +432,7 @@ impl History {
             .iter()
             .filter(|m| m.to == w.email && m.index < index)
             .max_by_key(|m| m.index)
-            .map(|m| m.temp_id.as_str())
+            .map(|m| m.temp_id)
     }
 }
 
@@ -457,7 +461,7 @@ fn single_pending(h: &History, _: Limits) -> Option<Violation> {
         // Exactly one after a signup answered 200, unless a verify for the
         // address answered 200 since or the address has its account (a
         // verify that committed and then died with its process).
-        let emails: BTreeSet<&str> = h.reqs.iter().map(|q| q.email.as_str()).collect();
+        let emails: BTreeSet<&str> = h.reqs.iter().map(|q| q.email).collect();
         for email in emails {
             let answered = |q: &&Req| q.email == email && q.answered().is_some_and(|a| a.index < *index);
             let Some(signup) = h
@@ -514,7 +518,7 @@ fn verify_succeeds(h: &History, limits: Limits) -> Option<Violation> {
         let by_this = |v: &Req| v.otp.as_ref() == Some(&mail.otp);
         let account = h.verifies().any(|v| {
             v.email == q.email && !by_this(v) && v.succeeded() && v.answered().is_some_and(|a| a.index < answer.index)
-        }) || (h.account_before(&q.email, answer.index)
+        }) || (h.account_before(q.email, answer.index)
             && !h.verifies().any(|v| v.email == q.email && by_this(v) && v.succeeded()));
         let dead = code == Code::Locked || (code == Code::InvalidOtp && account);
         if dead && wrong_codes_placeable_before(h, q, mail) >= limits.max_attempts as usize {
@@ -608,7 +612,7 @@ fn one_account(h: &History, _: Limits) -> Option<Violation> {
         }
     }
     for q in h.verifies().filter(|q| q.succeeded()) {
-        if !last.accounts.contains(&q.email) {
+        if !last.accounts.iter().any(|a| a == q.email) {
             let code = q.answered().map_or(Code::Ok, |a| a.code);
             return violation(
                 Invariant::OneAccount,
@@ -631,7 +635,7 @@ fn no_orphans(h: &History, _: Limits) -> Option<Violation> {
                 format!("{email} has an account and still a pending registration {temp_id}"),
             );
         }
-        if !h.mails.iter().any(|m| &m.temp_id == temp_id && !m.cut) {
+        if !h.mails.iter().any(|m| m.temp_id == temp_id && !m.cut) {
             return violation(
                 Invariant::NoOrphans,
                 None,
@@ -684,7 +688,7 @@ fn no_false_accept(h: &History, _: Limits) -> Option<Violation> {
         let (Some(otp), Some(answer)) = (&q.otp, q.answered()) else {
             continue;
         };
-        if !mailed(&q.email, otp) {
+        if !mailed(q.email, otp) {
             let what = match q.source {
                 Some(CodeSource::Wrong) => "a code no email carried".to_string(),
                 _ => format!("a code never mailed to {}", q.email),
@@ -710,7 +714,7 @@ fn no_false_accept(h: &History, _: Limits) -> Option<Violation> {
             );
         }
         if answer.code == Code::Ok {
-            if let Some(first) = verified.insert((&q.email, otp), q.id) {
+            if let Some(first) = verified.insert((q.email, otp), q.id) {
                 return violation(
                     Invariant::NoFalseAccept,
                     Some(q.id),
@@ -763,7 +767,7 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
                 .as_ref()
                 .is_some_and(|otp| h.mails.iter().any(|m| m.to == v.email && &m.otp == otp))
         };
-        let account_first = h.account_before(&w.email, w.sent_index)
+        let account_first = h.account_before(w.email, w.sent_index)
             || h.verifies().any(|v| {
                 v.email == w.email
                     && v.id != w.id
@@ -785,7 +789,7 @@ fn attempts_limited(h: &History, limits: Limits) -> Option<Violation> {
         if h.may_replace_during(w, registration) {
             continue;
         }
-        wrong.entry((&w.email, registration)).or_default().push(w.id);
+        wrong.entry((w.email, registration)).or_default().push(w.id);
     }
     for ((email, registration), ids) in &wrong {
         if ids.len() > limits.max_attempts as usize {
@@ -888,7 +892,7 @@ fn owner_logs_in(h: &History, _: Limits) -> Option<Violation> {
         .iter()
         .filter(|q| q.kind == Kind::Login && q.sent_index > start)
         .collect();
-    let mut accounts: BTreeSet<&str> = probes.iter().map(|q| q.email.as_str()).collect();
+    let mut accounts: BTreeSet<&str> = probes.iter().map(|q| q.email).collect();
     if h.probe_guessed {
         // The probe logged in on addresses not known to have an account:
         // an account is known where a quiet moment showed it, or a verify
@@ -945,7 +949,7 @@ fn owner_logs_in(h: &History, _: Limits) -> Option<Violation> {
 /// from any browser of hers, sent within its lifetime, answers 200 (unless
 /// she herself then sent `max_attempts` wrong codes).
 fn owner_recovers(h: &History, limits: Limits) -> Option<Violation> {
-    let addresses: BTreeSet<&str> = h.reqs.iter().map(|q| q.email.as_str()).collect();
+    let addresses: BTreeSet<&str> = h.reqs.iter().map(|q| q.email).collect();
     for email in addresses {
         let for_it = || h.reqs.iter().filter(move |q| q.email == email);
         // Locked: a 423 answered, or the max_attempts-th wrong code.

@@ -41,11 +41,14 @@ fn finds(target: &str, cases: &[(&str, &[Invariant])]) {
     for ((file, broken), (scenario, swept)) in cases.iter().zip(done) {
         let swept = swept.unwrap_or_else(|e| panic!("{file} against {}: {e}", target.name));
         let want: BTreeSet<Invariant> = broken.iter().copied().collect();
+        // A miss prints the first run's trace: what the server answered
+        // and when, the one thing a live run does not control.
         assert!(
             want.is_subset(&swept.violated()),
-            "{file} against {}: expected {want:?} broken, found {:?}",
+            "{file} against {}: expected {want:?} broken, found {:?}\n{}",
             target.name,
-            swept.violated()
+            swept.violated(),
+            swept.first.trace
         );
         // Each break has a run that shows it, with its replay command.
         for i in &want {

@@ -51,6 +51,33 @@ pub trait Platform: Send + Sync + Sized + 'static {
 /// more than their coroutine defaults (tens of KiB).
 pub const TASK_STACK_SIZE: usize = 1 << 20;
 
+/// `Platform::spawn`, `join` and `yield_now` for a `thread` module shaped
+/// like std's: all three backends' tasks are (std, loom and shuttle).
+macro_rules! std_shaped_tasks {
+    ($thread:path) => {
+        fn spawn<T, F>(f: F) -> Self::JoinHandle<T>
+        where
+            F: FnOnce() -> T + Send + 'static,
+            T: Send + 'static,
+        {
+            use $thread as thread;
+            thread::Builder::new()
+                .stack_size(TASK_STACK_SIZE)
+                .spawn(f)
+                .expect("spawning a task failed (out of memory or threads)")
+        }
+        fn join<T: Send + 'static>(handle: Self::JoinHandle<T>) -> T {
+            handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        }
+        fn yield_now() {
+            use $thread as thread;
+            thread::yield_now();
+        }
+    };
+}
+
 /// Std and loom share std's API shape (`Mutex::lock`, `Condvar::wait`,
 /// `thread::Builder`), so one body implements the facade for both;
 /// shuttle's mutex takes its scheduling points itself (`on_shuttle`).
@@ -100,22 +127,7 @@ macro_rules! std_shaped_platform {
                 fn notify_all(condvar: &Self::Condvar) {
                     condvar.notify_all();
                 }
-                fn spawn<T, F>(f: F) -> Self::JoinHandle<T>
-                where
-                    F: FnOnce() -> T + Send + 'static,
-                    T: Send + 'static,
-                {
-                    thread::Builder::new()
-                        .stack_size(TASK_STACK_SIZE)
-                        .spawn(f)
-                        .expect("spawning a task failed (out of memory or threads)")
-                }
-                fn join<T: Send + 'static>(handle: Self::JoinHandle<T>) -> T {
-                    handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                }
-                fn yield_now() {
-                    thread::yield_now();
-                }
+                std_shaped_tasks!(thread);
             }
         };
     };

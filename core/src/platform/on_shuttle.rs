@@ -318,20 +318,5 @@ impl Platform for Shuttle {
     fn notify_all(condvar: &Condvar) {
         condvar.notify_all();
     }
-    fn spawn<T, F>(f: F) -> Self::JoinHandle<T>
-    where
-        F: FnOnce() -> T + Send + 'static,
-        T: Send + 'static,
-    {
-        shuttle::thread::Builder::new()
-            .stack_size(TASK_STACK_SIZE)
-            .spawn(f)
-            .expect("spawning a task failed (out of memory or threads)")
-    }
-    fn join<T: Send + 'static>(handle: Self::JoinHandle<T>) -> T {
-        handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    }
-    fn yield_now() {
-        shuttle::thread::yield_now();
-    }
+    std_shaped_tasks!(shuttle::thread);
 }

@@ -530,6 +530,9 @@ mod spare {
         emptying: Emptying,
     }
 
+    /// Bytes a page of a simulated database: SQLite's smallest but one.
+    const PAGE_SIZE: i64 = 1024;
+
     thread_local! {
         static SPARE: RefCell<Vec<Kept>> = const { RefCell::new(Vec::new()) };
     }
@@ -549,6 +552,11 @@ mod spare {
         });
         kept.unwrap_or_else(|| {
             let conn = Connection::open_in_memory().expect("an in-memory database opens");
+            // A write copies each page it changes into the rollback
+            // journal: a run's rows fill a few hundred bytes, and 4 KiB
+            // pages cost it 5% (BENCHMARKS.md, session 25).
+            conn.pragma_update(None, "page_size", PAGE_SIZE)
+                .expect("an empty database takes a page size");
             conn.execute_batch(schema).expect("the variant's schema is valid SQL");
             let listed = conn
                 .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
@@ -599,6 +607,8 @@ mod spare {
             let (conn, emptying) = take(SCHEMA);
             let mark: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
             assert_eq!(mark, 7, "the same connection again");
+            let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
+            assert_eq!(page, PAGE_SIZE, "the small pages a run's journal copies");
             // Its AUTOINCREMENT counter was emptied too.
             assert_eq!(insert(&conn), 1);
             give_back(SCHEMA, conn, emptying);

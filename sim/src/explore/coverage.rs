@@ -19,46 +19,28 @@
 //! Features name statements and kinds, never times, request numbers or
 //! temp_ids, so the set saturates: a run that adds none is not kept.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
 
 use foldhash::fast::FixedState;
 use otpsim_core::Kind;
 
 use crate::trace::{SqlOutcome, Trace, What};
 
-/// FNV-1a over the parts, with a separator: deterministic on every
-/// machine and build, unlike the standard library's hasher.
+/// A hash of the parts, each ended by a byte that no UTF-8 text holds.
+/// foldhash with a fixed seed gives the same value on every run of a
+/// build, which is all the search asks: features live in memory only, and
+/// are only asked whether they were seen. It takes sixteen bytes a step,
+/// where the FNV-1a before it took one; and it hashes a statement's text
+/// faster than a memory of the flows' constant texts, kept by address,
+/// looked it up (BENCHMARKS.md, session 25).
 fn feature(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut h = FixedState::with_seed(0).build_hasher();
     for part in parts {
-        for b in part.bytes().chain([0xff]) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
+        h.write(part.as_bytes());
+        h.write_u8(0xff);
     }
-    h
-}
-
-/// [`feature`] of parts that are all constants (the flows' SQL, the
-/// labels), remembered by their addresses rather than hashed byte by byte
-/// at every statement of every run. A constant's
-/// address names its text for the life of the process, so the value is
-/// the one [`feature`] gives. The memory is only looked up, never walked,
-/// so a hash map with a fixed seed serves (an ordered map compared
-/// 128-byte keys at every statement).
-fn constant_feature<const N: usize>(parts: [&'static str; N]) -> u64 {
-    const { assert!(N <= 8, "a key holds eight words") };
-    type Key = [(usize, usize); 8];
-    thread_local! {
-        static KNOWN: RefCell<HashMap<Key, u64, FixedState>> =
-            const { RefCell::new(HashMap::with_hasher(FixedState::with_seed(0))) };
-    }
-    let mut key = [(0, 0); 8];
-    for (k, part) in key.iter_mut().zip(parts) {
-        *k = (part.as_ptr() as usize, part.len());
-    }
-    KNOWN.with(|known| *known.borrow_mut().entry(key).or_insert_with(|| feature(&parts)))
+    h.finish()
 }
 
 fn rows(outcome: &SqlOutcome) -> &'static str {
@@ -72,8 +54,11 @@ fn rows(outcome: &SqlOutcome) -> &'static str {
 }
 
 /// The table a statement reads or writes first, and whether it writes.
+/// The flows' SQL is ASCII, and this runs at every statement of every
+/// run: Unicode's whitespace cost a schedule 1% of its instructions
+/// (BENCHMARKS.md, session 25).
 fn table(sql: &str) -> Option<(&str, bool)> {
-    let mut words = sql.split_whitespace();
+    let mut words = sql.split_ascii_whitespace();
     let verb = words.next()?;
     match verb {
         "UPDATE" => words.next().map(|t| (t, true)),
@@ -170,7 +155,7 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
                 out.push(feature(&["sent", label, held]));
             }
             What::Sql { sql, outcome } => {
-                out.push(constant_feature(["sql", kind, sql, rows(outcome)]));
+                out.push(feature(&["sql", kind, sql, rows(outcome)]));
                 let (Some((r, k, email)), Some((t, writes))) = (&request, table(sql)) else {
                     continue;
                 };
@@ -183,7 +168,7 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
                         Some((w, wk, wr)) => (*w, *wk, if wr == r { "own" } else { "other" }),
                         None => ("initial", "", ""),
                     };
-                    out.push(constant_feature([
+                    out.push(feature(&[
                         "reads-from",
                         kind,
                         sql,
@@ -304,26 +289,10 @@ mod tests {
     }
 
     #[test]
-    fn a_remembered_feature_is_the_one_hashed_from_its_words() {
-        let a = ["sql", "signup", "DELETE FROM outbox WHERE id = ?1", "1"];
-        let b = ["sql", "signup", "DELETE FROM outbox WHERE id = ?1", "0"];
-        for _ in 0..2 {
-            assert_eq!(constant_feature(a), feature(&a));
-            assert_eq!(constant_feature(b), feature(&b));
-        }
-        assert_ne!(constant_feature(a), constant_feature(b));
-        // Seven words, two of them empty: padding never stands for a word.
-        let c = ["reads-from", "verify", "SELECT 1", "0", "initial", "", ""];
-        let d = ["reads-from", "verify", "SELECT 1", "0", "initial", "", "own"];
-        for _ in 0..2 {
-            assert_eq!(constant_feature(c), feature(&c));
-            assert_eq!(constant_feature(d), feature(&d));
-        }
-    }
-
-    #[test]
     fn features_are_the_same_for_the_same_words() {
         assert_eq!(feature(&["a", "bc"]), feature(&["a", "bc"]));
         assert_ne!(feature(&["a", "bc"]), feature(&["ab", "c"]));
+        assert_ne!(feature(&["a", "", "b"]), feature(&["a", "b", ""]));
+        assert_ne!(feature(&["a", "b"]), feature(&["a", "b", ""]));
     }
 }

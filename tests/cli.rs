@@ -6,9 +6,12 @@
 mod explore;
 #[path = "cli/reports.rs"]
 mod reports;
+mod scratch;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use scratch::scratch;
 
 fn otpsim(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_otpsim"))
@@ -16,14 +19,6 @@ fn otpsim(args: &[&str]) -> Output {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap()
-}
-
-/// An empty folder of this test run's own.
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("otpsim-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// The seed incident's scenario file, as text to change.
@@ -38,10 +33,9 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// A file `name` with `body`, in this test's folder of files.
 fn temp_file(name: &str, body: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("otpsim-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
+    let path = scratch("files").join(name);
     std::fs::write(&path, body).unwrap();
     path
 }
@@ -103,7 +97,7 @@ fn replay_exits_0_only_when_the_schedule_it_shows_breaks_nothing() {
 
 #[test]
 fn check_names_every_bad_file_then_runs_the_good_ones_and_exits_2() {
-    let dir = fresh_dir("mixed");
+    let dir = scratch("mixed");
     let good = seed_incident();
     std::fs::write(dir.join("a_bad.toml"), good.replace("at = \"0s\"", "at = \"soon\"")).unwrap();
     std::fs::write(dir.join("b_good.toml"), &good).unwrap();
@@ -173,7 +167,7 @@ fn junit_cases(path: &Path) -> Vec<(String, String, bool)> {
 
 #[test]
 fn junit_has_a_testcase_per_row_for_check_merge_and_explore() {
-    let dir = fresh_dir("junit");
+    let dir = scratch("junit");
     let body = seed_incident();
     let wrong = dir.join("wrong.toml");
     std::fs::write(
@@ -250,7 +244,7 @@ fn color_when_asked_and_quiet_when_asked() {
         .output()
         .unwrap();
     assert!(!text(&o).0.contains('\x1b'));
-    let dir = std::env::temp_dir().join(format!("otpsim-quiet-{}", std::process::id()));
+    let dir = scratch("quiet").join("found");
     let loud = otpsim(&[
         "explore",
         "--variant",
@@ -411,8 +405,7 @@ fn shards_merge_into_the_table_of_one_unsharded_run() {
         "scenarios/browser_double_click_form.toml",
     ];
     let whole = otpsim(&[&["check", "--jobs", "1"][..], &files[..]].concat());
-    let dir = std::env::temp_dir().join(format!("otpsim-shards-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("shards");
     let mut reports = Vec::new();
     for i in 1..=3 {
         let json = dir.join(format!("shard{i}.json"));
@@ -452,4 +445,23 @@ fn shards_merge_into_the_table_of_one_unsharded_run() {
         "{:?}",
         text(&bad)
     );
+}
+
+/// The test folders clean up after themselves: kept while their test's
+/// thread asks again, gone when it ends, and not shared with a test on
+/// another thread that asks for the same name.
+#[test]
+fn a_scratch_folder_is_its_threads_own_and_removed_when_the_thread_ends() {
+    let mine = temp_file("a.txt", "this thread's");
+    let (dir, file) = std::thread::spawn(|| {
+        let file = temp_file("a.txt", "kept while the thread runs");
+        let again = scratch("files");
+        assert!(file.exists(), "asking again keeps what is there");
+        (again, file)
+    })
+    .join()
+    .unwrap();
+    assert_ne!(file, mine);
+    assert!(!file.exists() && !dir.exists(), "{} is still there", dir.display());
+    assert_eq!(std::fs::read_to_string(&mine).unwrap(), "this thread's");
 }

@@ -12,6 +12,7 @@ mod apps;
 mod browser;
 #[path = "live/double_click.rs"]
 mod double_click;
+mod scratch;
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt as _;
@@ -23,17 +24,12 @@ use otpsim_live::check::{sweep, LiveSweep, Order};
 use otpsim_live::run::{self, violations, Options};
 use otpsim_live::target::Target;
 use otpsim_sim::{Invariant, Scenario};
+use scratch::scratch;
 
 const MAX_SCHEDULES: usize = 4;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("otpsim-live-test-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn options(name: &str) -> Options {
@@ -353,8 +349,8 @@ fn a_paused_app_lets_both_clicks_past_the_seed_fixs_check() {
                 .with_pause(PAUSE)
                 .unwrap();
             let scenario = scenario.clone();
+            let options = options(&format!("paused-{name}"));
             runtime.spawn(async move {
-                let options = options(&format!("paused-{name}"));
                 let swept = sweep(&target, &scenario, &options, MAX_SCHEDULES, Order::DepthFirst).await;
                 (target, swept)
             })

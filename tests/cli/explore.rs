@@ -2,11 +2,13 @@
 //! in naive, how small the saved scenarios are, and that `otpsim check`
 //! replays every saved file as the failure it records.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use otpsim_sim::explore::{search, Budget, Options};
 use otpsim_sim::Invariant;
+
+use super::scratch::scratch;
 
 fn otpsim(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_otpsim"))
@@ -14,12 +16,6 @@ fn otpsim(args: &[&str]) -> std::process::Output {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap()
-}
-
-fn fresh_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("otpsim-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 #[test]
@@ -48,7 +44,7 @@ fn the_search_finds_naives_double_click_and_shrinks_it_to_at_most_three_requests
 
 #[test]
 fn explore_saves_files_that_check_replays_and_a_json_report() {
-    let dir = fresh_dir("explore");
+    let dir = scratch("explore");
     let json = dir.join("report.json");
     let out = otpsim(&[
         "explore",
@@ -99,7 +95,7 @@ fn explore_saves_files_that_check_replays_and_a_json_report() {
         names.sort();
         names
     };
-    let dir = fresh_dir("explore-rerun");
+    let dir = scratch("explore-rerun");
     let rerun = || {
         otpsim(&[
             "explore",
@@ -140,7 +136,7 @@ fn explore_refuses_bad_flags_with_exit_2() {
         );
     }
     // A bare small number is schedules; say so.
-    let dir = std::env::temp_dir().join(format!("otpsim-budget-{}", std::process::id()));
+    let dir = scratch("budget").join("found");
     let out = otpsim(&[
         "explore",
         "--variant",
@@ -229,7 +225,7 @@ fn a_search_budgeted_in_schedules_finds_the_same_whatever_the_machine_does() {
 
 #[test]
 fn explore_on_threads_and_in_shards_adds_up_to_one_run() {
-    let dir = fresh_dir("explore-shards");
+    let dir = scratch("explore-shards");
     // 3 rounds of 700 schedules: one round a shard.
     let explore = |name: &str, extra: &[&str]| {
         let save = dir.join(name);
@@ -328,8 +324,8 @@ fn explore_on_threads_and_in_shards_adds_up_to_one_run() {
 
 #[test]
 fn ctrl_c_prints_and_saves_what_the_search_found_then_exits_130() {
-    let dir = fresh_dir("explore-interrupted");
-    let json = std::env::temp_dir().join(format!("otpsim-interrupted-{}.json", std::process::id()));
+    let dir = scratch("explore-interrupted");
+    let json = scratch("explore-interrupted-json").join("report.json");
     let report = dir.join("report");
     let child = Command::new(env!("CARGO_BIN_EXE_otpsim"))
         .args([
@@ -406,7 +402,7 @@ fn a_closed_pipe_ends_the_output_quietly() {
 #[test]
 fn the_progress_bar_moves_within_a_round_under_a_time_budget() {
     // A terminal, through util-linux's `script`: the bar draws only there.
-    let dir = fresh_dir("explore-progress");
+    let dir = scratch("explore-progress");
     let command = format!(
         "{} explore --variant idempotent --budget 3s --jobs 1 --save {}",
         env!("CARGO_BIN_EXE_otpsim"),

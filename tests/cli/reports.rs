@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use super::scratch::scratch;
+
 /// The output of a command that must exit with `code`.
 fn exiting(code: i32, args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_otpsim"))
@@ -145,7 +147,7 @@ fn the_json_has_the_violation_the_explanation_and_no_code() {
 
 #[test]
 fn check_writes_a_report_with_each_counterexample_and_a_markdown_table() {
-    let dir = std::env::temp_dir().join(format!("otpsim-report-{}", std::process::id()));
+    let dir = scratch("report").join("report");
     let dir_arg = dir.to_str().unwrap();
     let md = otpsim(&[
         "check",

@@ -33,7 +33,7 @@ use otpsim_sim::{Scenario, ScenarioError};
 use cli::{Cli, Command};
 
 /// A schedule of `explore` allocates and frees small blocks by the
-/// thousand; mimalloc runs it 1.16x faster than glibc's malloc
+/// thousand; mimalloc ran it 1.19x faster than glibc's malloc
 /// (BENCHMARKS.md, session 25). The libraries leave the choice to their
 /// user: a test binary keeps its own.
 #[global_allocator]

@@ -139,6 +139,9 @@ struct State {
 /// so reading the clock or recording an event does not add interleavings.
 struct Log {
     now_ms: u64,
+    /// The last snapshot read outside a transaction, and SQLite's count of
+    /// changed rows when it was read.
+    last_snapshot: Option<(u64, DbState)>,
     recorder: Recorder,
     rng: SplitMix64,
     faults_fired: usize,
@@ -211,8 +214,22 @@ impl<F: Flow> World<F> {
         });
     }
 
+    /// The rows the invariants read. Read again only when a row may have
+    /// changed since the last reading: SQLite counts every row a
+    /// statement changes, and a reading kept outside a transaction stands
+    /// until that count moves (a rollback undoes only rows counted after
+    /// it).
     fn snapshot(&self) -> DbState {
         let read = self.store.inspect(|c| {
+            let changes = c.total_changes();
+            let settled = c.is_autocommit();
+            let kept = self.log(|log| match &log.last_snapshot {
+                Some((at, db)) if settled && *at == changes => Some(db.clone()),
+                _ => None,
+            });
+            if let Some(db) = kept {
+                return Ok(db);
+            }
             let mut pending = Vec::new();
             let mut stmt = c.prepare_cached(self.plan.flow.pending_query())?;
             for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
@@ -222,7 +239,11 @@ impl<F: Flow> World<F> {
             let accounts = stmt
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(DbState { pending, accounts })
+            let db = DbState { pending, accounts };
+            if settled {
+                self.log(|log| log.last_snapshot = Some((changes, db.clone())));
+            }
+            Ok(db)
         });
         read.expect("the flow's snapshot queries run on its own schema")
     }
@@ -454,6 +475,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
     let world = Arc::new(World {
         log: std::sync::Mutex::new(Log {
             now_ms: 0,
+            last_snapshot: None,
             recorder: Recorder::default(),
             rng: SplitMix64::new(plan.seed),
             faults_fired: 0,

@@ -325,7 +325,7 @@ fn explore_on_threads_and_in_shards_adds_up_to_one_run() {
 #[test]
 fn ctrl_c_prints_and_saves_what_the_search_found_then_exits_130() {
     let dir = scratch("explore-interrupted");
-    let json = scratch("explore-interrupted-json").join("report.json");
+    let json = dir.join("report.json");
     let report = dir.join("report");
     let child = Command::new(env!("CARGO_BIN_EXE_otpsim"))
         .args([

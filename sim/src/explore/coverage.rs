@@ -27,18 +27,16 @@ use otpsim_core::Kind;
 
 use crate::trace::{SqlOutcome, Trace, What};
 
-/// A hash of the parts, each ended by a byte that no UTF-8 text holds.
-/// foldhash with a fixed seed gives the same value on every run of a
-/// build, which is all the search asks: features live in memory only, and
-/// are only asked whether they were seen. It takes sixteen bytes a step,
-/// where the FNV-1a before it took one; and it hashes a statement's text
-/// faster than a memory of the flows' constant texts, kept by address,
-/// looked it up (BENCHMARKS.md, session 25).
+/// A hash of the parts, each written with its length, so that no two
+/// lists of parts make the same input. foldhash with a fixed seed gives
+/// the same value on every run of a build, which is all the search asks:
+/// features live in memory only, and are only asked whether they were
+/// seen.
 fn feature(parts: &[&str]) -> u64 {
     let mut h = FixedState::with_seed(0).build_hasher();
     for part in parts {
+        h.write_usize(part.len());
         h.write(part.as_bytes());
-        h.write_u8(0xff);
     }
     h.finish()
 }
@@ -55,7 +53,7 @@ fn rows(outcome: &SqlOutcome) -> &'static str {
 
 /// The table a statement reads or writes first, and whether it writes.
 /// The flows' SQL is ASCII, and this runs at every statement of every
-/// run: Unicode's whitespace cost a schedule 1% of its instructions
+/// run: Unicode's whitespace cost a schedule 1.1% of its instructions
 /// (BENCHMARKS.md, session 25).
 fn table(sql: &str) -> Option<(&str, bool)> {
     let mut words = sql.split_ascii_whitespace();

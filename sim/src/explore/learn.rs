@@ -190,8 +190,8 @@ pub struct Pool {
     strategy: BoxedStrategy<(Scenario, Vec<u8>)>,
     rng: Rng,
     /// Every feature any case showed: a hash set with a fixed seed, only
-    /// ever asked whether it holds one (with the constant features' map,
-    /// 1.05x a search against ordered ones, BENCHMARKS.md session 24).
+    /// ever asked whether it holds one (1.05x a search against an ordered
+    /// set, BENCHMARKS.md session 24).
     seen: HashSet<u64, FixedState>,
     kept: Vec<Case>,
     /// Where each kept case's run invites an aimed change: its writes, to

@@ -225,13 +225,13 @@ impl<F: Flow> World<F> {
             let version: i64 = c.prepare_cached("PRAGMA schema_version")?.query_row([], |r| r.get(0))?;
             let at = (c.total_changes(), version);
             let settled = c.is_autocommit();
-            let kept = self.log(|log| match &log.last_snapshot {
+            let mut kept = self.log(|log| match &log.last_snapshot {
                 Some((when, db)) if settled && *when == at => Some(db.clone()),
                 _ => None,
             });
-            if let Some(db) = &kept {
-                if !cfg!(debug_assertions) {
-                    return Ok(db.clone());
+            if !cfg!(debug_assertions) {
+                if let Some(db) = kept.take() {
+                    return Ok(db);
                 }
             }
             let mut pending = Vec::new();

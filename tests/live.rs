@@ -336,10 +336,32 @@ fn requests_of_one_instant_are_released_together_by_their_last_bytes() {
 /// target, docs/findings.md). With a pause before each of the app's steps
 /// both pass the check, in Rust and in the seed's own Flask app under
 /// gunicorn threads, and the sweep finds what the simulator finds.
+///
+/// Whether a run breaks the verify is not decided by the network order
+/// alone, so it is asserted of the sweep, not of one run. On two loaded
+/// cores one click's thread can wake more than the pause after the other's,
+/// which then sets the lock first (a 429 in a clean-clone CI run,
+/// 2026-12-04). And whether the code the user types is the newest
+/// registration's, which the fallback reads, rests on which of `serve`'s
+/// threads inserted last: 7 and 11 runs of 20 broke `verify_succeeds` on
+/// the two orders tried, and four schedules missed it in one sweep of five
+/// (docs/ci.md, session 27). Hence sixteen schedules, with the verify at
+/// 1.5 s instead of the file's 5 s: 44.7 s alone against 25.6 s for four.
 #[test]
 fn a_paused_app_lets_both_clicks_past_the_seed_fixs_check() {
     const PAUSE: Duration = Duration::from_millis(5);
-    let scenario = Scenario::load(&root().join("scenarios/double_click_signup.toml")).unwrap();
+    const SCHEDULES: usize = 16;
+    let mut scenario = Scenario::load(&root().join("scenarios/double_click_signup.toml")).unwrap();
+    let verify = scenario
+        .requests
+        .iter_mut()
+        .find(|r| r.kind == otpsim_core::Kind::Verify)
+        .unwrap();
+    assert_eq!(
+        verify.at_ms, 5_000,
+        "the file's verify moved: revisit the sweep's budget"
+    );
+    verify.at_ms = 1_500;
     let runtime = runtime();
     let tasks: Vec<_> = ["otpsim-seed_fix", "flask-fix"]
         .into_iter()
@@ -351,7 +373,7 @@ fn a_paused_app_lets_both_clicks_past_the_seed_fixs_check() {
             let scenario = scenario.clone();
             let options = options(&format!("paused-{name}"));
             runtime.spawn(async move {
-                let swept = sweep(&target, &scenario, &options, MAX_SCHEDULES, Order::DepthFirst).await;
+                let swept = sweep(&target, &scenario, &options, SCHEDULES, Order::DepthFirst).await;
                 (target, swept)
             })
         })
@@ -359,29 +381,14 @@ fn a_paused_app_lets_both_clicks_past_the_seed_fixs_check() {
     for task in tasks {
         let (target, swept) = runtime.block_on(task).unwrap();
         let swept = swept.unwrap();
-        // Every run of the sweep is a double-click; the first is kept whole.
-        let refused = swept.first.trace.events.iter().any(|e| {
-            matches!(
-                e.what,
-                otpsim_sim::trace::What::Answered {
-                    code: otpsim_core::Code::TooManyRequests,
-                    ..
-                }
-            )
-        });
-        assert!(
-            !refused,
-            "{}: one click was refused\n{}",
-            target.name, swept.first.trace
-        );
-        // The pause's race rests on the server's own timing, which live
-        // mode does not control: a miss shows the first run whole
-        // (docs/ci.md, session 26).
+        // A refused click leaves one registration and one code, which
+        // verifies: a broken verify means both clicks passed the check.
         assert!(
             swept.violated().contains(&Invariant::VerifySucceeds),
-            "{}: {}\nthe first run:\n{}",
+            "{}: {} in {} schedules\nthe first run:\n{}",
             target.name,
             swept.found(),
+            swept.schedules,
             swept.first.trace
         );
         agrees_with_the_simulator(&target, &scenario, &swept);

@@ -35,6 +35,14 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// Room for `events` before the trace grows: each growth copies every
+    /// event so far.
+    pub fn with_capacity(events: usize) -> Recorder {
+        Recorder {
+            events: Vec::with_capacity(events),
+        }
+    }
+
     /// Records `what` at `at_ms`, for `request` (0: a worker's own
     /// start-up work), `browser` and `worker` where they apply.
     pub fn record(

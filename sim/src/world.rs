@@ -27,10 +27,12 @@ use crate::recorder::{Recorder, Sending};
 use crate::scenario::{DbFault, FaultKind, RequestSpec, Scenario, SessionMode, Via};
 use crate::trace::{Cookie, DbState, SqlOutcome, Trace, What};
 use otpsim_model::network::{mail_due, response_due, Mailboxes, Navigations, Sightings};
-
-/// The events a run's trace has room for before it grows.
-const TRACE_CAPACITY: usize = 128;
 pub use otpsim_model::plan::{plan_requests, probe_logins, typed_code, Planned};
+
+/// An explored case's trace holds about a hundred events: grown from
+/// empty it was copied five times a schedule, 1.0% of its instructions
+/// (BENCHMARKS.md, session 27).
+const TRACE_CAPACITY: usize = 128;
 
 type P = Shuttle;
 
@@ -486,9 +488,6 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
         log: std::sync::Mutex::new(Log {
             now_ms: 0,
             last_snapshot: None,
-            // An explored case's trace holds about a hundred events: grown
-            // from empty it was copied five times a schedule, 1.1% of its
-            // instructions (BENCHMARKS.md, session 27).
             recorder: Recorder::with_capacity(TRACE_CAPACITY),
             rng: SplitMix64::new(plan.seed),
             faults_fired: 0,

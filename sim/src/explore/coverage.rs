@@ -41,6 +41,52 @@ fn feature(parts: &[&str]) -> u64 {
     h.finish()
 }
 
+/// A feature that names statements, each by the hash of its text
+/// ([`Statements`]), beside its words: a distinct seed, so that it is never
+/// one of [`feature`]'s.
+fn feature_naming(statements: &[u64], parts: &[&str]) -> u64 {
+    let mut h = FixedState::with_seed(1).build_hasher();
+    for statement in statements {
+        h.write_u64(*statement);
+    }
+    for part in parts {
+        h.write_usize(part.len());
+        h.write(part.as_bytes());
+    }
+    h.finish()
+}
+
+/// A statement as the features see it: the hash of its text, and its
+/// table ([`table`]).
+#[derive(Clone, Copy)]
+struct Statement {
+    text: u64,
+    table: Option<(&'static str, bool)>,
+}
+
+/// The statements of one run, each worked out once, found again by where
+/// its text lies: a run repeats a flow's dozen statements some sixty times,
+/// and hashing and splitting each text every time was most of what the
+/// features cost (BENCHMARKS.md, session 27). Two texts at one address
+/// are one text: the flows' SQL is `'static`.
+#[derive(Default)]
+struct Statements(Vec<((usize, usize), Statement)>);
+
+impl Statements {
+    fn of(&mut self, sql: &'static str) -> Statement {
+        let at = (sql.as_ptr() as usize, sql.len());
+        if let Some((_, statement)) = self.0.iter().find(|(key, _)| *key == at) {
+            return *statement;
+        }
+        let statement = Statement {
+            text: feature(&[sql]),
+            table: table(sql),
+        };
+        self.0.push((at, statement));
+        statement
+    }
+}
+
 fn rows(outcome: &SqlOutcome) -> &'static str {
     match outcome {
         SqlOutcome::Done => "ok",
@@ -126,8 +172,9 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
     // Per request: who sent what (its label) and its address, from its
     // Sent event.
     let mut requests: BTreeMap<usize, (&'static str, &str)> = BTreeMap::new();
+    let mut statements = Statements::default();
     // The latest write with rows, per (table, address): (statement, kind, request).
-    let mut last_write: BTreeMap<(&str, &str), (&'static str, &'static str, usize)> = BTreeMap::new();
+    let mut last_write: BTreeMap<(&str, &str), (u64, &'static str, usize)> = BTreeMap::new();
     let mut last_answer = ("start", "");
     for event in &trace.events {
         let request = event.request.and_then(|r| requests.get(&r).map(|(k, e)| (r, *k, *e)));
@@ -153,28 +200,26 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
                 out.push(feature(&["sent", label, held]));
             }
             What::Sql { sql, outcome } => {
-                out.push(feature(&["sql", kind, sql, rows(outcome)]));
-                let (Some((r, k, email)), Some((t, writes))) = (&request, table(sql)) else {
+                let statement = statements.of(sql);
+                out.push(feature_naming(&[statement.text], &["sql", kind, rows(outcome)]));
+                let (Some((r, k, email)), Some((t, writes))) = (&request, statement.table) else {
                     continue;
                 };
                 if writes {
                     if matches!(outcome, SqlOutcome::Rows(n) if *n > 0) {
-                        last_write.insert((t, email), (sql, *k, *r));
+                        last_write.insert((t, email), (statement.text, *k, *r));
                     }
                 } else {
+                    // No write before it: the initial state, as a statement
+                    // no flow has.
                     let (writer, writer_kind, own) = match last_write.get(&(t, *email)) {
                         Some((w, wk, wr)) => (*w, *wk, if wr == r { "own" } else { "other" }),
-                        None => ("initial", "", ""),
+                        None => (feature(&["initial"]), "", ""),
                     };
-                    out.push(feature(&[
-                        "reads-from",
-                        kind,
-                        sql,
-                        rows(outcome),
-                        writer,
-                        writer_kind,
-                        own,
-                    ]));
+                    out.push(feature_naming(
+                        &[statement.text, writer],
+                        &["reads-from", kind, rows(outcome), writer_kind, own],
+                    ));
                 }
             }
             What::Answered {

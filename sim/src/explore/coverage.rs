@@ -42,10 +42,12 @@ fn feature(parts: &[&str]) -> u64 {
 }
 
 /// A feature that names statements, each by the hash of its text
-/// ([`Statements`]), beside its words: a distinct seed, so that it is never
-/// one of [`feature`]'s.
+/// ([`Statements`]), beside its words. Their count goes first, as each
+/// word's length does, so that no two lists make the same input; a seed
+/// of its own keeps it apart from [`feature`]'s, but for collisions.
 fn feature_naming(statements: &[u64], parts: &[&str]) -> u64 {
     let mut h = FixedState::with_seed(1).build_hasher();
+    h.write_usize(statements.len());
     for statement in statements {
         h.write_u64(*statement);
     }
@@ -66,9 +68,11 @@ struct Statement {
 
 /// The statements of one run, each worked out once, found again by where
 /// its text lies: a run repeats a flow's dozen statements some sixty times,
-/// and hashing and splitting each text every time was most of what the
-/// features cost (BENCHMARKS.md, session 27). Two texts at one address
-/// are one text: the flows' SQL is `'static`.
+/// and hashing and splitting each text every time cost a sixth of what the
+/// features cost (0.71% of a schedule's instructions, of 4.3%;
+/// BENCHMARKS.md, session 27). Two texts at one address are one text: the
+/// flows' SQL is `'static`. One text at two addresses is worked out twice,
+/// to the same [`Statement`].
 #[derive(Default)]
 struct Statements(Vec<((usize, usize), Statement)>);
 
@@ -98,9 +102,9 @@ fn rows(outcome: &SqlOutcome) -> &'static str {
 }
 
 /// The table a statement reads or writes first, and whether it writes.
-/// The flows' SQL is ASCII, and this runs at every statement of every
-/// run: Unicode's whitespace cost a schedule 1.1% of its instructions
-/// (BENCHMARKS.md, session 25).
+/// The flows' SQL is ASCII, and this runs once a run for each statement:
+/// Unicode's whitespace cost a schedule 1.1% of its instructions when it
+/// ran at every statement (BENCHMARKS.md, session 25).
 fn table(sql: &str) -> Option<(&str, bool)> {
     let mut words = sql.split_ascii_whitespace();
     let verb = words.next()?;
@@ -173,6 +177,7 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
     // Sent event.
     let mut requests: BTreeMap<usize, (&'static str, &str)> = BTreeMap::new();
     let mut statements = Statements::default();
+    let initial = feature(&["initial"]);
     // The latest write with rows, per (table, address): (statement, kind, request).
     let mut last_write: BTreeMap<(&str, &str), (u64, &'static str, usize)> = BTreeMap::new();
     let mut last_answer = ("start", "");
@@ -210,11 +215,11 @@ pub fn features(trace: &Trace, ttl_ms: u64, out: &mut Vec<u64>) {
                         last_write.insert((t, email), (statement.text, *k, *r));
                     }
                 } else {
-                    // No write before it: the initial state, as a statement
-                    // no flow has.
                     let (writer, writer_kind, own) = match last_write.get(&(t, *email)) {
                         Some((w, wk, wr)) => (*w, *wk, if wr == r { "own" } else { "other" }),
-                        None => (feature(&["initial"]), "", ""),
+                        // No write before it: the initial state, as a
+                        // statement no flow has.
+                        None => (initial, "", ""),
                     };
                     out.push(feature_naming(
                         &[statement.text, writer],
@@ -329,6 +334,31 @@ mod tests {
         assert_eq!(page("/verify?temp_id=temp_17_ab"), "/verify");
         assert_eq!(page("http://127.0.0.1:4000/users/42/confirm"), "/users/#/confirm");
         assert_eq!(page("https://example.com"), "/");
+    }
+
+    #[test]
+    fn a_statement_is_its_text_wherever_the_text_lies() {
+        let mut statements = Statements::default();
+        let sql = "SELECT temp_id FROM temp_registrations WHERE email = ?1";
+        let elsewhere: &'static str = String::from(sql).leak();
+        let (a, b) = (statements.of(sql), statements.of(elsewhere));
+        assert_eq!(a.text, b.text);
+        assert_eq!(a.table, Some(("temp_registrations", false)));
+        assert_eq!(a.table, b.table);
+        assert_ne!(statements.of("DELETE FROM users WHERE email = ?1").text, a.text);
+        // Found again by its address, not worked out a third time.
+        assert_eq!(statements.of(sql).text, a.text);
+        assert_eq!(statements.0.len(), 3);
+    }
+
+    #[test]
+    fn features_naming_statements_tell_their_lists_apart() {
+        let (x, y) = (feature(&["x"]), feature(&["y"]));
+        assert_eq!(feature_naming(&[x], &["sql"]), feature_naming(&[x], &["sql"]));
+        assert_ne!(feature_naming(&[x], &["sql"]), feature_naming(&[y], &["sql"]));
+        assert_ne!(feature_naming(&[x, y], &["a"]), feature_naming(&[y, x], &["a"]));
+        assert_ne!(feature_naming(&[x], &["a"]), feature_naming(&[x, y], &["a"]));
+        assert_ne!(feature_naming(&[], &["a"]), feature(&["a"]));
     }
 
     #[test]

@@ -226,12 +226,25 @@ fn search_with_progress(variant: &Variant, options: &Options) -> (SearchReport, 
     if crate::style::quiet() {
         return (report, wall);
     }
+    // A round is one thread's: a budget of fewer rounds than --jobs leaves
+    // threads idle, and the results must not depend on --jobs, so the
+    // rounds are not cut to fit; the user is told how to.
+    let rounds = report.rounds.len();
+    let threads = if rounds < options.jobs && matches!(options.budget, Budget::Schedules(_)) {
+        format!(
+            "{} of {} threads; a round runs on one: --round {} spreads these schedules over {}, drawing other cases",
+            rounds.max(1),
+            options.jobs,
+            report.schedules.div_ceil(options.jobs as u64).max(1),
+            options.jobs
+        )
+    } else {
+        format!("{} thread(s)", options.jobs)
+    };
     eprintln!(
-        "{variant}: {} schedules in {} round(s), {wall:.1} s wall clock ({:.1} s of search over {} thread(s)), {} invariant(s) broken",
+        "{variant}: {} schedules in {rounds} round(s), {wall:.1} s wall clock ({:.1} s of search on {threads}), {} invariant(s) broken",
         report.schedules,
-        report.rounds.len(),
         report.seconds,
-        options.jobs,
         report.findings.len()
     );
     (report, wall)

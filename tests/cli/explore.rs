@@ -322,6 +322,42 @@ fn explore_on_threads_and_in_shards_adds_up_to_one_run() {
     assert!(String::from_utf8_lossy(&mixed.stderr).contains("same search"));
 }
 
+/// A round is one thread's, so a budget of one round leaves the second
+/// thread idle; the summary says so, and how to spread it, rather than
+/// claim both threads searched.
+#[test]
+fn a_budget_of_fewer_rounds_than_threads_says_which_threads_searched() {
+    let dir = scratch("explore-idle-threads");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "explore",
+            "--variant",
+            "idempotent",
+            "--budget",
+            "200",
+            "--jobs",
+            "2",
+            "--save",
+            dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = otpsim(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let one_round = run(&[]);
+    assert!(
+        one_round.contains("in 1 round(s)")
+            && one_round.contains("on 1 of 2 threads; a round runs on one: --round 100 spreads"),
+        "{one_round}"
+    );
+    let two_rounds = run(&["--round", "100"]);
+    assert!(
+        two_rounds.contains("in 2 round(s)") && two_rounds.contains("on 2 thread(s))"),
+        "{two_rounds}"
+    );
+}
+
 #[test]
 fn ctrl_c_prints_and_saves_what_the_search_found_then_exits_130() {
     let dir = scratch("explore-interrupted");

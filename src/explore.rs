@@ -230,16 +230,22 @@ fn search_with_progress(variant: &Variant, options: &Options) -> (SearchReport, 
     // threads idle, and the results must not depend on --jobs, so the
     // rounds are not cut to fit; the user is told how to.
     let rounds = report.rounds.len();
-    let threads = if rounds < options.jobs && matches!(options.budget, Budget::Schedules(_)) {
-        format!(
-            "{} of {} threads; a round runs on one: --round {} spreads these schedules over {}, drawing other cases",
-            rounds.max(1),
-            options.jobs,
-            report.schedules.div_ceil(options.jobs as u64).max(1),
-            options.jobs
-        )
-    } else {
-        format!("{} thread(s)", options.jobs)
+    let threads = match options.budget {
+        Budget::Schedules(_) if rounds == 0 => "no thread: this shard has no round of the budget".to_string(),
+        Budget::Schedules(budget) if rounds < options.jobs => {
+            // Every shard's rounds on all its threads, down to a schedule a
+            // round.
+            let shards = options.shard.count as u64;
+            let round = budget.div_ceil(options.jobs as u64 * shards).max(1);
+            let spread = options.jobs.min(budget.div_ceil(round * shards) as usize);
+            let idle = format!("{rounds} of {} threads; a round runs on one", options.jobs);
+            if spread > rounds {
+                format!("{idle}: --round {round} spreads the budget over {spread}, a different search")
+            } else {
+                idle
+            }
+        }
+        _ => format!("{} thread(s)", options.jobs),
     };
     eprintln!(
         "{variant}: {} schedules in {rounds} round(s), {wall:.1} s wall clock ({:.1} s of search on {threads}), {} invariant(s) broken",

@@ -348,13 +348,25 @@ fn a_budget_of_fewer_rounds_than_threads_says_which_threads_searched() {
     let one_round = run(&[]);
     assert!(
         one_round.contains("in 1 round(s)")
-            && one_round.contains("on 1 of 2 threads; a round runs on one: --round 100 spreads"),
+            && one_round.contains("on 1 of 2 threads; a round runs on one: --round 100 spreads the budget over 2"),
         "{one_round}"
     );
     let two_rounds = run(&["--round", "100"]);
     assert!(
         two_rounds.contains("in 2 round(s)") && two_rounds.contains("on 2 thread(s))"),
         "{two_rounds}"
+    );
+    // A shard spreads its share: four rounds of 50, two a shard.
+    let first_shard = run(&["--shard", "1/2"]);
+    assert!(
+        first_shard.contains("--round 50 spreads the budget over 2"),
+        "{first_shard}"
+    );
+    assert!(run(&["--shard", "1/2", "--round", "50"]).contains("in 2 round(s)"));
+    let empty_shard = run(&["--shard", "2/2"]);
+    assert!(
+        empty_shard.contains("0 round(s)") && empty_shard.contains("this shard has no round"),
+        "{empty_shard}"
     );
 }
 

@@ -15,7 +15,7 @@
 //! thread (`otpsim stress`) leaves all of this to SQLite itself.
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, ErrorCode, ToSql};
+use rusqlite::{Connection, ErrorCode, PrepFlags, Statement, ToSql};
 
 use crate::platform::{Lock, Platform};
 
@@ -144,12 +144,82 @@ impl Row {
 }
 
 struct Inner {
-    conn: Connection,
+    prepared: Prepared,
     writer: Option<u64>,
 }
 
 /// Prepared statements a connection keeps: more than any flow has.
 const STATEMENTS_KEPT: usize = 64;
+
+/// A connection and the statements a [`Store`] prepared on it, found again
+/// by the address of their text: a flow's SQL is literals, so a dozen
+/// addresses. Kept together so that a connection reused for a later store
+/// (the simulator's spare databases) keeps them warm.
+///
+/// Why not rusqlite's `prepare_cached`: it hashes the text twice a
+/// statement, copies it into a new key and relinks an LRU list; that was
+/// about 6% of an explored schedule (BENCHMARKS.md, session 28).
+pub struct Prepared {
+    /// Declared before `conn`, so dropped before it: each borrows it.
+    statements: Vec<(&'static str, Statement<'static>)>,
+    conn: Box<Connection>,
+}
+
+// Safety: a statement is `!Send` only because it borrows its connection,
+// which is `!Sync`. Here every statement borrows `conn` alone, they move
+// together, and none is ever handed out beyond a `&mut self` borrow
+// (`statement` is private): no two threads can reach the connection at once.
+unsafe impl Send for Prepared {}
+
+impl Prepared {
+    /// `conn`, with no statement prepared yet.
+    pub fn new(conn: Connection) -> Self {
+        Prepared {
+            statements: Vec::new(),
+            conn: Box::new(conn),
+        }
+    }
+
+    /// The connection, for what goes around the store (reading it, or
+    /// emptying it for reuse).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The statement of `sql`, prepared once, and the connection.
+    fn statement(&mut self, sql: &'static str) -> rusqlite::Result<(&mut Statement<'static>, &Connection)> {
+        let at = self.statements.iter().position(|(text, _)| std::ptr::eq(*text, sql));
+        let at = match at {
+            Some(at) => at,
+            None => {
+                let stmt = self
+                    .conn
+                    .prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT)?;
+                // Safety: the statement borrows `*self.conn`, which is boxed,
+                // so it stays where it is when `self` moves, and it outlives
+                // the statement (see the fields' order). The `'static` never
+                // leaves this type.
+                let stmt = unsafe { std::mem::transmute::<Statement<'_>, Statement<'static>>(stmt) };
+                // A `&'static str` made at run time could have a new address
+                // at every call: the list stays bounded.
+                if self.statements.len() == STATEMENTS_KEPT {
+                    self.statements.remove(0);
+                }
+                self.statements.push((sql, stmt));
+                self.statements.len() - 1
+            }
+        };
+        Ok((&mut self.statements[at].1, &self.conn))
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("statements", &self.statements.len())
+            .finish_non_exhaustive()
+    }
+}
 
 /// The shared database.
 pub struct Store<P: Platform> {
@@ -205,7 +275,7 @@ impl<P: Platform> Store<P> {
     pub fn open_in_memory(schema: &str) -> Result<Self, DbError> {
         let conn = Connection::open_in_memory()?;
         conn.execute_batch(schema)?;
-        Ok(Self::from_connection(conn))
+        Ok(Self::from_prepared(Prepared::new(conn)))
     }
 
     /// A database file in WAL mode with a busy timeout, `schema` applied if
@@ -232,30 +302,34 @@ impl<P: Platform> Store<P> {
                 Err(e) => return Err(e),
             }
         }
-        Ok(Self::from_connection(conn))
+        Ok(Self::from_prepared(Prepared::new(conn)))
     }
 
-    /// Wraps an open connection.
-    pub fn from_connection(conn: Connection) -> Self {
-        // rusqlite keeps 16 prepared statements by default; idempotent's
-        // flow and the world's own reads are about 26, and a cache that
-        // small re-parses most of them in every run (BENCHMARKS.md's
-        // profile: 5% of a search).
-        conn.set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
+    /// Wraps an open connection and the statements prepared on it.
+    pub fn from_prepared(prepared: Prepared) -> Self {
+        // rusqlite keeps 16 prepared statements by default, for what
+        // reads the connection around the store ([`Store::inspect`]); a
+        // cache that small re-parsed most of them in every run
+        // (BENCHMARKS.md's profile: 5% of a search).
+        prepared
+            .connection()
+            .set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
         Store {
-            inner: P::Mutex::new(Inner { conn, writer: None }),
+            inner: P::Mutex::new(Inner { prepared, writer: None }),
         }
     }
 
-    /// The connection back, for reuse by a later run.
-    pub fn into_connection(self) -> Connection {
-        self.inner.into_inner().conn
+    /// The connection and its statements back, for reuse by a later run.
+    pub fn into_prepared(self) -> Prepared {
+        self.inner.into_inner().prepared
     }
 
     /// Reads the database outside any request: no hook, no step. For
     /// invariant checks and reports.
     pub fn inspect<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, DbError> {
-        self.inner.with(|inner| f(&inner.conn)).map_err(DbError::from)
+        self.inner
+            .with(|inner| f(inner.prepared.connection()))
+            .map_err(DbError::from)
     }
 
     /// The process of `requester` died: if it holds the write lock, its
@@ -264,8 +338,8 @@ impl<P: Platform> Store<P> {
     pub fn abandon(&self, requester: u64) {
         self.inner.with(|inner| {
             if inner.writer == Some(requester) {
-                if !inner.conn.is_autocommit() {
-                    let _ = inner.conn.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+                if !inner.prepared.connection().is_autocommit() {
+                    let _ = inner.prepared.statement("ROLLBACK").and_then(|(s, _)| s.execute([]));
                 }
                 inner.writer = None;
             }
@@ -288,8 +362,7 @@ impl<P: Platform> Db<'_, P> {
     /// Runs one statement and returns the number of rows it changed. SQL is
     /// a literal (`&'static str`): values only ever travel as parameters.
     pub fn execute(&self, sql: &'static str, params: &[&dyn ToSql]) -> Result<usize, DbError> {
-        self.step(sql, |conn| Ok(conn.prepare_cached(sql)?.execute(params)?))
-            .map(|(n, _)| n)
+        self.step(sql, |stmt, _| Ok(stmt.execute(params)?)).map(|(n, _)| n)
     }
 
     /// Runs one INSERT of one row and returns the rowid of the row it
@@ -299,8 +372,8 @@ impl<P: Platform> Db<'_, P> {
     /// IGNORE`, `DO NOTHING`) is an error: the connection's last rowid
     /// would be an earlier statement's.
     pub fn insert(&self, sql: &'static str, params: &[&dyn ToSql]) -> Result<i64, DbError> {
-        let (changed, inserted) = self.step(sql, |conn| {
-            let changed = conn.prepare_cached(sql)?.execute(params)?;
+        let (changed, inserted) = self.step(sql, |stmt, conn| {
+            let changed = stmt.execute(params)?;
             Ok(Inserted {
                 changed,
                 rowid: conn.last_insert_rowid(),
@@ -314,8 +387,7 @@ impl<P: Platform> Db<'_, P> {
 
     /// Runs one query and returns its rows.
     pub fn query(&self, sql: &'static str, params: &[&dyn ToSql]) -> Result<Vec<Row>, DbError> {
-        self.step(sql, |conn| {
-            let mut stmt = conn.prepare_cached(sql)?;
+        self.step(sql, |stmt, _| {
             let width = stmt.column_count();
             let rows = stmt
                 .query_map(params, |r| {
@@ -341,17 +413,14 @@ impl<P: Platform> Db<'_, P> {
     pub fn immediate<R>(&self, body: impl FnOnce(&Self) -> Result<R, DbError>) -> Result<R, DbError> {
         let me = self.hook.requester();
         let outcome = self
-            .step("BEGIN IMMEDIATE", |conn| {
-                // Prepared once, not parsed at every transaction.
+            .step("BEGIN IMMEDIATE", |stmt, _| {
                 // (sqlite3_changes() is the last DML's count, not this one's: 0.)
-                Ok(conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]).map(|_| 0)?)
+                Ok(stmt.execute([]).map(|_| 0)?)
             })
             .and_then(|_| body(self))
             .and_then(|value| {
-                self.step("COMMIT", |conn| {
-                    Ok(conn.prepare_cached("COMMIT")?.execute([]).map(|_| 0)?)
-                })
-                .map(|_| value)
+                self.step("COMMIT", |stmt, _| Ok(stmt.execute([]).map(|_| 0)?))
+                    .map(|_| value)
             });
         // After a failed BEGIN or COMMIT, a crash, or an error the body
         // returned, the transaction is still open: roll it
@@ -364,7 +433,7 @@ impl<P: Platform> Db<'_, P> {
     fn step<T>(
         &self,
         sql: &'static str,
-        mut run: impl FnMut(&Connection) -> Result<T, DbError>,
+        mut run: impl FnMut(&mut Statement<'_>, &Connection) -> Result<T, DbError>,
     ) -> Result<(usize, T), DbError>
     where
         T: Counted,
@@ -379,7 +448,11 @@ impl<P: Platform> Db<'_, P> {
                     if let Err(dead) = self.hook.still_alive() {
                         return Some(Err(dead));
                     }
-                    let result = run(&inner.conn);
+                    let result = inner
+                        .prepared
+                        .statement(sql)
+                        .map_err(DbError::from)
+                        .and_then(|(stmt, conn)| run(stmt, conn));
                     if sql == "BEGIN IMMEDIATE" && result.is_ok() {
                         inner.writer = Some(me);
                     } else if sql == "COMMIT" && result.is_ok() {
@@ -488,6 +561,33 @@ mod tests {
         let ok = YieldingHook::<Std>::new(2);
         store.db(&ok).execute("INSERT INTO t VALUES (?1)", params![2]).unwrap();
         assert_eq!(count(&store), 1);
+    }
+
+    #[test]
+    fn a_statement_is_prepared_once_and_kept_with_its_connection() {
+        const INSERT: &str = "INSERT INTO t VALUES (?1)";
+        let store = store();
+        let hook = YieldingHook::<Std>::new(1);
+        let db = store.db(&hook);
+        for x in [1, 2, 3] {
+            db.execute(INSERT, params![x]).unwrap();
+        }
+        let prepared = store.into_prepared();
+        assert_eq!(prepared.statements.len(), 1, "one statement for three runs of one text");
+        // A store made again from the connection finds it prepared, and
+        // its rows still there.
+        let store = Store::<Std>::from_prepared(prepared);
+        let db = store.db(&hook);
+        db.execute(INSERT, params![4]).unwrap();
+        assert_eq!(count(&store), 4);
+        // Texts made at run time, each at a new address: the list stays
+        // bounded, and every one still runs.
+        for x in 5..(5 + STATEMENTS_KEPT as i64 + 3) {
+            let sql: &'static str = String::leak(format!("INSERT INTO t VALUES ({x})"));
+            assert_eq!(db.execute(sql, params![]), Ok(1));
+        }
+        assert_eq!(count(&store), 4 + STATEMENTS_KEPT as i64 + 3);
+        assert_eq!(store.into_prepared().statements.len(), STATEMENTS_KEPT);
     }
 
     #[test]

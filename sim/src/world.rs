@@ -469,8 +469,8 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
         db_mode: scenario.deployment.db_mode,
         ..FlowConfig::default()
     };
-    let (conn, emptying) = spare::take(plan.flow.schema());
-    let store = Store::<P>::from_connection(conn);
+    let (prepared, emptying) = spare::take(plan.flow.schema());
+    let store = Store::<P>::from_prepared(prepared);
     let workers = scenario.deployment.workers;
     let mut owners = BTreeMap::new();
     for r in &scenario.requests {
@@ -528,7 +528,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
     let trace = world.log(|log| std::mem::take(&mut log.recorder)).finish();
     // Every task is joined: the world is ours alone again.
     if let Ok(world) = Arc::try_unwrap(world) {
-        spare::give_back(plan.flow.schema(), world.store.into_connection(), emptying);
+        spare::give_back(plan.flow.schema(), world.store.into_prepared(), emptying);
     }
     RunOutcome {
         trace,
@@ -537,13 +537,15 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
     }
 }
 
-/// In-memory databases kept between runs on this thread. Opening one and
-/// creating the tables costs more than the rest of a schedule; emptying the
-/// tables is cheap and keeps the prepared statements warm. An emptied table
+/// In-memory databases kept between runs on this thread, with the
+/// statements prepared on them. Opening one and creating the tables costs
+/// more than the rest of a schedule; emptying the tables is cheap and keeps
+/// the prepared statements warm. An emptied table
 /// hands out the same rowids as a new one, so runs stay identical.
 mod spare {
     use std::cell::RefCell;
 
+    use otpsim_core::Prepared;
     use rusqlite::Connection;
 
     /// How to empty a database, listed once rather than asking
@@ -560,7 +562,7 @@ mod spare {
 
     struct Kept {
         schema: &'static str,
-        conn: Connection,
+        prepared: Prepared,
         emptying: Emptying,
     }
 
@@ -577,12 +579,12 @@ mod spare {
     }
 
     /// A database with `schema` and no rows, and how to empty it.
-    pub(super) fn take(schema: &'static str) -> (Connection, Emptying) {
+    pub(super) fn take(schema: &'static str) -> (Prepared, Emptying) {
         let kept = SPARE.with(|s| {
             let mut spare = s.borrow_mut();
             let i = spare.iter().position(|k| std::ptr::eq(k.schema, schema))?;
             let kept = spare.swap_remove(i);
-            Some((kept.conn, kept.emptying))
+            Some((kept.prepared, kept.emptying))
         });
         kept.unwrap_or_else(|| {
             let conn = Connection::open_in_memory().expect("an in-memory database opens");
@@ -601,21 +603,28 @@ mod spare {
                 .and_then(|tables| Ok((tables, schema_version(&conn)?)));
             let (tables, version) = listed.expect("an in-memory database lists its tables");
             let statements = tables.iter().map(|t| format!("DELETE FROM \"{t}\"")).collect();
-            (conn, Emptying { statements, version })
+            (Prepared::new(conn), Emptying { statements, version })
         })
     }
 
     /// Empties the tables and keeps the database for the next run; one
     /// that cannot be emptied, or whose tables changed, is dropped.
-    pub(super) fn give_back(schema: &'static str, conn: Connection, emptying: Emptying) {
+    pub(super) fn give_back(schema: &'static str, prepared: Prepared, emptying: Emptying) {
+        let conn = prepared.connection();
         let emptied = conn.is_autocommit()
-            && schema_version(&conn).is_ok_and(|v| v == emptying.version)
+            && schema_version(conn).is_ok_and(|v| v == emptying.version)
             && emptying
                 .statements
                 .iter()
                 .all(|sql| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).is_ok());
         if emptied {
-            SPARE.with(|s| s.borrow_mut().push(Kept { schema, conn, emptying }));
+            SPARE.with(|s| {
+                s.borrow_mut().push(Kept {
+                    schema,
+                    prepared,
+                    emptying,
+                })
+            });
         }
     }
 
@@ -633,35 +642,39 @@ mod spare {
 
         #[test]
         fn a_kept_database_hands_out_the_ids_of_a_new_one() {
-            let (conn, emptying) = take(SCHEMA);
-            assert_eq!((insert(&conn), insert(&conn)), (1, 2));
+            let (prepared, emptying) = take(SCHEMA);
+            let conn = prepared.connection();
+            assert_eq!((insert(conn), insert(conn)), (1, 2));
             // A mark on the connection that is no table's row.
             conn.pragma_update(None, "user_version", 7).unwrap();
-            give_back(SCHEMA, conn, emptying);
-            let (conn, emptying) = take(SCHEMA);
+            give_back(SCHEMA, prepared, emptying);
+            let (prepared, emptying) = take(SCHEMA);
+            let conn = prepared.connection();
             let mark: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
             assert_eq!(mark, 7, "the same connection again");
             let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0)).unwrap();
             assert_eq!(page, PAGE_SIZE, "the small pages a run's journal copies");
             // Its AUTOINCREMENT counter was emptied too.
-            assert_eq!(insert(&conn), 1);
-            give_back(SCHEMA, conn, emptying);
+            assert_eq!(insert(conn), 1);
+            give_back(SCHEMA, prepared, emptying);
         }
 
         #[test]
         fn a_database_whose_tables_changed_is_not_kept() {
-            let (conn, emptying) = take(SCHEMA);
+            let (prepared, emptying) = take(SCHEMA);
+            let conn = prepared.connection();
             conn.execute_batch("CREATE TABLE later (x INTEGER); INSERT INTO later VALUES (1);")
                 .unwrap();
-            give_back(SCHEMA, conn, emptying);
-            let (conn, emptying) = take(SCHEMA);
+            give_back(SCHEMA, prepared, emptying);
+            let (prepared, emptying) = take(SCHEMA);
+            let conn = prepared.connection();
             let later: i64 = conn
                 .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'later'", [], |r| {
                     r.get(0)
                 })
                 .unwrap();
             assert_eq!(later, 0, "a new database, without the table the run made");
-            give_back(SCHEMA, conn, emptying);
+            give_back(SCHEMA, prepared, emptying);
         }
     }
 }

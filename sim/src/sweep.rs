@@ -98,25 +98,16 @@ pub fn run_schedules<F: Flow>(
     on_schedule: impl FnMut(Judged) -> bool + Send + 'static,
 ) {
     let limits = limits(&plan.scenario);
-    let taken: Arc<Mutex<Taken>> = Arc::default();
     let halt = Arc::new(AtomicBool::new(false));
     let next_index = Arc::new(Mutex::new(0u64));
-    let runner = Runner::new(
-        Stoppable::new(Recorder::new(scheduler, Arc::clone(&taken)), Arc::clone(&halt)),
-        config(),
-    );
+    let runner = Runner::new(Stoppable::new(Recorder::new(scheduler), Arc::clone(&halt)), config());
     let sink = Arc::new(Mutex::new(on_schedule));
-    let (sink_in, flag, index_in, taken_in) = (
-        Arc::clone(&sink),
-        Arc::clone(&halt),
-        Arc::clone(&next_index),
-        Arc::clone(&taken),
-    );
+    let (sink_in, flag, index_in) = (Arc::clone(&sink), Arc::clone(&halt), Arc::clone(&next_index));
     let ran = catch_unwind(AssertUnwindSafe(move || {
         runner.run(move || {
             let outcome = world::run(&plan);
             let violations = invariant::violations(&outcome.trace, limits, &plan.scenario.invariants);
-            let Taken { choices, widths } = std::mem::take(&mut *taken_in.lock().unwrap_or_else(|p| p.into_inner()));
+            let Taken { choices, widths } = Taken::take();
             let index = {
                 let mut next = index_in.lock().unwrap_or_else(|p| p.into_inner());
                 *next += 1;
@@ -136,7 +127,7 @@ pub fn run_schedules<F: Flow>(
     }));
     if let Err(panic) = ran {
         let index = *next_index.lock().unwrap_or_else(|p| p.into_inner());
-        let judged = panicked(index, &taken, panic);
+        let judged = panicked(index, panic);
         (sink.lock().unwrap_or_else(|p| p.into_inner()))(judged);
     }
 }
@@ -153,14 +144,14 @@ fn config() -> Config {
 
 /// A panic of the harness itself, judged as a `clear_errors` violation
 /// with the choices the execution had taken so far: they replay it up to
-/// the panic.
-fn panicked(index: u64, taken: &Mutex<Taken>, panic: Box<dyn std::any::Any + Send>) -> Judged {
+/// the panic. Call it on the runner's thread.
+fn panicked(index: u64, panic: Box<dyn std::any::Any + Send>) -> Judged {
     let message = panic
         .downcast_ref::<String>()
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "a panic".to_string());
-    let Taken { choices, widths } = std::mem::take(&mut *taken.lock().unwrap_or_else(|p| p.into_inner()));
+    let Taken { choices, widths } = Taken::take();
     Judged {
         index,
         choices,
@@ -196,20 +187,18 @@ pub fn run_cases<F: Flow>(flow: &F, next: impl FnMut(Option<(Arc<Scenario>, Judg
         // execution's verdict for the scheduler to hand on.
         let plan: Arc<Mutex<Option<RunPlan<F>>>> = Arc::default();
         let judged: Arc<Mutex<Option<Judged>>> = Arc::default();
-        let taken: Arc<Mutex<Taken>> = Arc::default();
         let stream = CaseStream {
             flow: flow.clone(),
             next: Rc::clone(&next),
             last: last.take(),
             plan: Arc::clone(&plan),
             judged: Arc::clone(&judged),
-            taken: Arc::clone(&taken),
             running: None,
-            scheduler: Recorder::new(ChoiceScheduler::new(Vec::new()), Arc::clone(&taken)),
+            scheduler: Recorder::new(ChoiceScheduler::new(Vec::new())),
         };
         let scenario_of = Arc::clone(&plan);
         let runner = Runner::new(stream, config());
-        let (plan_in, judged_in, taken_in) = (Arc::clone(&plan), Arc::clone(&judged), Arc::clone(&taken));
+        let (plan_in, judged_in) = (Arc::clone(&plan), Arc::clone(&judged));
         let ran = catch_unwind(AssertUnwindSafe(move || {
             runner.run(move || {
                 let plan = plan_in.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -217,8 +206,7 @@ pub fn run_cases<F: Flow>(flow: &F, next: impl FnMut(Option<(Arc<Scenario>, Judg
                 let outcome = world::run(&plan);
                 let violations =
                     invariant::violations(&outcome.trace, limits(&plan.scenario), &plan.scenario.invariants);
-                let Taken { choices, widths } =
-                    std::mem::take(&mut *taken_in.lock().unwrap_or_else(|p| p.into_inner()));
+                let Taken { choices, widths } = Taken::take();
                 *judged_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(Judged {
                     index: 0,
                     choices,
@@ -235,7 +223,7 @@ pub fn run_cases<F: Flow>(flow: &F, next: impl FnMut(Option<(Arc<Scenario>, Judg
                 // new runner.
                 let scenario = scenario_of.lock().unwrap_or_else(|p| p.into_inner()).take();
                 match scenario {
-                    Some(plan) => last = Some((plan.scenario, panicked(0, &taken, panic))),
+                    Some(plan) => last = Some((plan.scenario, panicked(0, panic))),
                     None => std::panic::resume_unwind(panic),
                 }
             }
@@ -252,7 +240,6 @@ struct CaseStream<F, N> {
     last: Option<(Arc<Scenario>, Judged)>,
     plan: Arc<Mutex<Option<RunPlan<F>>>>,
     judged: Arc<Mutex<Option<Judged>>>,
-    taken: Arc<Mutex<Taken>>,
     running: Option<Arc<Scenario>>,
     scheduler: Recorder<ChoiceScheduler>,
 }
@@ -272,7 +259,7 @@ impl<F: Flow, N: FnMut(Option<(Arc<Scenario>, Judged)>) -> Option<Case>> Schedul
             seed: scenario.seed,
         });
         self.running = Some(scenario);
-        self.scheduler = Recorder::new(ChoiceScheduler::new(choices), Arc::clone(&self.taken));
+        self.scheduler = Recorder::new(ChoiceScheduler::new(choices));
         self.scheduler.new_execution()
     }
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {

@@ -25,7 +25,6 @@ use shuttle::scheduler::{DfsScheduler, PctScheduler, Scheduler};
 
 thread_local! {
     static QUIET: Cell<bool> = const { Cell::new(false) };
-    static TAKEN: Cell<usize> = const { Cell::new(0) };
 }
 
 /// How many choices [`Recorder`] has written down so far in the execution
@@ -33,11 +32,7 @@ thread_local! {
 /// next scheduling point. The world notes it at each statement, so that a
 /// search can place a switch right where a fault will strike.
 pub fn taken() -> usize {
-    TAKEN.with(Cell::get)
-}
-
-fn set_taken(n: usize) {
-    TAKEN.with(|t| t.set(n));
+    Taken::count()
 }
 
 /// Turns quiet scheduling on or off for the execution running on this

@@ -1,7 +1,7 @@
 //! Writes down the choices an execution took, in [`ChoiceScheduler`]'s
 //! terms, whatever scheduler made them.
 
-use std::sync::{Arc, Mutex};
+use std::cell::RefCell;
 
 use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
 
@@ -20,29 +20,56 @@ pub struct Taken {
     pub widths: Vec<u8>,
 }
 
+thread_local! {
+    /// What the execution running on this thread has taken so far. Not
+    /// behind a mutex: shuttle runs an execution's scheduler and tasks on
+    /// the thread that runs it, and a lock at every scheduling point cost
+    /// about 2% of an explored schedule (BENCHMARKS.md, session 28).
+    static TAKEN: RefCell<Taken> = const {
+        RefCell::new(Taken {
+            choices: Vec::new(),
+            widths: Vec::new(),
+        })
+    };
+}
+
+impl Taken {
+    /// What the execution running (or last run) on this thread took,
+    /// emptied for the next. Call it on the thread of the runner, once its
+    /// execution has ended (or panicked).
+    pub fn take() -> Taken {
+        TAKEN.with(|t| std::mem::take(&mut *t.borrow_mut()))
+    }
+
+    /// How many choices the execution running on this thread took so far.
+    pub(super) fn count() -> usize {
+        TAKEN.with(|t| t.borrow().choices.len())
+    }
+}
+
 /// Wraps a scheduler and records, for each point where more than one task
 /// could run, the position of the chosen task in the order a choice
-/// indexes ([`position`](super::position)) and how many could run.
+/// indexes ([`position`](super::position)) and how many could run; read
+/// them with [`Taken::take`].
 pub struct Recorder<S> {
     inner: S,
-    taken: Arc<Mutex<Taken>>,
 }
 
 impl<S> Recorder<S> {
-    /// Records into `taken`, emptied at each new execution.
-    pub fn new(inner: S, taken: Arc<Mutex<Taken>>) -> Self {
-        Recorder { inner, taken }
+    /// Records what `inner` chooses; each new execution starts empty.
+    pub fn new(inner: S) -> Self {
+        Recorder { inner }
     }
 }
 
 impl<S: Scheduler> Scheduler for Recorder<S> {
     fn new_execution(&mut self) -> Option<Schedule> {
         super::set_quiet(false);
-        super::set_taken(0);
-        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-        taken.choices.clear();
-        taken.widths.clear();
-        drop(taken);
+        TAKEN.with(|t| {
+            let mut taken = t.borrow_mut();
+            taken.choices.clear();
+            taken.widths.clear();
+        });
         self.inner.new_execution()
     }
     fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, is_yielding: bool) -> Option<TaskId> {
@@ -52,10 +79,11 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
         let chosen = self.inner.next_task(runnable, current, is_yielding)?;
         if runnable.len() > 1 {
             let choice = u8::try_from(position(runnable, current, is_yielding, chosen)).unwrap_or(u8::MAX);
-            let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
-            taken.choices.push(choice);
-            taken.widths.push(u8::try_from(runnable.len()).unwrap_or(u8::MAX));
-            super::set_taken(taken.choices.len());
+            TAKEN.with(|t| {
+                let mut taken = t.borrow_mut();
+                taken.choices.push(choice);
+                taken.widths.push(u8::try_from(runnable.len()).unwrap_or(u8::MAX));
+            });
         }
         Some(chosen)
     }

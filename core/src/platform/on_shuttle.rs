@@ -16,8 +16,7 @@
 //! scheduler, neither of which otpsim uses, and the backtrace a blocked
 //! acquire records for a deadlock report.
 
-use std::cell::RefCell;
-use std::sync::{MutexGuard, TryLockError};
+use std::cell::{RefCell, RefMut};
 
 use shuttle_engine::runtime::execution::ExecutionState;
 use shuttle_engine::runtime::task::TaskId;
@@ -45,12 +44,17 @@ struct Gate {
 /// The mutex of [`Shuttle`].
 pub struct Mutex<T> {
     gate: RefCell<Gate>,
-    value: std::sync::Mutex<T>,
+    /// A `RefCell`, not a second lock: the gate already admits one task
+    /// at a time, and an atomic lock and unlock at every critical section
+    /// cost about 1% of an explored schedule (BENCHMARKS.md, session 28).
+    value: RefCell<T>,
 }
 
 // Safety: shuttle runs every task of an execution on one OS thread, one at
 // a time, switching only at scheduling points, and no borrow of `gate`
 // spans one (as shuttle's own `Mutex` keeps its state in a `RefCell`).
+// `value` is borrowed only by the task the gate admitted, until it
+// releases the gate.
 unsafe impl<T: Send> Sync for Mutex<T> {}
 
 /// The condition variable of [`Shuttle`].
@@ -188,14 +192,12 @@ impl<T> Mutex<T> {
         }
     }
 
-    fn value(&self) -> MutexGuard<'_, T> {
-        match self.value.try_lock() {
-            Ok(guard) => guard,
-            // A panic elsewhere already fails the run; the data is still
-            // the best evidence there is, so keep using it.
-            Err(TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(TryLockError::WouldBlock) => unreachable!("the gate admits one task at a time"),
-        }
+    /// The value, for the task the gate admitted. A panic in an earlier
+    /// holder leaves it as it was: the run already fails, and the data is
+    /// still the best evidence there is, so it stays usable (as a
+    /// poisoned lock's is here).
+    fn value(&self) -> RefMut<'_, T> {
+        self.value.try_borrow_mut().expect("the gate admits one task at a time")
     }
 }
 
@@ -220,7 +222,7 @@ impl<T: Send> Lock<T> for Mutex<T> {
     fn new(value: T) -> Self {
         Mutex {
             gate: RefCell::new(Gate::default()),
-            value: std::sync::Mutex::new(value),
+            value: RefCell::new(value),
         }
     }
     fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
@@ -242,7 +244,7 @@ impl<T: Send> Lock<T> for Mutex<T> {
             !self.gate.borrow().closed,
             "a mutex taken apart after its execution stopped"
         );
-        self.value.into_inner().unwrap_or_else(|p| p.into_inner())
+        self.value.into_inner()
     }
 }
 

@@ -9,7 +9,7 @@
 //! Events due at the same instant (two responses, two emails) are applied
 //! by racing tasks, so the scheduler chooses their order.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -139,9 +139,9 @@ struct State {
 }
 
 /// What the world records and draws that is not a step: the trace, the
-/// clock's reading, the seeded generator. Behind a plain mutex, which is no
-/// scheduling point (and never contended: shuttle runs one task at a time),
-/// so reading the clock or recording an event does not add interleavings.
+/// clock's reading, the seeded generator. In an [`Unshared`] cell, which is
+/// no scheduling point, so reading the clock or recording an event does
+/// not add interleavings.
 struct Log {
     now_ms: u64,
     /// The last snapshot read outside a transaction, and SQLite's count of
@@ -161,8 +161,20 @@ struct Log {
     in_flight: BTreeMap<usize, (usize, u64)>,
 }
 
+/// A cell that tasks of one shuttle execution share without a lock. The
+/// world asks its [`Log`] at every step, several times; behind a
+/// `std::sync::Mutex`, its atomic lock and unlock cost about 2% of an
+/// explored schedule (BENCHMARKS.md, session 28).
+struct Unshared<T>(RefCell<T>);
+
+// Safety: a world lives inside one shuttle execution, whose tasks all run
+// on the runner's OS thread, one at a time, switching only at scheduling
+// points; no borrow of the cell spans one (`World::log`'s closures take
+// none), so no two tasks ever hold it at once.
+unsafe impl<T: Send> Sync for Unshared<T> {}
+
 struct World<F> {
-    log: std::sync::Mutex<Log>,
+    log: Unshared<Log>,
     plan: RunPlan<F>,
     /// The addresses whose mailbox each browser reads.
     owners: BTreeMap<String, Vec<Email>>,
@@ -181,7 +193,7 @@ impl<F: Flow> World<F> {
     }
 
     fn log<R>(&self, f: impl FnOnce(&mut Log) -> R) -> R {
-        f(&mut self.log.lock().unwrap_or_else(|p| p.into_inner()))
+        f(&mut self.log.0.borrow_mut())
     }
 
     fn record(&self, request: Option<usize>, browser: Option<&str>, worker: Option<usize>, what: What) {
@@ -485,7 +497,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
         .map(|b| b.name.clone())
         .collect();
     let world = Arc::new(World {
-        log: std::sync::Mutex::new(Log {
+        log: Unshared(RefCell::new(Log {
             now_ms: 0,
             last_snapshot: None,
             recorder: Recorder::with_capacity(TRACE_CAPACITY),
@@ -495,7 +507,7 @@ pub fn run<F: Flow>(plan: &RunPlan<F>) -> RunOutcome {
             generations: vec![0; workers],
             recovering: vec![false; workers],
             in_flight: BTreeMap::new(),
-        }),
+        })),
         plan: plan.clone(),
         owners,
         seers,

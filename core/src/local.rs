@@ -100,7 +100,7 @@ impl<P: Platform> Local<P> {
 
     fn count(&self, sql: &str, email: &str) -> i64 {
         self.store
-            .inspect(|c| c.query_row(sql, [email], |r| r.get(0)))
+            .inspect(|p| p.connection().query_row(sql, [email], |r| r.get(0)))
             .expect("the variant's own schema has these tables")
     }
 }

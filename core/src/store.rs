@@ -186,6 +186,19 @@ impl Prepared {
         &self.conn
     }
 
+    /// Runs `f` on the statement of `sql`, prepared once: what reads the
+    /// connection often (the simulator's snapshot at each quiescent
+    /// point) pays no parse and no hash.
+    pub fn with_statement<R>(
+        &mut self,
+        sql: &'static str,
+        f: impl FnOnce(&mut Statement<'_>) -> rusqlite::Result<R>,
+    ) -> rusqlite::Result<R> {
+        // `f` is generic over the statement's lifetime, so it cannot keep
+        // the statement beyond the call.
+        self.statement(sql).and_then(|(stmt, _)| f(stmt))
+    }
+
     /// The statement of `sql`, prepared once, and the connection.
     fn statement(&mut self, sql: &'static str) -> rusqlite::Result<(&mut Statement<'static>, &Connection)> {
         let at = self.statements.iter().position(|(text, _)| std::ptr::eq(*text, sql));
@@ -326,10 +339,8 @@ impl<P: Platform> Store<P> {
 
     /// Reads the database outside any request: no hook, no step. For
     /// invariant checks and reports.
-    pub fn inspect<R>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<R>) -> Result<R, DbError> {
-        self.inner
-            .with(|inner| f(inner.prepared.connection()))
-            .map_err(DbError::from)
+    pub fn inspect<R>(&self, f: impl FnOnce(&mut Prepared) -> rusqlite::Result<R>) -> Result<R, DbError> {
+        self.inner.with(|inner| f(&mut inner.prepared)).map_err(DbError::from)
     }
 
     /// The process of `requester` died: if it holds the write lock, its
@@ -542,7 +553,7 @@ mod tests {
 
     fn count(store: &Store<Std>) -> i64 {
         store
-            .inspect(|c| c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
+            .inspect(|p| p.connection().query_row("SELECT count(*) FROM t", [], |r| r.get(0)))
             .unwrap()
     }
 
@@ -601,7 +612,10 @@ mod tests {
             .collect();
         let stored = |rowid: i64| {
             store
-                .inspect(|c| c.query_row("SELECT x FROM t WHERE rowid = ?1", [rowid], |r| r.get::<_, i64>(0)))
+                .inspect(|p| {
+                    p.connection()
+                        .query_row("SELECT x FROM t WHERE rowid = ?1", [rowid], |r| r.get::<_, i64>(0))
+                })
                 .unwrap()
         };
         assert_eq!(rowids.iter().map(|r| stored(*r)).collect::<Vec<_>>(), vec![7, 3, 9]);

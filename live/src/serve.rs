@@ -341,11 +341,12 @@ impl App {
                     return Ok((Session::default(), None));
                 };
                 self.step();
-                let stored = self.store.inspect(|c| {
-                    c.query_row("SELECT data FROM otpsim_sessions WHERE sid = ?1", [sid], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .optional()
+                let stored = self.store.inspect(|p| {
+                    p.connection()
+                        .query_row("SELECT data FROM otpsim_sessions WHERE sid = ?1", [sid], |r| {
+                            r.get::<_, String>(0)
+                        })
+                        .optional()
                 })?;
                 match stored.and_then(|json| cookie::data_from_json(&json)) {
                     Some(data) => Ok((Session::loaded(data), Some(sid.to_string()))),
@@ -368,8 +369,8 @@ impl App {
                 let sid = sid.unwrap_or_else(|| otpsim_core::crypto::hex(&random_bytes::<16>()));
                 let json = cookie::data_to_json(session.data());
                 self.step();
-                let saved = self.store.inspect(|c| {
-                    c.execute(
+                let saved = self.store.inspect(|p| {
+                    p.connection().execute(
                         "INSERT INTO otpsim_sessions (sid, data) VALUES (?1, ?2) ON CONFLICT(sid) DO UPDATE SET data = excluded.data",
                         [&sid, &json],
                     )

@@ -189,15 +189,14 @@ impl Server {
 
     fn snapshot(&self, email: &str) -> DbState {
         self.reader
-            .inspect(|c| {
-                let mut stmt = c.prepare_cached(
+            .inspect(|p| {
+                let pending = p.with_statement(
                     "SELECT email, temp_id FROM temp_registrations WHERE email = ?1 ORDER BY temp_id",
+                    |stmt| stmt.query_map([email], |r| Ok((r.get(0)?, r.get(1)?)))?.collect(),
                 )?;
-                let pending = stmt
-                    .query_map([email], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                let mut stmt = c.prepare_cached("SELECT email FROM users WHERE email = ?1")?;
-                let accounts = stmt.query_map([email], |r| r.get(0))?.collect::<Result<Vec<_>, _>>()?;
+                let accounts = p.with_statement("SELECT email FROM users WHERE email = ?1", |stmt| {
+                    stmt.query_map([email], |r| r.get(0))?.collect()
+                })?;
                 Ok(DbState { pending, accounts })
             })
             .unwrap_or_default()

@@ -34,6 +34,11 @@ pub use otpsim_model::plan::{plan_requests, probe_logins, typed_code, Planned};
 /// (BENCHMARKS.md, session 27).
 const TRACE_CAPACITY: usize = 128;
 
+/// SQLite's count of schema changes, read at every quiescent point and at
+/// every reuse of a database: one text, so prepared once
+/// ([`Prepared::with_statement`]).
+const SCHEMA_VERSION: &str = "PRAGMA schema_version";
+
 type P = Shuttle;
 
 /// A fault as one run applies it.
@@ -238,10 +243,10 @@ impl<F: Flow> World<F> {
     /// rollback undoes only rows counted after the reading). Debug builds,
     /// the test suite's, read again anyway and compare.
     fn snapshot(&self) -> DbState {
-        let read = self.store.inspect(|c| {
-            let version: i64 = c.prepare_cached("PRAGMA schema_version")?.query_row([], |r| r.get(0))?;
-            let at = (c.total_changes(), version);
-            let settled = c.is_autocommit();
+        let read = self.store.inspect(|p| {
+            let version: i64 = p.with_statement(SCHEMA_VERSION, |s| s.query_row([], |r| r.get(0)))?;
+            let at = (p.connection().total_changes(), version);
+            let settled = p.connection().is_autocommit();
             let mut kept = self.log(|log| match &log.last_snapshot {
                 Some((when, db)) if settled && *when == at => Some(db.clone()),
                 _ => None,
@@ -251,15 +256,13 @@ impl<F: Flow> World<F> {
                     return Ok(db);
                 }
             }
-            let mut pending = Vec::new();
-            let mut stmt = c.prepare_cached(self.plan.flow.pending_query())?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
-                pending.push(row?);
-            }
-            let mut stmt = c.prepare_cached(self.plan.flow.accounts_query())?;
-            let accounts = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let pending = p.with_statement(self.plan.flow.pending_query(), |s| {
+                s.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .collect()
+            })?;
+            let accounts = p.with_statement(self.plan.flow.accounts_query(), |s| {
+                s.query_map([], |r| r.get::<_, String>(0))?.collect()
+            })?;
             let db = DbState { pending, accounts };
             if let Some(kept) = kept {
                 assert_eq!(kept, db, "a kept snapshot is what the tables hold");
@@ -585,9 +588,8 @@ mod spare {
         static SPARE: RefCell<Vec<Kept>> = const { RefCell::new(Vec::new()) };
     }
 
-    fn schema_version(conn: &Connection) -> rusqlite::Result<i64> {
-        conn.prepare_cached("PRAGMA schema_version")?
-            .query_row([], |r| r.get(0))
+    fn schema_version(prepared: &mut Prepared) -> rusqlite::Result<i64> {
+        prepared.with_statement(super::SCHEMA_VERSION, |s| s.query_row([], |r| r.get(0)))
     }
 
     /// A database with `schema` and no rows, and how to empty it.
@@ -599,7 +601,8 @@ mod spare {
             Some((kept.prepared, kept.emptying))
         });
         kept.unwrap_or_else(|| {
-            let conn = Connection::open_in_memory().expect("an in-memory database opens");
+            let mut prepared = Prepared::new(Connection::open_in_memory().expect("an in-memory database opens"));
+            let conn = prepared.connection();
             // A write copies each page it changes into the rollback
             // journal: a run's rows fill a few hundred bytes, and 4 KiB
             // pages cost it 5% (BENCHMARKS.md, session 25).
@@ -612,23 +615,22 @@ mod spare {
                     s.query_map([], |r| r.get::<_, String>(0))?
                         .collect::<Result<Vec<_>, _>>()
                 })
-                .and_then(|tables| Ok((tables, schema_version(&conn)?)));
+                .and_then(|tables| Ok((tables, schema_version(&mut prepared)?)));
             let (tables, version) = listed.expect("an in-memory database lists its tables");
             let statements = tables.iter().map(|t| format!("DELETE FROM \"{t}\"")).collect();
-            (Prepared::new(conn), Emptying { statements, version })
+            (prepared, Emptying { statements, version })
         })
     }
 
     /// Empties the tables and keeps the database for the next run; one
     /// that cannot be emptied, or whose tables changed, is dropped.
-    pub(super) fn give_back(schema: &'static str, prepared: Prepared, emptying: Emptying) {
-        let conn = prepared.connection();
-        let emptied = conn.is_autocommit()
-            && schema_version(conn).is_ok_and(|v| v == emptying.version)
-            && emptying
-                .statements
-                .iter()
-                .all(|sql| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).is_ok());
+    pub(super) fn give_back(schema: &'static str, mut prepared: Prepared, emptying: Emptying) {
+        let emptied = prepared.connection().is_autocommit()
+            && schema_version(&mut prepared).is_ok_and(|v| v == emptying.version)
+            && emptying.statements.iter().all(|sql| {
+                let conn = prepared.connection();
+                conn.prepare_cached(sql).and_then(|mut s| s.execute([])).is_ok()
+            });
         if emptied {
             SPARE.with(|s| {
                 s.borrow_mut().push(Kept {

@@ -443,7 +443,7 @@ fn a_broken_database_is_a_500_for_naive_and_a_clean_503_for_idempotent() {
         let local = deploy(variant, 1);
         local
             .store()
-            .inspect(|c| c.execute_batch("DROP TABLE temp_registrations"))
+            .inspect(|p| p.connection().execute_batch("DROP TABLE temp_registrations"))
             .unwrap();
         let r = Browser::default().send(&local, 0, &signup(ANA));
         assert_eq!(r.code, expected, "{variant}");

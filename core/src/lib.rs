@@ -19,4 +19,4 @@ pub use domain::{Code, Email, Kind, Otp, Request, Response, Session, SessionData
 pub use flows::{DbMode, Flow, FlowConfig, Handled, SeedFixSwitches, Variant};
 pub use platform::Platform;
 pub use ports::{Mail, Ports, Sent, WorkerCrashed, WorkerMemory};
-pub use store::{Db, DbError, Prepared, StatementHook, Store};
+pub use store::{Db, DbError, KeptStatement, Prepared, StatementHook, Store};

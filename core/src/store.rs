@@ -15,7 +15,9 @@
 //! thread (`otpsim stress`) leaves all of this to SQLite itself.
 
 use rusqlite::types::Value;
-use rusqlite::{Connection, ErrorCode, PrepFlags, Statement, ToSql};
+use std::ptr::NonNull;
+
+use rusqlite::{Connection, ErrorCode, MappedRows, Params, PrepFlags, Statement, ToSql};
 
 use crate::platform::{Lock, Platform};
 
@@ -148,73 +150,90 @@ struct Inner {
     writer: Option<u64>,
 }
 
-/// Prepared statements a connection keeps: more than any flow has.
+/// Statements a [`Prepared`] keeps: more than any flow has.
 const STATEMENTS_KEPT: usize = 64;
 
 /// A connection and the statements a [`Store`] prepared on it, found again
-/// by the address of their text: a flow's SQL is literals, so a dozen
-/// addresses. Kept together so that a connection reused for a later store
-/// (the simulator's spare databases) keeps them warm.
+/// by the address of their text. A flow's SQL is literals, so a dozen
+/// addresses (Rust does not promise one address for equal literals: a text
+/// at two addresses is only prepared twice). Kept together so that a
+/// connection reused for a later store (the simulator's spare databases)
+/// keeps them warm.
 ///
 /// Why not rusqlite's `prepare_cached`: it hashes the text twice a
 /// statement, copies it into a new key and relinks an LRU list; that was
 /// about 6% of an explored schedule (BENCHMARKS.md, session 28).
 pub struct Prepared {
-    /// Declared before `conn`, so dropped before it: each borrows it.
     statements: Vec<(&'static str, Statement<'static>)>,
-    conn: Box<Connection>,
+    /// Owned: made by `Box::leak` in [`Prepared::new`], freed in `drop`
+    /// after the statements. A pointer, not a `Box`: moving a `Box`
+    /// asserts it is the only way to its value, and every statement holds
+    /// another.
+    conn: NonNull<Connection>,
 }
 
-// Safety: a statement is `!Send` only because it borrows its connection,
-// which is `!Sync`. Here every statement borrows `conn` alone, they move
-// together, and none is ever handed out beyond a `&mut self` borrow
-// (`statement` is private): no two threads can reach the connection at once.
+// Safety: SQLite's multi-thread mode (rusqlite opens its connections with
+// SQLITE_OPEN_NO_MUTEX) lets a connection move to another thread with its
+// statements, so long as one thread at a time uses them. The statements
+// here are this connection's own (a `KeptStatement` cannot be replaced or
+// taken out), and using any takes `&mut self`.
 unsafe impl Send for Prepared {}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // A statement finalizes through its connection: the statements go
+        // first.
+        self.statements.clear();
+        // Safety: made by `Box::leak` in `new` and freed only here; no
+        // statement is left to use it.
+        drop(unsafe { Box::from_raw(self.conn.as_ptr()) });
+    }
+}
 
 impl Prepared {
     /// `conn`, with no statement prepared yet.
     pub fn new(conn: Connection) -> Self {
         Prepared {
             statements: Vec::new(),
-            conn: Box::new(conn),
+            conn: NonNull::from(Box::leak(Box::new(conn))),
         }
     }
 
-    /// The connection, for what goes around the store (reading it, or
-    /// emptying it for reuse).
+    /// The connection, for what goes around the store's statements
+    /// (reading it with SQL made at run time, emptying it for reuse).
     pub fn connection(&self) -> &Connection {
-        &self.conn
+        // Safety: valid until `drop`.
+        unsafe { self.conn.as_ref() }
     }
 
     /// Runs `f` on the statement of `sql`, prepared once: what reads the
     /// connection often (the simulator's snapshot at each quiescent
-    /// point) pays no parse and no hash.
+    /// point) pays no parse and no hash. Its parameters are cleared
+    /// afterwards, as `prepare_cached` clears them.
     pub fn with_statement<R>(
         &mut self,
         sql: &'static str,
-        f: impl FnOnce(&mut Statement<'_>) -> rusqlite::Result<R>,
+        f: impl FnOnce(&mut KeptStatement<'_>) -> rusqlite::Result<R>,
     ) -> rusqlite::Result<R> {
-        // `f` is generic over the statement's lifetime, so it cannot keep
-        // the statement beyond the call.
-        self.statement(sql).and_then(|(stmt, _)| f(stmt))
+        let (mut stmt, _) = self.statement(sql)?;
+        let result = f(&mut stmt);
+        stmt.0.clear_bindings();
+        result
     }
 
     /// The statement of `sql`, prepared once, and the connection.
-    fn statement(&mut self, sql: &'static str) -> rusqlite::Result<(&mut Statement<'static>, &Connection)> {
+    fn statement(&mut self, sql: &'static str) -> rusqlite::Result<(KeptStatement<'_>, &Connection)> {
+        // Safety: the connection lives until `drop`, which finalizes every
+        // statement before it frees it; no `&'static` leaves this type but
+        // inside a statement, and no statement leaves it at all.
+        let conn: &'static Connection = unsafe { &*self.conn.as_ptr() };
         let at = self.statements.iter().position(|(text, _)| std::ptr::eq(*text, sql));
         let at = match at {
             Some(at) => at,
             None => {
-                let stmt = self
-                    .conn
-                    .prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT)?;
-                // Safety: the statement borrows `*self.conn`, which is boxed,
-                // so it stays where it is when `self` moves, and it outlives
-                // the statement (see the fields' order). The `'static` never
-                // leaves this type.
-                let stmt = unsafe { std::mem::transmute::<Statement<'_>, Statement<'static>>(stmt) };
+                let stmt = conn.prepare_with_flags(sql, PrepFlags::SQLITE_PREPARE_PERSISTENT)?;
                 // A `&'static str` made at run time could have a new address
-                // at every call: the list stays bounded.
+                // at every call: the list stays bounded, first in first out.
                 if self.statements.len() == STATEMENTS_KEPT {
                     self.statements.remove(0);
                 }
@@ -222,7 +241,7 @@ impl Prepared {
                 self.statements.len() - 1
             }
         };
-        Ok((&mut self.statements[at].1, &self.conn))
+        Ok((KeptStatement(&mut self.statements[at].1), conn))
     }
 }
 
@@ -231,6 +250,43 @@ impl std::fmt::Debug for Prepared {
         f.debug_struct("Prepared")
             .field("statements", &self.statements.len())
             .finish_non_exhaustive()
+    }
+}
+
+/// A statement a [`Prepared`] keeps, to run. Not a `&mut Statement`: one
+/// could be replaced through it by a statement of another connection,
+/// which the `Send` of [`Prepared`] must rule out.
+pub struct KeptStatement<'a>(&'a mut Statement<'static>);
+
+impl KeptStatement<'_> {
+    /// rusqlite's `Statement::execute`.
+    pub fn execute<P: Params>(&mut self, params: P) -> rusqlite::Result<usize> {
+        self.0.execute(params)
+    }
+    /// rusqlite's `Statement::query_row`.
+    pub fn query_row<T, P: Params, F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+        &mut self,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<T> {
+        self.0.query_row(params, f)
+    }
+    /// rusqlite's `Statement::query_map`.
+    pub fn query_map<T, P: Params, F: FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>>(
+        &mut self,
+        params: P,
+        f: F,
+    ) -> rusqlite::Result<MappedRows<'_, F>> {
+        self.0.query_map(params, f)
+    }
+    /// rusqlite's `Statement::column_count`.
+    pub fn column_count(&self) -> usize {
+        self.0.column_count()
+    }
+    /// How many times the statement ran to completion, as SQLite counts.
+    #[cfg(test)]
+    fn runs(&self) -> i32 {
+        self.0.get_status(rusqlite::StatementStatus::Run)
     }
 }
 
@@ -320,13 +376,6 @@ impl<P: Platform> Store<P> {
 
     /// Wraps an open connection and the statements prepared on it.
     pub fn from_prepared(prepared: Prepared) -> Self {
-        // rusqlite keeps 16 prepared statements by default, for what
-        // reads the connection around the store ([`Store::inspect`]); a
-        // cache that small re-parsed most of them in every run
-        // (BENCHMARKS.md's profile: 5% of a search).
-        prepared
-            .connection()
-            .set_prepared_statement_cache_capacity(STATEMENTS_KEPT);
         Store {
             inner: P::Mutex::new(Inner { prepared, writer: None }),
         }
@@ -338,7 +387,9 @@ impl<P: Platform> Store<P> {
     }
 
     /// Reads the database outside any request: no hook, no step. For
-    /// invariant checks and reports.
+    /// invariant checks and reports. `f` gets the connection with its
+    /// statements; it must not put another in its place, or the store's
+    /// write lock would describe a connection it no longer has.
     pub fn inspect<R>(&self, f: impl FnOnce(&mut Prepared) -> rusqlite::Result<R>) -> Result<R, DbError> {
         self.inner.with(|inner| f(&mut inner.prepared)).map_err(DbError::from)
     }
@@ -350,7 +401,10 @@ impl<P: Platform> Store<P> {
         self.inner.with(|inner| {
             if inner.writer == Some(requester) {
                 if !inner.prepared.connection().is_autocommit() {
-                    let _ = inner.prepared.statement("ROLLBACK").and_then(|(s, _)| s.execute([]));
+                    let _ = inner
+                        .prepared
+                        .statement("ROLLBACK")
+                        .and_then(|(mut s, _)| s.execute([]));
                 }
                 inner.writer = None;
             }
@@ -444,7 +498,7 @@ impl<P: Platform> Db<'_, P> {
     fn step<T>(
         &self,
         sql: &'static str,
-        mut run: impl FnMut(&mut Statement<'_>, &Connection) -> Result<T, DbError>,
+        mut run: impl FnMut(&mut KeptStatement<'_>, &Connection) -> Result<T, DbError>,
     ) -> Result<(usize, T), DbError>
     where
         T: Counted,
@@ -463,7 +517,7 @@ impl<P: Platform> Db<'_, P> {
                         .prepared
                         .statement(sql)
                         .map_err(DbError::from)
-                        .and_then(|(stmt, conn)| run(stmt, conn));
+                        .and_then(|(mut stmt, conn)| run(&mut stmt, conn));
                     if sql == "BEGIN IMMEDIATE" && result.is_ok() {
                         inner.writer = Some(me);
                     } else if sql == "COMMIT" && result.is_ok() {
@@ -576,29 +630,49 @@ mod tests {
 
     #[test]
     fn a_statement_is_prepared_once_and_kept_with_its_connection() {
-        const INSERT: &str = "INSERT INTO t VALUES (?1)";
+        // A static, not a const: one address.
+        static INSERT: &str = "INSERT INTO t VALUES (?1)";
         let store = store();
         let hook = YieldingHook::<Std>::new(1);
         let db = store.db(&hook);
         for x in [1, 2, 3] {
             db.execute(INSERT, params![x]).unwrap();
         }
-        let prepared = store.into_prepared();
+        let mut prepared = store.into_prepared();
         assert_eq!(prepared.statements.len(), 1, "one statement for three runs of one text");
-        // A store made again from the connection finds it prepared, and
-        // its rows still there.
+        // A store made again from the connection runs the same SQLite
+        // statement: its fourth run, and its rows still there.
         let store = Store::<Std>::from_prepared(prepared);
         let db = store.db(&hook);
         db.execute(INSERT, params![4]).unwrap();
         assert_eq!(count(&store), 4);
+        prepared = store.into_prepared();
+        assert_eq!(prepared.statement(INSERT).unwrap().0.runs(), 4);
+        // A reader's statement is kept beside it, its parameters cleared.
+        static COUNT: &str = "SELECT count(*) FROM t WHERE x >= ?1";
+        let read =
+            |p: &mut Prepared, from: i64| p.with_statement(COUNT, |s| s.query_row([from], |r| r.get::<_, i64>(0)));
+        assert_eq!((read(&mut prepared, 2), read(&mut prepared, 4)), (Ok(3), Ok(1)));
+        assert_eq!(prepared.statements.len(), 2);
+        assert_eq!(prepared.statement(COUNT).unwrap().0.runs(), 2);
         // Texts made at run time, each at a new address: the list stays
-        // bounded, and every one still runs.
-        for x in 5..(5 + STATEMENTS_KEPT as i64 + 3) {
+        // bounded, the first kept is the first dropped, and every text
+        // still runs.
+        let store = Store::<Std>::from_prepared(prepared);
+        let db = store.db(&hook);
+        for x in 5..(5 + STATEMENTS_KEPT as i64) {
             let sql: &'static str = String::leak(format!("INSERT INTO t VALUES ({x})"));
             assert_eq!(db.execute(sql, params![]), Ok(1));
         }
-        assert_eq!(count(&store), 4 + STATEMENTS_KEPT as i64 + 3);
-        assert_eq!(store.into_prepared().statements.len(), STATEMENTS_KEPT);
+        db.execute(INSERT, params![100]).unwrap();
+        assert_eq!(count(&store), 4 + STATEMENTS_KEPT as i64 + 1);
+        let mut prepared = store.into_prepared();
+        assert_eq!(prepared.statements.len(), STATEMENTS_KEPT);
+        assert_eq!(
+            prepared.statement(INSERT).unwrap().0.runs(),
+            1,
+            "prepared again once dropped"
+        );
     }
 
     #[test]

@@ -35,9 +35,9 @@ pub use otpsim_model::plan::{plan_requests, probe_logins, typed_code, Planned};
 const TRACE_CAPACITY: usize = 128;
 
 /// SQLite's count of schema changes, read at every quiescent point and at
-/// every reuse of a database: one text, so prepared once
-/// ([`Prepared::with_statement`]).
-const SCHEMA_VERSION: &str = "PRAGMA schema_version";
+/// every reuse of a database. A static, not a const: one address, so
+/// prepared once ([`otpsim_core::Prepared::with_statement`]).
+static SCHEMA_VERSION: &str = "PRAGMA schema_version";
 
 type P = Shuttle;
 
@@ -167,9 +167,10 @@ struct Log {
 }
 
 /// A cell that tasks of one shuttle execution share without a lock. The
-/// world asks its [`Log`] at every step, several times; behind a
-/// `std::sync::Mutex`, its atomic lock and unlock cost about 2% of an
-/// explored schedule (BENCHMARKS.md, session 28).
+/// world asks its [`Log`] at every step, several times, and an atomic
+/// lock and unlock each time was needless (with our shuttle mutex's value
+/// in a `RefCell` too: 1.6% of an explored schedule's instructions,
+/// BENCHMARKS.md, session 28).
 struct Unshared<T>(RefCell<T>);
 
 // Safety: a world lives inside one shuttle execution, whose tasks all run
@@ -197,6 +198,9 @@ impl<F: Flow> World<F> {
         self.state.with(f)
     }
 
+    /// `f` must take no scheduling point (no `with`, sleep, notify, spawn
+    /// or store call): the log's cell relies on it (see [`Unshared`]), and
+    /// another task asking the log meanwhile would panic.
     fn log<R>(&self, f: impl FnOnce(&mut Log) -> R) -> R {
         f(&mut self.log.0.borrow_mut())
     }

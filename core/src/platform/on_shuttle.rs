@@ -45,8 +45,9 @@ struct Gate {
 pub struct Mutex<T> {
     gate: RefCell<Gate>,
     /// A `RefCell`, not a second lock: the gate already admits one task
-    /// at a time, and an atomic lock and unlock at every critical section
-    /// cost about 1% of an explored schedule (BENCHMARKS.md, session 28).
+    /// at a time. With the world's log in a cell too, dropping the atomic
+    /// lock and unlock of every critical section saved 1.6% of an
+    /// explored schedule's instructions (BENCHMARKS.md, session 28).
     value: RefCell<T>,
 }
 

@@ -123,10 +123,10 @@ fn kind(stranger: bool) -> BoxedStrategy<Kind> {
 }
 
 /// Each `prop_flat_map` level's tree holds a forked `TestRunner` and the
-/// level below it: boxed, a level's tree is a pointer to the one above,
-/// not a copy of a few KiB at each move (1.7% of an explored schedule's
-/// instructions, BENCHMARKS.md, session 28). Boxing draws nothing, so the
-/// same seed draws the same requests.
+/// tree of the level before it: boxed, the next level holds a pointer to
+/// it, not a copy of a few KiB at each move (1.7% of an explored
+/// schedule's instructions in a `--release` build, BENCHMARKS.md, session
+/// 28). Boxing draws nothing, so the same seed draws the same requests.
 fn request() -> impl Strategy<Value = RequestSpec> {
     person()
         .prop_flat_map(|p| (Just(p), kind(p.stranger)))

@@ -23,8 +23,9 @@ pub struct Taken {
 thread_local! {
     /// What the execution running on this thread has taken so far. Not
     /// behind a mutex: shuttle runs an execution's scheduler and tasks on
-    /// the thread that runs it, and a lock at every scheduling point cost
-    /// about 2% of an explored schedule (BENCHMARKS.md, session 28).
+    /// the thread that runs it, and a lock at every point where two tasks
+    /// could run cost 0.4% of an explored schedule's instructions, and
+    /// more of its time (BENCHMARKS.md, session 28).
     static TAKEN: RefCell<Taken> = const {
         RefCell::new(Taken {
             choices: Vec::new(),

@@ -209,16 +209,23 @@ impl Prepared {
     /// Runs `f` on the statement of `sql`, prepared once: what reads the
     /// connection often (the simulator's snapshot at each quiescent
     /// point) pays no parse and no hash. Its parameters are cleared
-    /// afterwards, as `prepare_cached` clears them.
+    /// afterwards, on a panic too, as `prepare_cached` clears them: named
+    /// parameters need not all be bound, and one left out must be NULL,
+    /// not the last call's value.
     pub fn with_statement<R>(
         &mut self,
         sql: &'static str,
         f: impl FnOnce(&mut KeptStatement<'_>) -> rusqlite::Result<R>,
     ) -> rusqlite::Result<R> {
+        struct Cleared<'a, 'b>(&'a mut KeptStatement<'b>);
+        impl Drop for Cleared<'_, '_> {
+            fn drop(&mut self) {
+                self.0 .0.clear_bindings();
+            }
+        }
         let (mut stmt, _) = self.statement(sql)?;
-        let result = f(&mut stmt);
-        stmt.0.clear_bindings();
-        result
+        let cleared = Cleared(&mut stmt);
+        f(cleared.0)
     }
 
     /// The statement of `sql`, prepared once, and the connection.
@@ -653,8 +660,14 @@ mod tests {
         let read =
             |p: &mut Prepared, from: i64| p.with_statement(COUNT, |s| s.query_row([from], |r| r.get::<_, i64>(0)));
         assert_eq!((read(&mut prepared, 2), read(&mut prepared, 4)), (Ok(3), Ok(1)));
+        // Bound by no one now: NULL, not the last call's 4 (x >= NULL
+        // holds for no row).
+        let unbound = prepared.with_statement(COUNT, |s| {
+            s.query_row(&[] as &[(&str, &dyn ToSql)], |r| r.get::<_, i64>(0))
+        });
+        assert_eq!(unbound, Ok(0));
         assert_eq!(prepared.statements.len(), 2);
-        assert_eq!(prepared.statement(COUNT).unwrap().0.runs(), 2);
+        assert_eq!(prepared.statement(COUNT).unwrap().0.runs(), 3);
         // Texts made at run time, each at a new address: the list stays
         // bounded, the first kept is the first dropped, and every text
         // still runs.

@@ -14,9 +14,9 @@
 //! but never hides a race between writers. A store opened on a file per
 //! thread (`otpsim stress`) leaves all of this to SQLite itself.
 
-use rusqlite::types::Value;
 use std::ptr::NonNull;
 
+use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, MappedRows, Params, PrepFlags, Statement, ToSql};
 
 use crate::platform::{Lock, Platform};
@@ -290,7 +290,8 @@ impl KeptStatement<'_> {
     pub fn column_count(&self) -> usize {
         self.0.column_count()
     }
-    /// How many times the statement ran to completion, as SQLite counts.
+    /// How many times the statement ran (SQLite's count: each run from
+    /// its first step to its reset).
     #[cfg(test)]
     fn runs(&self) -> i32 {
         self.0.get_status(rusqlite::StatementStatus::Run)

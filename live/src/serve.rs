@@ -342,11 +342,9 @@ impl App {
                 };
                 self.step();
                 let stored = self.store.inspect(|p| {
-                    p.connection()
-                        .query_row("SELECT data FROM otpsim_sessions WHERE sid = ?1", [sid], |r| {
-                            r.get::<_, String>(0)
-                        })
-                        .optional()
+                    p.with_statement("SELECT data FROM otpsim_sessions WHERE sid = ?1", |s| {
+                        s.query_row([sid], |r| r.get::<_, String>(0)).optional()
+                    })
                 })?;
                 match stored.and_then(|json| cookie::data_from_json(&json)) {
                     Some(data) => Ok((Session::loaded(data), Some(sid.to_string()))),
@@ -370,9 +368,9 @@ impl App {
                 let json = cookie::data_to_json(session.data());
                 self.step();
                 let saved = self.store.inspect(|p| {
-                    p.connection().execute(
+                    p.with_statement(
                         "INSERT INTO otpsim_sessions (sid, data) VALUES (?1, ?2) ON CONFLICT(sid) DO UPDATE SET data = excluded.data",
-                        [&sid, &json],
+                        |s| s.execute([&sid, &json]),
                     )
                 });
                 saved.ok().map(|_| format!("sid={sid}; {attributes}"))

@@ -632,8 +632,12 @@ mod spare {
         let emptied = prepared.connection().is_autocommit()
             && schema_version(&mut prepared).is_ok_and(|v| v == emptying.version)
             && emptying.statements.iter().all(|sql| {
-                let conn = prepared.connection();
-                conn.prepare_cached(sql).and_then(|mut s| s.execute([])).is_ok()
+                // Made at run time, so rusqlite's cache, not the store's list.
+                prepared
+                    .connection()
+                    .prepare_cached(sql)
+                    .and_then(|mut s| s.execute([]))
+                    .is_ok()
             });
         if emptied {
             SPARE.with(|s| {
